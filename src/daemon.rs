@@ -1,0 +1,1 @@
+//! The daemon: wiring, shutdown, SIGHUP reload, sd_notify.

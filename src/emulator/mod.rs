@@ -1,0 +1,1 @@
+//! The local api.video-compatible endpoint (`ingestd emulator`).

@@ -1,0 +1,1 @@
+//! Uploading: worker pool, chunk planning, retry classes, rate limit.
