@@ -214,7 +214,10 @@ pub fn load_config(cli_path: &std::path::Path) -> anyhow::Result<Config> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ingestd: cannot start the async runtime: {e}");

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::journal::Observation;
 
+pub mod filter;
+
 /// Error reported by a [`Sink`] (the journal); the watcher logs it and retries on the next scan.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
