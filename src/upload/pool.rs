@@ -1,0 +1,96 @@
+//! The worker pool: `upload.workers` tasks under the daemon's cancellation token, resizable on
+//! SIGHUP. Workers retired by a resize finish their current file first.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::upload::worker::{WorkerContext, WorkerError, run_worker};
+
+struct Slot {
+    retire: CancellationToken,
+    handle: JoinHandle<Result<(), WorkerError>>,
+}
+
+/// A running pool of upload workers.
+pub struct Pool {
+    ctx: WorkerContext,
+    shutdown: CancellationToken,
+    wake: Arc<Notify>,
+    slots: Vec<Slot>,
+}
+
+impl Pool {
+    /// Starts `workers` workers. Rows left `uploading` by a crashed process must have been
+    /// reclaimed (`Journal::reclaim_interrupted`) before.
+    pub fn spawn(ctx: WorkerContext, workers: usize, shutdown: CancellationToken) -> Pool {
+        let mut pool = Pool {
+            ctx,
+            shutdown,
+            wake: Arc::new(Notify::new()),
+            slots: Vec::new(),
+        };
+        pool.resize(workers);
+        pool
+    }
+
+    /// Wakes idle workers (new files were queued).
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// A handle that wakes idle workers, for the watcher side.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Grows or shrinks the pool; retired workers stop after their current file.
+    pub fn resize(&mut self, workers: usize) {
+        while self.slots.len() > workers {
+            if let Some(slot) = self.slots.pop() {
+                slot.retire.cancel();
+            }
+        }
+        while self.slots.len() < workers {
+            let n = self.slots.len() + 1;
+            let retire = self.shutdown.child_token();
+            let ctx = self.ctx.clone();
+            let wake = self.wake.clone();
+            let (r, shutdown) = (retire.clone(), self.shutdown.clone());
+            let handle = tokio::spawn(async move { run_worker(n, ctx, r, shutdown, wake).await });
+            self.slots.push(Slot { retire, handle });
+        }
+    }
+
+    /// Waits for every worker to end (after the shutdown token was cancelled).
+    pub async fn join(self) -> Result<(), WorkerError> {
+        let mut first_err = None;
+        for slot in self.slots {
+            match slot.handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!("upload worker stopped: {e}");
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    tracing::error!("upload worker panicked: {e}");
+                    first_err.get_or_insert(WorkerError::Join(e));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

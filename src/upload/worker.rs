@@ -1,0 +1,486 @@
+//! One upload worker: claims a queued file from the journal and uploads it, committing progress
+//! after every acknowledged request so that a crash costs at most one chunk.
+//!
+//! Commit order for one file (DESIGN §2–§3):
+//! 1. claim (`queued → uploading`, one transaction); the chunk size is stored on first start;
+//! 2. the file's identity is checked against the row (a changed file abandons its old video);
+//! 3. with an API key and no `videoId` yet: `POST /videos`, commit `videoId` (no orphan window);
+//! 4. without one: mark "first chunk in flight", send chunk 1, commit `videoId` (window W3);
+//! 5. each chunk: send, then commit the acknowledged offset before reading the next (W4);
+//!    a 400 `…-bytes-range-overlap` for the chunk at the committed offset means the service
+//!    already has it (the response was lost): advance;
+//! 6. re-stat: unchanged → `done` with the SHA-256 receipt (W5); changed → back to settling;
+//! 7. the `after_upload` action runs only after `done` is committed (W6).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::{self, ApiError, BodyObserver, ChunkRange, ErrorClass, UploadRequest};
+use crate::config::UploadConfig;
+use crate::journal::{FileIdentity, FileRow, Journal};
+use crate::upload::after;
+use crate::upload::backoff::{Decision, RetryClass, RetryPolicy};
+use crate::upload::hash::{self, Sha256State};
+use crate::upload::board::Progress;
+use crate::upload::rate::RateLimiter;
+use crate::upload::token::TokenGate;
+
+/// Everything a worker needs; shared by all workers of a pool.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub journal: Journal,
+    /// Client used with the upload token.
+    pub client: api::Client,
+    /// Client with the API key, when one is configured: videos are created first.
+    pub api_key_client: Option<api::Client>,
+    pub token: TokenGate,
+    pub config: Arc<UploadConfig>,
+    pub rate: Arc<RateLimiter>,
+    pub progress: Progress,
+    pub policy: Arc<RetryPolicy>,
+    /// Watch-root title templates, tags and metadata, by root path.
+    pub video_meta: Arc<dyn Fn(&FileRow) -> VideoMeta + Send + Sync>,
+}
+
+/// What a video created with the API key is given.
+#[derive(Debug, Clone, Default)]
+pub struct VideoMeta {
+    pub title: String,
+    pub tags: Vec<String>,
+    pub metadata: Vec<(String, String)>,
+}
+
+/// How one upload attempt ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Done { video_id: String },
+    /// Scheduled for a later attempt (recorded in the journal).
+    Retry,
+    /// Token rejected: the row went back to the queue, the pool is paused.
+    TokenPaused,
+    Failed,
+    /// The file changed, vanished or the shutdown deadline hit; the journal says which.
+    Released,
+}
+
+/// Errors inside a worker that are not the upload's own (the journal failing).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("a journal task panicked or was cancelled: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Runs a blocking journal call off the async runtime.
+async fn j<T, F>(journal: &Journal, f: F) -> Result<T, WorkerError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Journal) -> Result<T, crate::journal::JournalError> + Send + 'static,
+{
+    let journal = journal.clone();
+    Ok(tokio::task::spawn_blocking(move || f(&journal)).await??)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn identity_of(meta: &std::fs::Metadata) -> FileIdentity {
+    use std::os::unix::fs::MetadataExt;
+    FileIdentity {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+    }
+}
+
+/// Same content as far as we can tell without reading it (ctime changes on rename).
+fn same_content(a: &FileIdentity, b: &FileIdentity) -> bool {
+    a.dev == b.dev && a.ino == b.ino && a.size == b.size && a.mtime_ns == b.mtime_ns
+}
+
+/// The worker loop: claim, upload, repeat, until `shutdown`.
+///
+/// `retire` stops claiming new files (a child of `shutdown`, also cancelled by a pool resize);
+/// `shutdown` starts the deadline for the request in flight.
+pub async fn run_worker(
+    n: usize,
+    ctx: WorkerContext,
+    retire: CancellationToken,
+    shutdown: CancellationToken,
+    wake: Arc<tokio::sync::Notify>,
+) -> Result<(), WorkerError> {
+    loop {
+        if retire.is_cancelled() {
+            return Ok(());
+        }
+        if !ctx.token.wait_usable(&retire).await {
+            return Ok(());
+        }
+        let now = now_ms();
+        let row = j(&ctx.journal, move |j| j.claim_next(now)).await?;
+        let Some(row) = row else {
+            tokio::select! {
+                _ = retire.cancelled() => return Ok(()),
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            continue;
+        };
+        tracing::debug!(worker = n, id = row.id, path = %row.path.display(), "claimed");
+        upload_file(&ctx, row, &shutdown).await?;
+    }
+}
+
+/// Uploads one claimed row to the end or to the next decision point.
+pub async fn upload_file(
+    ctx: &WorkerContext,
+    mut row: FileRow,
+    shutdown: &CancellationToken,
+) -> Result<Outcome, WorkerError> {
+    let id = row.id;
+    let path = row.path.clone();
+
+    // 2. identity check.
+    let meta = match tokio::fs::metadata(&path).await {
+        Ok(m) => m,
+        Err(e) => {
+            let msg = format!("file vanished before upload: {e}");
+            warn!(path = %path.display(), "{msg}");
+            j(&ctx.journal, move |j| j.mark_vanished(id, &msg)).await?;
+            return Ok(Outcome::Released);
+        }
+    };
+    let now_identity = identity_of(&meta);
+    if !same_content(&now_identity, &row.identity) {
+        let reason = "the file changed since it was queued".to_owned();
+        if let Some(video_id) = row.video_id.clone() {
+            warn!(path = %path.display(), video_id, "file changed since its upload started: abandoning the partial video, starting over");
+        }
+        j(&ctx.journal, move |j| j.file_changed(id, now_identity, &reason)).await?;
+        return Ok(Outcome::Released);
+    }
+
+    // 1b. chunk size is fixed per file at the start of its upload.
+    let chunk_size = match row.chunk_size {
+        Some(c) => c,
+        None => {
+            let c = ctx.config.chunk_size;
+            j(&ctx.journal, move |j| j.start_upload(id, c)).await?;
+            row.chunk_size = Some(c);
+            c
+        }
+    };
+    let total = row.identity.size;
+
+    if row.first_chunk_in_flight && row.video_id.is_none() {
+        let note = format!(
+            "ingestd stopped while the first request of {} was in flight: api.video may hold an incomplete video titled {:?} (orphan)",
+            path.display(),
+            file_name(&path)
+        );
+        warn!(path = %path.display(), "{note}");
+        j(&ctx.journal, move |j| j.record_orphan(id, &note)).await?;
+    }
+
+    // 3. with an API key, create the video first.
+    if row.video_id.is_none()
+        && let Some(keyed) = &ctx.api_key_client
+    {
+        let meta = (ctx.video_meta)(&row);
+        let creation = api::VideoCreation {
+            title: meta.title,
+            tags: meta.tags,
+            metadata: meta.metadata,
+            ..Default::default()
+        };
+        match keyed.create_video(&creation).await {
+            Ok(video) => {
+                let vid = video.video_id.clone();
+                info!(path = %path.display(), video_id = %vid, "created video with the API key");
+                let v = vid.clone();
+                j(&ctx.journal, move |j| j.commit_video_id(id, &v)).await?;
+                row.video_id = Some(vid);
+            }
+            Err(e) => return handle_error(ctx, &row, e, None).await,
+        }
+    }
+
+    // Hash what was already sent (resume), then stream the rest through the hasher.
+    let mut hasher = if row.bytes_uploaded > 0 {
+        let p = path.clone();
+        let upto = row.bytes_uploaded;
+        match tokio::task::spawn_blocking(move || hash::hash_prefix(&p, upto)).await? {
+            Ok(h) => h,
+            Err(e) => {
+                return local_failure(ctx, &row, format!("reading {}: {e}", path.display())).await;
+            }
+        }
+    } else {
+        Sha256State::new()
+    };
+
+    let single = total <= chunk_size;
+    let mut offset = row.bytes_uploaded;
+    ctx.progress.start(id, &path, total, offset);
+    let result = loop {
+        if offset >= total && !(single && offset == 0) {
+            break None;
+        }
+        let range = if single {
+            None
+        } else {
+            Some(api::chunk_at(offset, total, chunk_size))
+        };
+        let len = range.map(|r| r.len).unwrap_or(total);
+        let first_request = row.video_id.is_none();
+        if first_request {
+            j(&ctx.journal, move |j| j.mark_first_chunk_in_flight(id)).await?;
+        }
+        let observer = Arc::new(ChunkObserver {
+            hasher: std::sync::Mutex::new(hasher.clone()),
+            rate: ctx.rate.clone(),
+            progress: ctx.progress.clone(),
+            id,
+        });
+        let req = UploadRequest {
+            path: path.clone(),
+            file_name: file_name(&path),
+            range,
+            video_id: row.video_id.clone(),
+            observer: Some(observer.clone() as Arc<dyn BodyObserver>),
+        };
+        fail::fail_point!("before-send");
+        let sent = tokio::select! {
+            r = ctx.client.upload(&ctx.token.current(), req) => r,
+            _ = deadline_after(shutdown, ctx.config.shutdown_timeout) => {
+                warn!(path = %path.display(), "shutdown deadline reached: aborting the request in flight; it resumes at byte {offset} on restart");
+                j(&ctx.journal, move |j| j.release(id)).await?;
+                ctx.progress.finish(id);
+                return Ok(Outcome::Released);
+            }
+        };
+        match sent {
+            Ok(resp) => {
+                ctx.token.accepted();
+                hasher = observer.take_hasher();
+                if first_request {
+                    let v = resp.video_id.clone();
+                    fail::fail_point!("after-first-chunk-before-commit");
+                    j(&ctx.journal, move |j| j.commit_video_id(id, &v)).await?;
+                    info!(path = %path.display(), video_id = %resp.video_id, "upload started");
+                    row.video_id = Some(resp.video_id.clone());
+                }
+                offset += len;
+                fail::fail_point!("after-chunk-before-commit");
+                j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
+                ctx.progress.set(id, offset);
+                if single {
+                    break None;
+                }
+            }
+            Err(e) if e.slug() == Some("video-content-range-by-bytes-range-overlap") && range.is_some() => {
+                // The service already has exactly this chunk (a response lost before a crash or
+                // a reset): hash it from disk and advance.
+                let Some(r) = range else { break None };
+                info!(path = %path.display(), video_id = ?row.video_id, from = r.offset, "chunk already stored by api.video: advancing");
+                let p = path.clone();
+                let mut h = hasher.clone();
+                match tokio::task::spawn_blocking(move || hash::update_range(&mut h, &p, r.offset, r.len).map(|_| h)).await? {
+                    Ok(h) => hasher = h,
+                    Err(e) => break Some(local_failure(ctx, &row, format!("reading {}: {e}", path.display())).await?),
+                }
+                offset += len;
+                j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
+                ctx.progress.set(id, offset);
+            }
+            Err(e)
+                if e.slug() == Some("video-source-already-uploaded")
+                    && row.video_id.is_some()
+                    && offset + len >= total =>
+            {
+                // The completing chunk was stored before a crash; the video is complete.
+                let p = path.clone();
+                let mut h = hasher.clone();
+                let from = offset;
+                match tokio::task::spawn_blocking(move || hash::update_range(&mut h, &p, from, len).map(|_| h)).await? {
+                    Ok(h) => hasher = h,
+                    Err(e) => break Some(local_failure(ctx, &row, format!("reading {}: {e}", path.display())).await?),
+                }
+                offset = total;
+                j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
+                break None;
+            }
+            Err(e) => {
+                ctx.progress.finish(id);
+                break Some(handle_error(ctx, &row, e, range).await?);
+            }
+        }
+    };
+    if let Some(outcome) = result {
+        return Ok(outcome);
+    }
+    ctx.progress.finish(id);
+
+    // 6. re-stat: the file must be unchanged to be done.
+    let video_id = row.video_id.clone().unwrap_or_default();
+    let after_identity = tokio::fs::metadata(&path).await.map(|m| identity_of(&m));
+    match after_identity {
+        Ok(ident) if same_content(&ident, &row.identity) => {}
+        Ok(ident) => {
+            warn!(path = %path.display(), video_id, "the file changed during its upload: not done; it settles again and uploads as a new video");
+            let reason = "the file changed during its upload".to_owned();
+            j(&ctx.journal, move |j| j.file_changed(id, ident, &reason)).await?;
+            return Ok(Outcome::Released);
+        }
+        Err(e) => {
+            let msg = format!("file vanished during its upload: {e}");
+            warn!(path = %path.display(), video_id, "{msg}");
+            j(&ctx.journal, move |j| j.mark_vanished(id, &msg)).await?;
+            return Ok(Outcome::Released);
+        }
+    }
+    let sha = hasher.hex();
+    let (v, s) = (video_id.clone(), sha.clone());
+    fail::fail_point!("before-done-commit");
+    j(&ctx.journal, move |j| j.mark_done(id, &s, &v)).await?;
+    info!(path = %path.display(), video_id, sha256 = %sha, bytes = total, "uploaded");
+
+    // 7. after_upload, only now.
+    fail::fail_point!("before-after-upload");
+    let root = row.root.clone();
+    let action = ctx.config.after_upload.clone();
+    let p = path.clone();
+    let outcome = tokio::task::spawn_blocking(move || after::apply(&action, &root, &p)).await?;
+    let text = outcome.to_string();
+    if outcome.is_error() {
+        warn!(path = %path.display(), video_id, "{text}");
+    }
+    j(&ctx.journal, move |j| j.record_after_upload(id, &text)).await?;
+    Ok(Outcome::Done { video_id })
+}
+
+/// Resolves `deadline` after `shutdown` is cancelled (never, while it is not).
+async fn deadline_after(shutdown: &CancellationToken, deadline: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(deadline).await;
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "video".to_owned())
+}
+
+/// A local problem (I/O) while uploading: retried with backoff, reason visible.
+async fn local_failure(
+    ctx: &WorkerContext,
+    row: &FileRow,
+    msg: String,
+) -> Result<Outcome, WorkerError> {
+    let id = row.id;
+    let attempts = row.attempts + 1;
+    let delay = ctx.policy.backoff(attempts);
+    let at = now_ms() + delay.as_millis() as i64;
+    warn!(path = %row.path.display(), "{msg}; retrying in {}s", delay.as_secs());
+    j(&ctx.journal, move |j| j.schedule_retry(id, at, attempts, &msg, None)).await?;
+    Ok(Outcome::Retry)
+}
+
+/// Maps an api error to the journal: retry, token pause or failure.
+async fn handle_error(
+    ctx: &WorkerContext,
+    row: &FileRow,
+    e: ApiError,
+    range: Option<ChunkRange>,
+) -> Result<Outcome, WorkerError> {
+    let id = row.id;
+    let path = row.path.display().to_string();
+    let video_id = row.video_id.clone();
+    let class = match e.class() {
+        ErrorClass::Transient | ErrorClass::Local => RetryClass::Transient,
+        ErrorClass::RateLimited => RetryClass::RateLimited(e.retry_after()),
+        ErrorClass::TokenRejected => RetryClass::TokenRejected,
+        ErrorClass::ApiKeyRejected | ErrorClass::Permanent => RetryClass::Permanent,
+    };
+    let where_ = match range {
+        Some(r) => format!("bytes {}-{}/{}", r.offset, r.offset + r.len - 1, r.total),
+        None => "single request".to_owned(),
+    };
+    let slug = e.slug().map(str::to_owned);
+    let msg = format!("{where_}: {e}");
+    let attempts = row.attempts + 1;
+    match ctx.policy.decide(&class, attempts) {
+        Decision::RetryAfter(delay) => {
+            let at = now_ms() + delay.as_millis() as i64;
+            let counted = if matches!(class, RetryClass::RateLimited(_)) {
+                row.attempts
+            } else {
+                attempts
+            };
+            warn!(path, video_id = ?video_id, "{msg}; attempt {attempts}, next in {}s", delay.as_secs());
+            j(&ctx.journal, move |j| j.schedule_retry(id, at, counted, &msg, slug.as_deref())).await?;
+            Ok(Outcome::Retry)
+        }
+        Decision::PauseForToken => {
+            let reason = e.to_string();
+            if ctx.token.reject(&reason) {
+                warn!("api.video rejected the upload token ({}): uploads paused until the token changes (token file rewritten or SIGHUP)", e.slug().unwrap_or("401"));
+            }
+            let r = reason.clone();
+            j(&ctx.journal, move |j| {
+                j.set_token_state("rejected", &r)?;
+                j.release(id)
+            })
+            .await?;
+            Ok(Outcome::TokenPaused)
+        }
+        Decision::Fail => {
+            warn!(path, video_id = ?video_id, "upload failed: {msg}");
+            j(&ctx.journal, move |j| j.mark_failed(id, &msg, slug.as_deref())).await?;
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+/// Streams bytes through the hasher, the shared rate limiter and the progress board.
+struct ChunkObserver {
+    hasher: std::sync::Mutex<Sha256State>,
+    rate: Arc<RateLimiter>,
+    progress: Progress,
+    id: i64,
+}
+
+impl ChunkObserver {
+    fn take_hasher(&self) -> Sha256State {
+        match self.hasher.lock() {
+            Ok(h) => h.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+impl BodyObserver for ChunkObserver {
+    fn before_send(&self, n: usize) -> futures_util::future::BoxFuture<'static, ()> {
+        let rate = self.rate.clone();
+        Box::pin(async move { rate.acquire(n as u64).await })
+    }
+
+    fn on_bytes(&self, data: &[u8]) {
+        match self.hasher.lock() {
+            Ok(mut h) => h.update(data),
+            Err(p) => p.into_inner().update(data),
+        }
+        self.progress.add(self.id, data.len() as u64);
+    }
+}
