@@ -4,8 +4,7 @@
 //!   [`HashSnapshot`] before streaming a chunk; if the chunk fails, [`ContentHasher::restore`]
 //!   rolls its bytes back, so the hash always covers exactly the acknowledged prefix.
 //! - [`hash_prefix`] / [`ContentHasher::extend_from_file`]: after a restart, rehash `[0, offset)`
-//!   of the file from disk (streaming,
-//!   fixed buffer) to continue the hash at the committed offset.
+//!   of the file from disk (streaming, fixed buffer) to continue at the committed offset.
 //!
 //! SHA-256 (not BLAKE3) because the emulator and users' tools (`sha256sum`) speak it.
 
