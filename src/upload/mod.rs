@@ -5,7 +5,17 @@
 //!   and [`RetryNote`], the visible reason of a file waiting in retry.
 //! - [`rate`]: [`RateLimit`], the `upload.max_rate` token bucket shared by all workers.
 //! - [`hash`]: [`ContentHasher`] (SHA-256 with snapshot/restore) and [`hash_prefix`] for resume.
+//! - [`progress`]: [`UploadTap`] (rate limit + hash + [`Progress`] for one file's body; the api
+//!   client's body observer) with snapshot/restore per chunk.
 //! - [`after`]: [`after::apply`], the `after_upload` keep / delete / move.
+//!
+//! Mapping of the api client's error classes onto [`RetryClass`]: `Transient` → `Transient`
+//! (and a 503 carrying a retry-after → `RateLimited(Some(..))`); `RateLimited` →
+//! `RateLimited(err.retry_after())`; `TokenRejected` → `TokenRejected`; `Permanent` →
+//! `Permanent` (except the two 400 slugs handled in step 4 below); `ApiKeyRejected` →
+//! `Permanent` for the file-creating `POST /videos` (the key is wrong: failing loudly beats
+//! retrying); `Local` → handled by the worker (vanished → `gone`, changed → requeue, other I/O →
+//! `Transient` with the reason shown).
 //!
 //! # Worker design (for the pool)
 //! `upload.workers` tasks, each a loop under the daemon's `CancellationToken`:
@@ -30,8 +40,8 @@
 //!    - later chunks: send with `videoId` and `Content-Range: bytes from-to/total`, then commit
 //!      offset `to+1`. Reset the failure count to 0 on every acknowledged chunk;
 //!    - stream each body from disk (`seek(from)` + `take(len)`), passing every buffer through
-//!      [`RateLimit::acquire`] and [`ContentHasher::update`]; take a [`HashSnapshot`] before
-//!      the chunk and `restore` it if the chunk fails.
+//!      [`RateLimit::acquire`] and [`ContentHasher::update`] (both in [`UploadTap`]); take a
+//!      [`HashSnapshot`] before the chunk and `restore` it if the chunk fails.
 //!    - 400 `video-content-range-by-bytes-range-overlap` for exactly the chunk that follows the
 //!      committed offset (the one in flight before a crash): the service has it → restore the
 //!      hash snapshot, [`ContentHasher::extend_from_file`] to `to+1` (the server may have
@@ -54,9 +64,11 @@
 pub mod after;
 pub mod backoff;
 pub mod hash;
+pub mod progress;
 pub mod rate;
 
 pub use after::{AfterError, AfterOutcome};
 pub use backoff::{Backoff, Decision, RetryClass, RetryNote, RetryPolicy};
 pub use hash::{ContentHasher, HashError, HashSnapshot, hash_prefix, hash_prefix_async};
+pub use progress::{Progress, UploadTap};
 pub use rate::RateLimit;
