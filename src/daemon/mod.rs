@@ -6,7 +6,7 @@
 //! - [`signals`]: SIGTERM/SIGINT → cancel; SIGHUP → [`ReloadRequests`].
 //! - [`notify`]: `READY=1`, `STATUS=`, `RELOADING=1`, `WATCHDOG=1` (only while the journal
 //!   round-trips), `STOPPING=1`.
-//! - [`status_line`]: the `STATUS=` text.
+//! - [`mod@status_line`]: the `STATUS=` text.
 //!
 //! Shutdown order: cancel → stop claiming and scanning → in-flight chunks finish or are dropped
 //! within `upload.shutdown_timeout` → `STOPPING=1` → return `Ok(())` (exit 0).
