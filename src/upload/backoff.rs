@@ -283,6 +283,23 @@ mod tests {
         assert_eq!(p.decide_now(RetryClass::Permanent, 1), Decision::Fail);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn delays_never_exceed_the_cap(
+            base_ms in 1u64..10_000,
+            cap_s in 1u64..100_000,
+            failures in 0u32..u32::MAX,
+            seed: u64,
+        ) {
+            let cap = Duration::from_secs(cap_s);
+            let b = Backoff::new(Duration::from_millis(base_ms), cap);
+            let d = b.delay(failures, &mut StdRng::seed_from_u64(seed));
+            proptest::prop_assert!(d <= b.ceiling(failures));
+            proptest::prop_assert!(b.ceiling(failures) <= cap);
+            proptest::prop_assert!(b.ceiling(failures) <= b.ceiling(failures.saturating_add(1)));
+        }
+    }
+
     #[test]
     fn retry_note_reads_well() {
         let at = time::macros::datetime!(2026-11-28 05:12:03.5 UTC);

@@ -7,6 +7,7 @@
 //! - [`hash`]: [`ContentHasher`] (SHA-256 with snapshot/restore) and [`hash_prefix`] for resume.
 //! - [`progress`]: [`UploadTap`] (rate limit + hash + [`Progress`] for one file's body; the api
 //!   client's body observer) with snapshot/restore per chunk.
+//! - [`resolve`]: [`resolve_refusal`], the two 400s that confirm a chunk (overlap, already uploaded).
 //! - [`after`]: [`after::apply`], the `after_upload` keep / delete / move.
 //!
 //! Mapping of the api client's error classes onto [`RetryClass`]: `Transient` → `Transient`
@@ -33,7 +34,9 @@
 //! 4. **Chunk loop**, with `chunk_size` from the row, `total = size`:
 //!    - file ≤ chunk_size: one request without `Content-Range`; mark "first chunk in flight"
 //!      before sending (W3 orphan record), then commit `videoId` + done-offset together.
-//!    - otherwise, for chunk `[from, to]`:
+//!      A 0-byte file cannot be uploaded (400 `uploaded-file-empty`): park it as `failed`
+//!      with that reason without a request.
+//!    - larger files go chunk by chunk, `[from, to]` inclusive, `from` = committed offset.
 //!    - first chunk (no `videoId` yet): commit "first chunk in flight" (so a crash before the
 //!      next commit is reported as a possible orphan), send without `videoId`, then **commit
 //!      `videoId` and offset `to+1` in one transaction** before reading the next chunk;
@@ -42,7 +45,8 @@
 //!    - stream each body from disk (`seek(from)` + `take(len)`), passing every buffer through
 //!      [`RateLimit::acquire`] and [`ContentHasher::update`] (both in [`UploadTap`]); take a
 //!      [`HashSnapshot`] before the chunk and `restore` it if the chunk fails.
-//!    - 400 `video-content-range-by-bytes-range-overlap` for exactly the chunk that follows the
+//!    - 400s go through [`resolve_refusal`] first:
+//!      `video-content-range-by-bytes-range-overlap` for exactly the chunk that follows the
 //!      committed offset (the one in flight before a crash): the service has it → restore the
 //!      hash snapshot, [`ContentHasher::extend_from_file`] to `to+1` (the server may have
 //!      refused before reading the body), commit the offset and advance.
@@ -66,9 +70,11 @@ pub mod backoff;
 pub mod hash;
 pub mod progress;
 pub mod rate;
+pub mod resolve;
 
 pub use after::{AfterError, AfterOutcome};
 pub use backoff::{Backoff, Decision, RetryClass, RetryNote, RetryPolicy};
 pub use hash::{ContentHasher, HashError, HashSnapshot, hash_prefix, hash_prefix_async};
 pub use progress::{Progress, UploadTap};
 pub use rate::RateLimit;
+pub use resolve::{Resolution, resolve_refusal};
