@@ -4,13 +4,52 @@
 //! are in range. Every error names the file, line, column and key, and says what to write instead
 //! (`F:LINE:COL: …`). `ingestd check-config` prints these and exits 78 (EX_CONFIG).
 //!
-//! OWNER NOTE (skeleton): the validated types below are the interface the other modules build on.
-//! Parsing and validation are filled in by the config work.
+//! Layout: [`raw`] (serde types) → [`validate`] (ranges, paths, overlaps, token source), with
+//! [`units`] (sizes, rates, durations), [`keys`] (every key, for suggestions), [`errors`] (toml
+//! errors → helpful messages), [`position`] (offset → line:col), [`paths`] and [`token`].
+//!
+//! Loading checks that a configured `upload_token_file`/`api_key_file` exists and is readable (and
+//! that the token file is not empty) unless [`LoadOptions::check_files`] is false; a secret file
+//! with a mode wider than 0600 gives a warning in [`Config::warnings`].
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::secret::Secret;
+
+pub mod errors;
+pub mod keys;
+pub mod paths;
+pub mod position;
+pub mod raw;
+pub mod token;
+pub mod units;
+mod validate;
+
+pub use raw::RawConfig;
+
+/// Default values of keys that are left out.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const ENDPOINT: &str = "https://ws.api.video";
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const MIN_RATE: u64 = 64 * 1024;
+    pub const JOURNAL_PATH: &str = "/var/lib/ingestd/journal.sqlite";
+    pub const WORKERS: usize = 2;
+    pub const CHUNK_SIZE: u64 = 64 << 20;
+    /// api.video: every chunk but the last must be at least 5 MiB.
+    pub const MIN_CHUNK: u64 = 5 << 20;
+    /// The official clients' maximum (api.video accepts up to 200 MiB per request).
+    pub const MAX_CHUNK: u64 = 128 << 20;
+    pub const RETRY_MAX: Duration = Duration::from_secs(600);
+    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const TITLE_TEMPLATE: &str = "{stem}";
+    pub const SETTLE: Duration = Duration::from_secs(10);
+    pub const POLL_INTERVAL: Duration = Duration::from_secs(30);
+    pub const RESCAN_INTERVAL: Duration = Duration::from_secs(600);
+}
 
 /// Default config path when neither `--config` nor `INGESTD_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/ingestd/config.toml";
@@ -28,13 +67,23 @@ pub struct Config {
     pub upload: UploadConfig,
     /// `[[watch]]` roots; may be empty (only `run` needs them).
     pub watch: Vec<WatchConfig>,
+    /// `[metrics]`: the Prometheus `/metrics` and status page listener (optional).
+    pub metrics: Option<MetricsConfig>,
     /// Non-fatal findings (e.g. a token file readable by others), printed by `check-config` and logged by `run`.
     pub warnings: Vec<String>,
 }
 
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `listen = "127.0.0.1:9184"`.
+    pub listen: SocketAddr,
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// Base URL, e.g. `https://ws.api.video` (no trailing slash).
+    /// Base URL, e.g. `https://ws.api.video`. Its path always ends with `/` (`https://ws.api.video/`),
+    /// so `endpoint.join("upload")` works with a path prefix too; no query, fragment or user.
     pub endpoint: reqwest::Url,
     pub token: TokenSource,
     /// API key file, for `token …` commands and for creating videos first (optional).
@@ -157,34 +206,78 @@ impl ConfigError {
     }
 }
 
+fn endpoint_host(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// How [`Config::load_with`] treats the environment and secret files.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`); its `upload-token` is the token when
+    /// neither `upload_token` nor `upload_token_file` is set.
+    pub credentials_directory: Option<PathBuf>,
+    /// Check that `upload_token_file` exists, is readable and not empty, that `api_key_file`
+    /// and `ca_file` exist and are readable. True for `check-config`, `run` and `upload`; the
+    /// `token …` commands may turn it off (the token file may not exist before `token create`).
+    pub check_files: bool,
+}
+
+impl LoadOptions {
+    /// From the process environment, checking files.
+    pub fn from_env() -> LoadOptions {
+        LoadOptions {
+            credentials_directory: std::env::var_os("CREDENTIALS_DIRECTORY")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            check_files: true,
+        }
+    }
+}
+
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path` ([`LoadOptions::from_env`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, &LoadOptions::from_env())
+    }
+
+    /// Reads and validates the file at `path`.
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             position: None,
             message: format!("cannot read the configuration file: {e}"),
         })?;
-        Self::parse(&text, path)
+        Self::parse_with(&text, path, opts)
+    }
+
+    /// Parses and validates `text`, reporting errors against `path` ([`LoadOptions::from_env`]).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Self::parse_with(text, path, &LoadOptions::from_env())
     }
 
     /// Parses and validates `text`, reporting errors against `path`.
-    pub fn parse(_text: &str, path: &Path) -> Result<Config, ConfigError> {
-        Err(ConfigError {
-            file: path.to_owned(),
-            position: None,
-            message: "configuration parsing is not implemented yet".into(),
-        })
+    pub fn parse_with(text: &str, path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
+        let cx = errors::Ctx { file: path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| cx.from_toml(&e))?;
+        validate::validate(raw, cx, opts)
     }
-}
 
-impl ApiConfig {
-    /// Reads the upload token now (token files are re-read on SIGHUP and when they change).
-    pub fn read_upload_token(&self) -> Result<Secret, ConfigError> {
-        Err(ConfigError {
-            file: PathBuf::new(),
-            position: None,
-            message: "not implemented yet".into(),
-        })
+    /// One line for `check-config`: roots, workers, chunk size, endpoint host, token source.
+    pub fn summary(&self) -> String {
+        let roots = match self.watch.len() {
+            1 => "1 watch root".to_owned(),
+            n => format!("{n} watch roots"),
+        };
+        format!(
+            "{roots}, {} workers, chunk size {}, endpoint {}, token: {}",
+            self.upload.workers,
+            units::format_size(self.upload.chunk_size),
+            endpoint_host(&self.api.endpoint),
+            self.api.token_source_label()
+        )
     }
 }
