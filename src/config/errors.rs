@@ -177,7 +177,8 @@ fn unknown_key(rest: &str, path: &[Step]) -> String {
     } else {
         "keys"
     };
-    msg.push_str(&format!(". Valid {what}: {}", list(valid, &section)));
+    let sep = if msg.ends_with('?') { " " } else { ". " };
+    msg.push_str(&format!("{sep}Valid {what}: {}", list(valid, &section)));
     msg
 }
 

@@ -187,3 +187,36 @@ mod tests {
         assert_eq!(section_with_keys(&upload), Some("upload"));
     }
 }
+
+#[cfg(test)]
+mod serde_agreement {
+    use super::*;
+    use crate::config::RawConfig;
+
+    /// The tables above must list exactly the fields serde accepts, in declaration order.
+    #[test]
+    fn key_tables_match_the_raw_types() {
+        for (name, header) in [
+            ("", ""),
+            ("api", "[api]\n"),
+            ("journal", "[journal]\n"),
+            ("upload", "[upload]\n"),
+            ("watch", "[[watch]]\npath = \"/a\"\n"),
+            ("metrics", "[metrics]\nlisten = \"127.0.0.1:1\"\n"),
+        ] {
+            let text = format!("{header}zzz_unknown = 1\n");
+            let err = toml::from_str::<RawConfig>(&text).unwrap_err();
+            let names: Vec<&str> = section(name).unwrap().iter().map(|k| k.name).collect();
+            let listed: Vec<&str> = err
+                .message()
+                .split_once("expected")
+                .unwrap()
+                .1
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .collect();
+            assert_eq!(listed, names, "section `{name}`: {}", err.message());
+        }
+    }
+}

@@ -81,12 +81,13 @@ pub fn format_size(bytes: u64) -> String {
         ("KiB", 1 << 10),
     ];
     for (name, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes < size {
+            continue;
+        }
+        if bytes % size == 0 {
             return format!("{} {name}", bytes / size);
         }
-    }
-    for (name, size) in UNITS {
-        if bytes >= size {
+        if (u128::from(bytes) * 10) % u128::from(size) == 0 {
             return format!("{:.1} {name}", bytes as f64 / size as f64);
         }
     }
@@ -148,9 +149,11 @@ mod tests {
     #[test]
     fn formatting() {
         assert_eq!(format_size(64 * MIB), "64 MiB");
-        assert_eq!(format_size(1536 * MIB), "1536 MiB");
+        assert_eq!(format_size(1536 * MIB), "1.5 GiB");
         assert_eq!(format_size(1000), "1000 B");
-        assert_eq!(format_size(1500), "1.5 KiB");
+        assert_eq!(format_size(1536), "1.5 KiB");
+        assert_eq!(format_size(1500), "1500 B");
+        assert_eq!(format_size(5 * MIB + 1), "5242881 B");
         assert_eq!(format_duration(Duration::from_secs(600)), "10m");
     }
 }
