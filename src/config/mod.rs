@@ -281,3 +281,93 @@ impl Config {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn opts() -> LoadOptions {
+        LoadOptions {
+            credentials_directory: None,
+            check_files: false,
+        }
+    }
+
+    /// Any error's position lies inside the text (line ≤ number of lines + 1).
+    fn check(text: &str) -> Result<(), TestCaseError> {
+        if let Err(e) = Config::parse_with(text, Path::new("p.toml"), &opts()) {
+            if let Some((line, col)) = e.position {
+                prop_assert!(line >= 1 && col >= 1);
+                prop_assert!(line <= text.lines().count() + 1, "{e} for {text:?}");
+            }
+            prop_assert!(!e.message.is_empty());
+        }
+        Ok(())
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        let sections = prop::sample::select(vec![
+            "[api]",
+            "[journal]",
+            "[upload]",
+            "[[watch]]",
+            "[metrics]",
+            "[x]",
+            "",
+        ]);
+        let mut names: Vec<&str> = keys::SECTIONS
+            .iter()
+            .chain(keys::API)
+            .chain(keys::UPLOAD)
+            .chain(keys::WATCH)
+            .chain(keys::METRICS)
+            .map(|k| k.name)
+            .collect();
+        names.extend(["chunksize", "path", "zz", "\"quoted\"", "a.b"]);
+        let keys = prop::sample::select(names);
+        let values = prop::sample::select(vec![
+            "\"64 MiB\"",
+            "\"1 MiB\"",
+            "5",
+            "-1",
+            "0",
+            "true",
+            "\"/srv/a\"",
+            "\"/srv/a/b\"",
+            "\"rel\"",
+            "\"\"",
+            "[]",
+            "[\"*.mp4\"]",
+            "[\"[\"]",
+            "[1, 2]",
+            "{}",
+            "{ a = 1 }",
+            "{ a = \"b\" }",
+            "1.5",
+            "\"http://h\"",
+            "\"https://h\"",
+            "\"10s\"",
+            "\"0s\"",
+            "\"move\"",
+            "\"poll\"",
+            "1979-05-27",
+            "\"127.0.0.1:1\"",
+            "\"{stem}\"",
+            "\"{x\"",
+        ]);
+        (sections, keys, values).prop_map(|(s, k, v)| format!("{s}\n{k} = {v}"))
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,120}") {
+            check(&text)?;
+        }
+
+        #[test]
+        fn config_like_text_never_panics(lines in prop::collection::vec(line(), 0..10)) {
+            check(&lines.join("\n"))?;
+        }
+    }
+}
