@@ -85,6 +85,10 @@ const CASES: &[(&str, &str)] = &[
         "2:8: `path` in [journal] is the relative path \"journal.sqlite\"; write an absolute path such as \"/var/lib/ingestd/journal.sqlite\"",
     ),
     (
+        "[journal]\npath = \"{dir}/root\"\n",
+        "2:8: `path` in [journal] names the directory \"{dir}/root\"; write the path of the journal file, such as \"{dir}/root/journal.sqlite\"",
+    ),
+    (
         "[[watch]]\npath = \"~/videos\"\n",
         "2:8: `path` in [[watch]] is the relative path \"~/videos\" (`~` is not expanded); write an absolute path such as \"/srv/recordings\"",
     ),
@@ -151,6 +155,14 @@ const CASES: &[(&str, &str)] = &[
     (
         "[api]\napi_key_file = \"{dir}/no-such-key\"\n",
         "2:16: `api_key_file` names `{dir}/no-such-key`, which does not exist",
+    ),
+    (
+        "[api]\nca_file = \"{dir}/no-such-ca.pem\"\n",
+        "2:11: `ca_file` names `{dir}/no-such-ca.pem`, which cannot be read: No such file or directory (os error 2); point it at a PEM certificate file",
+    ),
+    (
+        "[[watch]]\npath = \"{dir}/token\"\n",
+        "2:8: `path` in [[watch]] names `{dir}/token`, which is not a directory; point it at the folder to watch",
     ),
     (
         "[api]\nendpoint = \"ftp://ws.api.video\"\n",

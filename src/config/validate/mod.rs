@@ -24,7 +24,20 @@ pub fn validate(raw: RawConfig, cx: Ctx<'_>, opts: &LoadOptions) -> R<Config> {
     let mut warnings = Vec::new();
     let api = api::api(&raw.api, cx, opts, &mut warnings)?;
     let journal_path = match &raw.journal.path {
-        Some(p) => absolute(p, "path", "[journal]", defaults::JOURNAL_PATH, cx)?,
+        Some(p) => {
+            let path = absolute(p, "path", "[journal]", defaults::JOURNAL_PATH, cx)?;
+            if path.is_dir() {
+                return Err(cx.at(
+                    span_of(p),
+                    format!(
+                        "`path` in [journal] names the directory \"{}\"; write the path of the journal file, such as \"{}/journal.sqlite\"",
+                        path.display(),
+                        path.display()
+                    ),
+                ));
+            }
+            path
+        }
         None => PathBuf::from(defaults::JOURNAL_PATH),
     };
     let upload = upload::upload(&raw.upload, cx, &mut warnings)?;
