@@ -227,6 +227,11 @@ fn lenient_mode_does_not_require_the_token_file() {
     let text = "[api]\nupload_token_file = \"/nonexistent/upload-token\"\napi_key_file = \"/nonexistent/key\"\n";
     let c = Config::parse_with(text, Path::new("t.toml"), &lenient).unwrap();
     assert!(matches!(c.api.token, TokenSource::File(_)));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(&file, text).unwrap();
+    assert!(Config::load_lenient(&file).is_ok());
+    assert!(Config::load(&file).is_err());
     assert!(parse_err(text).contains(
         "t.toml:2:21: `upload_token_file` names `/nonexistent/upload-token`, which does not exist"
     ));

@@ -244,6 +244,17 @@ impl Config {
         Self::load_with(path, &LoadOptions::from_env())
     }
 
+    /// Like [`Config::load`] but without checking that token, API key and CA files exist: for the
+    /// `token …` commands, which may run before the upload token file is created
+    /// (`ingestd token create > /etc/ingestd/upload-token` truncates it before ingestd starts).
+    pub fn load_lenient(path: &Path) -> Result<Config, ConfigError> {
+        let opts = LoadOptions {
+            check_files: false,
+            ..LoadOptions::from_env()
+        };
+        Self::load_with(path, &opts)
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
