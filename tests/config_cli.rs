@@ -290,7 +290,7 @@ fn valid_config_exits_0_with_summary_and_never_the_token() {
     assert_eq!(
         stdout,
         format!(
-            "{}: ok\n1 watch root, 3 workers, chunk size 8 MiB, endpoint 127.0.0.1:8089, token: inline upload_token to1t…KMVb\n",
+            "{}: ok\n1 watch root, 3 workers, chunk size 8 MiB, endpoint 127.0.0.1:8089, token: inline upload_token\n",
             path.display()
         )
     );

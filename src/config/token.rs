@@ -108,7 +108,7 @@ impl ApiConfig {
     /// Short description of the token source for summaries (never the token itself).
     pub fn token_source_label(&self) -> String {
         match &self.token {
-            TokenSource::Inline(s) => format!("inline upload_token {}", s.redacted()),
+            TokenSource::Inline(_) => "inline upload_token".into(),
             TokenSource::File(p) => format!("file {}", p.display()),
             TokenSource::Credential(p) => format!("systemd credential {}", p.display()),
             TokenSource::None => "none".into(),
