@@ -4,7 +4,7 @@
 //! are in range. Every error names the file, line, column and key, and says what to write instead
 //! (`F:LINE:COL: …`). `ingestd check-config` prints these and exits 78 (EX_CONFIG).
 //!
-//! Layout: [`raw`] (serde types) → [`validate`] (ranges, paths, overlaps, token source), with
+//! Layout: [`raw`] (serde types) → `validate` (ranges, paths, overlaps, token source), with
 //! [`units`] (sizes, rates, durations), [`keys`] (every key, for suggestions), [`errors`] (toml
 //! errors → helpful messages), [`position`] (offset → line:col), [`paths`] and [`token`].
 //!
