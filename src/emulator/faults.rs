@@ -1,0 +1,167 @@
+//! The fault plan: rules set at run time through `/_emulator/faults` that make matching requests
+//! misbehave (docs/EMULATOR.md documents the JSON).
+
+use serde::{Deserialize, Serialize};
+
+/// What a matching request suffers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Answer `status` with `body` (default: an api.video JSON problem for that status).
+    Fail {
+        status: u16,
+        #[serde(default)]
+        body: Option<String>,
+        #[serde(default)]
+        content_type: Option<String>,
+        /// Seconds, sent as `X-RateLimit-Retry-After` and `Retry-After`.
+        #[serde(default)]
+        retry_after: Option<u64>,
+        /// Process the request normally first (the chunk is stored), then answer the failure.
+        #[serde(default)]
+        store: bool,
+    },
+    /// Answer `status` (default 200) with a body that is not the JSON a client expects
+    /// (default: the truncated JSON `{"videoId":"vi`).
+    Garbage {
+        #[serde(default = "default_ok")]
+        status: u16,
+        #[serde(default)]
+        body: Option<String>,
+        #[serde(default)]
+        content_type: Option<String>,
+        #[serde(default)]
+        store: bool,
+    },
+    /// Reset the TCP connection (RST) once `after_bytes` body bytes were read; nothing is stored.
+    Reset { after_bytes: u64 },
+    /// Process the request normally (the chunk is stored), then close the connection without answering.
+    Drop,
+    /// Process the request normally, then wait `ms` milliseconds before answering.
+    Delay { ms: u64 },
+    /// Read the request body at `bytes_per_sec`.
+    Throttle { bytes_per_sec: u64 },
+    /// Never answer (the connection stays open until the client gives up or the endpoint stops).
+    Blackhole {
+        #[serde(default)]
+        store: bool,
+    },
+}
+
+fn default_ok() -> u16 {
+    200
+}
+
+fn default_count() -> u64 {
+    1
+}
+
+/// One rule: the first `count` requests whose path starts with `path` (and whose method is
+/// `method`, if given), after letting `skip` of them through, get `action`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub path: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default = "default_count")]
+    pub count: u64,
+    #[serde(default)]
+    pub skip: u64,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// The request body of `POST /_emulator/faults`: a list of rules, or `{"rules": [...]}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PlanInput {
+    List(Vec<Rule>),
+    Object { rules: Vec<Rule> },
+}
+
+impl PlanInput {
+    pub fn into_rules(self) -> Vec<Rule> {
+        match self {
+            PlanInput::List(r) | PlanInput::Object { rules: r } => r,
+        }
+    }
+}
+
+/// Rules with what is left of their `count`/`skip`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct FaultPlan {
+    pub rules: Vec<Rule>,
+    /// How many requests got a fault since the plan was set.
+    pub fired: u64,
+}
+
+impl FaultPlan {
+    pub fn set(&mut self, rules: Vec<Rule>) {
+        self.rules = rules;
+        self.fired = 0;
+    }
+
+    /// The action for this request, if a rule matches (consuming one of its count).
+    pub fn take(&mut self, method: &str, path: &str) -> Option<Action> {
+        for rule in &mut self.rules {
+            if rule.count == 0 || !path.starts_with(&rule.path) {
+                continue;
+            }
+            if rule
+                .method
+                .as_deref()
+                .is_some_and(|m| !m.eq_ignore_ascii_case(method))
+            {
+                continue;
+            }
+            if rule.skip > 0 {
+                rule.skip -= 1;
+                continue;
+            }
+            rule.count -= 1;
+            self.fired += 1;
+            return Some(rule.action.clone());
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_counts() {
+        let input: PlanInput = serde_json::from_str(
+            r#"[{"path":"/upload","count":2,"skip":1,"action":"fail","status":502,"body":"<html>bad gateway</html>"},
+                {"path":"/videos","method":"GET","action":"delay","ms":5}]"#,
+        )
+        .unwrap();
+        let mut plan = FaultPlan::default();
+        plan.set(input.into_rules());
+        assert_eq!(plan.take("POST", "/upload"), None);
+        assert!(matches!(
+            plan.take("POST", "/upload"),
+            Some(Action::Fail { status: 502, .. })
+        ));
+        assert!(matches!(
+            plan.take("POST", "/upload"),
+            Some(Action::Fail { .. })
+        ));
+        assert_eq!(plan.take("POST", "/upload"), None);
+        assert_eq!(plan.take("POST", "/videos"), None);
+        assert_eq!(
+            plan.take("GET", "/videos/vi1"),
+            Some(Action::Delay { ms: 5 })
+        );
+        assert_eq!(plan.fired, 3);
+    }
+
+    #[test]
+    fn rejects_unknown_actions() {
+        assert!(serde_json::from_str::<PlanInput>(r#"[{"path":"/","action":"explode"}]"#).is_err());
+        let r: PlanInput =
+            serde_json::from_str(r#"{"rules":[{"path":"/upload","action":"drop"}]}"#).unwrap();
+        assert_eq!(r.into_rules()[0].action, Action::Drop);
+    }
+}
