@@ -1174,3 +1174,49 @@ async fn fault_drop_delay_throttle_blackhole() {
     let stats = api.get("/_emulator/stats").await;
     assert_eq!(stats.body["requests"]["POST /upload"], 4);
 }
+
+#[tokio::test]
+async fn prints_the_real_port_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::bin())
+        .args(["emulator", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_suffix('\n')
+        .and_then(|l| l.strip_prefix("listening on http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let port: u16 = addr.parse().unwrap();
+    assert_ne!(port, 0);
+    // Without --api-key any non-empty key works.
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/upload-tokens"))
+        .basic_auth("anything", Some(""))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "{st:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
