@@ -55,5 +55,8 @@ async fn bind_error_is_reported() {
         upload_limit_per_minute: 0,
     };
     let err = start(opts, "256.0.0.1:1").await.unwrap_err();
-    assert!(err.to_string().contains("cannot listen on 256.0.0.1:1"), "{err}");
+    assert!(
+        err.to_string().contains("cannot listen on 256.0.0.1:1"),
+        "{err}"
+    );
 }

@@ -78,7 +78,7 @@ async fn send(
     from: u64,
     len: u64,
     hasher: &mut Sha256,
-) -> serde_json::Value {
+) -> (u16, serde_json::Value) {
     let mut head = String::new();
     if let Some(id) = video_id {
         head.push_str(&format!(
@@ -118,10 +118,9 @@ async fn send(
         rb = rb.header("content-range", r);
     }
     let r = rb.send().await.unwrap();
-    let status = r.status();
+    let status = r.status().as_u16();
     let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(status, 201, "{body}");
-    body
+    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +144,8 @@ async fn peak_rss_stays_flat_for_200_mib_requests_and_1_gib_uploads() {
 
     // One 200 MiB request without Content-Range.
     let mut h = Sha256::new();
-    let v = send(&client, &upload, None, None, 0, 200 * MIB, &mut h).await;
+    let (status, v) = send(&client, &upload, None, None, 0, 200 * MIB, &mut h).await;
+    assert_eq!(status, 201, "{v}");
     let whole_sha = hex::encode(h.finalize());
     let rec: serde_json::Value = client
         .get(format!(
@@ -159,6 +159,22 @@ async fn peak_rss_stays_flat_for_200_mib_requests_and_1_gib_uploads() {
         .await
         .unwrap();
     assert_eq!(rec["sha256"], whole_sha.as_str());
+    // One byte more is refused, after the body was read (and not kept).
+    let (status, err) = send(
+        &client,
+        &upload,
+        None,
+        None,
+        0,
+        200 * MIB + 1,
+        &mut Sha256::new(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        err["type"],
+        "https://docs.api.video/reference/uploaded-file-too-large"
+    );
     let after_single = vm_hwm_kib(pid);
 
     // 1 GiB in 8 byte ranges of 128 MiB, videoId copied from the first answer.
@@ -170,7 +186,7 @@ async fn peak_rss_stays_flat_for_200_mib_requests_and_1_gib_uploads() {
     while from < total {
         let len = chunk.min(total - from);
         let range = format!("bytes {from}-{}/{total}", from + len - 1);
-        let v = send(
+        let (status, v) = send(
             &client,
             &upload,
             Some(range),
@@ -180,6 +196,7 @@ async fn peak_rss_stays_flat_for_200_mib_requests_and_1_gib_uploads() {
             &mut h,
         )
         .await;
+        assert_eq!(status, 201, "{v}");
         id = Some(v["videoId"].as_str().unwrap().to_owned());
         from += len;
     }
