@@ -328,6 +328,20 @@ async fn malformed_requests_table() {
             "attribute-required",
         ),
         (
+            "video with empty title",
+            api.key(c.post(format!("{u}/videos")))
+                .json(&json!({"title": ""})),
+            400,
+            "invalid-attribute",
+        ),
+        (
+            "patch with tags not a list",
+            api.key(c.patch(format!("{u}/videos/viAAAAAAAAAAAAAAAAAAAAAA")))
+                .json(&json!({"tags": "x"})),
+            404,
+            "resource-not-found",
+        ),
+        (
             "video with non-JSON body",
             api.key(c.post(format!("{u}/videos"))).body("{not json"),
             400,
@@ -568,6 +582,23 @@ async fn happy_paths_both_range_forms_and_whole() {
         assert_eq!(r.status, 201, "{range}: {}", r.text);
     }
     assert_eq!(api.emu_video(&sid).await["sha256"], sha(&content));
+    // PATCH sets metadata after a token upload.
+    let p = api
+        .send(
+            api.key(api.c.patch(format!("{}/videos/{cid}", api.url)))
+                .json(&json!({"title": "renamed", "metadata": [{"key": "sha", "value": "x"}]})),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    assert_eq!(p.body["title"], "renamed");
+    assert_eq!(p.body["tags"], json!(["a"]));
+    let p = api
+        .send(
+            api.key(api.c.patch(format!("{}/videos/{cid}", api.url)))
+                .json(&json!({"tags": "x"})),
+        )
+        .await;
+    assert_problem(&p, 400, "invalid-attribute", "patch tags");
     // Delete → 404.
     let d = api
         .send(api.key(api.c.delete(format!("{}/videos/{sid}", api.url))))

@@ -109,7 +109,12 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/upload", post(upload::token_upload))
         .route("/videos", post(videos::create).get(videos::list))
-        .route("/videos/{id}", get(videos::show).delete(videos::delete))
+        .route(
+            "/videos/{id}",
+            get(videos::show)
+                .patch(videos::update)
+                .delete(videos::delete),
+        )
         .route("/videos/{id}/source", post(upload::source_upload))
         .route("/videos/{id}/status", get(videos::status))
         .route("/_emulator/videos", get(extras::videos))

@@ -40,7 +40,8 @@ fn cr_err(slug: &'static str, title: &'static str) -> ApiError {
     ApiError::bad(slug, title).name("Content-Range")
 }
 
-fn malformed() -> ApiError {
+/// 400 `video-content-range-malformed`.
+pub fn malformed() -> ApiError {
     cr_err(
         "video-content-range-malformed",
         "The value of the \"Content-Range\" header is malformed, the expected format is \"bytes <from_byte>-<to_byte>/<total_bytes>\" or \"part <part>/<total_parts>\".",

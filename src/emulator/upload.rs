@@ -220,11 +220,7 @@ pub async fn source_upload(
 async fn receive(shared: &Shared, headers: &HeaderMap, body: Body, target: Target) -> ApiResult {
     let cr_text = match headers.get(header::CONTENT_RANGE) {
         None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| range::parse("").unwrap_err())?
-                .to_owned(),
-        ),
+        Some(v) => Some(v.to_str().map_err(|_| range::malformed())?.to_owned()),
     };
     let cr: Option<ContentRange> = match &cr_text {
         None => None,

@@ -35,51 +35,60 @@ fn opt_bool(
     }
 }
 
-/// Parses the `video-creation-payload` fields the emulator keeps.
-fn parse_creation(body: &[u8], id: String, seq: u64) -> Result<VideoRec, ApiError> {
+fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| ApiError::invalid_payload(e.to_string()))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| ApiError::invalid_payload("The payload must be a JSON object."))?;
-    let title = match obj.get("title") {
-        None | Some(Value::Null) => {
-            return Err(
-                ApiError::bad("attribute-required", "This attribute is required.").name("title"),
-            );
-        }
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+    match v {
+        Value::Object(obj) => Ok(obj),
+        _ => Err(ApiError::invalid_payload(
+            "The payload must be a JSON object.",
+        )),
+    }
+}
+
+/// Applies the fields of a `video-creation-payload` / `video-update-payload` that the emulator
+/// keeps; other fields are accepted and ignored.
+fn apply_fields(
+    video: &mut VideoRec,
+    obj: &serde_json::Map<String, Value>,
+) -> Result<(), ApiError> {
+    match obj.get("title") {
+        None => {}
+        Some(Value::String(s)) if !s.trim().is_empty() => video.title = s.clone(),
         Some(_) => return Err(invalid("title", "must be a non-empty string")),
-    };
-    let mut video = VideoRec::new(id, title, now_ms(), seq);
+    }
     match obj.get("description") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => video.description = s.clone(),
         Some(_) => return Err(invalid("description", "must be a string")),
     }
-    video.public = opt_bool(obj, "public", true)?;
-    video.panoramic = opt_bool(obj, "panoramic", false)?;
-    video.mp4_support = opt_bool(obj, "mp4Support", true)?;
+    video.public = opt_bool(obj, "public", video.public)?;
+    video.panoramic = opt_bool(obj, "panoramic", video.panoramic)?;
+    video.mp4_support = opt_bool(obj, "mp4Support", video.mp4_support)?;
     match obj.get("tags") {
         None | Some(Value::Null) => {}
         Some(Value::Array(tags)) => {
+            let mut out = Vec::with_capacity(tags.len());
             for t in tags {
                 let t = t
                     .as_str()
                     .ok_or_else(|| invalid("tags", "must be a list of strings"))?;
-                video.tags.push(t.to_owned());
+                out.push(t.to_owned());
             }
+            video.tags = out;
         }
         Some(_) => return Err(invalid("tags", "must be a list of strings")),
     }
     match obj.get("metadata") {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
             for m in items {
                 let pair: Metadata = serde_json::from_value(m.clone())
                     .map_err(|_| invalid("metadata", "must be a list of {key, value} strings"))?;
-                video.metadata.push(pair);
+                out.push(pair);
             }
+            video.metadata = out;
         }
         Some(_) => {
             return Err(invalid(
@@ -88,7 +97,42 @@ fn parse_creation(body: &[u8], id: String, seq: u64) -> Result<VideoRec, ApiErro
             ));
         }
     }
+    Ok(())
+}
+
+/// Parses a `video-creation-payload` (`title` required).
+fn parse_creation(body: &[u8], id: String, seq: u64) -> Result<VideoRec, ApiError> {
+    let obj = json_object(body)?;
+    if matches!(obj.get("title"), None | Some(Value::Null)) {
+        return Err(
+            ApiError::bad("attribute-required", "This attribute is required.").name("title"),
+        );
+    }
+    let mut video = VideoRec::new(id, String::new(), now_ms(), seq);
+    apply_fields(&mut video, &obj)?;
     Ok(video)
+}
+
+/// `PATCH /videos/{id}` (title, description, tags, metadata, public, panoramic, mp4Support) → 200 Video.
+pub async fn update(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    require_api_key(&shared, &headers).await?;
+    let obj = json_object(&body)?;
+    let arc = shared
+        .video(&id)
+        .ok_or_else(|| ApiError::not_found("videoId"))?;
+    let mut v = arc.lock().await;
+    let mut updated = v.clone();
+    apply_fields(&mut updated, &obj)?;
+    updated.updated_ms = now_ms();
+    let snapshot = updated.clone();
+    shared.blocking(move |s| s.save_video(&snapshot)).await?;
+    *v = updated;
+    Ok(json_response(StatusCode::OK, &v.to_json()))
 }
 
 /// `POST /videos` → 201 Video.
