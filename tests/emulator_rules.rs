@@ -462,6 +462,28 @@ async fn happy_paths_both_range_forms_and_whole() {
     let api = Api::new(&em);
     let token = api.token(0).await;
 
+    // An (empty or foreign) Authorization header is ignored on /upload.
+    let r = api
+        .send(
+            api.c
+                .post(format!("{}/upload?token={token}", api.url))
+                .header("authorization", "")
+                .header("content-type", content_type())
+                .body(form(&[P::File("file", "auth.mp4", b"abc")])),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = api
+        .send(
+            api.c
+                .post(format!("{}/upload?token={token}", api.url))
+                .basic_auth("wrong-key", Some(""))
+                .header("content-type", content_type())
+                .body(form(&[P::File("file", "auth.mp4", b"abc")])),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
     // bytes form, two chunks, videoId copied.
     let content = data(5 * MIB + 12_345, 7);
     let (id, bodies) = upload_bytes(&api, &token, "movie.mp4", &content, 5 * MIB).await;
@@ -1129,6 +1151,35 @@ async fn fault_reset_sends_rst_and_stores_nothing() {
         .upload(&token, None, &[P::File("file", "a", &content)])
         .await;
     assert_eq!(r.status, 201);
+
+    // A body shorter than after_bytes is read completely, then the connection is reset (RST, not
+    // the FIN a plain close of a fully read socket would give).
+    api.faults(json!([{"path": "/upload", "action": "reset", "after_bytes": 100_000_000}]))
+        .await;
+    let body = form(&[P::File("file", "short", b"tiny")]);
+    let mut s = tokio::net::TcpStream::connect(em.addr()).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /upload?token={token} HTTP/1.1\r\nHost: x\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
+            content_type(),
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    s.write_all(&body).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let read = s.read(&mut buf).await;
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+    assert_eq!(
+        api.emu_videos().await.len(),
+        1,
+        "nothing stored by the reset"
+    );
 }
 
 #[tokio::test]
