@@ -328,6 +328,14 @@ async fn malformed_requests_table() {
             "attribute-required",
         ),
         (
+            "JSON body over 1 MiB",
+            api.key(c.post(format!("{u}/videos")))
+                .header("content-type", "application/json")
+                .body(format!("{{\"title\": \"{}\"}}", "x".repeat(2 * MIB))),
+            400,
+            "invalid-payload",
+        ),
+        (
             "video with empty title",
             api.key(c.post(format!("{u}/videos")))
                 .json(&json!({"title": ""})),
@@ -1301,4 +1309,46 @@ async fn prints_the_real_port_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "did not stop on SIGTERM");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn concurrent_copies_of_one_part_store_it_once() {
+    let em = common::Emulator::start();
+    let api = Api::new(&em);
+    let token = api.token(0).await;
+    let first = data(5 * MIB, 21);
+    let r = api
+        .upload(&token, Some("part 1/3"), &[P::File("file", "c", &first)])
+        .await;
+    let id = r.body["videoId"].as_str().unwrap().to_owned();
+    let second = data(5 * MIB, 22);
+    let parts = [P::Text("videoId", &id), P::File("file", "c", &second)];
+    let (a, b) = tokio::join!(
+        api.upload(&token, Some("part 2/3"), &parts),
+        api.upload(&token, Some("part 2/3"), &parts)
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 400]);
+    let rejected = if a.status == 400 { &a } else { &b };
+    assert_problem(
+        rejected,
+        400,
+        "video-content-range-by-part-part-already-sent",
+        "concurrent copy",
+    );
+    let v = api.emu_video(&id).await;
+    assert_eq!(v["chunkCount"], 2);
+    assert_eq!(v["complete"], false);
+    // Once complete, a resent last part is "already uploaded".
+    let last = data(10, 23);
+    let parts = [P::Text("videoId", &id), P::File("file", "c", &last)];
+    let r = api.upload(&token, Some("part 3/3"), &parts).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        api.emu_video(&id).await["sha256"],
+        sha(&[first.as_slice(), second.as_slice(), last.as_slice()].concat())
+    );
+    let r = api.upload(&token, Some("part 3/3"), &parts).await;
+    assert_problem(&r, 400, "video-source-already-uploaded", "resent last part");
 }

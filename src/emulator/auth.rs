@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use super::body::SmallBody;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
@@ -114,7 +114,7 @@ fn field(body: &[u8], name: &'static str) -> Result<String, ApiError> {
 }
 
 /// `POST /auth/api-key` `{"apiKey": …}`.
-pub async fn api_key(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+pub async fn api_key(State(shared): State<Arc<Shared>>, SmallBody(body): SmallBody) -> ApiResult {
     let key = field(&body, "apiKey")?;
     if !shared.api_key_ok(&key) {
         return Err(invalid_credentials());
@@ -123,7 +123,7 @@ pub async fn api_key(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResul
 }
 
 /// `POST /auth/refresh` `{"refreshToken": …}`: a new pair; the old refresh token stops working.
-pub async fn refresh(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+pub async fn refresh(State(shared): State<Arc<Shared>>, SmallBody(body): SmallBody) -> ApiResult {
     let refresh = field(&body, "refreshToken")?;
     let known = shared
         .access

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::body::Bytes;
+use super::body::SmallBody;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -62,7 +62,10 @@ pub async fn get_faults(State(shared): State<Arc<Shared>>) -> ApiResult {
 }
 
 /// `POST /_emulator/faults`: replaces the plan.
-pub async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+pub async fn set_faults(
+    State(shared): State<Arc<Shared>>,
+    SmallBody(body): SmallBody,
+) -> ApiResult {
     let input: PlanInput = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid_payload(format!("Invalid fault plan: {e}")))?;
     lock(&shared.faults).set(input.into_rules());
@@ -85,7 +88,10 @@ pub async fn get_limits(State(shared): State<Arc<Shared>>) -> ApiResult {
 }
 
 /// `POST /_emulator/limits` `{"uploadsPerMinute": N}` (0 = off); starts a new window.
-pub async fn set_limits(State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+pub async fn set_limits(
+    State(shared): State<Arc<Shared>>,
+    SmallBody(body): SmallBody,
+) -> ApiResult {
     let v: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid_payload(e.to_string()))?;
     let n = v

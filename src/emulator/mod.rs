@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::secret::Secret;
 
 mod auth;
+mod body;
 mod conn;
 mod errors;
 mod extras;

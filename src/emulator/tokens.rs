@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use super::body::SmallBody;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -32,7 +32,7 @@ pub async fn live_token(shared: &Shared, token: &str) -> bool {
 pub async fn create(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> ApiResult {
     require_api_key(&shared, &headers).await?;
     let ttl = if body.iter().all(u8::is_ascii_whitespace) {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use super::body::SmallBody;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -118,7 +118,7 @@ pub async fn update(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> ApiResult {
     require_api_key(&shared, &headers).await?;
     let obj = json_object(&body)?;
@@ -139,7 +139,7 @@ pub async fn update(
 pub async fn create(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> ApiResult {
     require_api_key(&shared, &headers).await?;
     let video = parse_creation(&body, new_id("vi"), shared.next_seq())?;
