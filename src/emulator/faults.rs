@@ -1,7 +1,11 @@
 //! The fault plan: rules set at run time through `/_emulator/faults` that make matching requests
 //! misbehave (docs/EMULATOR.md documents the JSON).
 
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+
+use super::errors::ApiError;
 
 /// What a matching request suffers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +128,67 @@ impl FaultPlan {
         }
         None
     }
+}
+
+/// The default JSON problem for a failure status set by a fault.
+fn default_problem(status: StatusCode) -> ApiError {
+    match status.as_u16() {
+        429 => ApiError::too_many_requests(),
+        401 => ApiError::new(
+            status,
+            "authentication-invalid-upload-token",
+            "The upload token is invalid or expired.",
+        ),
+        404 => ApiError::not_found(""),
+        s if s >= 500 => ApiError::new(status, "internal-server-error", "Server error"),
+        _ => ApiError::new(status, "fault-injected", "Fault injected by the emulator."),
+    }
+}
+
+pub fn fault_response(
+    status: u16,
+    body: Option<String>,
+    content_type: Option<String>,
+    retry_after: Option<u64>,
+    garbage: bool,
+) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = match (body, garbage) {
+        (None, false) => default_problem(status).into_response(),
+        (body, _) => {
+            let body = body.unwrap_or_else(|| "{\"videoId\":\"vi".to_owned());
+            let ct = content_type.clone().unwrap_or_else(|| {
+                if garbage && body.trim_start().starts_with('{') {
+                    "application/json".to_owned()
+                } else if body.trim_start().starts_with('<') {
+                    "text/html; charset=UTF-8".to_owned()
+                } else {
+                    "text/plain; charset=UTF-8".to_owned()
+                }
+            });
+            let mut r = (status, body).into_response();
+            if let Ok(v) = HeaderValue::from_str(&ct) {
+                r.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            r
+        }
+    };
+    if let Some(content_type) = content_type
+        && let Ok(v) = HeaderValue::from_str(&content_type)
+    {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(secs) = retry_after {
+        set_header(&mut resp, "x-ratelimit-retry-after", secs);
+        set_header(&mut resp, "retry-after", secs);
+    }
+    resp
+}
+
+/// Sets a numeric header.
+pub fn set_header(resp: &mut Response, name: &'static str, value: u64) {
+    resp.headers_mut()
+        .insert(HeaderName::from_static(name), HeaderValue::from(value));
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! extras under `/_emulator/` (records, statistics, a fault plan). See docs/EMULATOR.md.
 //!
 //! Layout: [`conn`] accept loop and connection aborts; [`layer`] middleware (stats, rate limit,
-//! faults); [`auth`], [`tokens`], [`videos`], [`upload`] the API routes; [`range`] the
+//! faults) and [`tap`] its body wrapper; [`auth`], [`tokens`], [`videos`], [`upload`] the API routes; [`range`] the
 //! `Content-Range` rules; [`store`] on-disk state; [`extras`] `/_emulator/`.
 
 use std::net::SocketAddr;
@@ -34,6 +34,7 @@ mod paging;
 mod range;
 mod state;
 mod store;
+mod tap;
 mod tokens;
 mod upload;
 mod util;
