@@ -974,6 +974,56 @@ async fn bearer_auth_and_refresh() {
         "authentication-invalid-user-credentials",
         "refresh reused",
     );
+
+    // Short-lived access tokens (set through /_emulator/auth) expire; refreshing gives a new one.
+    let r = api
+        .send(
+            api.c
+                .post(format!("{}/_emulator/auth", api.url))
+                .json(&json!({"accessTokenTtl": 1})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = api
+        .send(
+            api.c
+                .post(format!("{}/auth/api-key", api.url))
+                .json(&json!({"apiKey": common::API_KEY})),
+        )
+        .await;
+    assert_eq!(r.body["expires_in"], 1);
+    let access = r.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let l = api
+            .send(
+                api.c
+                    .get(format!("{}/upload-tokens", api.url))
+                    .bearer_auth(&access),
+            )
+            .await;
+        if l.status == 401 {
+            assert_problem(
+                &l,
+                401,
+                "authentication-invalid-access-token",
+                "expired access token",
+            );
+            break;
+        }
+        assert_eq!(l.status, 200);
+        assert!(Instant::now() < deadline, "access token never expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = api
+        .send(
+            api.c
+                .post(format!("{}/auth/refresh", api.url))
+                .json(&json!({"refreshToken": refresh})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }
 
 #[tokio::test]

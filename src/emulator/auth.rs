@@ -2,6 +2,7 @@
 //! `POST /auth/api-key`, refreshed with `POST /auth/refresh` (PROTOCOL.md §4).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::body::SmallBody;
 use axum::extract::State;
@@ -14,8 +15,10 @@ use super::model::AccessToken;
 use super::state::Shared;
 use super::util::{now_ms, random_secret};
 
-/// Lifetime of an access token, in seconds.
-pub const ACCESS_TTL_SECS: i64 = 3600;
+/// Default lifetime of an access token, in seconds (settable through `/_emulator/auth`).
+pub const ACCESS_TTL_SECS: u64 = 3600;
+/// How long a refresh token stays usable after its access token expired (30 days).
+const REFRESH_GRACE_MS: i64 = 30 * 24 * 3600 * 1000;
 
 fn unauthorized(slug: &'static str, title: &'static str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, slug, title)
@@ -82,13 +85,17 @@ fn invalid_credentials() -> ApiError {
 
 async fn issue(shared: &Shared, replacing: Option<&str>) -> ApiResult {
     let now = now_ms();
+    let ttl = shared.access_ttl_secs.load(Ordering::Relaxed);
     let token = AccessToken {
         access: random_secret(64),
         refresh: format!("def502{}", random_secret(58)),
-        expires_ms: now + ACCESS_TTL_SECS * 1000,
+        expires_ms: now.saturating_add(i64::try_from(ttl.saturating_mul(1000)).unwrap_or(i64::MAX)),
     };
     let mut all = shared.access.lock().await;
-    all.retain(|a| a.expires_ms > now && Some(a.refresh.as_str()) != replacing);
+    // Refresh tokens outlive their access token by REFRESH_GRACE_MS.
+    all.retain(|a| {
+        a.expires_ms.saturating_add(REFRESH_GRACE_MS) > now && Some(a.refresh.as_str()) != replacing
+    });
     all.push(token.clone());
     let snapshot = all.clone();
     shared.blocking(move |s| s.save_access(&snapshot)).await?;
@@ -97,7 +104,7 @@ async fn issue(shared: &Shared, replacing: Option<&str>) -> ApiResult {
         StatusCode::OK,
         &json!({
             "token_type": "Bearer",
-            "expires_in": ACCESS_TTL_SECS,
+            "expires_in": ttl,
             "access_token": token.access,
             "refresh_token": token.refresh,
         }),

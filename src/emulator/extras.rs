@@ -106,3 +106,30 @@ pub async fn set_limits(
     lock(&shared.limiter).set_upload_limit(n);
     Ok(json_response(StatusCode::OK, &limits_json(&shared)))
 }
+
+fn auth_json(shared: &Shared) -> Value {
+    json!({ "accessTokenTtl": shared.access_ttl_secs.load(Ordering::Relaxed) })
+}
+
+/// `GET /_emulator/auth`.
+pub async fn get_auth(State(shared): State<Arc<Shared>>) -> ApiResult {
+    Ok(json_response(StatusCode::OK, &auth_json(&shared)))
+}
+
+/// `POST /_emulator/auth` `{"accessTokenTtl": seconds}`: lifetime of access tokens issued from now
+/// on (to test refreshing before expiry).
+pub async fn set_auth(State(shared): State<Arc<Shared>>, SmallBody(body): SmallBody) -> ApiResult {
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid_payload(e.to_string()))?;
+    let ttl = v
+        .get("accessTokenTtl")
+        .and_then(Value::as_u64)
+        .filter(|t| *t > 0)
+        .ok_or_else(|| {
+            ApiError::bad("invalid-attribute", "An attribute is invalid.")
+                .name("accessTokenTtl")
+                .detail("\"accessTokenTtl\" must be a positive integer (seconds).")
+        })?;
+    shared.access_ttl_secs.store(ttl, Ordering::Relaxed);
+    Ok(json_response(StatusCode::OK, &auth_json(&shared)))
+}

@@ -132,6 +132,10 @@ fn router(shared: Arc<Shared>) -> Router {
                 .delete(extras::clear_faults),
         )
         .route(
+            "/_emulator/auth",
+            get(extras::get_auth).post(extras::set_auth),
+        )
+        .route(
             "/_emulator/limits",
             get(extras::get_limits).post(extras::set_limits),
         )

@@ -120,6 +120,8 @@ pub struct Shared {
     pub stats: Mutex<Stats>,
     /// Body bytes received on upload routes (`POST /upload`, `POST /videos/{id}/source`).
     pub upload_body_bytes: Arc<AtomicU64>,
+    /// Lifetime of new access tokens (`expires_in`), seconds.
+    pub access_ttl_secs: AtomicU64,
 }
 
 /// Locks a std mutex, recovering from poisoning (state stays usable after a panic elsewhere).
@@ -157,6 +159,7 @@ impl Shared {
             faults: Mutex::new(FaultPlan::default()),
             stats: Mutex::new(Stats::default()),
             upload_body_bytes: Arc::new(AtomicU64::new(0)),
+            access_ttl_secs: AtomicU64::new(super::auth::ACCESS_TTL_SECS),
         }
     }
 
