@@ -380,6 +380,12 @@ async fn malformed_requests_table() {
             "resource-not-found",
         ),
         (
+            "undecodable video id",
+            api.key(c.get(format!("{u}/videos/%FF%FE"))),
+            404,
+            "resource-not-found",
+        ),
+        (
             "unknown video",
             api.key(c.get(format!("{u}/videos/viAAAAAAAAAAAAAAAAAAAAAA"))),
             404,

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::body::SmallBody;
-use axum::extract::{Path, State};
+use super::extract::{IdPath, SmallBody};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ pub async fn videos(State(shared): State<Arc<Shared>>) -> ApiResult {
 }
 
 /// `GET /_emulator/videos/{id}`.
-pub async fn video(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+pub async fn video(State(shared): State<Arc<Shared>>, IdPath(id): IdPath) -> ApiResult {
     let v = snapshot(&shared, &id).await?;
     Ok(json_response(StatusCode::OK, &v.emulator_json()))
 }

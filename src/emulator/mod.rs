@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 use crate::secret::Secret;
 
 mod auth;
-mod body;
 mod conn;
 mod errors;
+mod extract;
 mod extras;
 mod faults;
 mod layer;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::body::SmallBody;
-use axum::extract::{Path, Query, State};
+use super::extract::{IdPath, SmallBody};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::json;
@@ -127,7 +127,7 @@ pub async fn list(
 pub async fn show(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult {
     require_api_key(&shared, &headers).await?;
     let now = now_ms();
@@ -143,7 +143,7 @@ pub async fn show(
 pub async fn delete(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult {
     require_api_key(&shared, &headers).await?;
     let now = now_ms();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::auth::require_api_key;
 use super::errors::{ApiError, ApiResult, json_response};
+use super::extract::IdPath;
 use super::model::{Chunk, RequestLog, UploadState, VideoRec};
 use super::paging::param;
 use super::range::{self, ContentRange};
@@ -206,7 +207,7 @@ pub async fn token_upload(
 /// `POST /videos/{id}/source` (API key).
 pub async fn source_upload(
     State(shared): State<Arc<Shared>>,
-    UrlPath(id): UrlPath<String>,
+    IdPath(id): IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {

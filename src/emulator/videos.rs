@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::body::SmallBody;
-use axum::extract::{Path, Query, State};
+use super::extract::{IdPath, SmallBody};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
@@ -117,7 +117,7 @@ fn parse_creation(body: &[u8], id: String, seq: u64) -> Result<VideoRec, ApiErro
 pub async fn update(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     SmallBody(body): SmallBody,
 ) -> ApiResult {
     require_api_key(&shared, &headers).await?;
@@ -226,7 +226,7 @@ pub async fn snapshot(shared: &Shared, id: &str) -> Result<VideoRec, ApiError> {
 pub async fn show(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult {
     require_api_key(&shared, &headers).await?;
     let v = snapshot(&shared, &id).await?;
@@ -237,7 +237,7 @@ pub async fn show(
 pub async fn status(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult {
     require_api_key(&shared, &headers).await?;
     let v = snapshot(&shared, &id).await?;
@@ -248,7 +248,7 @@ pub async fn status(
 pub async fn delete(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult {
     require_api_key(&shared, &headers).await?;
     let arc = shared
