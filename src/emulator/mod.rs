@@ -5,9 +5,10 @@
 //! under a data directory across restarts, streams request bodies to disk, and offers test-only
 //! extras under `/_emulator/` (records, statistics, a fault plan). See docs/EMULATOR.md.
 //!
-//! Layout: [`conn`] accept loop and connection aborts; [`layer`] middleware (stats, rate limit,
-//! faults) and [`tap`] its body wrapper; [`auth`], [`tokens`], [`videos`], [`upload`] the API routes; [`range`] the
-//! `Content-Range` rules; [`store`] on-disk state; [`extras`] `/_emulator/`.
+//! Layout (private modules): `conn` accept loop and connection aborts; `layer` middleware
+//! (stats, rate limit, faults) and `tap` its body wrapper; `auth`, `tokens`, `videos`, `upload`
+//! the API routes; `range` the `Content-Range` rules; `store` on-disk state; `extras` the
+//! `/_emulator/` routes; `extract`, `errors`, `model`, `paging`, `state`, `util` helpers.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
