@@ -24,6 +24,13 @@ impl Client {
         Ok(video)
     }
 
+    /// `GET /videos/{id}`.
+    pub async fn get_video(&self, id: &str) -> Result<Video, ApiError> {
+        let url = self.url(&["videos", id])?;
+        self.api_json("GET /videos/{id}", Method::GET, url, None)
+            .await
+    }
+
     /// `GET /videos/{id}/status`: what the service has received (`ingest.receivedBytes`).
     pub async fn video_status(&self, id: &str) -> Result<VideoStatus, ApiError> {
         let url = self.url(&["videos", id, "status"])?;
