@@ -34,7 +34,9 @@ pub struct ClientOptions {
     pub endpoint: Url,
     /// TCP + TLS connect timeout.
     pub connect_timeout: Duration,
-    /// Slowest upload rate (bytes/s) still considered alive; scales request timeouts.
+    /// Slowest upload rate (bytes/s) still considered alive; scales request timeouts. Time spent
+    /// in [`BodyObserver::before_send`](super::BodyObserver::before_send) counts, so a rate limit
+    /// per request must stay above this.
     pub min_rate: u64,
     /// Extra CA certificates (PEM) to trust besides the platform's.
     pub ca_file: Option<PathBuf>,

@@ -39,7 +39,8 @@ pub trait BodyObserver: Send + Sync + 'static {
     fn on_bytes(&self, data: &[u8]);
 }
 
-/// One upload request.
+/// One upload request. Cloning is cheap (the observer is shared), e.g. to retry it.
+#[derive(Clone)]
 pub struct UploadRequest {
     pub path: PathBuf,
     /// File name of the file part; the first request's one becomes the video title.
