@@ -86,7 +86,12 @@ pub async fn run(cli: &Cli, cmd: &TokenCommand) -> anyhow::Result<ExitCode> {
 /// Builds the client from `--endpoint`, the config file (if it exists) and the API key.
 fn connect(config_path: &Path, common: &TokenCommon) -> anyhow::Result<(Client, String)> {
     let config: Option<Config> = if config_path.exists() {
-        Some(super::load_config(config_path)?)
+        // Lenient: `ingestd token create > /etc/ingestd/upload-token` empties the token file
+        // before we start, and token management does not need the upload token anyway.
+        Some(Config::load_lenient(config_path).map_err(|e| super::Exit {
+            code: crate::config::EXIT_CONFIG,
+            message: e.to_string(),
+        })?)
     } else {
         None
     };
