@@ -128,7 +128,6 @@ impl RootTask {
         // Events lost before the initial scan are covered by it.
         self.signals.take_overflow();
         let h = self.op(engine, |e| e.full_scan()).await;
-        self.initial.take();
         let mut hit = false;
         if let Some(x) = self
             .after(engine, h, &mut mode, &mut events, &mut hit)
@@ -136,6 +135,8 @@ impl RootTask {
         {
             return (x, hit);
         }
+        // Ready only once the scan's reports and the status are in.
+        self.initial.take();
 
         let tick_every = (self.cfg.settle / 4)
             .min(Duration::from_secs(1))
