@@ -58,6 +58,11 @@ impl Engine {
         self.watcher.as_ref().map_or(0, Watcher::count)
     }
 
+    /// Nothing to check at the next tick.
+    pub fn idle(&self) -> bool {
+        self.tracker.idle()
+    }
+
     pub fn tracked(&self) -> usize {
         self.tracker.tracked()
     }

@@ -129,10 +129,7 @@ impl RootTask {
         self.signals.take_overflow();
         let h = self.op(engine, |e| e.full_scan()).await;
         let mut hit = false;
-        if let Some(x) = self
-            .after(engine, h, &mut mode, &mut events, &mut hit)
-            .await
-        {
+        if let Some(x) = self.after(engine, h, &mut mode, &mut events, &mut hit) {
             return (x, hit);
         }
         // Ready only once the scan's reports and the status are in.
@@ -177,19 +174,22 @@ impl RootTask {
                     tracing::debug!(root = %self.cfg.path.display(), "periodic scan");
                     self.op(engine, |e| e.full_scan()).await
                 }
-                _ = tick.tick() => self.op(engine, |e| e.tick()).await,
+                _ = tick.tick() => {
+                    let idle = engine.lock().unwrap_or_else(PoisonError::into_inner).idle();
+                    if idle {
+                        continue;
+                    }
+                    self.op(engine, |e| e.tick()).await
+                }
             };
-            if let Some(x) = self
-                .after(engine, h, &mut mode, &mut events, &mut hit)
-                .await
-            {
+            if let Some(x) = self.after(engine, h, &mut mode, &mut events, &mut hit) {
                 return (x, hit);
             }
         }
     }
 
     /// Bookkeeping after each operation: health, watch-limit fallback, status.
-    async fn after(
+    fn after(
         &mut self,
         engine: &Arc<Mutex<Engine>>,
         h: Health,
@@ -200,10 +200,11 @@ impl RootTask {
         if h != Health::Ok {
             return Some(Exit::Down(h));
         }
-        let (limit, watches, tracked) =
-            blocking(engine, |e| (e.limit_hit(), e.watches(), e.tracked()))
-                .await
-                .unwrap_or((false, 0, 0));
+        // Uncontended: blocking operations of this root are awaited one at a time.
+        let (limit, watches, tracked) = {
+            let e = engine.lock().unwrap_or_else(PoisonError::into_inner);
+            (e.limit_hit(), e.watches(), e.tracked())
+        };
         if limit && *mode == Mode::Events {
             *mode = Mode::Poll;
             *events = None;

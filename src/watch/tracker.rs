@@ -46,6 +46,11 @@ impl Tracker {
         &self.settler
     }
 
+    /// Nothing tracked and no report waiting for a retry.
+    pub fn idle(&self) -> bool {
+        self.settler.is_empty() && self.pending_gone.is_empty()
+    }
+
     /// Number of files waiting to settle.
     pub fn tracked(&self) -> usize {
         self.settler.len()
