@@ -117,8 +117,8 @@ async fn new_file_is_seen_then_stable_after_settle() {
     let rig = Rig::events(mkroot).await;
     assert_eq!(rig.handle.status()[0].mode, Mode::Events);
     let p = rig.root.join("clip.mp4");
-    write(&p, b"video");
     let written = Instant::now();
+    write(&p, b"video");
     rig.queued(&p).await;
     let at = rig.sink.queued_at(&p).unwrap();
     assert!(at >= written + SETTLE, "stable before settle elapsed");
@@ -141,20 +141,35 @@ async fn appending_writer_is_not_stable_until_it_stops() {
     let rig = Rig::events(mkroot).await;
     let p = rig.root.join("growing.mkv");
     let mut f = fs::File::create(&p).unwrap();
-    let mut last = Instant::now();
+    // Instants taken just before each write: the change happened after them.
+    let mut writes = Vec::new();
     for _ in 0..20 {
+        writes.push(Instant::now());
         f.write_all(&[7u8; 1000]).unwrap();
-        last = Instant::now();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            rig.sink.queued_at(&p).is_none(),
-            "reported stable while still being written"
-        );
     }
     drop(f);
-    rig.queued(&p).await;
-    assert!(rig.sink.queued_at(&p).unwrap() >= last + SETTLE);
-    assert_eq!(rig.sink.row(&p).unwrap().id.size, 20_000);
+    let sink = rig.sink.clone();
+    wait_until(T, "final size queued", || {
+        sink.with(|l| {
+            l.queued
+                .iter()
+                .any(|(o, _)| o.path == p && o.identity.size == 20_000)
+        })
+    })
+    .await;
+    // Every stable report (a stalled writer may legitimately produce an early one) came at
+    // least `settle` after the write that produced the reported size.
+    for (o, at) in rig.sink.with(|l| l.queued.clone()) {
+        let k = (o.identity.size / 1000) as usize;
+        assert!(k >= 1, "an empty file was reported stable");
+        assert!(
+            at >= writes[k - 1] + SETTLE,
+            "stable {:?} after the write of size {}",
+            at - writes[k - 1],
+            o.identity.size
+        );
+    }
     rig.finish().await;
 }
 
