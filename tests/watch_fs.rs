@@ -456,3 +456,25 @@ async fn sink_errors_are_retried() {
     rig.queued(&p).await;
     rig.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_recursive_root_ignores_subdirectories() {
+    let rig = Rig::start(
+        WatchMode::Events,
+        SpawnOptions::default(),
+        |c| c.recursive = false,
+        |root| {
+            mkroot(&root.join("sub"));
+            write(&root.join("sub/old.mp4"), b"x");
+        },
+    )
+    .await;
+    assert_eq!(rig.handle.status()[0].watches, 1);
+    write(&rig.root.join("sub/new.mp4"), b"x");
+    let p = rig.root.join("top.mp4");
+    write(&p, b"x");
+    rig.queued(&p).await;
+    assert!(!rig.sink.was_seen(&rig.root.join("sub/old.mp4")));
+    assert!(!rig.sink.was_seen(&rig.root.join("sub/new.mp4")));
+    rig.finish().await;
+}

@@ -105,20 +105,24 @@ impl Watcher {
     }
 
     /// Forgets the watches of `dir` and everything under it (inotify dropped them when the
-    /// directory was deleted or moved away).
-    pub fn removed_under(&mut self, dir: &Path) {
-        if self.dirs.iter().any(|d| d.starts_with(dir)) {
-            let gone: Vec<PathBuf> = self
-                .dirs
-                .iter()
-                .filter(|d| d.starts_with(dir))
-                .cloned()
-                .collect();
-            for d in gone {
-                let _ = self.inner.unwatch(&d);
-                self.dirs.remove(&d);
-            }
+    /// directory was deleted or moved away). Returns whether `dir` itself was watched.
+    pub fn removed_under(&mut self, dir: &Path) -> bool {
+        // Parents are watched before their children, so an unwatched path has no watched
+        // descendants: deleted files cost one lookup, not a pass over every watch.
+        if !self.dirs.contains(dir) {
+            return false;
         }
+        let gone: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .filter(|d| d.starts_with(dir))
+            .cloned()
+            .collect();
+        for d in gone {
+            let _ = self.inner.unwatch(&d);
+            self.dirs.remove(&d);
+        }
+        true
     }
 }
 

@@ -195,14 +195,17 @@ impl Engine {
                     }
                 }
                 Err(e) if is_missing(&e) => {
-                    if let Some(w) = self.watcher.as_mut() {
-                        w.removed_under(&path);
-                    }
-                    let under = self.tracker.forget_under(&path);
-                    if under.is_empty() && self.filter.rejects_file(rel).is_none() {
+                    let was_dir = self
+                        .watcher
+                        .as_mut()
+                        .is_some_and(|w| w.removed_under(&path));
+                    if self.tracker.forget(&path) {
                         gone.push(path);
-                    } else {
-                        gone.extend(under);
+                    } else if was_dir {
+                        gone.extend(self.tracker.forget_under(&path));
+                    } else if self.filter.rejects_file(rel).is_none() {
+                        // Maybe a queued file the journal knows and we do not track.
+                        gone.push(path);
                     }
                 }
                 Err(e) => {

@@ -125,6 +125,11 @@ impl Tracker {
         }
     }
 
+    /// Stops tracking `path` without reporting it; returns whether it was tracked.
+    pub fn forget(&mut self, path: &Path) -> bool {
+        self.settler.forget(path)
+    }
+
     /// Stops tracking every file under `dir` (a directory that disappeared); returns their paths
     /// without reporting them.
     pub fn forget_under(&mut self, dir: &Path) -> Vec<PathBuf> {
