@@ -165,6 +165,13 @@ impl Engine {
             match meta {
                 Ok(m) if m.is_dir() => {
                     if kind & CREATED != 0 && self.filter.rejects_dir(rel).is_none() {
+                        if self.cfg.follow_symlinks && link_to_ancestor(&path) {
+                            self.log.skip(
+                                &path,
+                                "symlink loop: it points to one of its parent directories",
+                            );
+                            continue;
+                        }
                         if let Some(w) = self.watcher.as_mut() {
                             w.removed_under(&path);
                         }
@@ -243,6 +250,18 @@ impl Engine {
         }
         Health::Ok
     }
+}
+
+/// Whether `path` is a symlink to a directory that contains it (following it loops).
+fn link_to_ancestor(path: &Path) -> bool {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return false;
+    }
+    let (Some(parent), Ok(target)) = (path.parent(), fs::canonicalize(path)) else {
+        return false;
+    };
+    fs::canonicalize(parent).is_ok_and(|p| p.starts_with(&target))
 }
 
 fn is_missing(e: &io::Error) -> bool {

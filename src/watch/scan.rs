@@ -169,7 +169,7 @@ impl Walk<'_> {
                 if !visited.insert((m.dev(), m.ino())) {
                     log.skip(
                         &path,
-                        "symlink loop: this directory was already visited in this scan",
+                        "symlink loop (or a second link to one directory): already visited in this scan",
                     );
                     return;
                 }
