@@ -56,14 +56,19 @@ impl Tracker {
         self.settler.len()
     }
 
-    /// Files just stat'ed at `now` by a scan or after an event. Untracked or changed files are
-    /// reported with `seen` (in batches); those the sink accepts are tracked.
+    /// Files just stat'ed at `now` by a scan or after an event. Untracked files are reported with
+    /// `seen` (in batches) and tracked if the sink accepts them; tracked files that changed are
+    /// reported at the next [`Tracker::check`].
     pub fn observed(&mut self, batch: Vec<Observation>, now: Instant) {
         let mut need = Vec::new();
         let mut stable = Vec::new();
         for o in batch {
             match self.settler.observe(&o.path, Some(o.identity), now) {
-                None | Some((Step::NeedsSeen, ..)) => need.push(o),
+                None => need.push(o),
+                // Tracked and changed: the clock restarted; the new identity goes to the sink
+                // at the next check, so a file written in many small steps costs one journal
+                // transaction per check, not one per event.
+                Some((Step::NeedsSeen, ..)) => {}
                 Some((Step::Stable, id, since)) => stable.push((o.path, id, since)),
                 Some((Step::Waiting | Step::Gone, ..)) => {}
             }
