@@ -55,6 +55,14 @@ pub trait Sink: Send + Sync + 'static {
     /// identity still matches the row).
     fn stable(&self, batch: &[Observation]) -> Result<(), SinkError>;
     /// Paths under `root` that no longer exist: `settling`/`queued` rows become `gone`.
+    ///
+    /// Notes for implementors: a path may be one the journal never saw (ignore it). The old path
+    /// of a rename can be reported `gone` before the new path is `seen` (the two events were
+    /// split across batches, or lost and found again by a rescan), so `seen` should match `gone`
+    /// rows by dev+inode+size+mtime as well and restore them (with their earlier state) rather
+    /// than create a new row. Files the watcher does not track (already queued) under a deleted
+    /// directory, or deleted while a root is polled, are not reported: the uploader finds them
+    /// missing.
     fn gone(&self, root: &Path, paths: &[PathBuf]) -> Result<(), SinkError>;
 }
 
