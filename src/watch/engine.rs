@@ -63,6 +63,16 @@ impl Engine {
         self.tracker.idle()
     }
 
+    /// When the earliest tracked file may become stable (`None` when none can, or when so many
+    /// files are tracked that finding it costs more than waiting for the next tick).
+    pub fn next_due(&self) -> Option<Instant> {
+        let s = self.tracker.settler();
+        if s.len() > 10_000 {
+            return None;
+        }
+        s.next_due()
+    }
+
     pub fn tracked(&self) -> usize {
         self.tracker.tracked()
     }

@@ -129,7 +129,8 @@ impl RootTask {
         self.signals.take_overflow();
         let h = self.op(engine, |e| e.full_scan()).await;
         let mut hit = false;
-        if let Some(x) = self.after(engine, h, &mut mode, &mut events, &mut hit) {
+        let mut due = None;
+        if let Some(x) = self.after(engine, h, &mut mode, &mut events, &mut hit, &mut due) {
             return (x, hit);
         }
         // Ready only once the scan's reports and the status are in.
@@ -174,6 +175,8 @@ impl RootTask {
                     tracing::debug!(root = %self.cfg.path.display(), "periodic scan");
                     self.op(engine, |e| e.full_scan()).await
                 }
+                // The earliest instant a file may settle: checked then, not at the next tick.
+                _ = at(due) => self.op(engine, |e| e.tick()).await,
                 _ = tick.tick() => {
                     let idle = engine.lock().unwrap_or_else(PoisonError::into_inner).idle();
                     if idle {
@@ -182,7 +185,7 @@ impl RootTask {
                     self.op(engine, |e| e.tick()).await
                 }
             };
-            if let Some(x) = self.after(engine, h, &mut mode, &mut events, &mut hit) {
+            if let Some(x) = self.after(engine, h, &mut mode, &mut events, &mut hit, &mut due) {
                 return (x, hit);
             }
         }
@@ -196,15 +199,19 @@ impl RootTask {
         mode: &mut Mode,
         events: &mut Option<mpsc::Receiver<Hint>>,
         hit: &mut bool,
+        due: &mut Option<Instant>,
     ) -> Option<Exit> {
         if h != Health::Ok {
             return Some(Exit::Down(h));
         }
         // Uncontended: blocking operations of this root are awaited one at a time.
-        let (limit, watches, tracked) = {
+        let (limit, watches, tracked, next) = {
             let e = engine.lock().unwrap_or_else(PoisonError::into_inner);
-            (e.limit_hit(), e.watches(), e.tracked())
+            (e.limit_hit(), e.watches(), e.tracked(), e.next_due())
         };
+        // A due instant already past belongs to a report the sink refused: leave it to the
+        // ticks rather than spin.
+        *due = next.filter(|d| *d > Instant::now());
         if limit && *mode == Mode::Events {
             *mode = Mode::Poll;
             *events = None;
@@ -312,6 +319,14 @@ async fn blocking<T: Send + 'static>(
             tracing::error!("watcher operation failed: {e}");
             None
         }
+    }
+}
+
+/// Resolves at `due`, or never.
+async fn at(due: Option<Instant>) {
+    match due {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 
