@@ -103,6 +103,7 @@ impl RootTask {
 
     /// The root exists: watch (or poll) and scan it until it goes away or shutdown.
     async fn up(&mut self, engine: &Arc<Mutex<Engine>>, mut mode: Mode) -> (Exit, bool) {
+        self.set_health(Health::Ok);
         let mut events: Option<mpsc::Receiver<Hint>> = None;
         if mode == Mode::Events {
             match bridge::start(
