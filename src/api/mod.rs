@@ -1,1 +1,29 @@
 //! The api.video client: auth (Basic / Bearer), upload tokens, videos, uploads with a delegated token.
+//!
+//! - [`client`]: options, construction, the single request path (timeouts, no redirects, origin header).
+//! - [`auth`]: API key as HTTP Basic or as a refreshed Bearer token.
+//! - [`tokens`], [`videos`]: API-key endpoints.
+//! - [`upload`]: `POST /upload?token=…`, whole file or one chunk, streamed from disk.
+//! - [`chunks`]: which byte ranges go in which request.
+//! - [`error`]: [`ApiError`] and its [`ErrorClass`].
+//! - [`models`]: wire types.
+
+pub mod auth;
+pub mod chunks;
+pub mod client;
+pub mod error;
+pub mod models;
+pub mod tokens;
+pub mod upload;
+pub mod videos;
+
+pub use auth::AuthMode;
+pub use chunks::{ChunkRange, chunk_at, plan_chunks};
+pub use client::{Client, ClientOptions, ORIGIN_CLIENT};
+pub use error::{ApiError, ErrorClass, Problem};
+pub use models::{
+    BytesRange, Encoding, Ingest, Metadata, Page, Pagination, PaginationLink, ReceivedParts,
+    SortOrder, TokenListQuery, TokenSortBy, UploadToken, Video, VideoAssets, VideoCreation,
+    VideoSource, VideoStatus,
+};
+pub use upload::{BodyObserver, UploadRequest, UploadResponse};

@@ -1,8 +1,34 @@
-//! `ingestd emulator`: runs the local api.video-compatible endpoint.
+//! `ingestd emulator`: runs the local api.video-compatible endpoint until SIGINT/SIGTERM.
+use std::io::Write;
 use std::process::ExitCode;
 
-use super::EmulatorArgs;
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
 
-pub async fn run(_args: &EmulatorArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ingestd emulator` is not implemented yet")
+use super::EmulatorArgs;
+use crate::emulator::{EmulatorOptions, start};
+
+pub async fn run(args: &EmulatorArgs) -> anyhow::Result<ExitCode> {
+    let opts = EmulatorOptions {
+        data_dir: args.data_dir.clone(),
+        api_key: args.api_key.clone(),
+        upload_limit_per_minute: args.upload_limit_per_minute,
+    };
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let running = start(opts, &args.listen)
+        .await
+        .context("cannot start the emulator")?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", running.url())?;
+        out.flush()?;
+    }
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping the emulator");
+    running.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }

@@ -33,6 +33,7 @@ fn config(source: &Path) -> Config {
             title_template: "{stem}".into(),
         },
         watch: Vec::new(),
+        metrics: None,
         warnings: Vec::new(),
     }
 }

@@ -1,0 +1,141 @@
+//! The accept loop: one hyper HTTP/1.1 connection task per TCP connection, each with a
+//! [`ConnCtl`] that request handlers use to abort their own connection (a real RST via
+//! `SO_LINGER 0`, or a plain close without answering).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Per-connection control, inserted into every request's extensions.
+#[derive(Debug, Default)]
+pub struct ConnCtl {
+    abort: Notify,
+    reset: AtomicBool,
+}
+
+impl ConnCtl {
+    /// Drops the connection without answering; with `reset`, the peer gets a TCP RST.
+    pub fn abort(&self, reset: bool) {
+        if reset {
+            self.reset.store(true, Ordering::SeqCst);
+        }
+        self.abort.notify_one();
+    }
+}
+
+/// The request extension carrying the connection's control.
+#[derive(Debug, Clone)]
+pub struct ConnHandle(pub Arc<ConnCtl>);
+
+/// A TCP stream that sets `SO_LINGER 0` when dropped after [`ConnCtl::abort`] with `reset`.
+struct FaultIo {
+    inner: TcpStream,
+    ctl: Arc<ConnCtl>,
+}
+
+impl Drop for FaultIo {
+    fn drop(&mut self) {
+        if self.ctl.reset.load(Ordering::SeqCst) {
+            // Closing with a zero linger makes the kernel send RST instead of FIN.
+            let _ = self.inner.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for FaultIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for FaultIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Accepts connections until `shutdown`, then drops every open connection.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ctl = Arc::new(ConnCtl::default());
+        let io = TokioIo::new(FaultIo {
+            inner: stream,
+            ctl: ctl.clone(),
+        });
+        let router = router.clone();
+        let svc_ctl = ctl.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(ConnHandle(svc_ctl.clone()));
+            let mut router = router.clone();
+            tower_service::Service::call(&mut router, req)
+        });
+        let shutdown = shutdown.clone();
+        conns.spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(io, service);
+            tokio::select! {
+                res = conn => {
+                    if let Err(e) = res {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                }
+                () = ctl.abort.notified() => tracing::debug!("connection aborted by a fault"),
+                () = shutdown.cancelled() => {}
+            }
+        });
+    }
+    conns.shutdown().await;
+}

@@ -1,0 +1,357 @@
+//! The synchronous work of one root, run on a blocking thread: full and subtree scans (adding
+//! directory watches before listing), event hints turned into stats, and the periodic settle
+//! check. Reports go through the [`Tracker`] to the sink.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::bridge::{AddError, CREATED, HintKind, Watcher};
+use super::filter::Filter;
+use super::scan::{LogOnce, Visitor, Walk, identity};
+use super::tracker::{BATCH, Tracker};
+use super::{Health, Sink};
+use crate::config::WatchConfig;
+use crate::journal::{FileIdentity, Observation};
+
+/// Per-root state owned by the root task and lent to blocking threads.
+pub struct Engine {
+    cfg: WatchConfig,
+    filter: Filter,
+    tracker: Tracker,
+    watcher: Option<Watcher>,
+    log: LogOnce,
+    cancel: CancellationToken,
+    /// The inotify watch limit was reached: this root polls from now on.
+    limit_hit: bool,
+}
+
+impl Engine {
+    pub fn new(
+        cfg: WatchConfig,
+        filter: Filter,
+        sink: Arc<dyn Sink>,
+        cancel: CancellationToken,
+    ) -> Engine {
+        let tracker = Tracker::new(cfg.path.clone(), sink, cfg.settle);
+        Engine {
+            cfg,
+            filter,
+            tracker,
+            watcher: None,
+            log: LogOnce::default(),
+            cancel,
+            limit_hit: false,
+        }
+    }
+
+    pub fn limit_hit(&self) -> bool {
+        self.limit_hit
+    }
+
+    pub fn watches(&self) -> usize {
+        self.watcher.as_ref().map_or(0, Watcher::count)
+    }
+
+    /// Nothing to check at the next tick.
+    pub fn idle(&self) -> bool {
+        self.tracker.idle()
+    }
+
+    /// When the earliest tracked file may become stable (`None` when none can, or when so many
+    /// files are tracked that finding it costs more than waiting for the next tick).
+    pub fn next_due(&self) -> Option<Instant> {
+        let s = self.tracker.settler();
+        if s.len() > 10_000 {
+            return None;
+        }
+        s.next_due()
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.tracker.tracked()
+    }
+
+    pub fn set_watcher(&mut self, w: Option<Watcher>) {
+        self.watcher = w;
+    }
+
+    /// Whether the root is a readable directory now.
+    pub fn check_root(&self) -> Health {
+        match fs::metadata(&self.cfg.path) {
+            Ok(m) if m.is_dir() => Health::Ok,
+            Ok(_) => Health::Error("the watch root is not a directory".into()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Health::Missing,
+            Err(e) => Health::Error(format!("cannot stat the watch root: {e}")),
+        }
+    }
+
+    /// The root went away: stop tracking (without reporting files gone: an unmounted share
+    /// comes back) and drop the watches.
+    pub fn down(&mut self) {
+        self.tracker.clear();
+        self.watcher = None;
+    }
+
+    /// Scans the whole root. Returns the root's health.
+    pub fn full_scan(&mut self) -> Health {
+        let h = self.check_root();
+        if h != Health::Ok {
+            return h;
+        }
+        let root = self.cfg.path.clone();
+        match self.scan_dir(&root) {
+            Ok(()) => Health::Ok,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Health::Missing,
+            Err(e) => Health::Error(format!("cannot read the watch root: {e}")),
+        }
+    }
+
+    /// Scans `dir` (the root or a directory under it), watching its directories when events are
+    /// in use and reporting files in batches.
+    fn scan_dir(&mut self, dir: &Path) -> io::Result<()> {
+        let walk = Walk {
+            root: &self.cfg.path,
+            filter: &self.filter,
+            follow_symlinks: self.cfg.follow_symlinks,
+            cancel: &self.cancel,
+        };
+        let mut v = ScanVisitor {
+            root: &self.cfg.path,
+            poll_every: self.cfg.poll_interval,
+            tracker: &mut self.tracker,
+            watcher: &mut self.watcher,
+            limit_hit: &mut self.limit_hit,
+            batch: Vec::new(),
+            watch_errors: Vec::new(),
+        };
+        let r = walk.run(dir, &mut self.log, &mut v);
+        let (batch, errors) = (
+            std::mem::take(&mut v.batch),
+            std::mem::take(&mut v.watch_errors),
+        );
+        if !batch.is_empty() {
+            self.tracker.observed(batch, Instant::now());
+        }
+        for (d, e) in errors {
+            self.log.skip(
+                &d,
+                format_args!("cannot watch directory (polled only by rescans): {e}"),
+            );
+        }
+        r
+    }
+
+    /// Handles the paths events mentioned (deduplicated, with their merged kinds).
+    pub fn hints(&mut self, hints: HashMap<PathBuf, HintKind>) -> Health {
+        let now = Instant::now();
+        let mut obs = Vec::new();
+        let mut gone = Vec::new();
+        for (path, kind) in hints {
+            if path == self.cfg.path {
+                let h = self.check_root();
+                if h != Health::Ok {
+                    return h;
+                }
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(&self.cfg.path) else {
+                continue;
+            };
+            if path.to_str().is_none() {
+                self.log.skip(&path, "the name is not valid UTF-8");
+                continue;
+            }
+            let meta = if self.cfg.follow_symlinks {
+                fs::metadata(&path)
+            } else {
+                fs::symlink_metadata(&path)
+            };
+            match meta {
+                Ok(m) if m.is_dir() => {
+                    if kind & CREATED != 0 && self.filter.rejects_dir(rel).is_none() {
+                        if self.cfg.follow_symlinks && link_to_ancestor(&path) {
+                            self.log.skip(
+                                &path,
+                                "symlink loop: it points to one of its parent directories",
+                            );
+                            continue;
+                        }
+                        if let Some(w) = self.watcher.as_mut() {
+                            w.removed_under(&path);
+                        }
+                        if let Err(e) = self.scan_dir(&path) {
+                            if e.kind() != io::ErrorKind::NotFound {
+                                self.log
+                                    .skip(&path, format_args!("cannot read directory: {e}"));
+                            }
+                        }
+                    }
+                }
+                Ok(m) if m.is_file() => {
+                    if self.filter.rejects_file(rel).is_none() {
+                        obs.push(Observation {
+                            root: self.cfg.path.clone(),
+                            path,
+                            identity: identity(&m),
+                        });
+                    }
+                }
+                Ok(m) if m.file_type().is_symlink() => {}
+                Ok(_) => {
+                    if self.filter.rejects_file(rel).is_none() {
+                        self.log.skip(
+                            &path,
+                            "not a regular file (FIFO, socket or device): nothing to upload",
+                        );
+                    }
+                }
+                Err(e) if is_missing(&e) => {
+                    let was_dir = self
+                        .watcher
+                        .as_mut()
+                        .is_some_and(|w| w.removed_under(&path));
+                    if self.tracker.forget(&path) {
+                        gone.push(path);
+                    } else if was_dir {
+                        gone.extend(self.tracker.forget_under(&path));
+                    } else if self.filter.rejects_file(rel).is_none() {
+                        // Maybe a queued file the journal knows and we do not track.
+                        gone.push(path);
+                    }
+                }
+                Err(e) => {
+                    if e.raw_os_error() == Some(libc::ELOOP) {
+                        self.log.skip(&path, format_args!("symlink loop: {e}"));
+                    } else if self.filter.rejects_file(rel).is_none() {
+                        self.log.skip(&path, format_args!("cannot stat: {e}"));
+                    }
+                }
+            }
+        }
+        while !obs.is_empty() {
+            let rest = obs.split_off(obs.len().min(BATCH));
+            self.tracker.observed(obs, now);
+            obs = rest;
+        }
+        if !gone.is_empty() {
+            // Seen first, gone after: a rename's new path reaches the journal before its old one.
+            self.tracker.vanished(gone);
+        }
+        Health::Ok
+    }
+
+    /// The periodic settle check. Returns the root's health (files that vanished because the
+    /// root itself went away are not reported gone).
+    pub fn tick(&mut self) -> Health {
+        let follow = self.cfg.follow_symlinks;
+        let gone = self.tracker.check(Instant::now(), |p| stat(p, follow));
+        if !gone.is_empty() {
+            let h = self.check_root();
+            if h != Health::Ok {
+                return h;
+            }
+            self.tracker.vanished(gone);
+        }
+        Health::Ok
+    }
+}
+
+/// Whether `path` is a symlink to a directory that contains it (following it loops).
+fn link_to_ancestor(path: &Path) -> bool {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return false;
+    }
+    let (Some(parent), Ok(target)) = (path.parent(), fs::canonicalize(path)) else {
+        return false;
+    };
+    fs::canonicalize(parent).is_ok_and(|p| p.starts_with(&target))
+}
+
+fn is_missing(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+}
+
+/// The identity of a regular file at `p`, or `None` if there is none (any more).
+fn stat(p: &Path, follow: bool) -> Option<FileIdentity> {
+    let m = if follow {
+        fs::metadata(p)
+    } else {
+        fs::symlink_metadata(p)
+    };
+    match m {
+        Ok(m) if m.is_file() => Some(identity(&m)),
+        Ok(_) => None,
+        Err(e) => {
+            if !is_missing(&e) {
+                tracing::warn!(path = %p.display(), "cannot stat a settling file: {e}");
+            }
+            None
+        }
+    }
+}
+
+/// Collects a walk's files into batches and adds directory watches.
+struct ScanVisitor<'a> {
+    root: &'a Path,
+    poll_every: std::time::Duration,
+    tracker: &'a mut Tracker,
+    watcher: &'a mut Option<Watcher>,
+    limit_hit: &'a mut bool,
+    batch: Vec<Observation>,
+    watch_errors: Vec<(PathBuf, String)>,
+}
+
+impl Visitor for ScanVisitor<'_> {
+    fn dir(&mut self, dir: &Path) {
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        match w.add(dir) {
+            Ok(()) | Err(AddError::Gone) => {}
+            Err(AddError::Limit) => {
+                let used = w.count();
+                // Dropping the watcher frees its watches for other programs.
+                *self.watcher = None;
+                *self.limit_hit = true;
+                log_watch_limit(self.root, used, self.poll_every);
+            }
+            Err(AddError::Other(e)) => self.watch_errors.push((dir.to_owned(), e)),
+        }
+    }
+
+    fn file(&mut self, path: PathBuf, id: FileIdentity) {
+        self.batch.push(Observation {
+            root: self.root.to_owned(),
+            path,
+            identity: id,
+        });
+        if self.batch.len() >= BATCH {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            self.tracker.observed(batch, Instant::now());
+        }
+    }
+}
+
+/// The one log line for `fs.inotify.max_user_watches` exhaustion, with the fix.
+fn log_watch_limit(root: &Path, used: usize, poll: std::time::Duration) {
+    let limit = fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "?".into());
+    tracing::error!(
+        root = %root.display(),
+        "inotify watch limit reached (fs.inotify.max_user_watches = {limit}, {used} used by this \
+         root): {} now falls back to polling every {}. Raise the limit with \
+         `sysctl fs.inotify.max_user_watches=524288` and make it permanent with \
+         `echo fs.inotify.max_user_watches=524288 > /etc/sysctl.d/90-ingestd-inotify.conf`, \
+         then restart ingestd",
+        root.display(),
+        humantime::format_duration(poll)
+    );
+}

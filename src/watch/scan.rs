@@ -1,0 +1,194 @@
+//! Directory walk of a root or subtree: include/exclude filtering, hidden directories skipped
+//! (by the default exclude `.*`), symlinks followed only when asked (loops caught by the
+//! (dev, inode) of visited directories), and everything odd — unreadable entries, FIFOs, sockets,
+//! devices, names that are not UTF-8 — logged once and skipped. Files are handed to a callback as
+//! they are found, never collected, so memory does not grow with the tree.
+
+use std::collections::HashSet;
+use std::fmt::Display;
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use super::filter::Filter;
+use crate::journal::FileIdentity;
+
+/// The identity of a file from its metadata.
+pub fn identity(m: &Metadata) -> FileIdentity {
+    FileIdentity {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime_ns: m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec(),
+        ctime_ns: m.ctime().saturating_mul(1_000_000_000) + m.ctime_nsec(),
+    }
+}
+
+/// Warnings about a path, each logged once (bounded memory).
+#[derive(Debug, Default)]
+pub struct LogOnce {
+    seen: HashSet<PathBuf>,
+}
+
+/// How many distinct paths [`LogOnce`] remembers; past that it logs at debug level only.
+const LOG_ONCE_CAP: usize = 10_000;
+
+impl LogOnce {
+    /// Logs `skipped <path>: <reason>` unless already logged for this path.
+    pub fn skip(&mut self, path: &Path, reason: impl Display) {
+        if self.seen.contains(path) {
+            return;
+        }
+        if self.seen.len() >= LOG_ONCE_CAP {
+            tracing::debug!(path = ?path, "skipped: {reason}");
+            return;
+        }
+        self.seen.insert(path.to_owned());
+        if path.to_str().is_some() {
+            tracing::warn!(path = %path.display(), "skipped: {reason}");
+        } else {
+            // Debug formatting shows the invalid bytes as escapes.
+            tracing::warn!(path = ?path, "skipped: {reason}");
+        }
+    }
+
+    /// Whether a warning was logged for `path`.
+    pub fn logged(&self, path: &Path) -> bool {
+        self.seen.contains(path)
+    }
+}
+
+/// What a walk needs to know about its root.
+pub struct Walk<'a> {
+    pub root: &'a Path,
+    pub filter: &'a Filter,
+    pub follow_symlinks: bool,
+    pub cancel: &'a CancellationToken,
+}
+
+/// What a walk does with what it finds.
+pub trait Visitor {
+    /// A directory about to be read (add its watch now, before listing: the `mkdir -p` race).
+    fn dir(&mut self, dir: &Path);
+    /// A candidate regular file.
+    fn file(&mut self, path: PathBuf, id: FileIdentity);
+}
+
+impl Walk<'_> {
+    /// Walks `start` (the root or a directory under it). Errors only when `start` itself cannot
+    /// be read; everything below is logged through `log` and skipped.
+    pub fn run(&self, start: &Path, log: &mut LogOnce, v: &mut impl Visitor) -> io::Result<()> {
+        let mut visited: HashSet<(u64, u64)> = HashSet::new();
+        if self.follow_symlinks {
+            let m = fs::metadata(start)?;
+            visited.insert((m.dev(), m.ino()));
+        }
+        let mut stack = vec![start.to_owned()];
+        while let Some(dir) = stack.pop() {
+            if self.cancel.is_cancelled() {
+                return Ok(());
+            }
+            v.dir(&dir);
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if dir == start => return Err(e),
+                Err(e) => {
+                    log.skip(&dir, format_args!("cannot read directory: {e}"));
+                    continue;
+                }
+            };
+            for entry in entries {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        log.skip(&dir, format_args!("cannot list directory: {e}"));
+                        break;
+                    }
+                };
+                self.entry(&entry, log, &mut visited, &mut stack, v);
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(
+        &self,
+        entry: &fs::DirEntry,
+        log: &mut LogOnce,
+        visited: &mut HashSet<(u64, u64)>,
+        stack: &mut Vec<PathBuf>,
+        v: &mut impl Visitor,
+    ) {
+        let path = entry.path();
+        if entry.file_name().to_str().is_none() {
+            log.skip(&path, "the name is not valid UTF-8");
+            return;
+        }
+        let Ok(rel) = path.strip_prefix(self.root) else {
+            return;
+        };
+        let mut ft = match entry.file_type() {
+            Ok(t) => t,
+            Err(e) => {
+                log.skip(&path, format_args!("cannot stat: {e}"));
+                return;
+            }
+        };
+        let mut meta = None;
+        if ft.is_symlink() {
+            if !self.follow_symlinks {
+                tracing::trace!(path = %path.display(), "symlink not followed");
+                return;
+            }
+            match fs::metadata(&path) {
+                Ok(m) => {
+                    ft = m.file_type();
+                    meta = Some(m);
+                }
+                Err(e) => {
+                    log.skip(&path, format_args!("broken symlink or symlink loop: {e}"));
+                    return;
+                }
+            }
+        }
+        if ft.is_dir() {
+            if self.filter.rejects_dir(rel).is_some() {
+                return;
+            }
+            if self.follow_symlinks {
+                let m = match meta.map_or_else(|| fs::metadata(&path), Ok) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        log.skip(&path, format_args!("cannot stat directory: {e}"));
+                        return;
+                    }
+                };
+                if !visited.insert((m.dev(), m.ino())) {
+                    log.skip(
+                        &path,
+                        "symlink loop (or a second link to one directory): already visited in this scan",
+                    );
+                    return;
+                }
+            }
+            stack.push(path);
+        } else if ft.is_file() {
+            if self.filter.rejects_file(rel).is_some() {
+                return;
+            }
+            match meta.map_or_else(|| entry.metadata(), Ok) {
+                Ok(m) => v.file(path, identity(&m)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => log.skip(&path, format_args!("cannot stat: {e}")),
+            }
+        } else if self.filter.rejects_file(rel).is_none() {
+            log.skip(
+                &path,
+                "not a regular file (FIFO, socket or device): nothing to upload",
+            );
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The settle state machine wired to a [`Sink`]: decides which observations to report with
+//! `seen`, which files to track, and reports `stable` and `gone` in batches. I/O-free apart from
+//! the sink and the stat function the caller passes, so the model test drives it with a fake
+//! filesystem and a fake clock. Sink calls block: call these methods from a blocking thread.
+//! Sink errors are logged (once per failing spell) and retried at the next check, never fatal.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::settle::{Settler, Step};
+use super::{Sink, SinkError};
+use crate::journal::{FileIdentity, Observation};
+
+/// Most observations passed to one sink call (one journal transaction).
+pub const BATCH: usize = 1000;
+
+/// Settle tracking of one watch root.
+pub struct Tracker {
+    root: PathBuf,
+    sink: Arc<dyn Sink>,
+    settler: Settler,
+    /// `gone` reports whose sink call failed, retried at the next check.
+    pending_gone: Vec<PathBuf>,
+    sink_failing: bool,
+}
+
+impl Tracker {
+    pub fn new(root: PathBuf, sink: Arc<dyn Sink>, settle: Duration) -> Tracker {
+        Tracker {
+            root,
+            sink,
+            settler: Settler::new(settle),
+            pending_gone: Vec::new(),
+            sink_failing: false,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn settler(&self) -> &Settler {
+        &self.settler
+    }
+
+    /// Nothing tracked and no report waiting for a retry.
+    pub fn idle(&self) -> bool {
+        self.settler.is_empty() && self.pending_gone.is_empty()
+    }
+
+    /// Number of files waiting to settle.
+    pub fn tracked(&self) -> usize {
+        self.settler.len()
+    }
+
+    /// Files just stat'ed at `now` by a scan or after an event. Untracked files are reported with
+    /// `seen` (in batches) and tracked if the sink accepts them; tracked files that changed are
+    /// reported at the next [`Tracker::check`].
+    pub fn observed(&mut self, batch: Vec<Observation>, now: Instant) {
+        let mut need = Vec::new();
+        let mut stable = Vec::new();
+        for o in batch {
+            match self.settler.observe(&o.path, Some(o.identity), now) {
+                None => need.push(o),
+                // Tracked and changed: the clock restarted; the new identity goes to the sink
+                // at the next check, so a file written in many small steps costs one journal
+                // transaction per check, not one per event.
+                Some((Step::NeedsSeen, ..)) => {}
+                Some((Step::Stable, id, since)) => stable.push((o.path, id, since)),
+                Some((Step::Waiting | Step::Gone, ..)) => {}
+            }
+        }
+        self.seen(need, now);
+        let failed = report_stable(&*self.sink, &self.root, &mut stable, &mut self.sink_failing);
+        for (p, id, since) in failed {
+            self.settler.restore(p, id, since);
+        }
+    }
+
+    /// Calls `seen` for `obs` (stat'ed at `now`) and tracks what the sink accepts. When the sink
+    /// fails, the files are tracked unaccepted, so that the next check asks again.
+    fn seen(&mut self, obs: Vec<Observation>, now: Instant) {
+        for chunk in obs.chunks(BATCH) {
+            match call_seen(&*self.sink, chunk) {
+                Ok(answers) => {
+                    self.sink_ok();
+                    for (o, track) in chunk.iter().zip(answers) {
+                        if track {
+                            self.settler.track(o.path.clone(), o.identity, now, true);
+                        } else {
+                            self.settler.accepted(&o.path, &o.identity, false);
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.sink_err("seen", &e);
+                    for o in chunk {
+                        self.settler.track(o.path.clone(), o.identity, now, false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Files that no longer exist: stop tracking them and report them with `gone`.
+    pub fn vanished(&mut self, paths: Vec<PathBuf>) {
+        for p in &paths {
+            self.settler.forget(p);
+        }
+        self.pending_gone.extend(paths);
+        self.flush_gone();
+    }
+
+    fn flush_gone(&mut self) {
+        while !self.pending_gone.is_empty() {
+            let n = self.pending_gone.len().min(BATCH);
+            match self.sink.gone(&self.root, &self.pending_gone[..n]) {
+                Ok(()) => {
+                    self.sink_ok();
+                    self.pending_gone.drain(..n);
+                }
+                Err(e) => {
+                    self.sink_err("gone", &e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Stops tracking `path` without reporting it; returns whether it was tracked.
+    pub fn forget(&mut self, path: &Path) -> bool {
+        self.settler.forget(path)
+    }
+
+    /// Stops tracking every file under `dir` (a directory that disappeared); returns their paths
+    /// without reporting them.
+    pub fn forget_under(&mut self, dir: &Path) -> Vec<PathBuf> {
+        self.settler.forget_under(dir)
+    }
+
+    /// Stops tracking everything without reporting (the root itself went away).
+    pub fn clear(&mut self) {
+        self.settler.clear();
+    }
+
+    /// The periodic check at `now`: re-stats every tracked file through `stat`, reports changed
+    /// files with `seen` and settled ones with `stable`, retries failed reports. Returns the paths
+    /// that disappeared, for the caller to confirm (the root may be unmounted) and pass to
+    /// [`Tracker::vanished`].
+    pub fn check(
+        &mut self,
+        now: Instant,
+        stat: impl FnMut(&Path) -> Option<FileIdentity>,
+    ) -> Vec<PathBuf> {
+        self.flush_gone();
+        let mut need = Vec::new();
+        let mut gone = Vec::new();
+        let mut stable = Vec::new();
+        let mut failed = Vec::new();
+        let (sink, root, failing) = (&*self.sink, &self.root, &mut self.sink_failing);
+        self.settler
+            .restat_all(now, stat, |step, path, id, since| match step {
+                Step::NeedsSeen => need.push(Observation {
+                    root: root.clone(),
+                    path: path.to_owned(),
+                    identity: *id,
+                }),
+                Step::Stable => {
+                    stable.push((path.to_owned(), *id, since));
+                    if stable.len() >= BATCH {
+                        failed.extend(report_stable(sink, root, &mut stable, failing));
+                    }
+                }
+                Step::Gone => gone.push(path.to_owned()),
+                Step::Waiting => {}
+            });
+        failed.extend(report_stable(sink, root, &mut stable, failing));
+        for (p, id, since) in failed {
+            self.settler.restore(p, id, since);
+        }
+        self.seen(need, now);
+        gone
+    }
+
+    fn sink_ok(&mut self) {
+        if self.sink_failing {
+            self.sink_failing = false;
+            tracing::info!(root = %self.root.display(), "the journal accepts reports again");
+        }
+    }
+
+    fn sink_err(&mut self, call: &str, e: &SinkError) {
+        log_sink_err(&self.root, call, e, &mut self.sink_failing);
+    }
+}
+
+fn log_sink_err(root: &Path, call: &str, e: &SinkError, failing: &mut bool) {
+    if !*failing {
+        *failing = true;
+        tracing::warn!(root = %root.display(), "journal `{call}` failed, will retry: {e}");
+    } else {
+        tracing::debug!(root = %root.display(), "journal `{call}` failed again: {e}");
+    }
+}
+
+fn call_seen(sink: &dyn Sink, chunk: &[Observation]) -> Result<Vec<bool>, SinkError> {
+    let answers = sink.seen(chunk)?;
+    if answers.len() != chunk.len() {
+        return Err(SinkError(format!(
+            "seen returned {} answers for {} observations",
+            answers.len(),
+            chunk.len()
+        )));
+    }
+    Ok(answers)
+}
+
+/// Reports `stable` (drained) in one call; returns the entries to restore when the sink failed.
+fn report_stable(
+    sink: &dyn Sink,
+    root: &Path,
+    stable: &mut Vec<(PathBuf, FileIdentity, Instant)>,
+    failing: &mut bool,
+) -> Vec<(PathBuf, FileIdentity, Instant)> {
+    if stable.is_empty() {
+        return Vec::new();
+    }
+    let obs: Vec<Observation> = stable
+        .iter()
+        .map(|(p, id, _)| Observation {
+            root: root.to_owned(),
+            path: p.clone(),
+            identity: *id,
+        })
+        .collect();
+    for o in &obs {
+        tracing::debug!(path = %o.path.display(), size = o.identity.size, "stable");
+    }
+    match sink.stable(&obs) {
+        Ok(()) => {
+            if *failing {
+                *failing = false;
+                tracing::info!(root = %root.display(), "the journal accepts reports again");
+            }
+            stable.clear();
+            Vec::new()
+        }
+        Err(e) => {
+            log_sink_err(root, "stable", &e, failing);
+            std::mem::take(stable)
+        }
+    }
+}
