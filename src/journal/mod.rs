@@ -24,6 +24,13 @@ mod row;
 mod schema;
 mod upload;
 
+#[cfg(test)]
+mod tests_ingest;
+#[cfg(test)]
+mod tests_upload;
+#[cfg(test)]
+mod testutil;
+
 pub use error::JournalError;
 pub use query::{Counts, FileNote, NoteKind, Summary};
 pub use row::{FileRow, from_unix_ms, to_unix_ms};
