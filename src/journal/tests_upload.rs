@@ -92,7 +92,7 @@ fn progress_commits_are_checked() {
         f.journal.mark_done(id, "ab", "vi2"),
         Err(JournalError::Invalid { .. })
     ));
-    assert!(matches!(f.journal.get(999).unwrap(), None));
+    assert!(f.journal.get(999).unwrap().is_none());
     assert!(matches!(
         f.journal.requeue(999),
         Err(JournalError::NotFound { id: 999 })
