@@ -408,7 +408,7 @@ fn explain_says_why() {
     assert!(text.contains("settling: unchanged for"), "{text}");
     assert!(text.contains("of 10s"), "{text}");
     let text = explain(&s, &path_of(queued));
-    assert!(text.contains("queued: position 1 of 1"), "{text}");
+    assert!(text.contains("queued: position 1 of 2"), "{text}");
     let text = explain(&s, &path_of(uploading));
     assert!(text.contains("uploading: 4 of 10 bytes"), "{text}");
     assert!(text.contains("vi-uploading"), "{text}");

@@ -165,17 +165,23 @@ impl Journal {
         .map_err(|e| self.err(e))
     }
 
-    /// For a `queued` row: its 1-based position in claim order among all queued rows, and how
-    /// many are queued. `None` if the row is not queued.
-    pub fn queue_position(&self, id: i64) -> Result<Option<(u64, u64)>, JournalError> {
+    /// For a `queued` row: its 1-based position in claim order (rows ahead of it that are due at
+    /// `now`, plus one), and how many rows are queued in all (due or waiting for a retry). `None`
+    /// if the row is not queued.
+    pub fn queue_position(
+        &self,
+        id: i64,
+        now: SystemTime,
+    ) -> Result<Option<(u64, u64)>, JournalError> {
         let conn = self.conn();
         conn.query_row(
             "SELECT
                 (SELECT count(*) FROM files o WHERE o.state = 'queued'
-                   AND (o.queued_at < f.queued_at OR (o.queued_at = f.queued_at AND o.id <= f.id))),
+                   AND (o.id = f.id OR ((o.next_attempt_at IS NULL OR o.next_attempt_at <= ?2)
+                   AND (o.queued_at < f.queued_at OR (o.queued_at = f.queued_at AND o.id < f.id))))),
                 (SELECT count(*) FROM files WHERE state = 'queued')
              FROM files f WHERE f.id = ?1 AND f.state = 'queued'",
-            params![id],
+            params![id, super::to_unix_ms(now)],
             |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
         )
         .optional()

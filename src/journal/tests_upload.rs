@@ -318,14 +318,41 @@ fn queue_position_and_summary() {
     let f = Fixture::new();
     let a = f.queued("a.mp4", b"a");
     let b = f.queued("b.mp4", b"b");
-    assert_eq!(f.journal.queue_position(a).unwrap(), Some((1, 2)));
-    assert_eq!(f.journal.queue_position(b).unwrap(), Some((2, 2)));
+    assert_eq!(
+        f.journal.queue_position(a, SystemTime::now()).unwrap(),
+        Some((1, 2))
+    );
+    assert_eq!(
+        f.journal.queue_position(b, SystemTime::now()).unwrap(),
+        Some((2, 2))
+    );
     f.journal.claim(a).unwrap();
-    assert_eq!(f.journal.queue_position(a).unwrap(), None);
-    assert_eq!(f.journal.queue_position(b).unwrap(), Some((1, 1)));
+    assert_eq!(
+        f.journal.queue_position(a, SystemTime::now()).unwrap(),
+        None
+    );
+    assert_eq!(
+        f.journal.queue_position(b, SystemTime::now()).unwrap(),
+        Some((1, 1))
+    );
     let s = f.journal.summary().unwrap();
     assert_eq!(s.counts.get(FileState::Uploading), 1);
     assert_eq!(s.counts.get(FileState::Queued), 1);
     assert!(s.oldest_queued_at.is_some());
     assert_eq!(s.counts.iter().count(), 6);
+}
+
+#[test]
+fn queue_position_skips_rows_waiting_for_a_retry() {
+    let f = Fixture::new();
+    let a = f.queued("a.mp4", b"a");
+    let b = f.queued("b.mp4", b"b");
+    f.journal.claim(a).unwrap();
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    f.journal.schedule_retry(a, later, 1, "503", None).unwrap();
+    let now = SystemTime::now();
+    assert_eq!(f.journal.queue_position(b, now).unwrap(), Some((1, 2)));
+    assert_eq!(f.journal.queue_position(a, now).unwrap(), Some((1, 2)));
+    let after = later + Duration::from_secs(1);
+    assert_eq!(f.journal.queue_position(b, after).unwrap(), Some((2, 2)));
 }

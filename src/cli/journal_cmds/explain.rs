@@ -207,7 +207,7 @@ fn describe_row(
                 ));
                 out.push(format!("`ingestd retry {id}` makes it due now"));
             } else {
-                let pos = journal.queue_position(id)?;
+                let pos = journal.queue_position(id, now)?;
                 out.push(match pos {
                     Some((k, n)) => format!("#{id} queued: position {k} of {n}"),
                     None => format!("#{id} queued"),

@@ -172,7 +172,7 @@ fn to_table(r: &Report, now: SystemTime) -> String {
     let _ = writeln!(
         out,
         "{:>6}  {:<9}  {:>6}  {:>10}  {:<40}  {:<22}  NOTE",
-        "ID", "STATE", "DONE", "SIZE", "PATH", "VIDEO ID"
+        "ID", "STATE", "SENT", "SIZE", "PATH", "VIDEO ID"
     );
     for f in &r.files {
         let pct = match f.identity.size {
