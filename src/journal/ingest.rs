@@ -43,82 +43,55 @@ impl Journal {
     /// [`Sink::seen`]: records a batch of observations in one transaction; per observation,
     /// whether the watcher must track it for settling.
     pub fn seen_batch(&self, batch: &[Observation]) -> Result<Vec<bool>, JournalError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let now = now_ms();
-        let mut out = Vec::with_capacity(batch.len());
-        for obs in batch {
-            out.push(
-                seen_one(&tx, obs, now).map_err(|e| self.err(e))?.state == FileState::Settling,
-            );
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(out)
+        self.scan_tx(|tx, now| {
+            batch
+                .iter()
+                .map(|obs| Ok(seen_one(tx, obs, now)?.1 == FileState::Settling))
+                .collect()
+        })
     }
 
     /// [`Sink::stable`]: `settling` → `queued` for each observation whose row still has exactly
     /// this identity (and is not empty: an empty file keeps waiting). Returns how many were queued.
     pub fn stable_batch(&self, batch: &[Observation]) -> Result<usize, JournalError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let now = now_ms();
-        let mut n = 0;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1
-                     WHERE path = ?2 AND state = 'settling' AND size > 0
-                       AND dev = ?3 AND ino = ?4 AND size = ?5 AND mtime_ns = ?6 AND ctime_ns = ?7",
-                )
-                .map_err(|e| self.err(e))?;
+        self.scan_tx(|tx, now| {
+            let mut st = tx.prepare_cached(
+                "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1
+                 WHERE path = ?2 AND state = 'settling' AND size > 0
+                   AND dev = ?3 AND ino = ?4 AND size = ?5 AND mtime_ns = ?6 AND ctime_ns = ?7",
+            )?;
+            let mut n = 0;
             for obs in batch {
                 let i = &obs.identity;
-                n += st
-                    .execute(params![
-                        now,
-                        path_bytes(&obs.path),
-                        i.dev as i64,
-                        i.ino as i64,
-                        i.size as i64,
-                        i.mtime_ns,
-                        i.ctime_ns
-                    ])
-                    .map_err(|e| self.err(e))?;
+                n += st.execute(params![
+                    now,
+                    path_bytes(&obs.path),
+                    i.dev as i64,
+                    i.ino as i64,
+                    i.size as i64,
+                    i.mtime_ns,
+                    i.ctime_ns
+                ])?;
             }
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(n)
+            Ok(n)
+        })
     }
 
     /// [`Sink::gone`]: rows at these paths that were `settling`, `queued` or `failed` become
     /// `gone` (uploading rows are the worker's to judge; done rows stay done). `root` is not
     /// needed: paths are absolute. Returns how many rows changed.
     pub fn gone_batch(&self, _root: &Path, paths: &[PathBuf]) -> Result<usize, JournalError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let now = now_ms();
-        let mut n = 0;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "UPDATE files SET state = 'gone', updated_at = ?1
-                     WHERE path = ?2 AND state IN ('settling', 'queued', 'failed')",
-                )
-                .map_err(|e| self.err(e))?;
+        self.scan_tx(|tx, now| {
+            let mut st = tx.prepare_cached(
+                "UPDATE files SET state = 'gone', updated_at = ?1
+                 WHERE path = ?2 AND state IN ('settling', 'queued', 'failed')",
+            )?;
+            let mut n = 0;
             for p in paths {
-                n += st
-                    .execute(params![now, path_bytes(p)])
-                    .map_err(|e| self.err(e))?;
+                n += st.execute(params![now, path_bytes(p)])?;
             }
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(n)
+            Ok(n)
+        })
     }
 
     /// For `ingestd upload FILE`: records the file like [`Sink::seen`] and, if it is `settling`,
@@ -131,17 +104,17 @@ impl Journal {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
         let now = now_ms();
-        let mut row = seen_one(&tx, obs, now).map_err(|e| self.err(e))?;
-        if row.state == FileState::Settling {
+        let (id, state) = seen_one(&tx, obs, now).map_err(|e| self.err(e))?;
+        if state == FileState::Settling {
             tx.execute(
                 "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1 WHERE id = ?2",
-                params![now, row.id],
+                params![now, id],
             )
             .map_err(|e| self.err(e))?;
-            row = get_row(&tx, row.id)
-                .map_err(|e| self.err(e))?
-                .ok_or(JournalError::NotFound { id: row.id })?;
         }
+        let row = get_row(&tx, id)
+            .map_err(|e| self.err(e))?
+            .ok_or(JournalError::NotFound { id })?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(row)
     }
@@ -198,11 +171,11 @@ fn is_live(state: FileState) -> bool {
     !matches!(state, FileState::Done | FileState::Gone)
 }
 
-/// One observation (see the module docs); returns the row as it is afterwards.
-fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<FileRow> {
+/// One observation (see the module docs); returns the row's id and state afterwards.
+fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<(i64, FileState)> {
     let current = row_at_path(c, &obs.path)?;
-    let id = match current {
-        Some(row) if is_live(row.state) && row.identity == obs.identity => return Ok(row),
+    let (id, state) = match current {
+        Some(row) if is_live(row.state) && row.identity == obs.identity => (row.id, row.state),
         Some(row) if is_live(row.state) => {
             if let Some(src) = rename_source(c, obs)? {
                 // `mv other path` replaced the tracked file: the old row's file is gone.
@@ -219,11 +192,11 @@ fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<Fil
                 move_row(c, &src, obs, now)?
             } else {
                 reset_to_settling(c, &row, &obs.identity, "the file changed", now)?;
-                row.id
+                (row.id, FileState::Settling)
             }
         }
         Some(row) if row.identity.same_content(&obs.identity) => match row.state {
-            FileState::Done => return Ok(row),
+            FileState::Done => (row.id, FileState::Done),
             _ => {
                 // gone, and back with the same content (remount, undelete): settle again.
                 c.prepare_cached(
@@ -236,20 +209,25 @@ fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<Fil
                     now,
                     row.id
                 ])?;
-                row.id
+                (row.id, FileState::Settling)
             }
         },
         _ => match rename_source(c, obs)? {
             Some(src) => move_row(c, &src, obs, now)?,
-            None => insert(c, obs, now)?,
+            None => (insert(c, obs, now)?, FileState::Settling),
         },
     };
-    get_row(c, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+    Ok((id, state))
 }
 
 /// A rename: the row follows its file to `obs.path`, keeping its state (a `gone` row settles
-/// again, keeping its upload progress).
-fn move_row(c: &Connection, src: &FileRow, obs: &Observation, now: i64) -> rusqlite::Result<i64> {
+/// again, keeping its upload progress). Returns its id and new state.
+fn move_row(
+    c: &Connection,
+    src: &FileRow,
+    obs: &Observation,
+    now: i64,
+) -> rusqlite::Result<(i64, FileState)> {
     c.prepare_cached(
         "UPDATE files SET path = ?1, root = ?2, ctime_ns = ?3, updated_at = ?4,
             changed_at = CASE state WHEN 'gone' THEN ?4 ELSE changed_at END,
@@ -263,7 +241,11 @@ fn move_row(c: &Connection, src: &FileRow, obs: &Observation, now: i64) -> rusql
         now,
         src.id
     ])?;
-    Ok(src.id)
+    let state = match src.state {
+        FileState::Gone => FileState::Settling,
+        s => s,
+    };
+    Ok((src.id, state))
 }
 
 fn insert(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<i64> {

@@ -290,3 +290,17 @@ fn a_batch_of_a_thousand_is_one_call() {
     assert_eq!(f.journal.counts().unwrap().get(FileState::Queued), 1000);
     assert!(f.journal.seen(&batch).unwrap().iter().all(|t| !*t));
 }
+
+#[test]
+fn scan_batches_restore_full_sync() {
+    let f = Fixture::new();
+    let obs = f.write("a.mp4", b"x");
+    f.journal.seen(from_ref(&obs)).unwrap();
+    f.journal.stable(from_ref(&obs)).unwrap();
+    let sync: i64 = f
+        .journal
+        .conn()
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "FULL for the upload side's commits");
+}

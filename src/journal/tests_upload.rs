@@ -356,3 +356,43 @@ fn queue_position_skips_rows_waiting_for_a_retry() {
     let after = later + Duration::from_secs(1);
     assert_eq!(f.journal.queue_position(b, after).unwrap(), Some((2, 2)));
 }
+
+/// The hot queries search an index instead of scanning the table (100k rows must stay cheap).
+#[test]
+fn hot_queries_use_indexes() {
+    let f = Fixture::new();
+    let plan = |sql: &str| -> String {
+        let c = f.journal.conn();
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows.join("; ")
+    };
+    for sql in [
+        // claim_next
+        "SELECT id FROM files WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= 5) ORDER BY queued_at, id LIMIT 1",
+        // row_at_path / find_by_path
+        "SELECT id FROM files WHERE path = x'2f61' ORDER BY state IN ('done', 'gone'), id DESC LIMIT 1",
+        // rename_source
+        "SELECT id FROM files WHERE ino = 1 AND dev = 2 AND size = 3 AND mtime_ns = 4 AND path != x'2f61'",
+        // stable
+        "SELECT id FROM files WHERE path = x'2f61' AND state = 'settling'",
+        // status without --all
+        "SELECT id FROM files WHERE state IN ('settling', 'queued', 'uploading', 'failed') ORDER BY id",
+        // notes of a file
+        "SELECT id FROM file_notes WHERE file_id = 3",
+    ] {
+        let p = plan(sql);
+        assert!(p.contains("USING"), "{sql}\n  → {p}");
+        assert!(
+            !p.contains("SCAN files ") && p != "SCAN files",
+            "{sql}\n  → {p}"
+        );
+    }
+    // counts: a scan of the small state index, not of the table.
+    let p = plan("SELECT state, count(*) FROM files GROUP BY state");
+    assert!(p.contains("COVERING INDEX"), "{p}");
+}
