@@ -1,9 +1,40 @@
 //! The SQLite journal: the only owner of the database and the truth about every file.
 //!
-//! SKELETON: the data types below are shared with the watcher (`crate::watch::Sink`) and the
-//! upload side; the journal work (issue 3) fills in the database, states and queries.
+//! One row per file (its identity, state and upload progress), a table of abandoned and
+//! possibly-orphaned `videoId`s, and a small key-value table for daemon-wide state such as the
+//! upload token's verdict. Every transition is one SQLite transaction (WAL, `synchronous=FULL`).
+//!
+//! - [`db`]: opening, pragmas, migrations on `PRAGMA user_version`, error classification.
+//! - [`ingest`]: the watcher side ([`crate::watch::Sink`]: `seen`, `stable`, `gone`).
+//! - [`upload`]: the upload side (claim, progress commits, retry, done, failed).
+//! - [`query`]: what `status` and `explain` read.
+//!
+//! [`Journal`] is `Clone + Send + Sync` (a shared connection behind a mutex); its methods are
+//! synchronous and short, so async callers use `tokio::task::spawn_blocking`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+mod db;
+mod error;
+mod ingest;
+mod owner;
+mod query;
+mod row;
+mod schema;
+mod upload;
+
+#[cfg(test)]
+mod tests_ingest;
+#[cfg(test)]
+mod tests_upload;
+#[cfg(test)]
+mod testutil;
+
+pub use error::JournalError;
+pub use query::{Counts, FileNote, NoteKind, Summary};
+pub use row::{FileRow, from_unix_ms, to_unix_ms};
+pub use upload::{RetryOutcome, RetrySelection, TokenState, TokenStatus};
 
 /// What identifies a file's content on disk. A rename keeps `dev`, `ino`, `size`, `mtime_ns` (but
 /// changes `ctime_ns`), so rename detection matches on the first four.
@@ -14,6 +45,28 @@ pub struct FileIdentity {
     pub size: u64,
     pub mtime_ns: i64,
     pub ctime_ns: i64,
+}
+
+impl FileIdentity {
+    /// Whether `other` is the same content as far as a rename can tell (dev, ino, size, mtime).
+    pub fn same_content(&self, other: &FileIdentity) -> bool {
+        self.dev == other.dev
+            && self.ino == other.ino
+            && self.size == other.size
+            && self.mtime_ns == other.mtime_ns
+    }
+
+    /// The identity of a file from its metadata (`symlink_metadata` or `metadata`).
+    pub fn from_metadata(meta: &std::fs::Metadata) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
+            ctime_ns: meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec(),
+        }
+    }
 }
 
 /// A file the watcher saw under a root, with its identity at that moment.
@@ -56,5 +109,57 @@ impl FileState {
             FileState::Failed => "failed",
             FileState::Gone => "gone",
         }
+    }
+
+    /// The inverse of [`FileState::as_str`].
+    pub fn parse(s: &str) -> Option<FileState> {
+        FileState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for FileState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A handle on the journal database. Cheap to clone; all clones share one connection.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<rusqlite::Connection>,
+    path: PathBuf,
+    /// This process's identity, stored in `claimed_by` of the rows it uploads.
+    owner: String,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Journal {
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The connection. A poisoned mutex is recovered: a panic mid-transaction rolled it back.
+    fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
+        self.inner
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Maps a SQLite error to a [`JournalError`] naming this journal's file.
+    fn err(&self, e: rusqlite::Error) -> JournalError {
+        JournalError::from_sqlite(&self.inner.path, e)
     }
 }

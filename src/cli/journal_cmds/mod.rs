@@ -1,0 +1,113 @@
+//! `ingestd status`, `retry`, `explain`: read and edit the journal (works while `run` holds it).
+//!
+//! - [`status`](status()) prints counts, the token verdict and one row per unfinished file, as
+//!   a table or as the JSON object of DESIGN §5 (`status.rs`);
+//! - [`retry`] puts failed files back in the queue;
+//! - [`explain`] says why a file is not uploaded yet (`explain.rs`).
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+
+use super::{Cli, RetryArgs, load_config};
+use crate::journal::{Journal, JournalError, RetrySelection};
+
+mod explain;
+mod status;
+
+pub use explain::explain;
+pub use status::status;
+
+/// `ingestd retry ID…|--failed`.
+pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&cli.config)?;
+    let path = &config.journal.path;
+    let journal = match Journal::open_existing(path) {
+        Err(e @ JournalError::Missing { .. }) if args.failed => {
+            println!("{e}; nothing to retry");
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other?,
+    };
+    let selection = if args.failed {
+        RetrySelection::AllFailed
+    } else {
+        RetrySelection::Ids(args.ids.clone())
+    };
+    let before: Vec<_> = match &selection {
+        RetrySelection::Ids(ids) => ids
+            .iter()
+            .filter_map(|id| journal.get(*id).transpose())
+            .collect::<Result<_, _>>()?,
+        RetrySelection::AllFailed => journal
+            .list(false)?
+            .into_iter()
+            .filter(|r| r.state == crate::journal::FileState::Failed)
+            .collect(),
+    };
+    let outcome = journal
+        .retry_failed(&selection)
+        .with_context(|| format!("retry in {}", path.display()))?;
+    for row in &outcome.requeued {
+        let was = before.iter().find(|b| b.id == row.id);
+        let why = was
+            .and_then(|b| b.last_error.as_deref())
+            .map(|e| format!(" (last error: {e})"))
+            .unwrap_or_default();
+        println!("#{} queued again: {}{why}", row.id, row.path.display());
+    }
+    for (id, state) in &outcome.skipped {
+        println!("#{id} is {state}: nothing to retry");
+    }
+    if outcome.requeued.is_empty() && outcome.skipped.is_empty() {
+        println!("no failed files");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// RFC 3339 UTC, e.g. `2026-11-28T04:47:06.123Z`.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from(t)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| format!("{t:?}"))
+}
+
+/// `3m 12s`-style duration, rounded to seconds.
+pub(crate) fn human_duration(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// `1.5 GiB`-style size.
+pub(crate) fn human_size(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(5 * 1024 * 1024), "5.0 MiB");
+        assert_eq!(human_duration(Duration::from_millis(192_700)), "3m 12s");
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(1_500)),
+            "1970-01-01T00:00:01.5Z"
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! [`JournalError`]: every error names the journal file and says what to do. The journal is never
+//! deleted or rewritten to get past an error.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::ErrorCode;
+
+use super::FileState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// `status`/`explain`/`retry` before the daemon ever ran.
+    #[error("no journal at {} yet: ingestd has not run with this config", path.display())]
+    Missing { path: PathBuf },
+
+    #[error(
+        "{}: journal schema version {found} is newer than this ingestd understands (up to {known}); \
+         install the newer ingestd that wrote it (the journal was left untouched)",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+
+    #[error(
+        "{}: journal schema version {found} is older than this ingestd ({known}); \
+         run `ingestd run` once to upgrade it",
+        path.display()
+    )]
+    TooOld {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+
+    #[error(
+        "{}: not an ingestd journal, or corrupt ({detail}); nothing was changed. Move it aside \
+         (`mv {} {}.broken`) to start a new journal — files already uploaded would then be \
+         uploaded again — or restore it from a backup",
+        path.display(), path.display(), path.display()
+    )]
+    Corrupt { path: PathBuf, detail: String },
+
+    #[error(
+        "{}: cannot write the journal: the file or its filesystem is read-only ({detail}); make \
+         the file and its directory writable by the user running ingestd",
+        path.display()
+    )]
+    ReadOnly { path: PathBuf, detail: String },
+
+    #[error(
+        "{}: the disk holding the journal is full ({detail}); free some space — the last change \
+         was not recorded and will be redone",
+        path.display()
+    )]
+    DiskFull { path: PathBuf, detail: String },
+
+    #[error(
+        "{}: the journal stayed locked by another process for too long ({detail}); try again",
+        path.display()
+    )]
+    Busy { path: PathBuf, detail: String },
+
+    #[error("{}: cannot open the journal ({detail}); check that the directory exists and is accessible", path.display())]
+    CannotOpen { path: PathBuf, detail: String },
+
+    #[error("{}: cannot create the journal's directory {}: {source}", path.display(), dir.display())]
+    CreateDir {
+        path: PathBuf,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
+    #[error("the journal has no file with id {id}")]
+    NotFound { id: i64 },
+
+    /// A transition was asked of a row in another state (e.g. a worker's row was moved back to
+    /// `settling` because the file changed). The worker must stop working on it.
+    #[error("file {id} is {state}, not {expected}")]
+    WrongState {
+        id: i64,
+        state: FileState,
+        expected: &'static str,
+    },
+
+    /// A caller passed a value that contradicts the row (e.g. an offset going backwards).
+    #[error("file {id}: {message}")]
+    Invalid { id: i64, message: String },
+}
+
+impl JournalError {
+    /// Classifies a SQLite error for the journal at `path`.
+    pub(crate) fn from_sqlite(path: &Path, e: rusqlite::Error) -> JournalError {
+        let path = path.to_owned();
+        let detail = e.to_string();
+        match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                JournalError::Corrupt { path, detail }
+            }
+            Some(ErrorCode::ReadOnly) => JournalError::ReadOnly { path, detail },
+            Some(ErrorCode::DiskFull) => JournalError::DiskFull { path, detail },
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                JournalError::Busy { path, detail }
+            }
+            Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+                JournalError::CannotOpen { path, detail }
+            }
+            _ => JournalError::Sqlite { path, source: e },
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Read-only queries for `status`, `explain` and the daemon's sd_notify `STATUS=` line.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::row::{FileRow, file_columns, from_unix_ms, path_bytes};
+use super::{FileState, Journal, JournalError};
+
+/// Number of rows per state (every state present, zero or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts([u64; 6]);
+
+impl Counts {
+    pub fn get(&self, state: FileState) -> u64 {
+        self.0[Self::index(state)]
+    }
+
+    /// `(state, count)` in [`FileState::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (FileState, u64)> + '_ {
+        FileState::ALL.into_iter().map(|s| (s, self.get(s)))
+    }
+
+    fn index(state: FileState) -> usize {
+        FileState::ALL
+            .iter()
+            .position(|s| *s == state)
+            .unwrap_or_default()
+    }
+}
+
+/// Counts plus the age of the queue, for the daemon's status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub counts: Counts,
+    /// `queued_at` of the oldest queued row.
+    pub oldest_queued_at: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteKind {
+    /// A started upload given up; its `videoId` exists on the service, incomplete.
+    Abandoned,
+    /// The first request was in flight when the process stopped: a video may exist.
+    Orphan,
+}
+
+impl NoteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteKind::Abandoned => "abandoned",
+            NoteKind::Orphan => "orphan",
+        }
+    }
+}
+
+/// A `videoId` (or possible video) a file left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileNote {
+    pub file_id: i64,
+    pub kind: NoteKind,
+    pub video_id: Option<String>,
+    pub reason: String,
+    pub at: SystemTime,
+}
+
+impl Journal {
+    /// Rows per state.
+    pub fn counts(&self) -> Result<Counts, JournalError> {
+        let conn = self.conn();
+        let mut counts = Counts::default();
+        let mut st = conn
+            .prepare_cached("SELECT state, count(*) FROM files GROUP BY state")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (state, n) = row.map_err(|e| self.err(e))?;
+            if let Some(s) = FileState::parse(&state) {
+                counts.0[Counts::index(s)] = n as u64;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Counts and the oldest queued time.
+    pub fn summary(&self) -> Result<Summary, JournalError> {
+        let counts = self.counts()?;
+        let oldest: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT min(queued_at) FROM files WHERE state = 'queued'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(Summary {
+            counts,
+            oldest_queued_at: oldest.map(from_unix_ms),
+        })
+    }
+
+    /// Rows by id: without `all`, the unfinished and failed ones (settling, queued, uploading,
+    /// failed); with `all`, every row including done (the receipts) and gone.
+    pub fn list(&self, all: bool) -> Result<Vec<FileRow>, JournalError> {
+        let sql = if all {
+            concat!("SELECT ", file_columns!(), " FROM files ORDER BY id")
+        } else {
+            concat!(
+                "SELECT ",
+                file_columns!(),
+                " FROM files WHERE state IN ('settling', 'queued', 'uploading', 'failed') ORDER BY id"
+            )
+        };
+        let conn = self.conn();
+        conn.prepare_cached(sql)
+            .and_then(|mut st| {
+                st.query_map([], FileRow::from_sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Abandoned and possibly orphaned videos, of one file or of all (`None`), oldest first.
+    pub fn notes(&self, file_id: Option<i64>) -> Result<Vec<FileNote>, JournalError> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "SELECT file_id, kind, video_id, reason, at FROM file_notes
+             WHERE ?1 IS NULL OR file_id = ?1 ORDER BY id",
+        )
+        .and_then(|mut st| {
+            st.query_map([file_id], |r| {
+                Ok(FileNote {
+                    file_id: r.get(0)?,
+                    kind: if r.get::<_, String>(1)? == "orphan" {
+                        NoteKind::Orphan
+                    } else {
+                        NoteKind::Abandoned
+                    },
+                    video_id: r.get(2)?,
+                    reason: r.get(3)?,
+                    at: from_unix_ms(r.get(4)?),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    /// The row for `path`: the live one (settling/queued/uploading/failed) if any, else the most
+    /// recent done or gone one.
+    pub fn find_by_path(&self, path: &Path) -> Result<Option<FileRow>, JournalError> {
+        let conn = self.conn();
+        conn.prepare_cached(concat!(
+            "SELECT ",
+            file_columns!(),
+            " FROM files WHERE path = ?1 ORDER BY state IN ('done', 'gone'), id DESC LIMIT 1"
+        ))
+        .and_then(|mut st| {
+            st.query_row([path_bytes(path)], FileRow::from_sql)
+                .optional()
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    /// For a `queued` row: its 1-based position in claim order (rows ahead of it that are due at
+    /// `now`, plus one), and how many rows are queued in all (due or waiting for a retry). `None`
+    /// if the row is not queued.
+    pub fn queue_position(
+        &self,
+        id: i64,
+        now: SystemTime,
+    ) -> Result<Option<(u64, u64)>, JournalError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT
+                (SELECT count(*) FROM files o WHERE o.state = 'queued'
+                   AND (o.id = f.id OR ((o.next_attempt_at IS NULL OR o.next_attempt_at <= ?2)
+                   AND (o.queued_at < f.queued_at OR (o.queued_at = f.queued_at AND o.id < f.id))))),
+                (SELECT count(*) FROM files WHERE state = 'queued')
+             FROM files f WHERE f.id = ?1 AND f.state = 'queued'",
+            params![id, super::to_unix_ms(now)],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .optional()
+        .map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,70 @@
+//! The schema as a list of migrations; migration `i` (0-based) brings `user_version` to `i + 1`.
+//!
+//! Never edit a released step: append a new one. Times are Unix milliseconds (UTC wall clock,
+//! for display and for `next_attempt_at`); paths are the raw bytes of the OS path.
+
+/// `PRAGMA application_id` of an ingestd journal ("ingd"), to refuse foreign SQLite files.
+pub const APPLICATION_ID: i64 = 0x696e_6764;
+
+/// Migration steps, in order.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const V1: &str = r#"
+CREATE TABLE files (
+    id                    INTEGER PRIMARY KEY,
+    path                  BLOB    NOT NULL,
+    root                  BLOB    NOT NULL,
+    dev                   INTEGER NOT NULL,
+    ino                   INTEGER NOT NULL,
+    size                  INTEGER NOT NULL,
+    mtime_ns              INTEGER NOT NULL,
+    ctime_ns              INTEGER NOT NULL,
+    state                 TEXT    NOT NULL CHECK (state IN
+                              ('settling', 'queued', 'uploading', 'done', 'failed', 'gone')),
+    changed_at            INTEGER NOT NULL,
+    queued_at             INTEGER,
+    claimed_by            TEXT,
+    video_id              TEXT,
+    chunk_size            INTEGER,
+    bytes_uploaded        INTEGER NOT NULL DEFAULT 0,
+    first_chunk_in_flight INTEGER NOT NULL DEFAULT 0,
+    sha256                TEXT,
+    attempts              INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at       INTEGER,
+    last_error            TEXT,
+    last_error_slug       TEXT,
+    created_at            INTEGER NOT NULL,
+    updated_at            INTEGER NOT NULL,
+    done_at               INTEGER,
+    after_upload          TEXT
+);
+-- At most one live row per path; done and gone rows are history.
+CREATE UNIQUE INDEX files_live_path ON files (path) WHERE state NOT IN ('done', 'gone');
+CREATE INDEX files_path ON files (path, id);
+-- Claim order and per-state counts/listing.
+CREATE INDEX files_state ON files (state, queued_at, id);
+-- Rename detection.
+CREATE INDEX files_inode ON files (ino, dev);
+
+-- videoIds a file left behind: `abandoned` (a started upload given up, e.g. the file changed)
+-- and `orphan` (the first chunk was in flight when the process stopped: a video may exist).
+CREATE TABLE file_notes (
+    id       INTEGER PRIMARY KEY,
+    file_id  INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+    kind     TEXT    NOT NULL CHECK (kind IN ('abandoned', 'orphan')),
+    video_id TEXT,
+    reason   TEXT    NOT NULL,
+    at       INTEGER NOT NULL
+);
+CREATE INDEX file_notes_file ON file_notes (file_id);
+
+-- Daemon-wide state shared with other processes (e.g. `token_state`).
+CREATE TABLE kv (
+    key   TEXT PRIMARY KEY,
+    value TEXT    NOT NULL,
+    at    INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;

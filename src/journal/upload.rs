@@ -1,0 +1,576 @@
+//! The upload side's transitions. Each method is one transaction and returns the row as it is
+//! afterwards.
+//!
+//! A worker's life with a row:
+//! 1. at process start, [`Journal::reclaim_interrupted`] (claims of dead processes → `queued`);
+//! 2. [`Journal::claim_next`] (or [`Journal::claim`] for `ingestd upload`) → `uploading`,
+//!    claimed by this process;
+//! 3. check the file's identity against `row.identity`; changed →
+//!    [`Journal::reset_for_new_video`] and move on;
+//! 4. [`Journal::start_upload`] fixes the chunk size (kept if already set: resume);
+//! 5. without a `videoId`: [`Journal::mark_first_chunk_in_flight`] before sending the first
+//!    request, [`Journal::commit_video_id`] after its 2xx (or after `POST /videos`);
+//! 6. [`Journal::commit_offset`] after each chunk's 2xx, before reading the next;
+//! 7. [`Journal::mark_done`] after the last chunk and the re-stat; then
+//!    [`Journal::record_after_upload`];
+//! 8. on errors: [`Journal::schedule_retry`], [`Journal::mark_failed`], or
+//!    [`Journal::requeue`] on shutdown; [`Journal::set_token_state`] on a 401.
+//!
+//! Progress commits require the row to be `uploading` and claimed by this process. If the watcher
+//! moved it back to `settling` (the file changed) they fail with [`JournalError::WrongState`]:
+//! the worker must drop the file (the journal already recorded the abandoned `videoId`).
+
+use std::time::SystemTime;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::ingest::{abandon, reset_to_settling};
+use super::row::{FileRow, add_note, file_columns, get_row, now_ms, to_unix_ms};
+use super::{FileIdentity, FileState, Journal, JournalError, owner};
+
+/// The daemon's verdict on the upload token, shared with `status` through the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    /// The last upload request was accepted.
+    Ok,
+    /// api.video answered 401: uploads are paused until the token changes.
+    Rejected,
+    /// Not known yet (no request since start or since the token changed).
+    Unknown,
+}
+
+impl TokenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Ok => "ok",
+            TokenState::Rejected => "rejected",
+            TokenState::Unknown => "unknown",
+        }
+    }
+
+    fn parse(s: &str) -> TokenState {
+        match s {
+            "ok" => TokenState::Ok,
+            "rejected" => TokenState::Rejected,
+            _ => TokenState::Unknown,
+        }
+    }
+}
+
+/// [`TokenState`] with why and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenStatus {
+    pub state: TokenState,
+    pub reason: Option<String>,
+    pub since: Option<SystemTime>,
+}
+
+/// Which files `ingestd retry` puts back in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetrySelection {
+    /// These ids; an unknown id is an error and nothing changes.
+    Ids(Vec<i64>),
+    /// Every failed file.
+    AllFailed,
+}
+
+/// What [`Journal::retry_failed`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RetryOutcome {
+    /// Rows now `queued` (failed ones, and queued ones whose retry wait was cleared).
+    pub requeued: Vec<FileRow>,
+    /// Ids left alone, with their state (not failed, nor waiting for a retry).
+    pub skipped: Vec<(i64, FileState)>,
+}
+
+const TOKEN_KEY: &str = "token_state";
+
+impl Journal {
+    /// Runs `f` on row `id` in one IMMEDIATE transaction; returns the row afterwards.
+    fn transition<F>(&self, id: i64, f: F) -> Result<FileRow, JournalError>
+    where
+        F: FnOnce(&Connection, &FileRow, i64) -> Result<(), JournalError>,
+    {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let row = get_row(&tx, id)
+            .map_err(|e| self.err(e))?
+            .ok_or(JournalError::NotFound { id })?;
+        f(&tx, &row, now_ms())?;
+        let row = get_row(&tx, id)
+            .map_err(|e| self.err(e))?
+            .ok_or(JournalError::NotFound { id })?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(row)
+    }
+
+    /// Runs one UPDATE inside a transition.
+    fn exec(
+        &self,
+        c: &Connection,
+        sql: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<(), JournalError> {
+        c.prepare_cached(sql)
+            .and_then(|mut st| st.execute(p))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The row must be `uploading` and claimed by this process.
+    fn require_claimed(&self, row: &FileRow) -> Result<(), JournalError> {
+        if row.state == FileState::Uploading
+            && row.claimed_by.as_deref() == Some(self.inner.owner.as_str())
+        {
+            Ok(())
+        } else {
+            Err(JournalError::WrongState {
+                id: row.id,
+                state: row.state,
+                expected: "uploading (claimed by this process)",
+            })
+        }
+    }
+
+    /// Claims the next file to upload: the `queued` row first queued whose `next_attempt_at` is
+    /// unset or `<= now`, → `uploading`, claimed by this process. `None` if nothing is due. Does
+    /// not look at the token state: a worker checks [`Journal::token_state`] itself.
+    pub fn claim_next(&self, now: SystemTime) -> Result<Option<FileRow>, JournalError> {
+        let conn = self.conn();
+        conn.prepare_cached(concat!(
+            "UPDATE files SET state = 'uploading', claimed_by = ?1, updated_at = ?2
+             WHERE id = (SELECT id FROM files
+                         WHERE state = 'queued'
+                           AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
+                         ORDER BY queued_at, id LIMIT 1)
+             RETURNING ",
+            file_columns!()
+        ))
+        .and_then(|mut st| {
+            st.query_row(
+                params![self.inner.owner, now_ms(), to_unix_ms(now)],
+                FileRow::from_sql,
+            )
+            .optional()
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    /// Claims one given `queued` row now, ignoring its retry wait (`ingestd upload FILE`).
+    pub fn claim(&self, id: i64) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            if row.state != FileState::Queued {
+                return Err(JournalError::WrongState {
+                    id,
+                    state: row.state,
+                    expected: "queued",
+                });
+            }
+            self.exec(
+                c,
+                "UPDATE files SET state = 'uploading', claimed_by = ?1, updated_at = ?2 WHERE id = ?3",
+                params![self.inner.owner, now, id],
+            )
+        })
+    }
+
+    /// At process start: rows left `uploading` by a process that is no longer running become
+    /// `queued` again, keeping `video_id`, `chunk_size` and `bytes_uploaded` (they resume). A row
+    /// whose first chunk was in flight without a committed `videoId` gets a possible-orphan note
+    /// and starts over. Claims of live processes (e.g. `ingestd run` while `ingestd upload`
+    /// starts) are left alone. Returns the reclaimed rows.
+    pub fn reclaim_interrupted(&self) -> Result<Vec<FileRow>, JournalError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let now = now_ms();
+        let stale: Vec<FileRow> = tx
+            .prepare(concat!(
+                "SELECT ",
+                file_columns!(),
+                " FROM files WHERE state = 'uploading'"
+            ))
+            .and_then(|mut st| {
+                st.query_map([], FileRow::from_sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| self.err(e))?
+            .into_iter()
+            .filter(|r| !r.claimed_by.as_deref().is_some_and(owner::is_alive))
+            .collect();
+        let mut out = Vec::with_capacity(stale.len());
+        for row in stale {
+            if row.first_chunk_in_flight && row.video_id.is_none() {
+                abandon(&tx, &row, "the process stopped", now).map_err(|e| self.err(e))?;
+            }
+            self.exec(
+                &tx,
+                "UPDATE files SET state = 'queued', claimed_by = NULL, first_chunk_in_flight = 0,
+                    updated_at = ?1 WHERE id = ?2",
+                params![now, row.id],
+            )?;
+            out.push(
+                get_row(&tx, row.id)
+                    .map_err(|e| self.err(e))?
+                    .ok_or(JournalError::NotFound { id: row.id })?,
+            );
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+
+    /// Fixes the chunk size for this upload. If one is already stored (a resumed upload) it is
+    /// kept and the argument ignored: use the returned `row.chunk_size`.
+    pub fn start_upload(&self, id: i64, chunk_size: u64) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            self.exec(
+                c,
+                "UPDATE files SET chunk_size = coalesce(chunk_size, ?1), updated_at = ?2 WHERE id = ?3",
+                params![chunk_size as i64, now, id],
+            )
+        })
+    }
+
+    /// Before sending the first request of an upload without a `videoId`: if the process dies
+    /// before [`Journal::commit_video_id`], the video it may have created is reported as a
+    /// possible orphan.
+    pub fn mark_first_chunk_in_flight(&self, id: i64) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            if row.video_id.is_some() {
+                return Err(JournalError::Invalid {
+                    id,
+                    message: "already has a videoId; every later request must carry it".into(),
+                });
+            }
+            self.exec(
+                c,
+                "UPDATE files SET first_chunk_in_flight = 1, updated_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
+        })
+    }
+
+    /// Commits the `videoId` (from the first chunk's response or `POST /videos`) and clears the
+    /// first-chunk-in-flight mark. Committing a different id than the stored one is refused.
+    pub fn commit_video_id(&self, id: i64, video_id: &str) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            if let Some(old) = row.video_id.as_deref().filter(|old| *old != video_id) {
+                return Err(JournalError::Invalid {
+                    id,
+                    message: format!("already has videoId {old}, refusing {video_id}"),
+                });
+            }
+            self.exec(
+                c,
+                "UPDATE files SET video_id = ?1, first_chunk_in_flight = 0, updated_at = ?2 WHERE id = ?3",
+                params![video_id, now, id],
+            )
+        })
+    }
+
+    /// Commits the acknowledged offset (bytes the service has). Progress: also resets
+    /// `attempts`, `next_attempt_at` and the last error. The offset never goes backwards nor
+    /// past the file size.
+    pub fn commit_offset(&self, id: i64, offset: u64) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            if offset < row.bytes_uploaded || offset > row.identity.size {
+                return Err(JournalError::Invalid {
+                    id,
+                    message: format!(
+                        "offset {offset} outside {}..={}",
+                        row.bytes_uploaded, row.identity.size
+                    ),
+                });
+            }
+            self.exec(
+                c,
+                "UPDATE files SET bytes_uploaded = ?1, attempts = 0, next_attempt_at = NULL,
+                    last_error = NULL, last_error_slug = NULL, updated_at = ?2 WHERE id = ?3",
+                params![offset as i64, now, id],
+            )
+        })
+    }
+
+    /// Notes a possible orphan video (no id known) left by this file, e.g. a first request
+    /// whose response was lost.
+    pub fn record_orphan(&self, id: i64, note: &str) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, _, now| {
+            add_note(c, id, "orphan", None, note, now).map_err(|e| self.err(e))
+        })
+    }
+
+    /// Notes a video this file gave up on (e.g. deleted on the service, or the file changed).
+    pub fn record_abandoned(
+        &self,
+        id: i64,
+        video_id: &str,
+        reason: &str,
+    ) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, _, now| {
+            add_note(c, id, "abandoned", Some(video_id), reason, now).map_err(|e| self.err(e))
+        })
+    }
+
+    /// The file changed since its upload started (seen on resume or at the re-stat): its video is
+    /// recorded as abandoned and the row goes back to `settling` with `identity` (the watcher
+    /// queues it again once it is stable; `ingestd upload` calls [`Journal::enqueue`]).
+    pub fn reset_for_new_video(
+        &self,
+        id: i64,
+        identity: &FileIdentity,
+    ) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            if matches!(row.state, FileState::Done | FileState::Gone) {
+                return Err(JournalError::WrongState {
+                    id,
+                    state: row.state,
+                    expected: "settling, queued, uploading or failed",
+                });
+            }
+            reset_to_settling(
+                c,
+                row,
+                identity,
+                "the file changed since its upload started",
+                now,
+            )
+            .map_err(|e| self.err(e))
+        })
+    }
+
+    /// Starts the upload over as a new video with the same file (e.g. the service lost the
+    /// video): the old `videoId` is recorded as abandoned with `reason`, progress is cleared,
+    /// the row stays `uploading` with this process.
+    pub fn restart_upload(&self, id: i64, reason: &str) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            abandon(c, row, reason, now).map_err(|e| self.err(e))?;
+            self.exec(
+                c,
+                "UPDATE files SET video_id = NULL, chunk_size = NULL, bytes_uploaded = 0,
+                    first_chunk_in_flight = 0, updated_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
+        })
+    }
+
+    /// The upload is complete and the re-stat matched: `done`, with the receipt (hex SHA-256,
+    /// `videoId`, `bytes_uploaded = size`, `done_at`).
+    pub fn mark_done(
+        &self,
+        id: i64,
+        sha256: &str,
+        video_id: &str,
+    ) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            if let Some(old) = row.video_id.as_deref().filter(|old| *old != video_id) {
+                return Err(JournalError::Invalid {
+                    id,
+                    message: format!("has videoId {old}, not {video_id}"),
+                });
+            }
+            self.exec(
+                c,
+                "UPDATE files SET state = 'done', sha256 = ?1, video_id = ?2, bytes_uploaded = size,
+                    first_chunk_in_flight = 0, claimed_by = NULL, next_attempt_at = NULL,
+                    last_error = NULL, last_error_slug = NULL, done_at = ?3, updated_at = ?3
+                 WHERE id = ?4",
+                params![sha256, video_id, now, id],
+            )
+        })
+    }
+
+    /// A retryable error: back to `queued` (same place in the queue), not claimable before
+    /// `next_attempt_at`, with the attempt count and the error shown by `status`. Progress
+    /// (`video_id`, `bytes_uploaded`) is kept.
+    pub fn schedule_retry(
+        &self,
+        id: i64,
+        next_attempt_at: SystemTime,
+        attempts: u32,
+        error: &str,
+        slug: Option<&str>,
+    ) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            self.exec(
+                c,
+                "UPDATE files SET state = 'queued', claimed_by = NULL, next_attempt_at = ?1,
+                    attempts = ?2, last_error = ?3, last_error_slug = ?4, updated_at = ?5
+                 WHERE id = ?6",
+                params![to_unix_ms(next_attempt_at), attempts, error, slug, now, id],
+            )
+        })
+    }
+
+    /// Resets the attempt counter (progress was made) without other changes.
+    pub fn reset_attempts(&self, id: i64) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, _, now| {
+            self.exec(
+                c,
+                "UPDATE files SET attempts = 0, updated_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
+        })
+    }
+
+    /// A permanent error (a 4xx other than 401/429): `failed` with the message and the
+    /// api.video `type` slug; `ingestd retry` puts it back. Progress is kept.
+    pub fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        slug: Option<&str>,
+    ) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            if row.state != FileState::Queued {
+                self.require_claimed(row)?;
+            }
+            self.exec(
+                c,
+                "UPDATE files SET state = 'failed', claimed_by = NULL, next_attempt_at = NULL,
+                    last_error = ?1, last_error_slug = ?2, updated_at = ?3 WHERE id = ?4",
+                params![error, slug, now, id],
+            )
+        })
+    }
+
+    /// Releases a claim (shutdown, token pause): back to `queued` at its place, progress kept.
+    pub fn requeue(&self, id: i64) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            self.exec(
+                c,
+                "UPDATE files SET state = 'queued', claimed_by = NULL, updated_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
+        })
+    }
+
+    /// Records the outcome of the post-upload action (`kept`, `deleted`, `moved to …`, or an
+    /// error) on a `done` row.
+    pub fn record_after_upload(&self, id: i64, outcome: &str) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            if row.state != FileState::Done {
+                return Err(JournalError::WrongState {
+                    id,
+                    state: row.state,
+                    expected: "done",
+                });
+            }
+            self.exec(
+                c,
+                "UPDATE files SET after_upload = ?1, updated_at = ?2 WHERE id = ?3",
+                params![outcome, now, id],
+            )
+        })
+    }
+
+    /// `ingestd retry`: failed rows → `queued` (at the back, attempts and error cleared,
+    /// progress kept); queued rows waiting for a retry become due now. Other states are skipped.
+    /// An unknown id fails the whole call ([`JournalError::NotFound`]) and changes nothing.
+    pub fn retry_failed(&self, selection: &RetrySelection) -> Result<RetryOutcome, JournalError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let now = now_ms();
+        let ids: Vec<i64> = match selection {
+            RetrySelection::Ids(ids) => ids.clone(),
+            RetrySelection::AllFailed => tx
+                .prepare("SELECT id FROM files WHERE state = 'failed' ORDER BY id")
+                .and_then(|mut st| {
+                    st.query_map([], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<i64>>>()
+                })
+                .map_err(|e| self.err(e))?,
+        };
+        let mut out = RetryOutcome::default();
+        for id in ids {
+            let row = get_row(&tx, id)
+                .map_err(|e| self.err(e))?
+                .ok_or(JournalError::NotFound { id })?;
+            let waiting = row.state == FileState::Queued && row.next_attempt_at.is_some();
+            if row.state == FileState::Failed {
+                self.exec(
+                    &tx,
+                    "UPDATE files SET state = 'queued', queued_at = ?1, attempts = 0,
+                        next_attempt_at = NULL, last_error = NULL, last_error_slug = NULL,
+                        updated_at = ?1 WHERE id = ?2",
+                    params![now, id],
+                )?;
+            } else if waiting {
+                self.exec(
+                    &tx,
+                    "UPDATE files SET next_attempt_at = NULL, attempts = 0, updated_at = ?1 WHERE id = ?2",
+                    params![now, id],
+                )?;
+            } else {
+                out.skipped.push((id, row.state));
+                continue;
+            }
+            out.requeued.push(
+                get_row(&tx, id)
+                    .map_err(|e| self.err(e))?
+                    .ok_or(JournalError::NotFound { id })?,
+            );
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+
+    /// Records the token verdict for every process (`status` shows it).
+    pub fn set_token_state(
+        &self,
+        state: TokenState,
+        reason: Option<&str>,
+    ) -> Result<(), JournalError> {
+        let value = serde_json::json!({ "state": state.as_str(), "reason": reason }).to_string();
+        let conn = self.conn();
+        conn.prepare_cached(
+            "INSERT INTO kv (key, value, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
+        )
+        .and_then(|mut st| st.execute(params![TOKEN_KEY, value, now_ms()]))
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    /// The last recorded token verdict ([`TokenState::Unknown`] if none).
+    pub fn token_state(&self) -> Result<TokenStatus, JournalError> {
+        let conn = self.conn();
+        let found: Option<(String, i64)> = conn
+            .prepare_cached("SELECT value, at FROM kv WHERE key = ?1")
+            .and_then(|mut st| {
+                st.query_row([TOKEN_KEY], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        let Some((value, at)) = found else {
+            return Ok(TokenStatus {
+                state: TokenState::Unknown,
+                reason: None,
+                since: None,
+            });
+        };
+        let v: serde_json::Value = serde_json::from_str(&value).unwrap_or_default();
+        Ok(TokenStatus {
+            state: TokenState::parse(v["state"].as_str().unwrap_or("")),
+            reason: v["reason"].as_str().map(str::to_owned),
+            since: Some(super::from_unix_ms(at)),
+        })
+    }
+
+    /// The row with this id.
+    pub fn get(&self, id: i64) -> Result<Option<FileRow>, JournalError> {
+        get_row(&self.conn(), id).map_err(|e| self.err(e))
+    }
+}
