@@ -1,8 +1,247 @@
-//! `ingestd upload FILE…`: foreground upload with progress bars (issue 4).
+//! `ingestd upload FILE…`: uploads now, in the foreground, with a progress bar per file (bytes,
+//! rate, ETA), through the same journal and worker code as `run`. Ctrl-C stops at once (the
+//! request in flight is dropped); running the same command again resumes at the committed offset.
+//! Exits 1 if any file failed.
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
-use super::{Cli, UploadArgs};
+use anyhow::Context;
+use futures_util::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
 
-pub async fn run(_cli: &Cli, _args: &UploadArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ingestd upload` is not implemented yet")
+use super::{Cli, Exit, UploadArgs};
+use crate::config::Config;
+use crate::daemon::services::{open_journal, read_token, worker_context};
+use crate::journal::{FileIdentity, FileState, Journal, Observation};
+use crate::upload::board::Board;
+use crate::upload::rate::RateLimit;
+use crate::upload::token::TokenGate;
+use crate::upload::worker::{Outcome, WorkerContext, upload_file};
+
+pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
+    let mut config = super::load_config(&cli.config)?;
+    // Ctrl-C drops the request in flight at once; the journal keeps the committed offset.
+    config.upload.shutdown_timeout = Duration::ZERO;
+    let to_exit = |e: crate::daemon::DaemonError| -> anyhow::Error {
+        Exit {
+            code: e.exit_code(),
+            message: format!("ingestd: {e}"),
+        }
+        .into()
+    };
+    let token = read_token(&config).map_err(to_exit)?;
+    let journal = open_journal(&config).await.map_err(to_exit)?;
+    {
+        let j = journal.clone();
+        tokio::task::spawn_blocking(move || j.reclaim_interrupted()).await??;
+    }
+
+    let mut ids = Vec::new();
+    let mut failed = 0;
+    for file in &args.files {
+        match enqueue(&journal, &config, file).await {
+            Ok(Some(id)) => ids.push((id, file.clone())),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{}: {e:#}", file.display());
+                failed += 1;
+            }
+        }
+    }
+
+    let board = Board::default();
+    let gate = TokenGate::new(token);
+    let rate = Arc::new(RwLock::new(RateLimit::new(config.upload.max_rate)));
+    let ctx =
+        worker_context(&config, journal.clone(), gate, board.clone(), rate).map_err(to_exit)?;
+
+    let shutdown = CancellationToken::new();
+    {
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                s.cancel();
+            }
+        });
+    }
+
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template(
+        "{prefix:24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let mut file_bars = Vec::new();
+    for (id, path) in &ids {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let bar = bars.add(ProgressBar::new(size));
+        bar.set_style(style.clone());
+        bar.set_prefix(
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        file_bars.push((*id, bar));
+    }
+    let ticker = {
+        let board = board.clone();
+        let bars: Vec<(i64, ProgressBar)> = file_bars.clone();
+        let stop = shutdown.child_token();
+        let handle_stop = stop.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                for f in board.snapshot() {
+                    if let Some((_, bar)) = bars.iter().find(|(id, _)| *id == f.id) {
+                        bar.set_position(f.done);
+                    }
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        });
+        (task, handle_stop)
+    };
+
+    let workers = config.upload.workers.max(1);
+    let results: Vec<(i64, Result<Outcome, String>)> =
+        futures_util::stream::iter(ids.iter().map(|(id, _)| {
+            let ctx = ctx.clone();
+            let shutdown = shutdown.clone();
+            let id = *id;
+            async move { (id, upload_one(&ctx, id, &shutdown).await) }
+        }))
+        .buffer_unordered(workers)
+        .collect()
+        .await;
+    ticker.1.cancel();
+    let _ = ticker.0.await;
+
+    for (id, result) in results {
+        let bar = file_bars.iter().find(|(i, _)| *i == id).map(|(_, b)| b);
+        let row = {
+            let j = journal.clone();
+            tokio::task::spawn_blocking(move || j.get(id)).await??
+        };
+        let name = row
+            .as_ref()
+            .map(|r| r.path.display().to_string())
+            .unwrap_or_default();
+        let line = match result {
+            Ok(Outcome::Done { video_id }) => {
+                if let Some(b) = bar {
+                    b.finish();
+                }
+                format!("{name}: uploaded, videoId {video_id}")
+            }
+            Ok(other) => {
+                failed += 1;
+                if let Some(b) = bar {
+                    b.abandon();
+                }
+                let why = row.and_then(|r| r.last_error).unwrap_or_default();
+                format!("{name}: not uploaded ({other:?}) {why}")
+            }
+            Err(e) => {
+                failed += 1;
+                format!("{name}: {e}")
+            }
+        };
+        let _ = bars.println(&line);
+        println!("{line}");
+    }
+    if shutdown.is_cancelled() {
+        eprintln!("interrupted: run the same command again to resume where it stopped");
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Records the file in the journal and queues it now. `None` when there is nothing to do
+/// (already uploaded with this content).
+async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Result<Option<i64>> {
+    let path = std::fs::canonicalize(file).context("cannot open it")?;
+    let meta = std::fs::metadata(&path).context("cannot stat it")?;
+    if !meta.is_file() {
+        anyhow::bail!("not a regular file");
+    }
+    if meta.len() == 0 {
+        anyhow::bail!("empty file: api.video refuses empty files");
+    }
+    let root: PathBuf = config
+        .watch
+        .iter()
+        .find(|w| path.starts_with(&w.path))
+        .map(|w| w.path.clone())
+        .or_else(|| path.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let obs = Observation {
+        root,
+        path: path.clone(),
+        identity: FileIdentity::from_metadata(&meta),
+    };
+    let j = journal.clone();
+    let row = tokio::task::spawn_blocking(move || j.enqueue(&obs)).await??;
+    match row.state {
+        FileState::Done => {
+            println!(
+                "{}: already uploaded, videoId {}",
+                path.display(),
+                row.video_id.as_deref().unwrap_or("?")
+            );
+            Ok(None)
+        }
+        FileState::Uploading => {
+            anyhow::bail!("being uploaded by another ingestd process (see `ingestd status`)")
+        }
+        _ => Ok(Some(row.id)),
+    }
+}
+
+/// Uploads one row to the end, waiting out retries in the foreground.
+async fn upload_one(
+    ctx: &WorkerContext,
+    id: i64,
+    shutdown: &CancellationToken,
+) -> Result<Outcome, String> {
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(Outcome::Released);
+        }
+        let j = ctx.journal.clone();
+        let row = tokio::task::spawn_blocking(move || j.claim(id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        match upload_file(ctx, row, shutdown)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Outcome::Retry => {
+                let j = ctx.journal.clone();
+                let row = tokio::task::spawn_blocking(move || j.get(id))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                let wait = row
+                    .as_ref()
+                    .and_then(|r| r.next_attempt_at)
+                    .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                    .unwrap_or(Duration::from_secs(1));
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(Outcome::Released),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            other => return Ok(other),
+        }
+    }
 }

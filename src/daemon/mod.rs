@@ -12,6 +12,7 @@
 //! within `upload.shutdown_timeout` → `STOPPING=1` → return `Ok(())` (exit 0).
 
 pub mod notify;
+pub mod services;
 pub mod signals;
 pub mod status_line;
 
@@ -21,11 +22,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, EXIT_CONFIG};
 pub use notify::Notifier;
+pub use services::Services;
 pub use signals::{ReloadRequests, ReloadTrigger};
 pub use status_line::{StatusCounts, status_line};
 
 /// How often `STATUS=` is refreshed (only sent when the text changed).
 const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often a token file is re-read (a rewritten token resumes a paused pool).
+const TOKEN_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +39,12 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("cannot set up the api.video client: {0}")]
+    Api(crate::api::ApiError),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl DaemonError {
@@ -41,7 +52,7 @@ impl DaemonError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DaemonError::Config(_) => EXIT_CONFIG,
-            DaemonError::Signals(_) => 1,
+            _ => 1,
         }
     }
 }
@@ -108,26 +119,28 @@ pub async fn run_with(
     // Children of `shutdown` stop with it; `tasks` stops the helpers once the workers are done.
     let tasks = shutdown.child_token();
 
-    // wiring: open the journal (`Journal::open(&config.journal.path)`), reclaim rows claimed by
-    //         a previous process, report possible orphans ("first chunk in flight" rows).
-    // wiring: read the upload token (`config.api.read_upload_token()`), build the api client,
-    //         shared token state (ok / rejected) and `RateLimit::new(config.upload.max_rate)`.
-    // wiring: start the watcher (initial scan of every `config.watch` root → journal), and
-    //         await the initial scan being journaled *before* READY=1.
-    // wiring: spawn `config.upload.workers` workers (see `crate::upload` docs) under `shutdown`.
+    // Journal (reclaiming interrupted uploads), token, clients, watcher (initial scan journaled
+    // before READY=1), then the worker pool.
+    let Some(mut services) = Services::start(&config, &shutdown).await? else {
+        return Ok(());
+    };
 
     send(&notifier, notifier.ready(), "READY=1");
     tracing::info!(
         roots = config.watch.len(),
         workers = config.upload.workers,
+        endpoint = %config.api.endpoint,
         "ingestd is running"
     );
+    for root in services.roots() {
+        tracing::info!(root = %root.path.display(), mode = %root.mode, health = %root.health, "watching");
+    }
 
     let mut watchdog = None;
     if let Some(interval) = watchdog_interval {
-        // wiring: the health check is "the journal round-trips" (a write+read transaction on
-        //         the journal's connection, e.g. `journal.ping().await.is_ok()`).
-        let healthy = || async { true };
+        // WATCHDOG=1 only while the journal round-trips.
+        let journal = services.journal.clone();
+        let healthy = move || Services::healthy(journal.clone());
         watchdog = Some(tokio::spawn(notify::watchdog_loop(
             notifier.clone(),
             interval,
@@ -138,27 +151,40 @@ pub async fn run_with(
 
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut token_tick = tokio::time::interval(TOKEN_POLL_INTERVAL);
+    token_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_status = String::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(()) = reloads.recv() => reload(&mut config, &notifier),
+            Some(()) = reloads.recv() => {
+                if reload(&mut config, &notifier) {
+                    services.apply(&config).await;
+                }
+                send(&notifier, notifier.ready(), "READY=1");
+            }
+            _ = token_tick.tick() => services.poll_token_file(&config),
             _ = status_tick.tick() => {
-                // wiring: `journal.status_counts()` and the shared token state.
-                let line = status_line(&StatusCounts::default());
-                if line != last_status {
-                    send(&notifier, notifier.status(&line), "STATUS");
-                    last_status = line;
+                match services.tick().await {
+                    Ok(counts) => {
+                        let line = status_line(&counts);
+                        if line != last_status {
+                            send(&notifier, notifier.status(&line), "STATUS");
+                            last_status = line;
+                        }
+                    }
+                    Err(e) => tracing::error!("{e}"),
                 }
             }
         }
     }
 
     send(&notifier, notifier.stopping(), "STOPPING=1");
-    tracing::info!("shutting down");
-    // wiring: the watcher stops with `shutdown`; await the worker pool for at most
-    //         `config.upload.shutdown_timeout` (in-flight chunks finish or are dropped; nothing
-    //         is committed for an unacknowledged chunk), then close the journal.
+    tracing::info!(
+        deadline_s = config.upload.shutdown_timeout.as_secs(),
+        "shutting down: no new uploads; requests in flight finish or are dropped at the deadline"
+    );
+    services.stop().await;
     tasks.cancel();
     if let Some(task) = watchdog {
         let _ = task.await;
@@ -168,21 +194,24 @@ pub async fn run_with(
 }
 
 /// SIGHUP: re-read and validate the configuration; on error keep the old one and say why.
-fn reload(config: &mut Config, notifier: &Notifier) {
+/// Returns true when a new configuration was loaded.
+fn reload(config: &mut Config, notifier: &Notifier) -> bool {
     send(notifier, notifier.reloading(), "RELOADING=1");
     match Config::load(&config.source) {
         Ok(new) => {
             for warning in &new.warnings {
                 tracing::warn!("{warning}");
             }
-            // wiring: apply new roots (watcher), workers (pool size), max_rate (new RateLimit
-            //         shared from now on), and re-read the token (clears a "rejected" pause).
+            // The caller applies it: roots, workers, max_rate, token (`Services::apply`).
             *config = new;
             tracing::info!("configuration reloaded from {}", config.source.display());
+            true
         }
-        Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
+        Err(e) => {
+            tracing::error!("reload failed, keeping the running configuration: {e}");
+            false
+        }
     }
-    send(notifier, notifier.ready(), "READY=1");
 }
 
 fn send(notifier: &Notifier, result: std::io::Result<()>, what: &str) {

@@ -1,10 +1,13 @@
-//! The progress board: bytes sent per file in flight, for `ingestd upload`'s progress bars, the
-//! systemd `STATUS=` line and the status page. Memory only; the journal holds committed offsets.
+//! The board of uploads in flight (path, size, bytes streamed, rate), for `ingestd upload`'s
+//! progress bars, the systemd `STATUS=` line and the status page. Memory only: the journal holds
+//! the committed offsets; each entry reads the worker's live [`Progress`] counter.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use super::progress::Progress;
 
 /// One upload in flight.
 #[derive(Debug, Clone)]
@@ -12,7 +15,7 @@ pub struct InFlight {
     pub id: i64,
     pub path: PathBuf,
     pub total: u64,
-    /// Bytes sent or acknowledged so far (including what was sent before a resume).
+    /// Bytes streamed so far, including what was acknowledged before a resume.
     pub done: u64,
     /// Average rate since this process started the file, bytes per second.
     pub rate: f64,
@@ -22,18 +25,30 @@ pub struct InFlight {
 struct Entry {
     path: PathBuf,
     total: u64,
-    done: u64,
+    progress: Progress,
     start_bytes: u64,
     started: Instant,
 }
 
 /// Shared, cheap to clone.
 #[derive(Clone, Default)]
-pub struct Progress {
+pub struct Board {
     inner: Arc<Mutex<HashMap<i64, Entry>>>,
 }
 
-impl Progress {
+/// Removes its entry from the board when dropped (the upload ended, whatever the way).
+pub struct OnBoard {
+    board: Board,
+    id: i64,
+}
+
+impl Drop for OnBoard {
+    fn drop(&mut self) {
+        self.board.with(|m| m.remove(&self.id));
+    }
+}
+
+impl Board {
     fn with<R>(&self, f: impl FnOnce(&mut HashMap<i64, Entry>) -> R) -> R {
         match self.inner.lock() {
             Ok(mut m) => f(&mut m),
@@ -41,57 +56,63 @@ impl Progress {
         }
     }
 
-    pub fn start(&self, id: i64, path: &Path, total: u64, done: u64) {
+    /// Puts a file on the board until the returned guard is dropped.
+    pub fn start(&self, id: i64, path: &Path, total: u64, progress: Progress) -> OnBoard {
+        let start_bytes = progress.get();
         self.with(|m| {
             m.insert(
                 id,
                 Entry {
                     path: path.to_owned(),
                     total,
-                    done,
-                    start_bytes: done,
+                    progress,
+                    start_bytes,
                     started: Instant::now(),
                 },
             )
         });
+        OnBoard {
+            board: self.clone(),
+            id,
+        }
     }
 
-    pub fn add(&self, id: i64, n: u64) {
-        self.with(|m| {
-            if let Some(e) = m.get_mut(&id) {
-                e.done = (e.done + n).min(e.total);
-            }
-        });
-    }
-
-    pub fn set(&self, id: i64, done: u64) {
-        self.with(|m| {
-            if let Some(e) = m.get_mut(&id) {
-                e.done = done.min(e.total);
-            }
-        });
-    }
-
-    pub fn finish(&self, id: i64) {
-        self.with(|m| m.remove(&id));
-    }
-
+    /// The uploads in flight, by journal id.
     pub fn snapshot(&self) -> Vec<InFlight> {
         let mut v: Vec<InFlight> = self.with(|m| {
             m.iter()
                 .map(|(id, e)| {
+                    let done = e.progress.get().min(e.total);
                     let secs = e.started.elapsed().as_secs_f64().max(0.001);
                     InFlight {
                         id: *id,
                         path: e.path.clone(),
                         total: e.total,
-                        done: e.done,
-                        rate: (e.done.saturating_sub(e.start_bytes)) as f64 / secs,
+                        done,
+                        rate: done.saturating_sub(e.start_bytes) as f64 / secs,
                     }
                 })
                 .collect()
         });
         v.sort_by_key(|f| f.id);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_leave_with_their_guard() {
+        let board = Board::default();
+        let p = Progress::new(10);
+        let guard = board.start(7, Path::new("/r/a.mp4"), 100, p.clone());
+        p.add(40);
+        let snap = board.snapshot();
+        assert_eq!(snap.len(), 1);
+        assert_eq!((snap[0].id, snap[0].done, snap[0].total), (7, 50, 100));
+        drop(guard);
+        assert!(board.snapshot().is_empty());
     }
 }

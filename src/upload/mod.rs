@@ -67,10 +67,14 @@
 
 pub mod after;
 pub mod backoff;
+pub mod board;
 pub mod hash;
+pub mod pool;
 pub mod progress;
 pub mod rate;
 pub mod resolve;
+pub mod token;
+pub mod worker;
 
 pub use after::{AfterError, AfterOutcome};
 pub use backoff::{Backoff, Decision, RetryClass, RetryNote, RetryPolicy};

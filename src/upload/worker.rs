@@ -21,12 +21,13 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiError, BodyObserver, ChunkRange, ErrorClass, UploadRequest};
 use crate::config::UploadConfig;
-use crate::journal::{FileIdentity, FileRow, Journal};
+use crate::journal::{FileIdentity, FileRow, Journal, TokenState};
 use crate::upload::after;
 use crate::upload::backoff::{Decision, RetryClass, RetryPolicy};
-use crate::upload::hash::{self, Sha256State};
-use crate::upload::board::Progress;
-use crate::upload::rate::RateLimiter;
+use crate::upload::board::Board;
+use crate::upload::hash::{self, ContentHasher};
+use crate::upload::progress::{Progress, UploadTap};
+use crate::upload::rate::RateLimit;
 use crate::upload::token::TokenGate;
 
 /// Everything a worker needs; shared by all workers of a pool.
@@ -39,8 +40,9 @@ pub struct WorkerContext {
     pub api_key_client: Option<api::Client>,
     pub token: TokenGate,
     pub config: Arc<UploadConfig>,
-    pub rate: Arc<RateLimiter>,
-    pub progress: Progress,
+    /// `upload.max_rate`; replaced on reload, read when a file starts.
+    pub rate: Arc<std::sync::RwLock<RateLimit>>,
+    pub board: Board,
     pub policy: Arc<RetryPolicy>,
     /// Watch-root title templates, tags and metadata, by root path.
     pub video_meta: Arc<dyn Fn(&FileRow) -> VideoMeta + Send + Sync>,
@@ -57,7 +59,9 @@ pub struct VideoMeta {
 /// How one upload attempt ended.
 #[derive(Debug)]
 pub enum Outcome {
-    Done { video_id: String },
+    Done {
+        video_id: String,
+    },
     /// Scheduled for a later attempt (recorded in the journal).
     Retry,
     /// Token rejected: the row went back to the queue, the pool is paused.
@@ -86,27 +90,13 @@ where
     Ok(tokio::task::spawn_blocking(move || f(&journal)).await??)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn identity_of(meta: &std::fs::Metadata) -> FileIdentity {
-    use std::os::unix::fs::MetadataExt;
-    FileIdentity {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.size(),
-        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-    }
+    FileIdentity::from_metadata(meta)
 }
 
 /// Same content as far as we can tell without reading it (ctime changes on rename).
 fn same_content(a: &FileIdentity, b: &FileIdentity) -> bool {
-    a.dev == b.dev && a.ino == b.ino && a.size == b.size && a.mtime_ns == b.mtime_ns
+    a.same_content(b)
 }
 
 /// The worker loop: claim, upload, repeat, until `shutdown`.
@@ -127,8 +117,7 @@ pub async fn run_worker(
         if !ctx.token.wait_usable(&retire).await {
             return Ok(());
         }
-        let now = now_ms();
-        let row = j(&ctx.journal, move |j| j.claim_next(now)).await?;
+        let row = j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await?;
         let Some(row) = row else {
             tokio::select! {
                 _ = retire.cancelled() => return Ok(()),
@@ -167,7 +156,11 @@ pub async fn upload_file(
         if let Some(video_id) = row.video_id.clone() {
             warn!(path = %path.display(), video_id, "file changed since its upload started: abandoning the partial video, starting over");
         }
-        j(&ctx.journal, move |j| j.file_changed(id, now_identity, &reason)).await?;
+        tracing::debug!("{reason}");
+        j(&ctx.journal, move |j| {
+            j.reset_for_new_video(id, &now_identity)
+        })
+        .await?;
         return Ok(Outcome::Released);
     }
 
@@ -201,7 +194,11 @@ pub async fn upload_file(
         let creation = api::VideoCreation {
             title: meta.title,
             tags: meta.tags,
-            metadata: meta.metadata,
+            metadata: meta
+                .metadata
+                .into_iter()
+                .map(|(key, value)| api::Metadata { key, value })
+                .collect(),
             ..Default::default()
         };
         match keyed.create_video(&creation).await {
@@ -216,23 +213,40 @@ pub async fn upload_file(
         }
     }
 
+    if total == 0 {
+        // api.video refuses empty files (400 uploaded-file-empty); the watcher never queues one.
+        j(&ctx.journal, move |j| {
+            j.mark_failed(
+                id,
+                "the file is empty: api.video refuses empty files",
+                Some("uploaded-file-empty"),
+            )
+        })
+        .await?;
+        return Ok(Outcome::Failed);
+    }
+
     // Hash what was already sent (resume), then stream the rest through the hasher.
-    let mut hasher = if row.bytes_uploaded > 0 {
-        let p = path.clone();
-        let upto = row.bytes_uploaded;
-        match tokio::task::spawn_blocking(move || hash::hash_prefix(&p, upto)).await? {
+    let hasher = if row.bytes_uploaded > 0 {
+        match hash::hash_prefix_async(path.clone(), row.bytes_uploaded).await {
             Ok(h) => h,
             Err(e) => {
                 return local_failure(ctx, &row, format!("reading {}: {e}", path.display())).await;
             }
         }
     } else {
-        Sha256State::new()
+        ContentHasher::new()
     };
+    let progress = Progress::new(row.bytes_uploaded);
+    let rate = match ctx.rate.read() {
+        Ok(r) => r.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let tap = Arc::new(Tap(UploadTap::new(rate, hasher, progress.clone())));
 
     let single = total <= chunk_size;
     let mut offset = row.bytes_uploaded;
-    ctx.progress.start(id, &path, total, offset);
+    let _on_board = ctx.board.start(id, &path, total, progress);
     let result = loop {
         if offset >= total && !(single && offset == 0) {
             break None;
@@ -247,33 +261,27 @@ pub async fn upload_file(
         if first_request {
             j(&ctx.journal, move |j| j.mark_first_chunk_in_flight(id)).await?;
         }
-        let observer = Arc::new(ChunkObserver {
-            hasher: std::sync::Mutex::new(hasher.clone()),
-            rate: ctx.rate.clone(),
-            progress: ctx.progress.clone(),
-            id,
-        });
+        let snapshot = tap.0.snapshot();
         let req = UploadRequest {
             path: path.clone(),
             file_name: file_name(&path),
             range,
             video_id: row.video_id.clone(),
-            observer: Some(observer.clone() as Arc<dyn BodyObserver>),
+            observer: Some(tap.clone() as Arc<dyn BodyObserver>),
         };
         fail::fail_point!("before-send");
+        let token = ctx.token.current();
         let sent = tokio::select! {
-            r = ctx.client.upload(&ctx.token.current(), req) => r,
+            r = ctx.client.upload(&token, req) => r,
             _ = deadline_after(shutdown, ctx.config.shutdown_timeout) => {
                 warn!(path = %path.display(), "shutdown deadline reached: aborting the request in flight; it resumes at byte {offset} on restart");
-                j(&ctx.journal, move |j| j.release(id)).await?;
-                ctx.progress.finish(id);
+                j(&ctx.journal, move |j| j.requeue(id)).await?;
                 return Ok(Outcome::Released);
             }
         };
         match sent {
             Ok(resp) => {
                 ctx.token.accepted();
-                hasher = observer.take_hasher();
                 if first_request {
                     let v = resp.video_id.clone();
                     fail::fail_point!("after-first-chunk-before-commit");
@@ -284,25 +292,31 @@ pub async fn upload_file(
                 offset += len;
                 fail::fail_point!("after-chunk-before-commit");
                 j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
-                ctx.progress.set(id, offset);
+                if row.attempts > 0 {
+                    j(&ctx.journal, move |j| j.reset_attempts(id)).await?;
+                    row.attempts = 0;
+                }
                 if single {
                     break None;
                 }
             }
-            Err(e) if e.slug() == Some("video-content-range-by-bytes-range-overlap") && range.is_some() => {
+            Err(e)
+                if e.slug() == Some("video-content-range-by-bytes-range-overlap")
+                    && range.is_some() =>
+            {
                 // The service already has exactly this chunk (a response lost before a crash or
                 // a reset): hash it from disk and advance.
                 let Some(r) = range else { break None };
                 info!(path = %path.display(), video_id = ?row.video_id, from = r.offset, "chunk already stored by api.video: advancing");
-                let p = path.clone();
-                let mut h = hasher.clone();
-                match tokio::task::spawn_blocking(move || hash::update_range(&mut h, &p, r.offset, r.len).map(|_| h)).await? {
-                    Ok(h) => hasher = h,
-                    Err(e) => break Some(local_failure(ctx, &row, format!("reading {}: {e}", path.display())).await?),
+                tap.0.restore(snapshot);
+                if let Err(e) = extend_hash(&tap, &path, r.offset + r.len).await {
+                    break Some(
+                        local_failure(ctx, &row, format!("reading {}: {e}", path.display()))
+                            .await?,
+                    );
                 }
                 offset += len;
                 j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
-                ctx.progress.set(id, offset);
             }
             Err(e)
                 if e.slug() == Some("video-source-already-uploaded")
@@ -310,19 +324,19 @@ pub async fn upload_file(
                     && offset + len >= total =>
             {
                 // The completing chunk was stored before a crash; the video is complete.
-                let p = path.clone();
-                let mut h = hasher.clone();
-                let from = offset;
-                match tokio::task::spawn_blocking(move || hash::update_range(&mut h, &p, from, len).map(|_| h)).await? {
-                    Ok(h) => hasher = h,
-                    Err(e) => break Some(local_failure(ctx, &row, format!("reading {}: {e}", path.display())).await?),
+                tap.0.restore(snapshot);
+                if let Err(e) = extend_hash(&tap, &path, total).await {
+                    break Some(
+                        local_failure(ctx, &row, format!("reading {}: {e}", path.display()))
+                            .await?,
+                    );
                 }
                 offset = total;
                 j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
                 break None;
             }
             Err(e) => {
-                ctx.progress.finish(id);
+                tap.0.restore(snapshot);
                 break Some(handle_error(ctx, &row, e, range).await?);
             }
         }
@@ -330,7 +344,6 @@ pub async fn upload_file(
     if let Some(outcome) = result {
         return Ok(outcome);
     }
-    ctx.progress.finish(id);
 
     // 6. re-stat: the file must be unchanged to be done.
     let video_id = row.video_id.clone().unwrap_or_default();
@@ -339,8 +352,7 @@ pub async fn upload_file(
         Ok(ident) if same_content(&ident, &row.identity) => {}
         Ok(ident) => {
             warn!(path = %path.display(), video_id, "the file changed during its upload: not done; it settles again and uploads as a new video");
-            let reason = "the file changed during its upload".to_owned();
-            j(&ctx.journal, move |j| j.file_changed(id, ident, &reason)).await?;
+            j(&ctx.journal, move |j| j.reset_for_new_video(id, &ident)).await?;
             return Ok(Outcome::Released);
         }
         Err(e) => {
@@ -350,7 +362,7 @@ pub async fn upload_file(
             return Ok(Outcome::Released);
         }
     }
-    let sha = hasher.hex();
+    let sha = tap.0.hex();
     let (v, s) = (video_id.clone(), sha.clone());
     fail::fail_point!("before-done-commit");
     j(&ctx.journal, move |j| j.mark_done(id, &s, &v)).await?;
@@ -361,9 +373,9 @@ pub async fn upload_file(
     let root = row.root.clone();
     let action = ctx.config.after_upload.clone();
     let p = path.clone();
-    let outcome = tokio::task::spawn_blocking(move || after::apply(&action, &root, &p)).await?;
-    let text = outcome.to_string();
-    if outcome.is_error() {
+    let outcome = after::apply_async(action, root, p).await;
+    let text = outcome.message();
+    if !outcome.is_success() {
         warn!(path = %path.display(), video_id, "{text}");
     }
     j(&ctx.journal, move |j| j.record_after_upload(id, &text)).await?;
@@ -390,10 +402,16 @@ async fn local_failure(
 ) -> Result<Outcome, WorkerError> {
     let id = row.id;
     let attempts = row.attempts + 1;
-    let delay = ctx.policy.backoff(attempts);
-    let at = now_ms() + delay.as_millis() as i64;
+    let delay = match ctx.policy.decide_now(RetryClass::Transient, attempts) {
+        Decision::RetryAfter(d) => d,
+        _ => ctx.policy.retry_max(),
+    };
+    let at = SystemTime::now() + delay;
     warn!(path = %row.path.display(), "{msg}; retrying in {}s", delay.as_secs());
-    j(&ctx.journal, move |j| j.schedule_retry(id, at, attempts, &msg, None)).await?;
+    j(&ctx.journal, move |j| {
+        j.schedule_retry(id, at, attempts, &msg, None)
+    })
+    .await?;
     Ok(Outcome::Retry)
 }
 
@@ -420,67 +438,65 @@ async fn handle_error(
     let slug = e.slug().map(str::to_owned);
     let msg = format!("{where_}: {e}");
     let attempts = row.attempts + 1;
-    match ctx.policy.decide(&class, attempts) {
+    let rate_limited = matches!(class, RetryClass::RateLimited(_));
+    match ctx.policy.decide_now(class, attempts) {
         Decision::RetryAfter(delay) => {
-            let at = now_ms() + delay.as_millis() as i64;
-            let counted = if matches!(class, RetryClass::RateLimited(_)) {
-                row.attempts
-            } else {
-                attempts
-            };
+            let at = SystemTime::now() + delay;
+            let counted = if rate_limited { row.attempts } else { attempts };
             warn!(path, video_id = ?video_id, "{msg}; attempt {attempts}, next in {}s", delay.as_secs());
-            j(&ctx.journal, move |j| j.schedule_retry(id, at, counted, &msg, slug.as_deref())).await?;
+            j(&ctx.journal, move |j| {
+                j.schedule_retry(id, at, counted, &msg, slug.as_deref())
+            })
+            .await?;
             Ok(Outcome::Retry)
         }
         Decision::PauseForToken => {
             let reason = e.to_string();
             if ctx.token.reject(&reason) {
-                warn!("api.video rejected the upload token ({}): uploads paused until the token changes (token file rewritten or SIGHUP)", e.slug().unwrap_or("401"));
+                warn!(
+                    "api.video rejected the upload token ({}): uploads paused until the token changes (token file rewritten or SIGHUP)",
+                    e.slug().unwrap_or("401")
+                );
             }
             let r = reason.clone();
             j(&ctx.journal, move |j| {
-                j.set_token_state("rejected", &r)?;
-                j.release(id)
+                j.set_token_state(TokenState::Rejected, Some(&r))?;
+                j.requeue(id)
             })
             .await?;
             Ok(Outcome::TokenPaused)
         }
         Decision::Fail => {
             warn!(path, video_id = ?video_id, "upload failed: {msg}");
-            j(&ctx.journal, move |j| j.mark_failed(id, &msg, slug.as_deref())).await?;
+            j(&ctx.journal, move |j| {
+                j.mark_failed(id, &msg, slug.as_deref())
+            })
+            .await?;
             Ok(Outcome::Failed)
         }
     }
 }
 
-/// Streams bytes through the hasher, the shared rate limiter and the progress board.
-struct ChunkObserver {
-    hasher: std::sync::Mutex<Sha256State>,
-    rate: Arc<RateLimiter>,
-    progress: Progress,
-    id: i64,
+/// Extends the tap's hash from disk up to `end` (a chunk the service already had).
+async fn extend_hash(tap: &Arc<Tap>, path: &Path, end: u64) -> Result<(), hash::HashError> {
+    let mut h = tap.0.hasher();
+    let p = path.to_owned();
+    let h = tokio::task::spawn_blocking(move || h.extend_from_file(&p, end).map(|_| h))
+        .await
+        .map_err(|e| hash::HashError::Join(e.to_string()))??;
+    tap.0.replace(h);
+    Ok(())
 }
 
-impl ChunkObserver {
-    fn take_hasher(&self) -> Sha256State {
-        match self.hasher.lock() {
-            Ok(h) => h.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-}
+/// The api client's body observer: rate limit, SHA-256 and progress for one file.
+struct Tap(UploadTap);
 
-impl BodyObserver for ChunkObserver {
+impl BodyObserver for Tap {
     fn before_send(&self, n: usize) -> futures_util::future::BoxFuture<'static, ()> {
-        let rate = self.rate.clone();
-        Box::pin(async move { rate.acquire(n as u64).await })
+        Box::pin(self.0.acquire(n))
     }
 
     fn on_bytes(&self, data: &[u8]) {
-        match self.hasher.lock() {
-            Ok(mut h) => h.update(data),
-            Err(p) => p.into_inner().update(data),
-        }
-        self.progress.add(self.id, data.len() as u64);
+        self.0.on_bytes(data);
     }
 }

@@ -1,0 +1,325 @@
+//! The running parts of the daemon, built from a [`Config`]: the journal, the upload token
+//! gate, the api clients, the watcher and the worker pool, all under one cancellation token.
+//! [`Services::apply`] takes a reloaded configuration (SIGHUP) without a restart.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AuthMode, Client, ClientOptions};
+use crate::config::{Config, ConfigError, TokenSource, WatchConfig};
+use crate::journal::{FileRow, Journal, TokenState};
+use crate::secret::Secret;
+use crate::upload::backoff::RetryPolicy;
+use crate::upload::board::Board;
+use crate::upload::pool::Pool;
+use crate::upload::rate::RateLimit;
+use crate::upload::token::{self, TokenGate};
+use crate::upload::worker::{VideoMeta, WorkerContext};
+use crate::watch::{self, Sink, WatchHandle};
+
+use super::DaemonError;
+use super::status_line::StatusCounts;
+
+/// Everything `run` keeps alive.
+pub struct Services {
+    pub journal: Journal,
+    pub gate: TokenGate,
+    pub board: Board,
+    pub rate: Arc<RwLock<RateLimit>>,
+    pool: Pool,
+    watcher: Option<(WatchHandle, CancellationToken)>,
+    roots: Vec<WatchConfig>,
+    shutdown: CancellationToken,
+    /// Token state last written to the journal (so `status` in another process sees it).
+    mirrored: Option<TokenState>,
+}
+
+/// Opens the journal off the async runtime.
+pub async fn open_journal(config: &Config) -> Result<Journal, DaemonError> {
+    let path = config.journal.path.clone();
+    tokio::task::spawn_blocking(move || Journal::open(&path))
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))?
+        .map_err(DaemonError::Journal)
+}
+
+/// Reads the upload token; `run` and `upload` cannot work without one.
+pub fn read_token(config: &Config) -> Result<Secret, DaemonError> {
+    if matches!(config.api.token, TokenSource::None) {
+        return Err(DaemonError::Config(ConfigError {
+            file: config.source.clone(),
+            position: None,
+            message: "no upload token configured: set `upload_token_file` (or `upload_token`) in [api], or give systemd's LoadCredential=upload-token:…".into(),
+        }));
+    }
+    Ok(config.api.read_upload_token()?)
+}
+
+/// The worker context for `config` (shared by `run` and `ingestd upload`).
+pub fn worker_context(
+    config: &Config,
+    journal: Journal,
+    gate: TokenGate,
+    board: Board,
+    rate: Arc<RwLock<RateLimit>>,
+) -> Result<WorkerContext, DaemonError> {
+    let client = Client::new(ClientOptions::from_config(&config.api))?;
+    let api_key_client = match &config.api.api_key_file {
+        Some(file) => {
+            let key = std::fs::read_to_string(file).map_err(|e| {
+                DaemonError::Config(ConfigError {
+                    file: file.clone(),
+                    position: None,
+                    message: format!("cannot read the API key (api.api_key_file): {e}"),
+                })
+            })?;
+            Some(
+                client
+                    .clone()
+                    .with_api_key(Secret::new(key), AuthMode::Basic),
+            )
+        }
+        None => None,
+    };
+    let watch = config.watch.clone();
+    let template = config.upload.title_template.clone();
+    let video_meta = Arc::new(move |row: &FileRow| video_meta(&template, &watch, row));
+    Ok(WorkerContext {
+        journal,
+        client,
+        api_key_client,
+        token: gate,
+        config: Arc::new(config.upload.clone()),
+        rate,
+        board,
+        policy: Arc::new(RetryPolicy::new(config.upload.retry_max)),
+        video_meta,
+    })
+}
+
+/// Title (from `title_template`), tags and metadata for a video created with the API key.
+fn video_meta(template: &str, roots: &[WatchConfig], row: &FileRow) -> VideoMeta {
+    let name = row
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = row
+        .path
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.clone());
+    let relpath = row
+        .path
+        .strip_prefix(&row.root)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| name.clone());
+    let title = template
+        .replace("{stem}", &stem)
+        .replace("{name}", &name)
+        .replace("{relpath}", &relpath);
+    let root = roots.iter().find(|w| w.path == row.root);
+    VideoMeta {
+        title,
+        tags: root.map(|w| w.tags.clone()).unwrap_or_default(),
+        metadata: root.map(|w| w.metadata.clone()).unwrap_or_default(),
+    }
+}
+
+impl Services {
+    /// Opens the journal, reclaims interrupted uploads, starts the watcher and waits for its
+    /// initial scan to be journaled, then starts the workers. Returns `None` if `shutdown`
+    /// came first.
+    pub async fn start(
+        config: &Config,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Services>, DaemonError> {
+        let token = read_token(config)?;
+        let journal = open_journal(config).await?;
+        let j = journal.clone();
+        let reclaimed = tokio::task::spawn_blocking(move || {
+            j.set_token_state(TokenState::Unknown, None)?;
+            j.reclaim_interrupted()
+        })
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+        for row in &reclaimed {
+            tracing::info!(path = %row.path.display(), video_id = ?row.video_id, offset = row.bytes_uploaded, "resuming an upload interrupted by a stop or crash");
+        }
+        let gate = TokenGate::new(token);
+        let board = Board::default();
+        let rate = Arc::new(RwLock::new(RateLimit::new(config.upload.max_rate)));
+        let ctx = worker_context(
+            config,
+            journal.clone(),
+            gate.clone(),
+            board.clone(),
+            rate.clone(),
+        )?;
+
+        let watch_token = shutdown.child_token();
+        let handle = watch::spawn(
+            config.watch.clone(),
+            Arc::new(journal.clone()) as Arc<dyn Sink>,
+            watch_token.clone(),
+        );
+        tokio::select! {
+            _ = handle.initial_scan_done() => {}
+            _ = shutdown.cancelled() => {
+                handle.join().await;
+                return Ok(None);
+            }
+        }
+        let pool = Pool::spawn(ctx, config.upload.workers, shutdown.clone());
+        Ok(Some(Services {
+            journal,
+            gate,
+            board,
+            rate,
+            pool,
+            watcher: Some((handle, watch_token)),
+            roots: config.watch.clone(),
+            shutdown: shutdown.clone(),
+            mirrored: None,
+        }))
+    }
+
+    /// Applies a reloaded, validated configuration: token (always resumes a paused pool),
+    /// workers, rate (for files started from now on) and roots (the watcher restarts).
+    pub async fn apply(&mut self, config: &Config) {
+        match read_token(config) {
+            Ok(t) => {
+                if self.gate.replace(t, true) {
+                    tracing::info!("upload token re-read: uploads resume");
+                }
+            }
+            Err(e) => tracing::error!("{e}"),
+        }
+        self.pool.resize(config.upload.workers);
+        match self.rate.write() {
+            Ok(mut r) => *r = RateLimit::new(config.upload.max_rate),
+            Err(p) => *p.into_inner() = RateLimit::new(config.upload.max_rate),
+        }
+        if !same_roots(&self.roots, &config.watch) {
+            if let Some((handle, token)) = self.watcher.take() {
+                token.cancel();
+                handle.join().await;
+            }
+            let token = self.shutdown.child_token();
+            let handle = watch::spawn(
+                config.watch.clone(),
+                Arc::new(self.journal.clone()) as Arc<dyn Sink>,
+                token.clone(),
+            );
+            self.watcher = Some((handle, token));
+            self.roots = config.watch.clone();
+            tracing::info!(
+                roots = self.roots.len(),
+                "watch roots changed: watcher restarted"
+            );
+        }
+    }
+
+    /// Per-root watch status (mode, health), for logs, metrics and the status page.
+    pub fn roots(&self) -> Vec<watch::RootStatus> {
+        self.watcher
+            .as_ref()
+            .map(|(h, _)| h.status())
+            .unwrap_or_default()
+    }
+
+    /// Re-reads a token file: a changed token resumes a paused pool.
+    pub fn poll_token_file(&self, config: &Config) {
+        if matches!(config.api.token, TokenSource::Inline(_) | TokenSource::None) {
+            return;
+        }
+        if let Ok(t) = config.api.read_upload_token()
+            && self.gate.replace(t, false)
+        {
+            tracing::info!("the upload token changed: uploads resume");
+        }
+    }
+
+    /// Writes the token state to the journal when it changed, and returns the STATUS counts.
+    pub async fn tick(&mut self) -> Result<StatusCounts, DaemonError> {
+        let state = match self.gate.state() {
+            token::TokenState::Unknown => TokenState::Unknown,
+            token::TokenState::Ok => TokenState::Ok,
+            token::TokenState::Rejected { .. } => TokenState::Rejected,
+        };
+        let reason = match self.gate.state() {
+            token::TokenState::Rejected { reason } => Some(reason),
+            _ => None,
+        };
+        let mirror = self.mirrored != Some(state);
+        let j = self.journal.clone();
+        let summary = tokio::task::spawn_blocking(move || {
+            if mirror {
+                j.set_token_state(state, reason.as_deref())?;
+            }
+            j.summary()
+        })
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+        self.mirrored = Some(state);
+        let c = &summary.counts;
+        use crate::journal::FileState as S;
+        Ok(StatusCounts {
+            uploading: c.get(S::Uploading),
+            queued: c.get(S::Queued),
+            settling: c.get(S::Settling),
+            failed: c.get(S::Failed),
+            oldest: summary
+                .oldest_queued_at
+                .and_then(|t| SystemTime::now().duration_since(t).ok()),
+            token_rejected: state == TokenState::Rejected,
+        })
+    }
+
+    /// The journal round-trips (for WATCHDOG=1).
+    pub async fn healthy(journal: Journal) -> bool {
+        matches!(
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                tokio::task::spawn_blocking(move || journal.counts())
+            )
+            .await,
+            Ok(Ok(Ok(_)))
+        )
+    }
+
+    /// Waits for the workers (in-flight chunks finish or are dropped at the shutdown deadline)
+    /// and the watcher to end.
+    pub async fn stop(self) {
+        if let Err(e) = self.pool.join().await {
+            tracing::error!("{e}");
+        }
+        if let Some((handle, token)) = self.watcher {
+            token.cancel();
+            handle.join().await;
+        }
+    }
+}
+
+fn same_roots(a: &[WatchConfig], b: &[WatchConfig]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.path == y.path
+                && x.recursive == y.recursive
+                && x.include == y.include
+                && x.exclude == y.exclude
+                && x.settle == y.settle
+                && x.mode == y.mode
+                && x.poll_interval == y.poll_interval
+                && x.rescan_interval == y.rescan_interval
+                && x.follow_symlinks == y.follow_symlinks
+        })
+}
+
+impl From<api::ApiError> for DaemonError {
+    fn from(e: api::ApiError) -> Self {
+        DaemonError::Api(e)
+    }
+}
