@@ -27,6 +27,8 @@ mod upload;
 #[cfg(test)]
 mod tests_ingest;
 #[cfg(test)]
+mod tests_model;
+#[cfg(test)]
 mod tests_upload;
 #[cfg(test)]
 mod testutil;
