@@ -60,7 +60,7 @@ proptest! {
         let f = Fixture::new();
         // Sizes are unique per write so a recycled inode never looks like a rename.
         let mut serial = 0usize;
-        let mut content = |serial: &mut usize| { *serial += 1; vec![b'x'; *serial] };
+        let content = |serial: &mut usize| { *serial += 1; vec![b'x'; *serial] };
         // Rows of files that were uploaded: path → id (follows renames).
         let mut uploaded: BTreeMap<String, i64> = BTreeMap::new();
         for op in ops {
