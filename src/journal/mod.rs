@@ -8,6 +8,7 @@
 //! - [`ingest`]: the watcher side ([`crate::watch::Sink`]: `seen`, `stable`, `gone`).
 //! - [`upload`]: the upload side (claim, progress commits, retry, done, failed).
 //! - [`query`]: what `status` and `explain` read.
+//! - [`kv`]: daemon-wide state (token verdict, heartbeat) shared with other processes.
 //!
 //! [`Journal`] is `Clone + Send + Sync` (a shared connection behind a mutex); its methods are
 //! synchronous and short, so async callers use `tokio::task::spawn_blocking`.
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 mod db;
 mod error;
 mod ingest;
+mod kv;
 mod owner;
 mod query;
 mod row;
@@ -34,9 +36,10 @@ mod tests_upload;
 mod testutil;
 
 pub use error::JournalError;
+pub use kv::{DaemonInfo, TokenState, TokenStatus};
 pub use query::{Counts, FileNote, NoteKind, Summary};
 pub use row::{FileRow, from_unix_ms, to_unix_ms};
-pub use upload::{RetryOutcome, RetrySelection, TokenState, TokenStatus};
+pub use upload::{RetryOutcome, RetrySelection};
 
 /// What identifies a file's content on disk. A rename keeps `dev`, `ino`, `size`, `mtime_ns` (but
 /// changes `ctime_ns`), so rename detection matches on the first four.

@@ -396,3 +396,18 @@ fn hot_queries_use_indexes() {
     let p = plan("SELECT state, count(*) FROM files GROUP BY state");
     assert!(p.contains("COVERING INDEX"), "{p}");
 }
+
+#[test]
+fn heartbeat_names_a_running_daemon() {
+    let f = Fixture::new();
+    assert_eq!(f.journal.daemon_info().unwrap(), None);
+    f.journal.heartbeat().unwrap();
+    let d = f.journal.daemon_info().unwrap().unwrap();
+    assert_eq!(d.pid, std::process::id());
+    assert!(d.running);
+    f.sql(&format!(
+        "UPDATE kv SET value = '{{\"owner\":\"{DEAD_OWNER}\",\"pid\":1}}' WHERE key = 'daemon'"
+    ));
+    let d = f.journal.daemon_info().unwrap().unwrap();
+    assert_eq!((d.pid, d.running), (1, false));
+}
