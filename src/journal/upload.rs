@@ -13,8 +13,8 @@
 //! 6. [`Journal::commit_offset`] after each chunk's 2xx, before reading the next;
 //! 7. [`Journal::mark_done`] after the last chunk and the re-stat; then
 //!    [`Journal::record_after_upload`];
-//! 8. on errors: [`Journal::schedule_retry`], [`Journal::mark_failed`], or
-//!    [`Journal::requeue`] on shutdown; [`Journal::set_token_state`] on a 401.
+//! 8. on errors: [`Journal::schedule_retry`], [`Journal::mark_failed`], [`Journal::mark_gone`]
+//!    (file vanished), or [`Journal::requeue`] on shutdown; [`Journal::set_token_state`] on a 401.
 //!
 //! Progress commits require the row to be `uploading` and claimed by this process. If the watcher
 //! moved it back to `settling` (the file changed) they fail with [`JournalError::WrongState`]:
@@ -400,6 +400,23 @@ impl Journal {
                 "UPDATE files SET state = 'failed', claimed_by = NULL, next_attempt_at = NULL,
                     last_error = ?1, last_error_slug = ?2, updated_at = ?3 WHERE id = ?4",
                 params![error, slug, now, id],
+            )
+        })
+    }
+
+    /// The file vanished (found missing when opened or re-stat'ed): `gone`, claim released,
+    /// `reason` kept as the last error. Progress is kept: if the same content reappears (same
+    /// path, or renamed) the row comes back `queued` and resumes.
+    pub fn mark_gone(&self, id: i64, reason: &str) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            if row.state != FileState::Queued {
+                self.require_claimed(row)?;
+            }
+            self.exec(
+                c,
+                "UPDATE files SET state = 'gone', gone_from = 'queued', claimed_by = NULL,
+                    last_error = ?1, last_error_slug = NULL, updated_at = ?2 WHERE id = ?3",
+                params![reason, now, id],
             )
         })
     }
