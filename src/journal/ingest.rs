@@ -125,7 +125,8 @@ fn row_at_path(c: &Connection, path: &Path) -> rusqlite::Result<Option<FileRow>>
     c.prepare_cached(concat!(
         "SELECT ",
         file_columns!(),
-        " FROM files WHERE path = ?1 ORDER BY state IN ('done', 'gone'), id DESC LIMIT 1"
+        " FROM files WHERE path = ?1
+          ORDER BY state IN ('done', 'gone'), superseded, id DESC LIMIT 1"
     ))?
     .query_row([path_bytes(path)], FileRow::from_sql)
     .optional()
@@ -217,9 +218,11 @@ fn move_row(
     obs: &Observation,
     now: i64,
 ) -> rusqlite::Result<(i64, FileState)> {
+    c.prepare_cached("UPDATE files SET superseded = 1 WHERE path = ?1 AND id != ?2")?
+        .execute(params![path_bytes(&obs.path), src.id])?;
     let state: String = c
         .prepare_cached(
-            "UPDATE files SET path = ?1, root = ?2, ctime_ns = ?3, updated_at = ?4,
+            "UPDATE files SET path = ?1, root = ?2, ctime_ns = ?3, updated_at = ?4, superseded = 0,
                 changed_at = CASE state WHEN 'gone' THEN ?4 ELSE changed_at END,
                 state = CASE state WHEN 'gone' THEN coalesce(gone_from, 'settling') ELSE state END,
                 gone_from = NULL

@@ -317,3 +317,17 @@ fn scan_batches_restore_full_sync() {
         .unwrap();
     assert_eq!(sync, 2, "FULL for the upload side's commits");
 }
+
+#[test]
+fn mv_of_a_done_file_over_another_done_file() {
+    let f = Fixture::new();
+    let a = f.done("a.mp4", b"first upload", "vi1");
+    let _b = f.done("b.mp4", b"second", "vi2");
+    let moved = f.rename("a.mp4", "b.mp4");
+    assert_eq!(f.journal.seen(from_ref(&moved)).unwrap(), [false]);
+    let row = f.journal.find_by_path(&moved.path).unwrap().unwrap();
+    assert_eq!(row.id, a, "the row of the file now at the path");
+    assert_eq!(row.video_id.as_deref(), Some("vi1"));
+    assert_eq!(f.journal.seen(from_ref(&moved)).unwrap(), [false]);
+    assert_eq!(rows(&f), 2);
+}
