@@ -18,6 +18,8 @@ enum Op {
     Create(usize),
     Append(usize),
     Rename(usize, usize),
+    /// A rename whose old path the watcher reports gone before the new one is seen.
+    RenameGoneFirst(usize, usize),
     Delete(usize),
     /// Everything settling becomes stable.
     Settle,
@@ -30,6 +32,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..4usize).prop_map(Op::Create),
         (0..4usize).prop_map(Op::Append),
         (0..4usize, 0..4usize).prop_map(|(a, b)| Op::Rename(a, b)),
+        (0..4usize, 0..4usize).prop_map(|(a, b)| Op::RenameGoneFirst(a, b)),
         (0..4usize).prop_map(Op::Delete),
         Just(Op::Settle),
         Just(Op::Upload),
@@ -70,7 +73,7 @@ proptest! {
                 Op::Append(i) => {
                     if f.path(NAMES[*i]).exists() { f.append(NAMES[*i], &content(&mut serial)); }
                 }
-                Op::Rename(a, b) => {
+                Op::Rename(a, b) | Op::RenameGoneFirst(a, b) => {
                     if a != b && f.path(NAMES[*a]).exists() {
                         if let Some(id) = uploaded.remove(NAMES[*a]) {
                             uploaded.insert(NAMES[*b].to_owned(), id);
@@ -78,6 +81,9 @@ proptest! {
                             uploaded.remove(NAMES[*b]);
                         }
                         f.rename(NAMES[*a], NAMES[*b]);
+                        if let Op::RenameGoneFirst(..) = op {
+                            f.journal.gone(&f.root(), &[f.path(NAMES[*a])]).unwrap();
+                        }
                     }
                 }
                 Op::Delete(i) => {
@@ -110,7 +116,7 @@ proptest! {
             }
             let present = scan(&f);
             let rows = f.journal.list(true).unwrap();
-            if let Op::Rename(..) = op {
+            if let Op::Rename(..) | Op::RenameGoneFirst(..) = op {
                 prop_assert_eq!(rows.len(), rows_before, "a rename creates no row");
             }
             let mut live_paths = HashSet::new();
