@@ -4,11 +4,11 @@
 //! possibly-orphaned `videoId`s, and a small key-value table for daemon-wide state such as the
 //! upload token's verdict. Every transition is one SQLite transaction (WAL, `synchronous=FULL`).
 //!
-//! - [`db`]: opening, pragmas, migrations on `PRAGMA user_version`, error classification.
-//! - [`ingest`]: the watcher side ([`crate::watch::Sink`]: `seen`, `stable`, `gone`).
-//! - [`upload`]: the upload side (claim, progress commits, retry, done, failed).
-//! - [`query`]: what `status` and `explain` read.
-//! - [`kv`]: daemon-wide state (token verdict, heartbeat) shared with other processes.
+//! - `db`: opening, pragmas, migrations on `PRAGMA user_version`, error classification.
+//! - `ingest`: the watcher side ([`crate::watch::Sink`]: `seen`, `stable`, `gone`).
+//! - `upload`: the upload side (claim, progress commits, retry, done, failed).
+//! - `query`: what `status` and `explain` read.
+//! - `kv`: daemon-wide state (token verdict, heartbeat) shared with other processes.
 //!
 //! [`Journal`] is `Clone + Send + Sync` (a shared connection behind a mutex); its methods are
 //! synchronous and short, so async callers use `tokio::task::spawn_blocking`.

@@ -437,3 +437,9 @@ fn vanished_file_is_gone_and_resumes_if_it_comes_back() {
         (Some("vi1"), 5)
     );
 }
+
+#[test]
+fn journal_is_clone_send_sync() {
+    fn check<T: Clone + Send + Sync + 'static>() {}
+    check::<super::Journal>();
+}
