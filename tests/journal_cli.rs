@@ -188,6 +188,7 @@ fn status_json_golden_shape() {
     }
     assert_eq!(counts.len(), 6);
     assert_eq!(v["token"], "ok");
+    assert_eq!(v["daemon"], Value::Null);
 
     let files = v["files"].as_array().unwrap();
     files.iter().for_each(check_file_shape);
@@ -242,6 +243,7 @@ fn status_json_golden_shape() {
 fn status_shows_a_rejected_token_and_orphans() {
     let s = Setup::new();
     let j = s.journal();
+    j.heartbeat().unwrap();
     let id = s.queued(&j, "a.mp4", b"x");
     j.record_abandoned(id, "vi-old", "the file changed")
         .unwrap();
@@ -252,6 +254,8 @@ fn status_shows_a_rejected_token_and_orphans() {
     .unwrap();
     let v = s.status_json(&[]);
     assert_eq!(v["token"], "rejected");
+    assert_eq!(v["daemon"]["pid"], std::process::id());
+    assert_eq!(v["daemon"]["running"], true, "this test process wrote it");
     let f = &v["files"][0];
     assert_eq!(f["abandoned_video_ids"][0]["video_id"], "vi-old");
 

@@ -83,7 +83,7 @@ impl Journal {
     pub fn gone_batch(&self, _root: &Path, paths: &[PathBuf]) -> Result<usize, JournalError> {
         self.scan_tx(|tx, now| {
             let mut st = tx.prepare_cached(
-                "UPDATE files SET state = 'gone', updated_at = ?1
+                "UPDATE files SET gone_from = state, state = 'gone', updated_at = ?1
                  WHERE path = ?2 AND state IN ('settling', 'queued', 'failed')",
             )?;
             let mut n = 0;
@@ -125,7 +125,8 @@ fn row_at_path(c: &Connection, path: &Path) -> rusqlite::Result<Option<FileRow>>
     c.prepare_cached(concat!(
         "SELECT ",
         file_columns!(),
-        " FROM files WHERE path = ?1 ORDER BY state IN ('done', 'gone'), id DESC LIMIT 1"
+        " FROM files WHERE path = ?1
+          ORDER BY state IN ('done', 'gone'), superseded, id DESC LIMIT 1"
     ))?
     .query_row([path_bytes(path)], FileRow::from_sql)
     .optional()
@@ -197,20 +198,8 @@ fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<(i6
         }
         Some(row) if row.identity.same_content(&obs.identity) => match row.state {
             FileState::Done => (row.id, FileState::Done),
-            _ => {
-                // gone, and back with the same content (remount, undelete): settle again.
-                c.prepare_cached(
-                    "UPDATE files SET state = 'settling', root = ?1, ctime_ns = ?2,
-                        changed_at = ?3, updated_at = ?3 WHERE id = ?4",
-                )?
-                .execute(params![
-                    path_bytes(&obs.root),
-                    obs.identity.ctime_ns,
-                    now,
-                    row.id
-                ])?;
-                (row.id, FileState::Settling)
-            }
+            // gone, and back with the same content (remount, undelete).
+            _ => move_row(c, &row, obs, now)?,
         },
         _ => match rename_source(c, obs)? {
             Some(src) => move_row(c, &src, obs, now)?,
@@ -220,32 +209,39 @@ fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<(i6
     Ok((id, state))
 }
 
-/// A rename: the row follows its file to `obs.path`, keeping its state (a `gone` row settles
-/// again, keeping its upload progress). Returns its id and new state.
+/// A rename (or a `gone` file back at its path): the row follows its file to `obs.path`, keeping
+/// its state; a `gone` row gets back the state it had before (settling if unknown), with its
+/// upload progress. Returns its id and new state.
 fn move_row(
     c: &Connection,
     src: &FileRow,
     obs: &Observation,
     now: i64,
 ) -> rusqlite::Result<(i64, FileState)> {
-    c.prepare_cached(
-        "UPDATE files SET path = ?1, root = ?2, ctime_ns = ?3, updated_at = ?4,
-            changed_at = CASE state WHEN 'gone' THEN ?4 ELSE changed_at END,
-            state = CASE state WHEN 'gone' THEN 'settling' ELSE state END
-         WHERE id = ?5",
-    )?
-    .execute(params![
-        path_bytes(&obs.path),
-        path_bytes(&obs.root),
-        obs.identity.ctime_ns,
-        now,
-        src.id
-    ])?;
-    let state = match src.state {
-        FileState::Gone => FileState::Settling,
-        s => s,
-    };
-    Ok((src.id, state))
+    c.prepare_cached("UPDATE files SET superseded = 1 WHERE path = ?1 AND id != ?2")?
+        .execute(params![path_bytes(&obs.path), src.id])?;
+    let state: String = c
+        .prepare_cached(
+            "UPDATE files SET path = ?1, root = ?2, ctime_ns = ?3, updated_at = ?4, superseded = 0,
+                changed_at = CASE state WHEN 'gone' THEN ?4 ELSE changed_at END,
+                state = CASE state WHEN 'gone' THEN coalesce(gone_from, 'settling') ELSE state END,
+                gone_from = NULL
+             WHERE id = ?5 RETURNING state",
+        )?
+        .query_row(
+            params![
+                path_bytes(&obs.path),
+                path_bytes(&obs.root),
+                obs.identity.ctime_ns,
+                now,
+                src.id
+            ],
+            |r| r.get(0),
+        )?;
+    Ok((
+        src.id,
+        FileState::parse(&state).unwrap_or(FileState::Settling),
+    ))
 }
 
 fn insert(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<i64> {

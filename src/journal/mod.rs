@@ -4,10 +4,11 @@
 //! possibly-orphaned `videoId`s, and a small key-value table for daemon-wide state such as the
 //! upload token's verdict. Every transition is one SQLite transaction (WAL, `synchronous=FULL`).
 //!
-//! - [`db`]: opening, pragmas, migrations on `PRAGMA user_version`, error classification.
-//! - [`ingest`]: the watcher side ([`crate::watch::Sink`]: `seen`, `stable`, `gone`).
-//! - [`upload`]: the upload side (claim, progress commits, retry, done, failed).
-//! - [`query`]: what `status` and `explain` read.
+//! - `db`: opening, pragmas, migrations on `PRAGMA user_version`, error classification.
+//! - `ingest`: the watcher side ([`crate::watch::Sink`]: `seen`, `stable`, `gone`).
+//! - `upload`: the upload side (claim, progress commits, retry, done, failed).
+//! - `query`: what `status` and `explain` read.
+//! - `kv`: daemon-wide state (token verdict, heartbeat) shared with other processes.
 //!
 //! [`Journal`] is `Clone + Send + Sync` (a shared connection behind a mutex); its methods are
 //! synchronous and short, so async callers use `tokio::task::spawn_blocking`.
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 mod db;
 mod error;
 mod ingest;
+mod kv;
 mod owner;
 mod query;
 mod row;
@@ -27,14 +29,17 @@ mod upload;
 #[cfg(test)]
 mod tests_ingest;
 #[cfg(test)]
+mod tests_model;
+#[cfg(test)]
 mod tests_upload;
 #[cfg(test)]
 mod testutil;
 
 pub use error::JournalError;
+pub use kv::{DaemonInfo, TokenState, TokenStatus};
 pub use query::{Counts, FileNote, NoteKind, Summary};
 pub use row::{FileRow, from_unix_ms, to_unix_ms};
-pub use upload::{RetryOutcome, RetrySelection, TokenState, TokenStatus};
+pub use upload::{RetryOutcome, RetrySelection};
 
 /// What identifies a file's content on disk. A rename keeps `dev`, `ino`, `size`, `mtime_ns` (but
 /// changes `ctime_ns`), so rename detection matches on the first four.

@@ -156,7 +156,8 @@ impl Journal {
         conn.prepare_cached(concat!(
             "SELECT ",
             file_columns!(),
-            " FROM files WHERE path = ?1 ORDER BY state IN ('done', 'gone'), id DESC LIMIT 1"
+            " FROM files WHERE path = ?1
+          ORDER BY state IN ('done', 'gone'), superseded, id DESC LIMIT 1"
         ))
         .and_then(|mut st| {
             st.query_row([path_bytes(path)], FileRow::from_sql)

@@ -39,7 +39,12 @@ CREATE TABLE files (
     created_at            INTEGER NOT NULL,
     updated_at            INTEGER NOT NULL,
     done_at               INTEGER,
-    after_upload          TEXT
+    after_upload          TEXT,
+    -- The state a `gone` row had, restored when its file reappears (same path or renamed).
+    gone_from             TEXT,
+    -- 1 when another row has since taken this row's path (rename onto it): the row stays as
+    -- history but no longer describes the file at that path.
+    superseded            INTEGER NOT NULL DEFAULT 0
 );
 -- At most one live row per path; done and gone rows are history.
 CREATE UNIQUE INDEX files_live_path ON files (path) WHERE state NOT IN ('done', 'gone');

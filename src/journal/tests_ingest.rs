@@ -150,7 +150,7 @@ fn rename_after_upload_is_not_uploaded_again() {
 }
 
 #[test]
-fn rename_reported_after_gone_revives_the_row_with_its_progress() {
+fn rename_reported_after_gone_restores_the_row_with_its_state_and_progress() {
     let f = Fixture::new();
     let id = f.queued("a.mp4", b"0123456789");
     f.journal.claim(id).unwrap();
@@ -160,14 +160,27 @@ fn rename_reported_after_gone_revives_the_row_with_its_progress() {
     let moved = f.rename("a.mp4", "b.mp4");
     f.journal.gone(&f.root(), &[f.path("a.mp4")]).unwrap();
     assert_eq!(f.journal.get(id).unwrap().unwrap().state, FileState::Gone);
-    assert_eq!(f.journal.seen(from_ref(&moved)).unwrap(), [true]);
+    assert_eq!(f.journal.seen(from_ref(&moved)).unwrap(), [false]);
     let row = f.journal.get(id).unwrap().unwrap();
-    assert_eq!(row.state, FileState::Settling);
+    assert_eq!(row.state, FileState::Queued, "the state it had before");
     assert_eq!(row.path, moved.path);
+    assert_eq!(row.identity, moved.identity);
     assert_eq!(
         (row.video_id.as_deref(), row.bytes_uploaded),
         (Some("vi1"), 5)
     );
+    assert_eq!(rows(&f), 1);
+}
+
+#[test]
+fn settling_file_renamed_after_gone_settles_again() {
+    let f = Fixture::new();
+    let obs = f.write("a.mp4", b"hello");
+    f.journal.seen(from_ref(&obs)).unwrap();
+    let moved = f.rename("a.mp4", "b.mp4");
+    f.journal.gone(&f.root(), from_ref(&obs.path)).unwrap();
+    assert_eq!(f.journal.seen(from_ref(&moved)).unwrap(), [true]);
+    assert_eq!(f.journal.stable_batch(from_ref(&moved)).unwrap(), 1);
     assert_eq!(rows(&f), 1);
 }
 
@@ -303,4 +316,18 @@ fn scan_batches_restore_full_sync() {
         .query_row("PRAGMA synchronous", [], |r| r.get(0))
         .unwrap();
     assert_eq!(sync, 2, "FULL for the upload side's commits");
+}
+
+#[test]
+fn mv_of_a_done_file_over_another_done_file() {
+    let f = Fixture::new();
+    let a = f.done("a.mp4", b"first upload", "vi1");
+    let _b = f.done("b.mp4", b"second", "vi2");
+    let moved = f.rename("a.mp4", "b.mp4");
+    assert_eq!(f.journal.seen(from_ref(&moved)).unwrap(), [false]);
+    let row = f.journal.find_by_path(&moved.path).unwrap().unwrap();
+    assert_eq!(row.id, a, "the row of the file now at the path");
+    assert_eq!(row.video_id.as_deref(), Some("vi1"));
+    assert_eq!(f.journal.seen(from_ref(&moved)).unwrap(), [false]);
+    assert_eq!(rows(&f), 2);
 }

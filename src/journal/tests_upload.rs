@@ -396,3 +396,50 @@ fn hot_queries_use_indexes() {
     let p = plan("SELECT state, count(*) FROM files GROUP BY state");
     assert!(p.contains("COVERING INDEX"), "{p}");
 }
+
+#[test]
+fn heartbeat_names_a_running_daemon() {
+    let f = Fixture::new();
+    assert_eq!(f.journal.daemon_info().unwrap(), None);
+    f.journal.heartbeat().unwrap();
+    let d = f.journal.daemon_info().unwrap().unwrap();
+    assert_eq!(d.pid, std::process::id());
+    assert!(d.running);
+    f.sql(&format!(
+        "UPDATE kv SET value = '{{\"owner\":\"{DEAD_OWNER}\",\"pid\":1}}' WHERE key = 'daemon'"
+    ));
+    let d = f.journal.daemon_info().unwrap().unwrap();
+    assert_eq!((d.pid, d.running), (1, false));
+}
+
+#[test]
+fn vanished_file_is_gone_and_resumes_if_it_comes_back() {
+    use crate::watch::Sink;
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123456789");
+    f.journal.claim(id).unwrap();
+    f.journal.commit_video_id(id, "vi1").unwrap();
+    f.journal.commit_offset(id, 5).unwrap();
+    let moved = f.rename("a.mp4", "elsewhere.mp4");
+    let row = f
+        .journal
+        .mark_gone(id, "No such file or directory")
+        .unwrap();
+    assert_eq!((row.state, row.claimed_by), (FileState::Gone, None));
+    assert_eq!(
+        f.journal.seen(std::slice::from_ref(&moved)).unwrap(),
+        [false]
+    );
+    let row = f.journal.get(id).unwrap().unwrap();
+    assert_eq!(row.state, FileState::Queued);
+    assert_eq!(
+        (row.video_id.as_deref(), row.bytes_uploaded),
+        (Some("vi1"), 5)
+    );
+}
+
+#[test]
+fn journal_is_clone_send_sync() {
+    fn check<T: Clone + Send + Sync + 'static>() {}
+    check::<super::Journal>();
+}

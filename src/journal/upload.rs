@@ -13,8 +13,8 @@
 //! 6. [`Journal::commit_offset`] after each chunk's 2xx, before reading the next;
 //! 7. [`Journal::mark_done`] after the last chunk and the re-stat; then
 //!    [`Journal::record_after_upload`];
-//! 8. on errors: [`Journal::schedule_retry`], [`Journal::mark_failed`], or
-//!    [`Journal::requeue`] on shutdown; [`Journal::set_token_state`] on a 401.
+//! 8. on errors: [`Journal::schedule_retry`], [`Journal::mark_failed`], [`Journal::mark_gone`]
+//!    (file vanished), or [`Journal::requeue`] on shutdown; [`Journal::set_token_state`] on a 401.
 //!
 //! Progress commits require the row to be `uploading` and claimed by this process. If the watcher
 //! moved it back to `settling` (the file changed) they fail with [`JournalError::WrongState`]:
@@ -27,43 +27,6 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::ingest::{abandon, reset_to_settling};
 use super::row::{FileRow, add_note, file_columns, get_row, now_ms, to_unix_ms};
 use super::{FileIdentity, FileState, Journal, JournalError, owner};
-
-/// The daemon's verdict on the upload token, shared with `status` through the journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenState {
-    /// The last upload request was accepted.
-    Ok,
-    /// api.video answered 401: uploads are paused until the token changes.
-    Rejected,
-    /// Not known yet (no request since start or since the token changed).
-    Unknown,
-}
-
-impl TokenState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenState::Ok => "ok",
-            TokenState::Rejected => "rejected",
-            TokenState::Unknown => "unknown",
-        }
-    }
-
-    fn parse(s: &str) -> TokenState {
-        match s {
-            "ok" => TokenState::Ok,
-            "rejected" => TokenState::Rejected,
-            _ => TokenState::Unknown,
-        }
-    }
-}
-
-/// [`TokenState`] with why and since when.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenStatus {
-    pub state: TokenState,
-    pub reason: Option<String>,
-    pub since: Option<SystemTime>,
-}
 
 /// Which files `ingestd retry` puts back in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +45,6 @@ pub struct RetryOutcome {
     /// Ids left alone, with their state (not failed, nor waiting for a retry).
     pub skipped: Vec<(i64, FileState)>,
 }
-
-const TOKEN_KEY: &str = "token_state";
 
 impl Journal {
     /// Runs `f` on row `id` in one IMMEDIATE transaction; returns the row afterwards.
@@ -443,6 +404,23 @@ impl Journal {
         })
     }
 
+    /// The file vanished (found missing when opened or re-stat'ed): `gone`, claim released,
+    /// `reason` kept as the last error. Progress is kept: if the same content reappears (same
+    /// path, or renamed) the row comes back `queued` and resumes.
+    pub fn mark_gone(&self, id: i64, reason: &str) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            if row.state != FileState::Queued {
+                self.require_claimed(row)?;
+            }
+            self.exec(
+                c,
+                "UPDATE files SET state = 'gone', gone_from = 'queued', claimed_by = NULL,
+                    last_error = ?1, last_error_slug = NULL, updated_at = ?2 WHERE id = ?3",
+                params![reason, now, id],
+            )
+        })
+    }
+
     /// Releases a claim (shutdown, token pause): back to `queued` at its place, progress kept.
     pub fn requeue(&self, id: i64) -> Result<FileRow, JournalError> {
         self.transition(id, |c, row, now| {
@@ -525,48 +503,6 @@ impl Journal {
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(out)
-    }
-
-    /// Records the token verdict for every process (`status` shows it).
-    pub fn set_token_state(
-        &self,
-        state: TokenState,
-        reason: Option<&str>,
-    ) -> Result<(), JournalError> {
-        let value = serde_json::json!({ "state": state.as_str(), "reason": reason }).to_string();
-        let conn = self.conn();
-        conn.prepare_cached(
-            "INSERT INTO kv (key, value, at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
-        )
-        .and_then(|mut st| st.execute(params![TOKEN_KEY, value, now_ms()]))
-        .map(|_| ())
-        .map_err(|e| self.err(e))
-    }
-
-    /// The last recorded token verdict ([`TokenState::Unknown`] if none).
-    pub fn token_state(&self) -> Result<TokenStatus, JournalError> {
-        let conn = self.conn();
-        let found: Option<(String, i64)> = conn
-            .prepare_cached("SELECT value, at FROM kv WHERE key = ?1")
-            .and_then(|mut st| {
-                st.query_row([TOKEN_KEY], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
-            .map_err(|e| self.err(e))?;
-        let Some((value, at)) = found else {
-            return Ok(TokenStatus {
-                state: TokenState::Unknown,
-                reason: None,
-                since: None,
-            });
-        };
-        let v: serde_json::Value = serde_json::from_str(&value).unwrap_or_default();
-        Ok(TokenStatus {
-            state: TokenState::parse(v["state"].as_str().unwrap_or("")),
-            reason: v["reason"].as_str().map(str::to_owned),
-            since: Some(super::from_unix_ms(at)),
-        })
     }
 
     /// The row with this id.

@@ -34,7 +34,13 @@ fn explain_path(
     now: SystemTime,
 ) -> anyhow::Result<Vec<String>> {
     let mut out = vec![format!("{}:", path.display())];
-    let meta = std::fs::symlink_metadata(path).ok();
+    let watch = root_of(config, path);
+    let follow = watch.as_ref().is_some_and(|(w, _)| w.follow_symlinks);
+    let meta = if follow {
+        std::fs::metadata(path).ok()
+    } else {
+        std::fs::symlink_metadata(path).ok()
+    };
     let identity = meta.as_ref().map(FileIdentity::from_metadata);
     let row = match journal {
         Ok(j) => j.find_by_path(path)?,
@@ -83,7 +89,6 @@ fn explain_path(
         return Ok(out);
     }
 
-    let watch = root_of(config, path);
     match (&watch, &row) {
         (None, None) => {
             let roots: Vec<String> = config
@@ -292,7 +297,7 @@ fn not_a_regular_file(meta: &Metadata) -> Option<&'static str> {
     } else if t.is_dir() {
         Some("a directory")
     } else if t.is_symlink() {
-        Some("a symbolic link (not followed)")
+        Some("a symbolic link (followed only with follow_symlinks = true)")
     } else if t.is_fifo() {
         Some("a FIFO")
     } else if t.is_socket() {

@@ -3,7 +3,8 @@
 //! JSON: `{"counts": {state: n, …all six…}, "token": "ok"|"rejected"|"unknown", "files": [...]}`
 //! where each file has at least `id`, `path`, `state`, `size`, `bytes_uploaded`, `video_id`,
 //! `attempts`, `last_error`, `next_attempt_at` (RFC 3339 or null) and `sha256` (the content hash;
-//! DESIGN's `sha256_or_blake3`). Extra keys: `token_reason`, `token_since`, `journal`, and per
+//! DESIGN's `sha256_or_blake3`). Extra keys: `token_reason`, `token_since`, `journal`, `daemon`
+//! (`{"pid", "running", "heartbeat_at"}` or null), and per
 //! file `root`, `last_error_slug`, `chunk_size`, `first_chunk_in_flight`, `changed_at`,
 //! `queued_at`, `created_at`, `updated_at`, `done_at`, `after_upload`, `abandoned_video_ids`,
 //! `possible_orphans`. Without `--all`: settling, queued, uploading and failed files; with it,
@@ -18,7 +19,8 @@ use serde_json::{Value, json};
 use super::{human_duration, human_size, rfc3339};
 use crate::cli::{Cli, StatusArgs, load_config};
 use crate::journal::{
-    Counts, FileNote, FileRow, FileState, Journal, JournalError, NoteKind, TokenState, TokenStatus,
+    Counts, DaemonInfo, FileNote, FileRow, FileState, Journal, JournalError, NoteKind, TokenState,
+    TokenStatus,
 };
 
 /// Everything `status` shows, read in one go.
@@ -26,6 +28,7 @@ struct Report {
     journal: std::path::PathBuf,
     counts: Counts,
     token: TokenStatus,
+    daemon: Option<DaemonInfo>,
     files: Vec<FileRow>,
     notes: HashMap<i64, Vec<FileNote>>,
 }
@@ -46,6 +49,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
                     reason: None,
                     since: None,
                 },
+                daemon: None,
                 files: Vec::new(),
                 notes: HashMap::new(),
             }
@@ -69,6 +73,7 @@ fn read(journal: &Journal, all: bool) -> Result<Report, JournalError> {
         journal: journal.path().to_owned(),
         counts: journal.counts()?,
         token: journal.token_state()?,
+        daemon: journal.daemon_info()?,
         files: journal.list(all)?,
         notes,
     })
@@ -128,6 +133,11 @@ fn to_json(r: &Report) -> Value {
         "token": r.token.state.as_str(),
         "token_reason": r.token.reason,
         "token_since": time(r.token.since),
+        "daemon": r.daemon.as_ref().map(|d| json!({
+            "pid": d.pid,
+            "running": d.running,
+            "heartbeat_at": rfc3339(d.heartbeat_at),
+        })),
         "files": files,
     })
 }
@@ -156,6 +166,21 @@ fn to_table(r: &Report, now: SystemTime) -> String {
                 .unwrap_or_default(),
         ),
         state => writeln!(out, "token: {}", state.as_str()),
+    };
+    let _ = match &r.daemon {
+        Some(d) if d.running => writeln!(
+            out,
+            "daemon: running (pid {}, last heartbeat {})",
+            d.pid,
+            rfc3339(d.heartbeat_at)
+        ),
+        Some(d) => writeln!(
+            out,
+            "daemon: not running (pid {} last seen {})",
+            d.pid,
+            rfc3339(d.heartbeat_at)
+        ),
+        None => writeln!(out, "daemon: no heartbeat recorded"),
     };
     if r.files.is_empty() {
         let _ = writeln!(

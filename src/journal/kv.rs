@@ -1,0 +1,136 @@
+//! Daemon-wide state shared with other processes through the `kv` table: the upload token's
+//! verdict (shown by `status`, read by `explain`) and the running daemon's heartbeat.
+
+use std::time::SystemTime;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::row::{from_unix_ms, now_ms};
+use super::{Journal, JournalError, owner};
+
+const TOKEN_KEY: &str = "token_state";
+const HEARTBEAT_KEY: &str = "daemon";
+
+/// The daemon's verdict on the upload token, shared with `status` through the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    /// The last upload request was accepted.
+    Ok,
+    /// api.video answered 401: uploads are paused until the token changes.
+    Rejected,
+    /// Not known yet (no request since start or since the token changed).
+    Unknown,
+}
+
+impl TokenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Ok => "ok",
+            TokenState::Rejected => "rejected",
+            TokenState::Unknown => "unknown",
+        }
+    }
+
+    fn parse(s: &str) -> TokenState {
+        match s {
+            "ok" => TokenState::Ok,
+            "rejected" => TokenState::Rejected,
+            _ => TokenState::Unknown,
+        }
+    }
+}
+
+/// [`TokenState`] with why and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenStatus {
+    pub state: TokenState,
+    pub reason: Option<String>,
+    pub since: Option<SystemTime>,
+}
+
+/// The last heartbeat of a daemon (`ingestd run`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    /// Whether that process is still running (checked through `/proc`, pid reuse excluded).
+    pub running: bool,
+    pub heartbeat_at: SystemTime,
+}
+
+impl Journal {
+    /// Writes `value` under `key` with the current time.
+    fn kv_set(&self, key: &str, value: &str) -> Result<(), JournalError> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "INSERT INTO kv (key, value, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
+        )
+        .and_then(|mut st| st.execute(params![key, value, now_ms()]))
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    /// The JSON value under `key` and when it was written.
+    fn kv_get(&self, key: &str) -> Result<Option<(serde_json::Value, SystemTime)>, JournalError> {
+        let conn = self.conn();
+        let found: Option<(String, i64)> = conn
+            .prepare_cached("SELECT value, at FROM kv WHERE key = ?1")
+            .and_then(|mut st| {
+                st.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(found.map(|(value, at)| {
+            (
+                serde_json::from_str(&value).unwrap_or_default(),
+                from_unix_ms(at),
+            )
+        }))
+    }
+
+    /// Records the token verdict for every process (`status` shows it).
+    pub fn set_token_state(
+        &self,
+        state: TokenState,
+        reason: Option<&str>,
+    ) -> Result<(), JournalError> {
+        let value = serde_json::json!({ "state": state.as_str(), "reason": reason }).to_string();
+        self.kv_set(TOKEN_KEY, &value)
+    }
+
+    /// The last recorded token verdict ([`TokenState::Unknown`] if none).
+    pub fn token_state(&self) -> Result<TokenStatus, JournalError> {
+        Ok(match self.kv_get(TOKEN_KEY)? {
+            None => TokenStatus {
+                state: TokenState::Unknown,
+                reason: None,
+                since: None,
+            },
+            Some((v, at)) => TokenStatus {
+                state: TokenState::parse(v["state"].as_str().unwrap_or("")),
+                reason: v["reason"].as_str().map(str::to_owned),
+                since: Some(at),
+            },
+        })
+    }
+
+    /// Records that this process (the daemon) is alive: a write that round-trips through the
+    /// journal, suitable as the sd_notify watchdog's proof of health. `status` shows it.
+    pub fn heartbeat(&self) -> Result<(), JournalError> {
+        let value = serde_json::json!({
+            "owner": self.inner.owner,
+            "pid": std::process::id(),
+        })
+        .to_string();
+        self.kv_set(HEARTBEAT_KEY, &value)
+    }
+
+    /// The last daemon heartbeat, if any.
+    pub fn daemon_info(&self) -> Result<Option<DaemonInfo>, JournalError> {
+        Ok(self.kv_get(HEARTBEAT_KEY)?.map(|(v, at)| DaemonInfo {
+            pid: v["pid"].as_u64().unwrap_or_default() as u32,
+            running: v["owner"].as_str().is_some_and(owner::is_alive),
+            heartbeat_at: at,
+        }))
+    }
+}
