@@ -1,0 +1,145 @@
+//! `[upload]`: workers, chunk size range, rate, after_upload/move_to, backoff, title template.
+
+use std::time::Duration;
+
+use super::{R, absolute, choice, duration, size, span_of};
+use crate::config::errors::Ctx;
+use crate::config::raw::RawUpload;
+use crate::config::units::format_size;
+use crate::config::{AfterUpload, UploadConfig, defaults};
+
+const KIB: u64 = 1 << 10;
+
+pub(super) fn upload(raw: &RawUpload, cx: Ctx<'_>, warnings: &mut Vec<String>) -> R<UploadConfig> {
+    let workers = match &raw.workers {
+        Some(v) => {
+            let n = *v.get_ref();
+            if !(1..=32).contains(&n) {
+                return Err(cx.at(
+                    span_of(v),
+                    format!("`workers` in [upload] is {n}; write a number from 1 to 32, such as `workers = 2`"),
+                ));
+            }
+            n as usize
+        }
+        None => defaults::WORKERS,
+    };
+    let chunk_size = match &raw.chunk_size {
+        Some(v) => {
+            let c = size(v, "chunk_size", "[upload]", false, cx)?;
+            if !(defaults::MIN_CHUNK..=defaults::MAX_CHUNK).contains(&c) {
+                return Err(cx.at(
+                    span_of(v),
+                    format!(
+                        "`chunk_size` in [upload] is {}; write a size from 5 MiB to 128 MiB, such as \"64 MiB\" (api.video needs every chunk but the last to be at least 5 MiB and accepts at most 200 MiB per request; 128 MiB is the official clients' maximum)",
+                        format_size(c)
+                    ),
+                ));
+            }
+            c
+        }
+        None => defaults::CHUNK_SIZE,
+    };
+    let max_rate = match &raw.max_rate {
+        Some(v) => {
+            let r = size(v, "max_rate", "[upload]", true, cx)?;
+            if r != 0 && r < KIB {
+                return Err(cx.at(
+                    span_of(v),
+                    format!(
+                        "`max_rate` in [upload] is {}; write 0 for unlimited or a rate of at least 1 KiB per second, such as \"10 MiB\"",
+                        format_size(r)
+                    ),
+                ));
+            }
+            r
+        }
+        None => 0,
+    };
+    let move_to = match &raw.move_to {
+        Some(v) => Some(absolute(v, "move_to", "[upload]", "/srv/uploaded", cx)?),
+        None => None,
+    };
+    let after_upload = match &raw.after_upload {
+        None => AfterUpload::Keep,
+        Some(v) => match choice(
+            v,
+            "after_upload",
+            "[upload]",
+            &["keep", "delete", "move"],
+            cx,
+        )? {
+            "delete" => AfterUpload::Delete,
+            "move" => match &move_to {
+                Some(dir) => AfterUpload::Move(dir.clone()),
+                None => {
+                    return Err(cx.at(
+                        span_of(v),
+                        "`after_upload = \"move\"` needs `move_to`, the directory uploaded files are moved into; add for example `move_to = \"/srv/uploaded\"` to [upload]",
+                    ));
+                }
+            },
+            _ => AfterUpload::Keep,
+        },
+    };
+    if move_to.is_some() && !matches!(after_upload, AfterUpload::Move(_)) {
+        warnings.push("`move_to` in [upload] is ignored: after_upload is not \"move\"".into());
+    }
+    let retry_max = duration(
+        raw.retry_max.as_ref(),
+        "retry_max",
+        "[upload]",
+        defaults::RETRY_MAX,
+        Duration::from_secs(1),
+        cx,
+    )?;
+    let shutdown_timeout = duration(
+        raw.shutdown_timeout.as_ref(),
+        "shutdown_timeout",
+        "[upload]",
+        defaults::SHUTDOWN_TIMEOUT,
+        Duration::ZERO,
+        cx,
+    )?;
+    let title_template = match &raw.title_template {
+        Some(v) => {
+            check_template(v.get_ref()).map_err(|m| cx.at(span_of(v), m))?;
+            v.get_ref().clone()
+        }
+        None => defaults::TITLE_TEMPLATE.to_owned(),
+    };
+    Ok(UploadConfig {
+        workers,
+        chunk_size,
+        max_rate,
+        after_upload,
+        retry_max,
+        shutdown_timeout,
+        title_template,
+    })
+}
+
+/// Only `{stem}`, `{name}` and `{relpath}`, and at least one character of title.
+fn check_template(t: &str) -> Result<(), String> {
+    let valid = "use {stem}, {name} or {relpath}, e.g. title_template = \"{stem}\"";
+    if t.trim().is_empty() {
+        return Err(format!("`title_template` in [upload] is empty; {valid}"));
+    }
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err(format!(
+                "`title_template` in [upload] has a `{{` without `}}`; {valid}"
+            ));
+        };
+        let name = &after[..close];
+        if !["stem", "name", "relpath"].contains(&name) {
+            return Err(format!(
+                "`title_template` in [upload] uses the unknown placeholder {{{name}}}; {valid}"
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}

@@ -1,1 +1,0 @@
-//! The daemon: wiring, shutdown, SIGHUP reload, sd_notify.

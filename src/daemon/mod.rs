@@ -1,0 +1,198 @@
+//! The daemon (`ingestd run`): wiring, shutdown, SIGHUP reload, sd_notify.
+//!
+//! [`run`] is the entry point; tests drive [`run_with`] in-process with their own
+//! [`CancellationToken`], notify socket and reload trigger (no signals, no environment).
+//!
+//! - [`signals`]: SIGTERM/SIGINT → cancel; SIGHUP → [`ReloadRequests`].
+//! - [`notify`]: `READY=1`, `STATUS=`, `RELOADING=1`, `WATCHDOG=1` (only while the journal
+//!   round-trips), `STOPPING=1`.
+//! - [`mod@status_line`]: the `STATUS=` text.
+//!
+//! Shutdown order: cancel → stop claiming and scanning → in-flight chunks finish or are dropped
+//! within `upload.shutdown_timeout` → `STOPPING=1` → return `Ok(())` (exit 0).
+
+pub mod notify;
+pub mod signals;
+pub mod status_line;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError, EXIT_CONFIG};
+pub use notify::Notifier;
+pub use signals::{ReloadRequests, ReloadTrigger};
+pub use status_line::{StatusCounts, status_line};
+
+/// How often `STATUS=` is refreshed (only sent when the text changed).
+const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl DaemonError {
+    /// The process exit status: 78 (EX_CONFIG) for configuration errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Config(_) => EXIT_CONFIG,
+            DaemonError::Signals(_) => 1,
+        }
+    }
+}
+
+/// How [`run_with`] talks to its environment.
+#[derive(Debug)]
+pub struct RunOptions {
+    /// Install SIGTERM/SIGINT/SIGHUP handlers (true for `ingestd run`, false in tests).
+    pub handle_signals: bool,
+    pub notifier: Notifier,
+    /// Send `WATCHDOG=1` this often (half of `WATCHDOG_USEC`); `None` = no watchdog.
+    pub watchdog_interval: Option<Duration>,
+    /// Reload requests; SIGHUP feeds these when `handle_signals` is set.
+    pub reloads: ReloadRequests,
+}
+
+impl RunOptions {
+    /// Signals on, notifications and watchdog from the environment (systemd).
+    pub fn from_env() -> RunOptions {
+        RunOptions {
+            handle_signals: true,
+            notifier: Notifier::from_env(),
+            watchdog_interval: notify::watchdog_interval_from_env(),
+            reloads: ReloadRequests::new(),
+        }
+    }
+
+    /// No signals, no watchdog, notifications to `notifier`.
+    pub fn quiet(notifier: Notifier) -> RunOptions {
+        RunOptions {
+            handle_signals: false,
+            notifier,
+            watchdog_interval: None,
+            reloads: ReloadRequests::new(),
+        }
+    }
+}
+
+/// `ingestd run`: runs until `shutdown` is cancelled (by SIGTERM/SIGINT or the caller).
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    run_with(config, shutdown, RunOptions::from_env()).await
+}
+
+/// [`run`] with explicit signal, notification and reload plumbing.
+pub async fn run_with(
+    mut config: Config,
+    shutdown: CancellationToken,
+    opts: RunOptions,
+) -> Result<(), DaemonError> {
+    let RunOptions {
+        handle_signals,
+        notifier,
+        watchdog_interval,
+        mut reloads,
+    } = opts;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let _signals = if handle_signals {
+        Some(signals::install(shutdown.clone(), reloads.trigger()).map_err(DaemonError::Signals)?)
+    } else {
+        None
+    };
+    // Children of `shutdown` stop with it; `tasks` stops the helpers once the workers are done.
+    let tasks = shutdown.child_token();
+
+    // wiring: open the journal (`Journal::open(&config.journal.path)`), reclaim rows claimed by
+    //         a previous process, report possible orphans ("first chunk in flight" rows).
+    // wiring: read the upload token (`config.api.read_upload_token()`), build the api client,
+    //         shared token state (ok / rejected) and `RateLimit::new(config.upload.max_rate)`.
+    // wiring: start the watcher (initial scan of every `config.watch` root → journal), and
+    //         await the initial scan being journaled *before* READY=1.
+    // wiring: spawn `config.upload.workers` workers (see `crate::upload` docs) under `shutdown`.
+
+    send(&notifier, notifier.ready(), "READY=1");
+    tracing::info!(
+        roots = config.watch.len(),
+        workers = config.upload.workers,
+        "ingestd is running"
+    );
+
+    let mut watchdog = None;
+    if let Some(interval) = watchdog_interval {
+        // wiring: the health check is "the journal round-trips" (a write+read transaction on
+        //         the journal's connection, e.g. `journal.ping().await.is_ok()`).
+        let healthy = || async { true };
+        watchdog = Some(tokio::spawn(notify::watchdog_loop(
+            notifier.clone(),
+            interval,
+            healthy,
+            tasks.clone(),
+        )));
+    }
+
+    let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+    status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_status = String::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(()) = reloads.recv() => reload(&mut config, &notifier),
+            _ = status_tick.tick() => {
+                // wiring: `journal.status_counts()` and the shared token state.
+                let line = status_line(&StatusCounts::default());
+                if line != last_status {
+                    send(&notifier, notifier.status(&line), "STATUS");
+                    last_status = line;
+                }
+            }
+        }
+    }
+
+    send(&notifier, notifier.stopping(), "STOPPING=1");
+    tracing::info!("shutting down");
+    // wiring: the watcher stops with `shutdown`; await the worker pool for at most
+    //         `config.upload.shutdown_timeout` (in-flight chunks finish or are dropped; nothing
+    //         is committed for an unacknowledged chunk), then close the journal.
+    tasks.cancel();
+    if let Some(task) = watchdog {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: re-read and validate the configuration; on error keep the old one and say why.
+fn reload(config: &mut Config, notifier: &Notifier) {
+    send(notifier, notifier.reloading(), "RELOADING=1");
+    match Config::load(&config.source) {
+        Ok(new) => {
+            for warning in &new.warnings {
+                tracing::warn!("{warning}");
+            }
+            // wiring: apply new roots (watcher), workers (pool size), max_rate (new RateLimit
+            //         shared from now on), and re-read the token (clears a "rejected" pause).
+            *config = new;
+            tracing::info!("configuration reloaded from {}", config.source.display());
+        }
+        Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
+    }
+    send(notifier, notifier.ready(), "READY=1");
+}
+
+fn send(notifier: &Notifier, result: std::io::Result<()>, what: &str) {
+    if let Err(e) = result {
+        tracing::warn!(
+            notifier = ?notifier,
+            "cannot send {what} to the service manager: {e}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;
