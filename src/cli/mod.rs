@@ -13,6 +13,7 @@ use crate::config::{self, Config, ConfigError};
 mod check_config;
 mod demo;
 mod emulator;
+mod generate;
 mod journal_cmds;
 mod run;
 mod token;
@@ -61,6 +62,9 @@ pub enum Command {
     Emulator(EmulatorArgs),
     /// A self-contained tour on the local endpoint: watches ./ingestd-demo/inbox and uploads what lands there.
     Demo(DemoArgs),
+    /// Write man pages and shell completions into a directory (used by packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +252,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => token::run(&cli, cmd).await,
         Command::Emulator(args) => emulator::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Generate(args) => generate::run(args),
     }
 }
 
