@@ -283,7 +283,7 @@ impl Services {
         matches!(
             tokio::time::timeout(
                 Duration::from_secs(10),
-                tokio::task::spawn_blocking(move || journal.counts())
+                tokio::task::spawn_blocking(move || journal.heartbeat())
             )
             .await,
             Ok(Ok(Ok(_)))

@@ -510,20 +510,3 @@ impl Journal {
         get_row(&self.conn(), id).map_err(|e| self.err(e))
     }
 }
-
-impl Journal {
-    /// The file disappeared (or cannot be read) while claimed: `gone`, with the reason; a
-    /// partial video is recorded as abandoned. A file that comes back is a new observation.
-    pub fn mark_vanished(&self, id: i64, reason: &str) -> Result<FileRow, JournalError> {
-        self.transition(id, |c, row, now| {
-            self.require_claimed(row)?;
-            abandon(c, row, reason, now).map_err(|e| self.err(e))?;
-            self.exec(
-                c,
-                "UPDATE files SET state = 'gone', claimed_by = NULL, next_attempt_at = NULL,
-                    first_chunk_in_flight = 0, last_error = ?1, updated_at = ?2 WHERE id = ?3",
-                params![reason, now, id],
-            )
-        })
-    }
-}

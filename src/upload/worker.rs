@@ -127,7 +127,27 @@ pub async fn run_worker(
             continue;
         };
         tracing::debug!(worker = n, id = row.id, path = %row.path.display(), "claimed");
-        upload_file(&ctx, row, &shutdown).await?;
+        let path = row.path.clone();
+        match upload_file(&ctx, row, &shutdown).await {
+            Ok(_) => {}
+            Err(WorkerError::Journal(crate::journal::JournalError::WrongState {
+                id,
+                state,
+                ..
+            })) => {
+                // The watcher moved the row on (the file changed or vanished while uploading);
+                // the journal already recorded the abandoned videoId.
+                info!(path = %path.display(), id, state = state.as_str(), "upload dropped: the file changed while it was uploading");
+            }
+            Err(e) => {
+                // The journal failing (disk full, read-only): never die silently, retry slowly.
+                tracing::error!(worker = n, path = %path.display(), "{e}; retrying in 5 s");
+                tokio::select! {
+                    _ = retire.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        }
     }
 }
 
@@ -146,7 +166,7 @@ pub async fn upload_file(
         Err(e) => {
             let msg = format!("file vanished before upload: {e}");
             warn!(path = %path.display(), "{msg}");
-            j(&ctx.journal, move |j| j.mark_vanished(id, &msg)).await?;
+            j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
             return Ok(Outcome::Released);
         }
     };
@@ -291,11 +311,9 @@ pub async fn upload_file(
                 }
                 offset += len;
                 fail::fail_point!("after-chunk-before-commit");
+                // Also resets the attempt counter: progress was made.
                 j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
-                if row.attempts > 0 {
-                    j(&ctx.journal, move |j| j.reset_attempts(id)).await?;
-                    row.attempts = 0;
-                }
+                row.attempts = 0;
                 if single {
                     break None;
                 }
@@ -358,7 +376,7 @@ pub async fn upload_file(
         Err(e) => {
             let msg = format!("file vanished during its upload: {e}");
             warn!(path = %path.display(), video_id, "{msg}");
-            j(&ctx.journal, move |j| j.mark_vanished(id, &msg)).await?;
+            j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
             return Ok(Outcome::Released);
         }
     }
