@@ -13,7 +13,7 @@ fn config(source: &Path) -> Config {
         source: source.to_owned(),
         api: ApiConfig {
             endpoint: "http://127.0.0.1:1".parse().unwrap(),
-            token: TokenSource::None,
+            token: TokenSource::Inline(crate::secret::Secret::new("to1tcmSFHeYY5KzyhOqVKMKb")),
             api_key_file: None,
             allow_insecure_http: false,
             ca_file: None,
