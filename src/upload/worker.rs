@@ -271,6 +271,12 @@ pub async fn upload_file(
         if offset >= total && !(single && offset == 0) {
             break None;
         }
+        if shutdown.is_cancelled() {
+            // Stopping: the acknowledged chunks are committed; the next one waits for a restart.
+            info!(path = %path.display(), video_id = ?row.video_id, offset, "stopping between chunks; resumes here on restart");
+            j(&ctx.journal, move |j| j.requeue(id)).await?;
+            return Ok(Outcome::Released);
+        }
         let range = if single {
             None
         } else {
