@@ -7,13 +7,21 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Emulator;
-use common::daemon::{MIB5, Opts, Setup, assert_uploaded_once, count, file_row, set_faults, stats, videos};
+use common::daemon::{
+    MIB5, Opts, Setup, assert_uploaded_once, count, file_row, set_faults, stats, videos,
+};
 use serde_json::json;
 
 #[test]
 fn kill_9_at_random_moments_resumes_the_same_video() {
     let em = Emulator::start();
-    let setup = Setup::new(&em, Opts { workers: 1, ..Opts::default() });
+    let setup = Setup::new(
+        &em,
+        Opts {
+            workers: 1,
+            ..Opts::default()
+        },
+    );
     // ~12 MiB/s: a 5 MiB chunk takes ~0.4 s, the file ~6 s of sending.
     set_faults(
         &em,
@@ -27,7 +35,11 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
     let mut delays = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(240);
     while kills < 10 {
-        assert!(Instant::now() < deadline, "kill loop too slow\n{}", setup.log_tail(40));
+        assert!(
+            Instant::now() < deadline,
+            "kill loop too slow\n{}",
+            setup.log_tail(40)
+        );
         let mut d = setup.start();
         // Wait until this run is uploading with its videoId committed (killing inside the first
         // request is the orphan window W3, which has its own test), then kill at a random moment.

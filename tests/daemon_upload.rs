@@ -17,7 +17,10 @@ fn check_done(em: &Emulator, setup: &Setup, path: &std::path::Path) {
     assert_eq!(row["state"], "done", "{row:#}");
     let sha = sha256_file(path);
     assert_eq!(row["sha256"].as_str(), Some(&*sha), "receipt hash: {row:#}");
-    assert_eq!(row["size"].as_u64(), Some(std::fs::metadata(path).unwrap().len()));
+    assert_eq!(
+        row["size"].as_u64(),
+        Some(std::fs::metadata(path).unwrap().len())
+    );
     let vid = row["video_id"].as_str().expect("video_id in the receipt");
     assert_uploaded_once(em, path, vid);
 }
@@ -35,7 +38,10 @@ fn small_file_is_one_request_one_video() {
         .unwrap()
         .to_owned();
     let v = common::daemon::video(&em, &vid);
-    assert_eq!(v["mode"], "whole", "no Content-Range for a file <= chunk_size: {v:#}");
+    assert_eq!(
+        v["mode"], "whole",
+        "no Content-Range for a file <= chunk_size: {v:#}"
+    );
     assert_eq!(v["requests"].as_array().unwrap().len(), 1);
     d.kill9();
 }
@@ -57,12 +63,19 @@ fn chunked_file_sends_every_later_chunk_with_video_id() {
     assert_eq!(v["mode"], "bytes");
     assert_eq!(v["chunkCount"], 4, "{v:#}");
     let chunks = v["chunks"].as_array().unwrap();
-    assert_eq!(chunks[0]["withVideoId"], false, "the first chunk creates the video");
+    assert_eq!(
+        chunks[0]["withVideoId"], false,
+        "the first chunk creates the video"
+    );
     assert_eq!(chunks[3]["length"].as_u64(), Some(123_457));
     for c in &chunks[..3] {
         assert_eq!(c["length"].as_u64(), Some(MIB5));
     }
-    assert_eq!(v["requests"].as_array().unwrap().len(), 4, "no retries needed: {v:#}");
+    assert_eq!(
+        v["requests"].as_array().unwrap().len(),
+        4,
+        "no retries needed: {v:#}"
+    );
     d.kill9();
 }
 
@@ -80,7 +93,11 @@ fn many_files_in_parallel_each_one_video() {
     let mut files = Vec::new();
     for i in 0..20u64 {
         // Mostly small files, every fifth one chunked.
-        let len = if i % 5 == 0 { MIB5 + 1000 * i + 1 } else { 10_000 + 7919 * i };
+        let len = if i % 5 == 0 {
+            MIB5 + 1000 * i + 1
+        } else {
+            10_000 + 7919 * i
+        };
         files.push(setup.drop_file(&format!("clip-{i:02}.mp4"), len, 100 + i));
     }
     setup.wait_done(20, T);

@@ -281,7 +281,12 @@ pub async fn upload_file(
         };
         match sent {
             Ok(resp) => {
-                ctx.token.accepted();
+                if ctx.token.state() != crate::upload::token::TokenState::Ok {
+                    // Mirror the recovery at once (a pause was written to the journal at once
+                    // too), so `status` never shows a stale "rejected" while uploads run.
+                    ctx.token.accepted();
+                    j(&ctx.journal, |j| j.set_token_state(TokenState::Ok, None)).await?;
+                }
                 if first_request {
                     let v = resp.video_id.clone();
                     fail::fail_point!("after-first-chunk-before-commit");
