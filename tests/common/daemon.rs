@@ -57,6 +57,9 @@ pub struct Setup {
     pub token: String,
     pub endpoint: String,
     pub opts: Opts,
+    /// Config `status` reads (default: `config`); a test that breaks `config` on purpose points
+    /// this at a good copy.
+    pub status_config: Option<PathBuf>,
 }
 
 impl Setup {
@@ -81,6 +84,7 @@ impl Setup {
             token,
             endpoint: em.url.clone(),
             opts,
+            status_config: None,
         };
         s.write_config();
         s
@@ -131,7 +135,7 @@ impl Setup {
 
     /// `ingestd status --all --json`.
     pub fn status(&self) -> Value {
-        status(&self.config)
+        status(self.status_config.as_ref().unwrap_or(&self.config))
     }
 
     /// Polls `status --all --json` until `pred` holds; panics after `timeout` with the last
@@ -151,6 +155,20 @@ impl Setup {
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Polls the daemon log until it contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {needle:?} in the daemon log:\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
