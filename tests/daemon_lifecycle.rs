@@ -191,8 +191,24 @@ fn after_upload_delete_happens_only_after_completion() {
 
 #[test]
 fn file_modified_during_upload_is_not_done_and_uploads_again() {
+    modified_during_upload(2);
+}
+
+/// With one worker, the stale upload must leave that worker alive: a later file still uploads.
+#[test]
+fn file_modified_during_upload_with_one_worker_keeps_the_worker() {
+    modified_during_upload(1);
+}
+
+fn modified_during_upload(workers: usize) {
     let em = Emulator::start();
-    let setup = Setup::new(&em, Opts::default());
+    let setup = Setup::new(
+        &em,
+        Opts {
+            workers,
+            ..Opts::default()
+        },
+    );
     throttle(&em, 4 * 1024 * 1024);
     let mut d = setup.start();
     let f = setup.drop_file("grow.mp4", 2 * MIB5 + 5, 51);
@@ -206,6 +222,9 @@ fn file_modified_during_upload_is_not_done_and_uploads_again() {
         file_row(s, &f).is_some_and(|r| r["state"] == "done")
     });
     clear_faults(&em);
+    let next = setup.drop_file("next.mp4", 100_000, 52);
+    setup.wait_done(2, T);
+    assert!(next.exists());
     d.kill9();
     let row = file_row(&s, &f).unwrap().clone();
     let vid = row["video_id"].as_str().unwrap().to_owned();
