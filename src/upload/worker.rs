@@ -307,7 +307,15 @@ pub async fn upload_file(
         };
         match sent {
             Ok(resp) => {
-                ctx.token.accepted();
+                if ctx.token.state() != crate::upload::token::TokenState::Ok {
+                    // Mirror the recovery at once (a pause was written to the journal at once
+                    // too), so `status` never shows a stale "rejected" while uploads run.
+                    ctx.token.accepted();
+                    j(&ctx.journal, |j| j.set_token_state(TokenState::Ok, None)).await?;
+                }
+                if !still_ours(ctx, &row).await? {
+                    return Ok(released_by_watcher(&row, Some(&resp.video_id)));
+                }
                 if first_request {
                     let v = resp.video_id.clone();
                     fail::fail_point!("after-first-chunk-before-commit");
@@ -333,6 +341,9 @@ pub async fn upload_file(
                 let Some(r) = range else { break None };
                 info!(path = %path.display(), video_id = ?row.video_id, from = r.offset, "chunk already stored by api.video: advancing");
                 tap.0.restore(snapshot);
+                if !still_ours(ctx, &row).await? {
+                    return Ok(released_by_watcher(&row, None));
+                }
                 if let Err(e) = extend_hash(&tap, &path, r.offset + r.len).await {
                     break Some(
                         local_failure(ctx, &row, format!("reading {}: {e}", path.display()))
@@ -349,6 +360,9 @@ pub async fn upload_file(
             {
                 // The completing chunk was stored before a crash; the video is complete.
                 tap.0.restore(snapshot);
+                if !still_ours(ctx, &row).await? {
+                    return Ok(released_by_watcher(&row, None));
+                }
                 if let Err(e) = extend_hash(&tap, &path, total).await {
                     break Some(
                         local_failure(ctx, &row, format!("reading {}: {e}", path.display()))
@@ -370,6 +384,9 @@ pub async fn upload_file(
     }
 
     // 6. re-stat: the file must be unchanged to be done.
+    if !still_ours(ctx, &row).await? {
+        return Ok(released_by_watcher(&row, None));
+    }
     let video_id = row.video_id.clone().unwrap_or_default();
     let after_identity = tokio::fs::metadata(&path).await.map(|m| identity_of(&m));
     match after_identity {
@@ -404,6 +421,32 @@ pub async fn upload_file(
     }
     j(&ctx.journal, move |j| j.record_after_upload(id, &text)).await?;
     Ok(Outcome::Done { video_id })
+}
+
+/// Whether the journal row is still this upload: `uploading`, same content identity, same
+/// `videoId`. When the watcher sees the file change it takes the row back (→ `settling`, the
+/// started video recorded as abandoned) and may queue it again for another worker of this same
+/// process, whose claim the journal cannot tell apart from ours: committing on would write this
+/// upload's progress onto that one. Checked before every commit; the window between the check and
+/// the commit is a few microseconds, against a chunk's seconds.
+async fn still_ours(ctx: &WorkerContext, row: &FileRow) -> Result<bool, WorkerError> {
+    let id = row.id;
+    let now = j(&ctx.journal, move |j| j.get(id)).await?;
+    Ok(now.is_some_and(|r| {
+        r.state == crate::journal::FileState::Uploading
+            && r.video_id == row.video_id
+            && same_content(&r.identity, &row.identity)
+    }))
+}
+
+/// The watcher took the row back while this upload ran (the file changed): stop, touch nothing.
+fn released_by_watcher(row: &FileRow, new_video: Option<&str>) -> Outcome {
+    warn!(
+        path = %row.path.display(),
+        video_id = ?row.video_id.as_deref().or(new_video),
+        "the file changed during its upload: this upload stops (the journal recorded the started video as abandoned); the file settles again and uploads as a new video"
+    );
+    Outcome::Released
 }
 
 /// Resolves `deadline` after `shutdown` is cancelled (never, while it is not).

@@ -114,3 +114,4 @@ impl Drop for Emulator {
         self.kill();
     }
 }
+pub mod daemon;

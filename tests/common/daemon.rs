@@ -1,0 +1,492 @@
+//! Helpers for tests that run `ingestd run` (a child process) against the real local endpoint:
+//! a config in a tempdir, the daemon process, `status --json` polling, the endpoint's
+//! `/_emulator/` extras, and file contents with their SHA-256.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{API_KEY, Emulator, bin};
+
+/// 5 MiB, the smallest chunk size.
+pub const MIB5: u64 = 5 * 1024 * 1024;
+
+/// Knobs of the config a test writes; `Default` is a fast, small setup.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub workers: usize,
+    pub chunk_size: &'static str,
+    pub settle: &'static str,
+    pub after_upload: &'static str,
+    pub retry_max: &'static str,
+    pub shutdown_timeout: &'static str,
+    pub min_rate: &'static str,
+    /// Extra roots besides `inbox` (directories under the test dir).
+    pub extra_roots: Vec<&'static str>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            workers: 2,
+            chunk_size: "5 MiB",
+            settle: "1s",
+            after_upload: "keep",
+            retry_max: "2s",
+            shutdown_timeout: "5s",
+            min_rate: "64 KiB",
+            extra_roots: Vec::new(),
+        }
+    }
+}
+
+/// A test directory: `inbox/` (the watch root), `moved/`, the token file, the journal, the
+/// config, and the daemon's log.
+pub struct Setup {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub inbox: PathBuf,
+    pub moved: PathBuf,
+    pub config: PathBuf,
+    pub token_file: PathBuf,
+    pub token: String,
+    pub endpoint: String,
+    pub opts: Opts,
+    /// Config `status` reads (default: `config`); a test that breaks `config` on purpose points
+    /// this at a good copy.
+    pub status_config: Option<PathBuf>,
+}
+
+impl Setup {
+    /// Creates the directories, an upload token on `em` and the config.
+    pub fn new(em: &Emulator, opts: Opts) -> Setup {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_owned();
+        let inbox = dir.join("inbox");
+        let moved = dir.join("moved");
+        std::fs::create_dir_all(&inbox).unwrap();
+        std::fs::create_dir_all(&moved).unwrap();
+        let token = create_token(em);
+        let token_file = dir.join("upload-token");
+        write_token(&token_file, &token);
+        let s = Setup {
+            config: dir.join("config.toml"),
+            tmp,
+            dir,
+            inbox,
+            moved,
+            token_file,
+            token,
+            endpoint: em.url.clone(),
+            opts,
+            status_config: None,
+        };
+        s.write_config();
+        s
+    }
+
+    /// (Re)writes the config from `self.opts`.
+    pub fn write_config(&self) {
+        std::fs::write(&self.config, self.config_text()).unwrap();
+    }
+
+    pub fn config_text(&self) -> String {
+        let o = &self.opts;
+        let mut t = format!(
+            "[api]\nendpoint = \"{}\"\nupload_token_file = \"{}\"\nmin_rate = \"{}\"\n\n\
+             [journal]\npath = \"{}\"\n\n\
+             [upload]\nworkers = {}\nchunk_size = \"{}\"\nafter_upload = \"{}\"\n\
+             retry_max = \"{}\"\nshutdown_timeout = \"{}\"\n",
+            self.endpoint,
+            self.token_file.display(),
+            o.min_rate,
+            self.dir.join("journal.sqlite").display(),
+            o.workers,
+            o.chunk_size,
+            o.after_upload,
+            o.retry_max,
+            o.shutdown_timeout,
+        );
+        if o.after_upload == "move" {
+            t += &format!("move_to = \"{}\"\n", self.moved.display());
+        }
+        let mut roots = vec![self.inbox.clone()];
+        roots.extend(o.extra_roots.iter().map(|r| self.dir.join(r)));
+        for r in roots {
+            std::fs::create_dir_all(&r).unwrap();
+            t += &format!(
+                "\n[[watch]]\npath = \"{}\"\nsettle = \"{}\"\ninclude = [\"*.mp4\"]\n",
+                r.display(),
+                o.settle
+            );
+        }
+        t
+    }
+
+    /// Starts `ingestd run` with this config.
+    pub fn start(&self) -> Daemon {
+        Daemon::start(&self.config, &self.dir.join("daemon.log"))
+    }
+
+    /// `ingestd status --all --json`.
+    pub fn status(&self) -> Value {
+        status(self.status_config.as_ref().unwrap_or(&self.config))
+    }
+
+    /// Polls `status --all --json` until `pred` holds; panics after `timeout` with the last
+    /// status and the daemon log.
+    pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let s = self.status();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\nlast status: {}\n--- daemon log (tail) ---\n{}",
+                    serde_json::to_string_pretty(&s).unwrap(),
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Polls the daemon log until it contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {needle:?} in the daemon log:\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `n` files are `done`.
+    pub fn wait_done(&self, n: usize, timeout: Duration) -> Value {
+        self.wait_for(&format!("{n} files done"), timeout, |s| {
+            count(s, "done") == n as u64
+        })
+    }
+
+    /// The last `n` lines of the daemon log (all runs append to it).
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Writes a file of `len` pseudo-random bytes into `inbox/name` via a hidden temp name
+    /// (renamed into place, so the watcher sees it whole) and returns its path.
+    pub fn drop_file(&self, name: &str, len: u64, seed: u64) -> PathBuf {
+        let path = self.inbox.join(name);
+        write_file_atomic(&path, len, seed);
+        path
+    }
+}
+
+/// Writes `len` pseudo-random bytes (seeded) to `path` through a `.name.tmp` sibling + rename.
+pub fn write_file_atomic(path: &Path, len: u64, seed: u64) {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    write_file(&tmp, len, seed);
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Writes `len` pseudo-random bytes (xorshift, seeded) to `path`, streaming.
+pub fn write_file(path: &Path, len: u64, seed: u64) {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        for c in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let b = x.to_le_bytes();
+            c.copy_from_slice(&b[..c.len()]);
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.flush().unwrap();
+}
+
+/// Hex SHA-256 of a file.
+pub fn sha256_file(path: &Path) -> String {
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes the token file (mode 0600).
+pub fn write_token(path: &Path, token: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `ingestd token create --endpoint URL` with the emulator's API key; returns the token.
+pub fn create_token(em: &Emulator) -> String {
+    let out = Command::new(bin())
+        .args(["token", "create", "--json", "--endpoint", &em.url])
+        .env("APIVIDEO_API_KEY", API_KEY)
+        .env_remove("INGESTD_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "token create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// `ingestd status --all --json --config CONFIG`.
+pub fn status(config: &Path) -> Value {
+    let out = Command::new(bin())
+        .args(["status", "--all", "--json", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// `counts[state]` of a status object.
+pub fn count(s: &Value, state: &str) -> u64 {
+    s["counts"][state].as_u64().unwrap_or(0)
+}
+
+/// The status row of `path`.
+pub fn file_row<'a>(s: &'a Value, path: &Path) -> Option<&'a Value> {
+    let p = path.to_string_lossy();
+    s["files"]
+        .as_array()?
+        .iter()
+        .find(|f| f["path"].as_str() == Some(&*p))
+}
+
+/// A running `ingestd run`; SIGKILLed on drop.
+pub struct Daemon {
+    pub child: Child,
+}
+
+impl Daemon {
+    /// Starts `ingestd run --config CONFIG`, appending stderr and stdout to `log`.
+    pub fn start(config: &Path, log: &Path) -> Daemon {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        Daemon { child }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let r = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(r, 0, "kill({}, {sig})", self.pid());
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit; `None` after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Still running?
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// GET `url` → JSON.
+pub fn get_json(url: &str) -> Value {
+    rt().block_on(async {
+        let r = reqwest::get(url).await.unwrap();
+        assert!(r.status().is_success(), "GET {url}: {}", r.status());
+        r.json().await.unwrap()
+    })
+}
+
+/// `GET /_emulator/videos` → the list.
+pub fn videos(em: &Emulator) -> Vec<Value> {
+    get_json(&format!("{}/_emulator/videos", em.url))["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// `GET /_emulator/videos/{id}`.
+pub fn video(em: &Emulator, id: &str) -> Value {
+    get_json(&format!("{}/_emulator/videos/{id}", em.url))
+}
+
+/// `GET /_emulator/stats`.
+pub fn stats(em: &Emulator) -> Value {
+    get_json(&format!("{}/_emulator/stats", em.url))
+}
+
+/// Replaces the fault plan (`POST /_emulator/faults`).
+pub fn set_faults(em: &Emulator, plan: Value) {
+    rt().block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_emulator/faults", em.url))
+            .json(&plan)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "POST faults: {}", r.status());
+    })
+}
+
+/// `GET /_emulator/faults`.
+pub fn faults(em: &Emulator) -> Value {
+    get_json(&format!("{}/_emulator/faults", em.url))
+}
+
+/// Clears the fault plan.
+pub fn clear_faults(em: &Emulator) {
+    rt().block_on(async {
+        reqwest::Client::new()
+            .delete(format!("{}/_emulator/faults", em.url))
+            .send()
+            .await
+            .unwrap();
+    })
+}
+
+/// `DELETE /upload-tokens/{token}` with the API key.
+pub fn delete_token(em: &Emulator, token: &str) {
+    rt().block_on(async {
+        let r = reqwest::Client::new()
+            .delete(format!("{}/upload-tokens/{token}", em.url))
+            .basic_auth(API_KEY, Some(""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204, "DELETE token");
+    })
+}
+
+/// Checks the service side of one uploaded file: exactly one complete video with the file's
+/// SHA-256 and title, every chunk after the first sent with `videoId`. Returns the video.
+pub fn assert_uploaded_once(em: &Emulator, path: &Path, video_id: &str) -> Value {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let all = videos(em);
+    let same_title: Vec<&Value> = all
+        .iter()
+        .filter(|v| v["title"].as_str() == Some(&*name))
+        .collect();
+    assert_eq!(
+        same_title.len(),
+        1,
+        "exactly one video titled {name}: {same_title:#?}"
+    );
+    let v = video(em, video_id);
+    assert_eq!(v["complete"], true, "{name}: video complete: {v:#}");
+    assert_eq!(
+        v["sha256"].as_str(),
+        Some(&*sha256_file(path)),
+        "{name}: endpoint SHA-256 equals the file's"
+    );
+    for (i, c) in v["chunks"].as_array().unwrap().iter().enumerate() {
+        if c["from"].as_u64().unwrap_or(0) > 0 {
+            assert_eq!(
+                c["withVideoId"], true,
+                "{name}: chunk {i} ({}) carries videoId",
+                c["contentRange"]
+            );
+        }
+    }
+    v
+}

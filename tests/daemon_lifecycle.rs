@@ -1,0 +1,299 @@
+//! `ingestd run` as a process: SIGTERM mid-upload (exit 0 within the deadline, resume with the
+//! same videoId), SIGHUP with a broken and with a valid config, `after_upload` move/delete only
+//! after completion, a file modified during its upload, and `ingestd upload FILE`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Emulator;
+use common::daemon::{
+    MIB5, Opts, Setup, assert_uploaded_once, clear_faults, count, file_row, set_faults,
+    sha256_file, videos,
+};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(120);
+
+fn throttle(em: &Emulator, bytes_per_sec: u64) {
+    set_faults(
+        em,
+        json!([{"path": "/upload", "count": 1000000, "action": "throttle", "bytes_per_sec": bytes_per_sec}]),
+    );
+}
+
+/// Waits until `f` is uploading with its videoId committed; returns the videoId.
+fn wait_uploading(setup: &Setup, f: &Path) -> String {
+    let s = setup.wait_for("upload in progress with a videoId", T, |s| {
+        file_row(s, f).is_some_and(|r| r["state"] == "uploading" && r["video_id"].is_string())
+    });
+    file_row(&s, f).unwrap()["video_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn wait_path(p: &Path, exists: bool, setup: &Setup) {
+    let start = Instant::now();
+    while p.exists() != exists {
+        assert!(
+            start.elapsed() < T,
+            "{p:?} never {}\n{}",
+            if exists { "appeared" } else { "went away" },
+            setup.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_mid_upload_exits_0_and_resumes_the_same_video() {
+    let em = Emulator::start();
+    let setup = Setup::new(
+        &em,
+        Opts {
+            shutdown_timeout: "1s",
+            ..Opts::default()
+        },
+    );
+    // 2 MiB/s: a 5 MiB chunk is in flight for ~2.5 s.
+    throttle(&em, 2 * 1024 * 1024);
+    let mut d = setup.start();
+    let f = setup.drop_file("term.mp4", 3 * MIB5 + 321, 11);
+    let vid = wait_uploading(&setup, &f);
+    d.signal(libc::SIGTERM);
+    let st = d
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", setup.log_tail(30)));
+    assert!(st.success(), "exit status {st:?}\n{}", setup.log_tail(30));
+    let s = setup.status();
+    let row = file_row(&s, &f).unwrap().clone();
+    assert_ne!(row["state"], "done", "stopped mid-upload: {row:#}");
+    assert_ne!(row["state"], "failed", "{row:#}");
+
+    clear_faults(&em);
+    let mut d = setup.start();
+    let s = setup.wait_done(1, T);
+    d.kill9();
+    let row = file_row(&s, &f).unwrap();
+    assert_eq!(
+        row["video_id"].as_str(),
+        Some(&*vid),
+        "resumed the same video"
+    );
+    assert_uploaded_once(&em, &f, &vid);
+    assert_eq!(videos(&em).len(), 1);
+}
+
+#[test]
+fn sighup_broken_config_keeps_running_valid_config_adds_a_root() {
+    let em = Emulator::start();
+    let mut setup = Setup::new(&em, Opts::default());
+    let good = setup.dir.join("good.toml");
+    std::fs::copy(&setup.config, &good).unwrap();
+    setup.status_config = Some(good);
+    let mut d = setup.start();
+    setup.wait_log("ingestd is running", T);
+
+    std::fs::write(&setup.config, "[api\nthis is not toml").unwrap();
+    d.signal(libc::SIGHUP);
+    setup.wait_log("keeping the running configuration", T);
+    assert!(
+        d.running(),
+        "a broken config on SIGHUP must not stop the daemon"
+    );
+    let a = setup.drop_file("after-broken.mp4", 200_000, 21);
+    setup.wait_done(1, T);
+
+    setup.opts.extra_roots = vec!["second"];
+    setup.write_config();
+    d.signal(libc::SIGHUP);
+    setup.wait_log("configuration reloaded", T);
+    let b = setup.dir.join("second").join("second-root.mp4");
+    common::daemon::write_file_atomic(&b, MIB5 + 17, 22);
+    let s = setup.wait_done(2, T);
+    assert!(d.running());
+    d.kill9();
+    for f in [&a, &b] {
+        let vid = file_row(&s, f).unwrap()["video_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_uploaded_once(&em, f, &vid);
+    }
+}
+
+#[test]
+fn after_upload_move_happens_only_after_completion() {
+    let em = Emulator::start();
+    let setup = Setup::new(
+        &em,
+        Opts {
+            after_upload: "move",
+            ..Opts::default()
+        },
+    );
+    throttle(&em, 8 * 1024 * 1024);
+    let mut d = setup.start();
+    let f = setup.inbox.join("cam1").join("day").join("m.mp4");
+    common::daemon::write_file_atomic(&f, 2 * MIB5 + 5, 31);
+    let sha = sha256_file(&f);
+    wait_uploading(&setup, &f);
+    assert!(f.exists(), "still in place while uploading");
+    let target = setup.moved.join("cam1").join("day").join("m.mp4");
+    assert!(!target.exists());
+    let s = setup.wait_done(1, T);
+    wait_path(&target, true, &setup);
+    wait_path(&f, false, &setup);
+    d.kill9();
+    assert_eq!(sha256_file(&target), sha, "moved content intact");
+    let vid = file_row(&s, &f).unwrap()["video_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        common::daemon::video(&em, &vid)["sha256"].as_str(),
+        Some(&*sha)
+    );
+}
+
+#[test]
+fn after_upload_delete_happens_only_after_completion() {
+    let em = Emulator::start();
+    let setup = Setup::new(
+        &em,
+        Opts {
+            after_upload: "delete",
+            ..Opts::default()
+        },
+    );
+    throttle(&em, 8 * 1024 * 1024);
+    let mut d = setup.start();
+    let f = setup.drop_file("del.mp4", 2 * MIB5 + 5, 41);
+    let sha = sha256_file(&f);
+    wait_uploading(&setup, &f);
+    assert!(f.exists(), "still present while uploading");
+    let s = setup.wait_done(1, T);
+    wait_path(&f, false, &setup);
+    d.kill9();
+    let vid = file_row(&s, &f).unwrap()["video_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        common::daemon::video(&em, &vid)["sha256"].as_str(),
+        Some(&*sha)
+    );
+    assert_eq!(common::daemon::video(&em, &vid)["complete"], true);
+}
+
+#[test]
+fn file_modified_during_upload_is_not_done_and_uploads_again() {
+    modified_during_upload(2);
+}
+
+/// With one worker, the stale upload must leave that worker alive: a later file still uploads.
+#[test]
+fn file_modified_during_upload_with_one_worker_keeps_the_worker() {
+    modified_during_upload(1);
+}
+
+fn modified_during_upload(workers: usize) {
+    let em = Emulator::start();
+    let setup = Setup::new(
+        &em,
+        Opts {
+            workers,
+            ..Opts::default()
+        },
+    );
+    throttle(&em, 4 * 1024 * 1024);
+    let mut d = setup.start();
+    let f = setup.drop_file("grow.mp4", 2 * MIB5 + 5, 51);
+    let old_vid = wait_uploading(&setup, &f);
+    {
+        use std::io::Write;
+        let mut h = std::fs::OpenOptions::new().append(true).open(&f).unwrap();
+        h.write_all(&[7u8; 4096]).unwrap();
+    }
+    let s = setup.wait_for("uploaded again after the change", T, |s| {
+        file_row(s, &f).is_some_and(|r| r["state"] == "done")
+    });
+    clear_faults(&em);
+    let next = setup.drop_file("next.mp4", 100_000, 52);
+    setup.wait_done(2, T);
+    assert!(next.exists());
+    d.kill9();
+    let row = file_row(&s, &f).unwrap().clone();
+    let vid = row["video_id"].as_str().unwrap().to_owned();
+    assert_ne!(
+        vid, old_vid,
+        "a modified file is not done under its old video: {row:#}"
+    );
+    let abandoned: Vec<Value> = row["abandoned_video_ids"].as_array().unwrap().clone();
+    assert!(
+        abandoned
+            .iter()
+            .any(|a| a["video_id"].as_str() == Some(&*old_vid) || a.as_str() == Some(&*old_vid)),
+        "the old video is recorded as abandoned: {row:#}"
+    );
+    // The stale upload stopped without touching the new one (no orphan from a clobbered claim).
+    assert_eq!(row["possible_orphans"], json!([]), "{row:#}");
+    assert!(
+        !setup.log().contains("journal error"),
+        "{}",
+        setup.log_tail(30)
+    );
+    let v = common::daemon::video(&em, &vid);
+    assert_eq!(
+        v["sha256"].as_str(),
+        Some(&*sha256_file(&f)),
+        "new video has the new content"
+    );
+    assert_eq!(row["sha256"].as_str(), Some(&*sha256_file(&f)));
+}
+
+fn upload_cmd(setup: &Setup, file: &Path) -> std::process::Output {
+    Command::new(common::bin())
+        .args(["upload", "--config"])
+        .arg(&setup.config)
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn upload_command_uploads_once_and_reports() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    let f = setup.dir.join("outside").join("fg.mp4");
+    common::daemon::write_file(&f, 2 * MIB5 + 99, 61);
+    let out = upload_cmd(&setup, &f);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "upload failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = videos(&em);
+    assert_eq!(all.len(), 1);
+    let vid = all[0]["videoId"].as_str().unwrap().to_owned();
+    assert!(stdout.contains(&vid), "prints the videoId: {stdout}");
+    assert_uploaded_once(&em, &f, &vid);
+    let s = setup.status();
+    assert_eq!(count(&s, "done"), 1);
+
+    let again = upload_cmd(&setup, &f);
+    let stdout = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(again.status.success());
+    assert!(
+        stdout.contains("already uploaded") && stdout.contains(&vid),
+        "{stdout}"
+    );
+    assert_eq!(videos(&em).len(), 1, "no second video");
+
+    let missing = upload_cmd(&setup, &setup.dir.join("nope.mp4"));
+    assert!(!missing.status.success(), "a missing file is an error");
+}
