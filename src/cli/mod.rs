@@ -216,6 +216,9 @@ pub fn load_config(cli_path: &std::path::Path) -> anyhow::Result<Config> {
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
+    // Crash-window tests (issue 5): `FAILPOINTS=name=panic` aborts the whole process at that point.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = failpoints_setup();
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -239,6 +242,27 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Reads `FAILPOINTS` and makes a failpoint's `panic` action abort the process (a kill at an
+/// exact point), instead of a panic that the async runtime would catch in one task.
+#[cfg(feature = "failpoints")]
+fn failpoints_setup() -> fail::FailScenario<'static> {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failpoint ") {
+            eprintln!("ingestd: {msg}: aborting the process (FAILPOINTS)");
+            std::process::abort();
+        }
+        default_hook(info);
+    }));
+    fail::FailScenario::setup()
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {

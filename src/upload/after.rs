@@ -203,6 +203,7 @@ fn copy_across(
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("syncing directory", dir))?;
+    fail::fail_point!("after-upload-copied"); // W6: the copy is in place, the source not removed
     fs::remove_file(from).map_err(|source| AfterError::SourceNotRemoved {
         from: from.to_owned(),
         to: to.clone(),

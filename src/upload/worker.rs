@@ -127,6 +127,7 @@ pub async fn run_worker(
             continue;
         };
         tracing::debug!(worker = n, id = row.id, path = %row.path.display(), "claimed");
+        fail::fail_point!("after-claim"); // W2: journaled and claimed, no byte sent
         let path = row.path.clone();
         match upload_file(&ctx, row, &shutdown).await {
             Ok(_) => {}

@@ -239,6 +239,8 @@ fn report_stable(
     for o in &obs {
         tracing::debug!(path = %o.path.display(), size = o.identity.size, "stable");
     }
+    // Crash window W1: stable, not yet journaled (tests abort here with FAILPOINTS).
+    fail::fail_point!("before-stable");
     match sink.stable(&obs) {
         Ok(()) => {
             if *failing {

@@ -1,0 +1,437 @@
+//! Helpers for the hostile-conditions suite (issue 5): a daemon under test with its logs captured,
+//! the endpoint's view of what was uploaded, and the invariants every scenario checks.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::common::{self, API_KEY, Emulator};
+
+pub const MIB: u64 = 1024 * 1024;
+
+/// A GET/POST to the emulator over plain HTTP/1.1 (no client library needed).
+pub fn http(base: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).expect("connect to the emulator");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// Every video the endpoint holds (`GET /_emulator/videos`).
+pub fn videos(em: &Emulator) -> Vec<Value> {
+    let (status, body) = http(&em.url, "GET", "/_emulator/videos", None);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["data"].as_array().unwrap().clone()
+}
+
+/// A new upload token from the emulator (through `ingestd token create`).
+pub fn create_token(em: &Emulator) -> String {
+    let out = Command::new(common::bin())
+        .args(["token", "create", "--json", "--endpoint", &em.url])
+        .env("APIVIDEO_API_KEY", API_KEY)
+        .env_remove("INGESTD_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).unwrap();
+    hex::encode(h.finalize())
+}
+
+/// Deterministic pseudo-random content (so that prefixes differ from other files).
+pub fn write_file(path: &Path, size: u64, seed: u64) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut left = size;
+    let mut buf = vec![0u8; 64 * 1024];
+    while left > 0 {
+        for b in buf.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.sync_all().unwrap();
+}
+
+/// Options of one test setup's config.
+#[derive(Clone)]
+pub struct Setup {
+    pub dir: PathBuf,
+    pub inbox: PathBuf,
+    pub journal: PathBuf,
+    pub config: PathBuf,
+    pub token: String,
+    pub logs: PathBuf,
+    runs: usize,
+}
+
+pub struct Opts {
+    pub chunk: &'static str,
+    pub after_upload: &'static str,
+    pub move_to: Option<PathBuf>,
+    pub api_key: bool,
+    pub workers: u32,
+    pub settle: &'static str,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            chunk: "5 MiB",
+            after_upload: "keep",
+            move_to: None,
+            api_key: false,
+            workers: 1,
+            settle: "1s",
+        }
+    }
+}
+
+impl Setup {
+    pub fn new(dir: &Path, em: &Emulator, opts: &Opts) -> Setup {
+        use std::os::unix::fs::PermissionsExt;
+        let inbox = dir.join("inbox");
+        std::fs::create_dir_all(&inbox).unwrap();
+        let token = create_token(em);
+        let token_file = dir.join("upload-token");
+        std::fs::write(&token_file, &token).unwrap();
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut api_extra = String::new();
+        if opts.api_key {
+            let key_file = dir.join("api-key");
+            std::fs::write(&key_file, API_KEY).unwrap();
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            api_extra = format!("api_key_file = \"{}\"\n", key_file.display());
+        }
+        let mut upload_extra = String::new();
+        if let Some(m) = &opts.move_to {
+            upload_extra = format!("move_to = \"{}\"\n", m.display());
+        }
+        let journal = dir.join("state/journal.sqlite");
+        std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[api]\nendpoint = \"{url}\"\nupload_token_file = \"{tf}\"\n{api_extra}\n\
+                 [journal]\npath = \"{j}\"\n\n\
+                 [upload]\nworkers = {w}\nchunk_size = \"{chunk}\"\nafter_upload = \"{after}\"\n{upload_extra}\n\
+                 [[watch]]\npath = \"{inbox}\"\nsettle = \"{settle}\"\n",
+                url = em.url,
+                tf = token_file.display(),
+                j = journal.display(),
+                w = opts.workers,
+                chunk = opts.chunk,
+                after = opts.after_upload,
+                inbox = inbox.display(),
+                settle = opts.settle,
+            ),
+        )
+        .unwrap();
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        Setup {
+            dir: dir.to_owned(),
+            inbox,
+            journal,
+            config,
+            token,
+            logs,
+            runs: 0,
+        }
+    }
+
+    /// Starts `ingestd run` with `FAILPOINTS` (empty: none); stderr goes to a log file.
+    pub fn start(&mut self, failpoints: &str) -> Daemon {
+        self.runs += 1;
+        let log = self.logs.join(format!("run-{}.log", self.runs));
+        let f = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(common::bin());
+        cmd.args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(f);
+        if failpoints.is_empty() {
+            cmd.env_remove("FAILPOINTS");
+        } else {
+            cmd.env("FAILPOINTS", failpoints);
+        }
+        Daemon {
+            child: cmd.spawn().unwrap(),
+            log,
+        }
+    }
+
+    /// `ingestd status --json --all`.
+    pub fn status(&self) -> Value {
+        let out = Command::new(common::bin())
+            .args(["status", "--json", "--all", "--config"])
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Polls `status` until every file is `done` or `failed` and there are `n` of them.
+    pub fn wait_settled(&self, n: usize, timeout: Duration) -> Value {
+        let until = Instant::now() + timeout;
+        loop {
+            let st = self.status();
+            let files = st["files"].as_array().cloned().unwrap_or_default();
+            let finished = files
+                .iter()
+                .filter(|f| matches!(f["state"].as_str(), Some("done" | "failed")))
+                .count();
+            if files.len() >= n && finished == files.len() {
+                return st;
+            }
+            assert!(
+                Instant::now() < until,
+                "not finished in {timeout:?}: {}",
+                serde_json::to_string_pretty(&st).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Every log line of every run so far.
+    pub fn all_logs(&self) -> String {
+        let mut s = String::new();
+        for i in 1..=self.runs {
+            s.push_str(
+                &std::fs::read_to_string(self.logs.join(format!("run-{i}.log")))
+                    .unwrap_or_default(),
+            );
+        }
+        s
+    }
+
+    /// The journal's own check, from outside the daemon.
+    pub fn integrity_check(&self) -> String {
+        let c = rusqlite::Connection::open(&self.journal).unwrap();
+        c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .unwrap()
+    }
+}
+
+/// A running `ingestd run`; killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Waits for the process to end by itself (a failpoint abort).
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                Instant::now() < until,
+                "the daemon did not stop within {timeout:?}; log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(&mut self) {
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let _ = self.wait_exit(Duration::from_secs(60));
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The invariants of issue 5, for `files` (path → expected content) after the scenario:
+/// every file done or failed with a reason; exactly one complete video with its content per done
+/// file (matched by SHA-256) and no other complete video; incomplete videos only as reported
+/// orphans or abandoned ids; journal integrity ok; no secret and no panic in any log.
+pub fn check_invariants(setup: &Setup, em: &Emulator, files: &[(PathBuf, String)]) -> Value {
+    let st = setup.status();
+    let rows = st["files"].as_array().unwrap();
+    let vids = videos(em);
+    let mut complete_by_sha: HashMap<String, usize> = HashMap::new();
+    for v in &vids {
+        if v["complete"].as_bool() == Some(true) {
+            *complete_by_sha
+                .entry(v["sha256"].as_str().unwrap_or("").to_owned())
+                .or_default() += 1;
+        }
+    }
+    // Reported incomplete videos: by id, or (an orphan of a first request whose answer was
+    // lost) without one, so only counted.
+    let mut reported: Vec<String> = Vec::new();
+    let mut unnamed_orphans = 0;
+    for r in rows {
+        for key in ["possible_orphans", "abandoned_video_ids"] {
+            for o in r[key].as_array().into_iter().flatten() {
+                match o["video_id"].as_str() {
+                    Some(id) => reported.push(id.to_owned()),
+                    None => unnamed_orphans += 1,
+                }
+            }
+        }
+    }
+    for (path, sha) in files {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r["path"].as_str() == Some(path.to_str().unwrap())
+                    && r["sha256"].as_str() == Some(sha)
+            })
+            .or_else(|| {
+                rows.iter()
+                    .find(|r| r["path"].as_str() == Some(path.to_str().unwrap()))
+            })
+            .unwrap_or_else(|| panic!("no journal row for {}: {st:#}", path.display()));
+        match row["state"].as_str() {
+            Some("done") => {
+                assert_eq!(
+                    row["sha256"].as_str(),
+                    Some(sha.as_str()),
+                    "receipt of {}",
+                    path.display()
+                );
+                assert_eq!(
+                    complete_by_sha.get(sha).copied().unwrap_or(0),
+                    1,
+                    "exactly one complete video with the content of {}; videos: {vids:#?}",
+                    path.display()
+                );
+                let vid = row["video_id"].as_str().unwrap();
+                let v = vids
+                    .iter()
+                    .find(|v| v["videoId"].as_str() == Some(vid))
+                    .unwrap();
+                assert_eq!(v["sha256"].as_str(), Some(sha.as_str()));
+            }
+            Some("failed") => assert!(
+                row["last_error"].is_string(),
+                "failed without a reason: {row}"
+            ),
+            other => panic!("{} ended {other:?}: {st:#}", path.display()),
+        }
+    }
+    // No other complete video, and every incomplete one is reported.
+    let expected: Vec<&String> = files.iter().map(|(_, s)| s).collect();
+    for v in &vids {
+        let id = v["videoId"].as_str().unwrap_or("");
+        if v["complete"].as_bool() == Some(true) {
+            let sha = v["sha256"].as_str().unwrap_or("").to_owned();
+            assert!(
+                expected.contains(&&sha),
+                "a complete video matches no file: {v:#}"
+            );
+        } else if v["receivedBytes"].as_u64().unwrap_or(0) > 0 && !reported.iter().any(|r| r == id)
+        {
+            assert!(
+                unnamed_orphans > 0,
+                "incomplete video {id} is not reported by status: {st:#}\n{v:#}"
+            );
+            unnamed_orphans -= 1;
+        }
+    }
+    assert_eq!(setup.integrity_check(), "ok");
+    check_logs(setup);
+    st
+}
+
+/// No token or API key and no panic text in any log line.
+pub fn check_logs(setup: &Setup) {
+    let logs = setup.all_logs();
+    for line in logs.lines() {
+        assert!(
+            !line.contains(&setup.token),
+            "the upload token is logged: {line}"
+        );
+        assert!(!line.contains(API_KEY), "the API key is logged: {line}");
+        if line.contains("FAILPOINTS") {
+            continue; // the deliberate abort line of a failpoint run
+        }
+        assert!(!line.contains("panicked"), "a panic is logged: {line}");
+    }
+}
