@@ -124,11 +124,7 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
 
     let used = Gauge::<i64>::default();
     used.set(int(snapshot.inotify_watches));
-    r.register(
-        "inotify_watches",
-        "inotify watches used by all roots",
-        used,
-    );
+    r.register("inotify_watches", "inotify watches used by all roots", used);
     if let Some(limit) = snapshot.inotify_watch_limit {
         let g = Gauge::<i64>::default();
         g.set(int(limit));

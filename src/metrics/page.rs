@@ -195,7 +195,11 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
                 p.state,
                 p.id,
                 esc(&p.path),
-                if p.state == "failed" { "bad" } else { "unknown" },
+                if p.state == "failed" {
+                    "bad"
+                } else {
+                    "unknown"
+                },
                 p.state,
                 size(p.size),
                 esc(&p.reason)
@@ -300,7 +304,10 @@ mod tests {
         assert!(html.contains("vi123"));
         assert!(html.contains("data-state=\"rejected\""));
         assert!(html.contains("1m 30s"), "oldest pending age");
-        assert!(!html.contains("http://") && !html.contains("https://"), "no external assets");
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "no external assets"
+        );
         assert_eq!(html.matches("<script>").count(), 1);
     }
 

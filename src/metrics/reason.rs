@@ -8,10 +8,13 @@ use crate::journal::{FileRow, FileState};
 
 /// Why `row` is not uploaded (yet). `paused`: the upload token was rejected.
 pub fn reason(row: &FileRow, paused: bool, now: SystemTime) -> String {
-    let error = row.last_error.as_deref().map(|e| match &row.last_error_slug {
-        Some(slug) => format!("{slug}: {e}"),
-        None => e.to_owned(),
-    });
+    let error = row
+        .last_error
+        .as_deref()
+        .map(|e| match &row.last_error_slug {
+            Some(slug) => format!("{slug}: {e}"),
+            None => e.to_owned(),
+        });
     let mut text = match row.state {
         FileState::Settling => {
             "settling: waiting until the file stops changing (settle time)".to_owned()
@@ -120,8 +123,16 @@ mod tests {
         r.bytes_uploaded = 1024;
         r.video_id = Some("vi1".into());
         let text = reason(&r, true, now);
-        assert!(text.starts_with("waiting for retry at 2027-01-15T08:01:00Z (attempt 3); last error: 503"), "{text}");
-        assert!(text.contains("resumes at 1.0 KiB of 2.0 KiB (videoId vi1)"), "{text}");
+        assert!(
+            text.starts_with(
+                "waiting for retry at 2027-01-15T08:01:00Z (attempt 3); last error: 503"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("resumes at 1.0 KiB of 2.0 KiB (videoId vi1)"),
+            "{text}"
+        );
         assert!(text.ends_with("the upload token was rejected"), "{text}");
     }
 

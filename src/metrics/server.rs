@@ -34,7 +34,11 @@ pub fn router(sources: Sources) -> Router {
 }
 
 /// Serves until `shutdown` is cancelled.
-pub fn spawn(listener: TcpListener, sources: Sources, shutdown: CancellationToken) -> JoinHandle<()> {
+pub fn spawn(
+    listener: TcpListener,
+    sources: Sources,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     let app = router(sources);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
