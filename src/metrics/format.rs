@@ -2,10 +2,12 @@
 
 use std::time::SystemTime;
 
-/// RFC 3339 UTC time.
+/// RFC 3339 UTC time, to the second.
 pub fn rfc3339(t: SystemTime) -> String {
     use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::from(t)
+    let t = time::OffsetDateTime::from(t);
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
         .format(&Rfc3339)
         .unwrap_or_else(|_| format!("{t:?}"))
 }
@@ -43,5 +45,7 @@ mod tests {
         assert_eq!(size(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(duration_secs(75.6), "1m 15s");
         assert_eq!(duration_secs(-1.0), "0s");
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_500);
+        assert_eq!(rfc3339(t), "1970-01-01T00:00:01Z");
     }
 }
