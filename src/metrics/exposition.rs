@@ -139,3 +139,62 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
     prometheus_client::encoding::text::encode(&mut text, &r)?;
     Ok(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::snapshot::{RootView, StateCount, TokenView};
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            generated_at: String::new(),
+            token: TokenView {
+                state: "rejected",
+                reason: Some("401".into()),
+            },
+            files: vec![StateCount {
+                state: "queued",
+                files: 3,
+            }],
+            backlog_bytes: 1 << 40,
+            oldest_pending_age_seconds: Some(12.5),
+            uploaded_bytes_total: 0,
+            roots: vec![RootView {
+                path: "/srv/a \"b\"\\c".into(),
+                mode: "poll".into(),
+                health: "missing".into(),
+                healthy: false,
+                watches: 0,
+                settling: 0,
+                free_bytes: None,
+                size_bytes: None,
+            }],
+            inotify_watches: 0,
+            inotify_watch_limit: None,
+            uploading: Vec::new(),
+            pending: Vec::new(),
+            recent: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn gauges_labels_and_escaping() {
+        let text = encode(&snapshot(), &Counters::default()).unwrap();
+        for line in [
+            "ingestd_files{state=\"queued\"} 3",
+            "ingestd_backlog_bytes 1099511627776",
+            "ingestd_oldest_pending_age_seconds 12.5",
+            "ingestd_token_state{state=\"rejected\"} 1",
+            "ingestd_token_state{state=\"ok\"} 0",
+            "ingestd_watch_root_healthy{root=\"/srv/a \\\"b\\\"\\\\c\",mode=\"poll\"} 0",
+            "# UNIT ingestd_backlog_bytes bytes",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        // A root whose filesystem cannot be read has no free-space sample, and no limit is
+        // exported when /proc does not tell it.
+        assert!(!text.contains("ingestd_root_free_bytes{"), "{text}");
+        assert!(!text.contains("ingestd_inotify_watches_limit"), "{text}");
+    }
+}
