@@ -10,6 +10,7 @@
 //! - [`journal`]: the SQLite journal, the only owner of the database; the truth about every file.
 //! - [`watch`]: notify bridge, scans, settle check; feeds the journal.
 //! - [`upload`]: worker pool, chunk planning, retry classes, rate limit.
+//! - [`metrics`]: Prometheus `/metrics` and the status page on `[metrics] listen`.
 //! - [`daemon`]: wiring of watcher, workers, signals and sd_notify under one cancellation token.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod daemon;
 pub mod emulator;
 pub mod journal;
+pub mod metrics;
 pub mod secret;
 pub mod upload;
 pub mod watch;

@@ -15,6 +15,7 @@ pub mod notify;
 pub mod services;
 pub mod signals;
 pub mod status_line;
+pub mod watcher_slot;
 
 use std::time::Duration;
 
@@ -43,6 +44,16 @@ pub enum DaemonError {
     Journal(#[from] crate::journal::JournalError),
     #[error("cannot set up the api.video client: {0}")]
     Api(crate::api::ApiError),
+    #[error(
+        "cannot listen on {addr} for metrics and the status page (`listen` in [metrics] of {}): {source}",
+        file.display()
+    )]
+    Metrics {
+        addr: std::net::SocketAddr,
+        file: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -5,6 +5,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AuthMode, Client, ClientOptions};
@@ -17,10 +18,11 @@ use crate::upload::pool::Pool;
 use crate::upload::rate::RateLimit;
 use crate::upload::token::{self, TokenGate};
 use crate::upload::worker::{VideoMeta, WorkerContext};
-use crate::watch::{self, Sink, WatchHandle};
+use crate::watch::{self, Sink};
 
 use super::DaemonError;
 use super::status_line::StatusCounts;
+use super::watcher_slot::WatcherSlot;
 
 /// Everything `run` keeps alive.
 pub struct Services {
@@ -29,8 +31,10 @@ pub struct Services {
     pub board: Board,
     pub rate: Arc<RwLock<RateLimit>>,
     pool: Pool,
-    watcher: Option<(WatchHandle, CancellationToken)>,
+    watcher: WatcherSlot,
     roots: Vec<WatchConfig>,
+    /// The `[metrics]` listener, when configured, and the address it was started on.
+    metrics: Option<(JoinHandle<()>, std::net::SocketAddr)>,
     shutdown: CancellationToken,
     /// Token state last written to the journal (so `status` in another process sees it).
     mirrored: Option<TokenState>,
@@ -96,6 +100,7 @@ pub fn worker_context(
         board,
         policy: Arc::new(RetryPolicy::new(config.upload.retry_max)),
         video_meta,
+        metrics: crate::metrics::Counters::default(),
     })
 }
 
@@ -137,6 +142,17 @@ impl Services {
         shutdown: &CancellationToken,
     ) -> Result<Option<Services>, DaemonError> {
         let token = read_token(config)?;
+        // Bind first: a taken port fails the start with the key to change.
+        let listener = match &config.metrics {
+            Some(m) => Some(crate::metrics::server::bind(m.listen).await.map_err(|e| {
+                DaemonError::Metrics {
+                    addr: m.listen,
+                    file: config.source.clone(),
+                    source: e,
+                }
+            })?),
+            None => None,
+        };
         let journal = open_journal(config).await?;
         let j = journal.clone();
         let reclaimed = tokio::task::spawn_blocking(move || {
@@ -159,6 +175,27 @@ impl Services {
             rate.clone(),
         )?;
 
+        let slot = WatcherSlot::default();
+        let metrics = match (listener, &config.metrics) {
+            (Some(listener), Some(m)) => {
+                let watchers = slot.clone();
+                let sources = crate::metrics::Sources {
+                    journal: journal.clone(),
+                    gate: gate.clone(),
+                    board: board.clone(),
+                    counters: ctx.metrics.clone(),
+                    roots: Arc::new(move || watchers.status()),
+                };
+                let addr = listener.local_addr().unwrap_or(m.listen);
+                tracing::info!(listen = %addr, "serving /metrics and the status page on http://{addr}/");
+                Some((
+                    crate::metrics::server::spawn(listener, sources, shutdown.clone()),
+                    m.listen,
+                ))
+            }
+            _ => None,
+        };
+
         let watch_token = shutdown.child_token();
         let handle = watch::spawn(
             config.watch.clone(),
@@ -169,9 +206,13 @@ impl Services {
             _ = handle.initial_scan_done() => {}
             _ = shutdown.cancelled() => {
                 handle.join().await;
+                if let Some((task, _)) = metrics {
+                    stop_listener(task).await;
+                }
                 return Ok(None);
             }
         }
+        slot.put(handle, watch_token);
         let pool = Pool::spawn(ctx, config.upload.workers, shutdown.clone());
         Ok(Some(Services {
             journal,
@@ -179,8 +220,9 @@ impl Services {
             board,
             rate,
             pool,
-            watcher: Some((handle, watch_token)),
+            watcher: slot,
             roots: config.watch.clone(),
+            metrics,
             shutdown: shutdown.clone(),
             mirrored: None,
         }))
@@ -202,6 +244,12 @@ impl Services {
             Ok(mut r) => *r = RateLimit::new(config.upload.max_rate),
             Err(p) => *p.into_inner() = RateLimit::new(config.upload.max_rate),
         }
+        let listen = config.metrics.as_ref().map(|m| m.listen);
+        if listen != self.metrics.as_ref().map(|(_, a)| *a) {
+            tracing::warn!(
+                "[metrics] listen changed: the listener keeps its old address until ingestd restarts"
+            );
+        }
         if !same_roots(&self.roots, &config.watch) {
             if let Some((handle, token)) = self.watcher.take() {
                 token.cancel();
@@ -213,7 +261,7 @@ impl Services {
                 Arc::new(self.journal.clone()) as Arc<dyn Sink>,
                 token.clone(),
             );
-            self.watcher = Some((handle, token));
+            self.watcher.put(handle, token);
             self.roots = config.watch.clone();
             tracing::info!(
                 roots = self.roots.len(),
@@ -224,10 +272,7 @@ impl Services {
 
     /// Per-root watch status (mode, health), for logs, metrics and the status page.
     pub fn roots(&self) -> Vec<watch::RootStatus> {
-        self.watcher
-            .as_ref()
-            .map(|(h, _)| h.status())
-            .unwrap_or_default()
+        self.watcher.status()
     }
 
     /// Re-reads a token file: a changed token resumes a paused pool.
@@ -296,10 +341,25 @@ impl Services {
         if let Err(e) = self.pool.join().await {
             tracing::error!("{e}");
         }
-        if let Some((handle, token)) = self.watcher {
+        if let Some((handle, token)) = self.watcher.take() {
             token.cancel();
             handle.join().await;
         }
+        if let Some((task, _)) = self.metrics {
+            stop_listener(task).await;
+        }
+    }
+}
+
+/// Waits briefly for the metrics listener to finish its requests (it stops accepting when
+/// `shutdown` is cancelled), then drops what is left (e.g. idle keep-alive connections).
+async fn stop_listener(task: JoinHandle<()>) {
+    let abort = task.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .is_err()
+    {
+        abort.abort();
     }
 }
 

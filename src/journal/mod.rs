@@ -31,13 +31,15 @@ mod tests_ingest;
 #[cfg(test)]
 mod tests_model;
 #[cfg(test)]
+mod tests_query;
+#[cfg(test)]
 mod tests_upload;
 #[cfg(test)]
 mod testutil;
 
 pub use error::JournalError;
 pub use kv::{DaemonInfo, TokenState, TokenStatus};
-pub use query::{Counts, FileNote, NoteKind, Summary};
+pub use query::{Backlog, Counts, FileNote, NoteKind, Summary};
 pub use row::{FileRow, from_unix_ms, to_unix_ms};
 pub use upload::{RetryOutcome, RetrySelection};
 

@@ -1,4 +1,5 @@
-//! Read-only queries for `status`, `explain` and the daemon's sd_notify `STATUS=` line.
+//! Read-only queries for `status`, `explain`, the daemon's sd_notify `STATUS=` line, the
+//! Prometheus metrics and the status page.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -36,6 +37,15 @@ pub struct Summary {
     pub counts: Counts,
     /// `queued_at` of the oldest queued row.
     pub oldest_queued_at: Option<SystemTime>,
+}
+
+/// What is left to upload, for metrics and the status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Sizes of the settling, queued and uploading files minus the bytes already acknowledged.
+    pub bytes: u64,
+    /// `queued_at` of the longest-waiting queued or uploading row (what an operator alerts on).
+    pub oldest_pending_at: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +110,54 @@ impl Journal {
             counts,
             oldest_queued_at: oldest.map(from_unix_ms),
         })
+    }
+
+    /// Backlog bytes and the oldest pending row, in one pass over the unfinished rows.
+    pub fn backlog(&self) -> Result<Backlog, JournalError> {
+        let (bytes, oldest): (i64, Option<i64>) = self
+            .conn()
+            .query_row(
+                "SELECT coalesce(sum(max(size - bytes_uploaded, 0)), 0),
+                        min(CASE WHEN state IN ('queued', 'uploading') THEN queued_at END)
+                 FROM files WHERE state IN ('settling', 'queued', 'uploading')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(Backlog {
+            bytes: u64::try_from(bytes).unwrap_or_default(),
+            oldest_pending_at: oldest.map(from_unix_ms),
+        })
+    }
+
+    /// The `limit` most recently uploaded rows, newest first.
+    pub fn recent_done(&self, limit: usize) -> Result<Vec<FileRow>, JournalError> {
+        self.rows_where(
+            "state = 'done' ORDER BY done_at DESC, id DESC LIMIT ?1",
+            limit,
+        )
+    }
+
+    /// Up to `limit` unfinished rows: failed first, then uploading, queued, settling; by id.
+    pub fn unfinished(&self, limit: usize) -> Result<Vec<FileRow>, JournalError> {
+        self.rows_where(
+            "state IN ('settling', 'queued', 'uploading', 'failed')
+             ORDER BY CASE state WHEN 'failed' THEN 0 WHEN 'uploading' THEN 1
+                                 WHEN 'queued' THEN 2 ELSE 3 END, id LIMIT ?1",
+            limit,
+        )
+    }
+
+    fn rows_where(&self, clause: &str, limit: usize) -> Result<Vec<FileRow>, JournalError> {
+        let sql = format!("SELECT {} FROM files WHERE {clause}", file_columns!());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.conn();
+        conn.prepare_cached(&sql)
+            .and_then(|mut st| {
+                st.query_map([limit], FileRow::from_sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| self.err(e))
     }
 
     /// Rows by id: without `all`, the unfinished and failed ones (settling, queued, uploading,

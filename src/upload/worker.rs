@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use crate::api::{self, ApiError, BodyObserver, ChunkRange, ErrorClass, UploadRequest};
 use crate::config::UploadConfig;
 use crate::journal::{FileIdentity, FileRow, Journal, TokenState};
+use crate::metrics::{RetryKind, UploadOutcome};
 use crate::upload::after;
 use crate::upload::backoff::{Decision, RetryClass, RetryPolicy};
 use crate::upload::board::Board;
@@ -46,6 +47,8 @@ pub struct WorkerContext {
     pub policy: Arc<RetryPolicy>,
     /// Watch-root title templates, tags and metadata, by root path.
     pub video_meta: Arc<dyn Fn(&FileRow) -> VideoMeta + Send + Sync>,
+    /// Prometheus counters (bytes uploaded, outcomes, retries).
+    pub metrics: crate::metrics::Counters,
 }
 
 /// What a video created with the API key is given.
@@ -167,6 +170,7 @@ pub async fn upload_file(
         Err(e) => {
             let msg = format!("file vanished before upload: {e}");
             warn!(path = %path.display(), "{msg}");
+            ctx.metrics.outcome(UploadOutcome::Abandoned);
             j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
             return Ok(Outcome::Released);
         }
@@ -178,6 +182,7 @@ pub async fn upload_file(
             warn!(path = %path.display(), video_id, "file changed since its upload started: abandoning the partial video, starting over");
         }
         tracing::debug!("{reason}");
+        ctx.metrics.outcome(UploadOutcome::Abandoned);
         j(&ctx.journal, move |j| {
             j.reset_for_new_video(id, &now_identity)
         })
@@ -236,6 +241,7 @@ pub async fn upload_file(
 
     if total == 0 {
         // api.video refuses empty files (400 uploaded-file-empty); the watcher never queues one.
+        ctx.metrics.outcome(UploadOutcome::Failed);
         j(&ctx.journal, move |j| {
             j.mark_failed(
                 id,
@@ -325,6 +331,7 @@ pub async fn upload_file(
                     row.video_id = Some(resp.video_id.clone());
                 }
                 offset += len;
+                ctx.metrics.uploaded(len);
                 fail::fail_point!("after-chunk-before-commit");
                 // Also resets the attempt counter: progress was made.
                 j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
@@ -394,12 +401,14 @@ pub async fn upload_file(
         Ok(ident) if same_content(&ident, &row.identity) => {}
         Ok(ident) => {
             warn!(path = %path.display(), video_id, "the file changed during its upload: not done; it settles again and uploads as a new video");
+            ctx.metrics.outcome(UploadOutcome::Abandoned);
             j(&ctx.journal, move |j| j.reset_for_new_video(id, &ident)).await?;
             return Ok(Outcome::Released);
         }
         Err(e) => {
             let msg = format!("file vanished during its upload: {e}");
             warn!(path = %path.display(), video_id, "{msg}");
+            ctx.metrics.outcome(UploadOutcome::Abandoned);
             j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
             return Ok(Outcome::Released);
         }
@@ -408,6 +417,7 @@ pub async fn upload_file(
     let (v, s) = (video_id.clone(), sha.clone());
     fail::fail_point!("before-done-commit");
     j(&ctx.journal, move |j| j.mark_done(id, &s, &v)).await?;
+    ctx.metrics.outcome(UploadOutcome::Done);
     info!(path = %path.display(), video_id, sha256 = %sha, bytes = total, "uploaded");
 
     // 7. after_upload, only now.
@@ -475,6 +485,7 @@ async fn local_failure(
         _ => ctx.policy.retry_max(),
     };
     let at = SystemTime::now() + delay;
+    ctx.metrics.retry(RetryKind::Local);
     warn!(path = %row.path.display(), "{msg}; retrying in {}s", delay.as_secs());
     j(&ctx.journal, move |j| {
         j.schedule_retry(id, at, attempts, &msg, None)
@@ -511,6 +522,11 @@ async fn handle_error(
         Decision::RetryAfter(delay) => {
             let at = SystemTime::now() + delay;
             let counted = if rate_limited { row.attempts } else { attempts };
+            ctx.metrics.retry(if rate_limited {
+                RetryKind::RateLimited
+            } else {
+                RetryKind::Transient
+            });
             warn!(path, video_id = ?video_id, "{msg}; attempt {attempts}, next in {}s", delay.as_secs());
             j(&ctx.journal, move |j| {
                 j.schedule_retry(id, at, counted, &msg, slug.as_deref())
@@ -519,6 +535,7 @@ async fn handle_error(
             Ok(Outcome::Retry)
         }
         Decision::PauseForToken => {
+            ctx.metrics.retry(RetryKind::TokenRejected);
             let reason = e.to_string();
             if ctx.token.reject(&reason) {
                 warn!(
@@ -536,6 +553,7 @@ async fn handle_error(
         }
         Decision::Fail => {
             warn!(path, video_id = ?video_id, "upload failed: {msg}");
+            ctx.metrics.outcome(UploadOutcome::Failed);
             j(&ctx.journal, move |j| {
                 j.mark_failed(id, &msg, slug.as_deref())
             })

@@ -1,0 +1,188 @@
+//! The counters the upload workers increment (bytes uploaded, uploads by outcome, retries by
+//! class). Everything else the metrics show is read from the journal and the running parts at
+//! scrape time. Cheap to clone; clones share the same counters.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::{Registry, Unit};
+
+/// How an upload ended, for `ingestd_uploads_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// Uploaded and committed as `done`.
+    Done,
+    /// Parked as `failed` (a permanent error).
+    Failed,
+    /// Given up after it started: the file changed or vanished.
+    Abandoned,
+}
+
+impl UploadOutcome {
+    pub const ALL: [UploadOutcome; 3] = [
+        UploadOutcome::Done,
+        UploadOutcome::Failed,
+        UploadOutcome::Abandoned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadOutcome::Done => "done",
+            UploadOutcome::Failed => "failed",
+            UploadOutcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// Why a request is retried, for `ingestd_retries_total{class}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryKind {
+    /// Network error, timeout, 5xx.
+    Transient,
+    /// 429 (or 503 with retry-after).
+    RateLimited,
+    /// 401 on the upload token: the pool paused until the token changes.
+    TokenRejected,
+    /// A local problem (reading the file).
+    Local,
+}
+
+impl RetryKind {
+    pub const ALL: [RetryKind; 4] = [
+        RetryKind::Transient,
+        RetryKind::RateLimited,
+        RetryKind::TokenRejected,
+        RetryKind::Local,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryKind::Transient => "transient",
+            RetryKind::RateLimited => "rate_limited",
+            RetryKind::TokenRejected => "token_rejected",
+            RetryKind::Local => "local",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
+}
+
+/// The workers' counters.
+#[derive(Debug, Clone)]
+pub struct Counters {
+    uploaded_bytes: Counter,
+    uploads: Family<OutcomeLabel, Counter>,
+    retries: Family<ClassLabel, Counter>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        let c = Counters {
+            uploaded_bytes: Counter::default(),
+            uploads: Family::default(),
+            retries: Family::default(),
+        };
+        // Every label value is exported from the start (0), so rate() and alerts see them.
+        for o in UploadOutcome::ALL {
+            c.uploads
+                .get_or_create(&OutcomeLabel {
+                    outcome: o.as_str(),
+                })
+                .inc_by(0);
+        }
+        for k in RetryKind::ALL {
+            c.retries
+                .get_or_create(&ClassLabel { class: k.as_str() })
+                .inc_by(0);
+        }
+        c
+    }
+}
+
+impl Counters {
+    /// Bytes acknowledged by api.video.
+    pub fn uploaded(&self, bytes: u64) {
+        self.uploaded_bytes.inc_by(bytes);
+    }
+
+    pub fn outcome(&self, outcome: UploadOutcome) {
+        self.uploads
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn retry(&self, kind: RetryKind) {
+        self.retries
+            .get_or_create(&ClassLabel {
+                class: kind.as_str(),
+            })
+            .inc();
+    }
+
+    /// Total bytes acknowledged so far (for the status page).
+    pub fn uploaded_total(&self) -> u64 {
+        self.uploaded_bytes.get()
+    }
+
+    /// Registers the counters (shared, not copied) into `registry`.
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register_with_unit(
+            "uploaded",
+            "Bytes acknowledged by api.video since the daemon started",
+            Unit::Bytes,
+            self.uploaded_bytes.clone(),
+        );
+        registry.register(
+            "uploads",
+            "Uploads that ended, by outcome (done, failed, abandoned because the file changed or vanished)",
+            self.uploads.clone(),
+        );
+        registry.register(
+            "retries",
+            "Upload requests scheduled for a retry, by class (transient, rate_limited, token_rejected, local)",
+            self.retries.clone(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_counts_and_every_label_is_exported() {
+        let c = Counters::default();
+        let w = c.clone();
+        w.uploaded(10);
+        w.outcome(UploadOutcome::Done);
+        w.retry(RetryKind::RateLimited);
+        let mut r = Registry::with_prefix("ingestd");
+        c.register(&mut r);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        assert!(text.contains("ingestd_uploaded_bytes_total 10"), "{text}");
+        assert!(
+            text.contains("ingestd_uploads_total{outcome=\"done\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ingestd_uploads_total{outcome=\"abandoned\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ingestd_retries_total{class=\"rate_limited\"} 1"),
+            "{text}"
+        );
+        assert_eq!(c.uploaded_total(), 10);
+    }
+}

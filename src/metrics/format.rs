@@ -1,0 +1,51 @@
+//! Small text formats shared by the status page and `/status.json`.
+
+use std::time::SystemTime;
+
+/// RFC 3339 UTC time, to the second.
+pub fn rfc3339(t: SystemTime) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let t = time::OffsetDateTime::from(t);
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| format!("{t:?}"))
+}
+
+/// `1.5 GiB`-style size.
+pub fn size(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `3m 12s`-style duration, rounded to seconds.
+pub fn duration_secs(secs: f64) -> String {
+    let d = std::time::Duration::from_secs(secs.max(0.0) as u64);
+    humantime::format_duration(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(duration_secs(75.6), "1m 15s");
+        assert_eq!(duration_secs(-1.0), "0s");
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_500);
+        assert_eq!(rfc3339(t), "1970-01-01T00:00:01Z");
+    }
+}

@@ -1,0 +1,325 @@
+//! The status page: one read-only HTML document with inline CSS and a few lines of inline
+//! JavaScript, no external assets. The server renders the content (so the page is complete on
+//! first load, even without JavaScript); the script re-fetches the rendered fragment every 2 s.
+//!
+//! Never shows a token: the [`Snapshot`] holds none (the token gate's reject reason is
+//! scrubbed), and only what it holds is rendered.
+
+use std::fmt::Write;
+
+use super::format::{duration_secs, size};
+use super::snapshot::Snapshot;
+
+/// Where the script fetches the fragment from.
+pub const FRAGMENT_PATH: &str = "/status/fragment";
+
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
+h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .4em}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #e3e3e3;vertical-align:top}
+th{background:#f0f0f0;font-weight:600}td.num{text-align:right;white-space:nowrap}
+.path{font-family:ui-monospace,monospace;word-break:break-all}
+.badge{display:inline-block;padding:.1em .6em;border-radius:1em;font-weight:600}
+.ok{background:#d8f3dc;color:#1b4332}.bad{background:#ffd6d6;color:#7a0000}
+.unknown{background:#e9ecef;color:#333}
+progress{width:14em;height:1em;vertical-align:middle}
+.muted{color:#777}.summary span{margin-right:1.5em}
+"#;
+
+const SCRIPT: &str = r#"
+(function(){
+  var main=document.getElementById('status');
+  function refresh(){
+    fetch('/status/fragment',{cache:'no-store'})
+      .then(function(r){if(!r.ok)throw new Error(r.status);return r.text();})
+      .then(function(html){main.innerHTML=html;document.getElementById('stale').hidden=true;})
+      .catch(function(){document.getElementById('stale').hidden=false;});
+  }
+  setInterval(refresh,2000);
+})();
+"#;
+
+/// The whole page.
+pub fn page(s: &Snapshot) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>ingestd status</title><style>{STYLE}</style></head><body>\
+         <h1>ingestd</h1><p id=\"stale\" class=\"bad\" hidden>The daemon did not answer the \
+         last refresh; showing older data.</p>\
+         <main id=\"status\">{}</main><script>{SCRIPT}</script></body></html>\n",
+        fragment(s)
+    )
+}
+
+/// The refreshed part of the page.
+pub fn fragment(s: &Snapshot) -> String {
+    let mut h = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_fragment(&mut h, s);
+    h
+}
+
+fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
+    let class = match s.token.state {
+        "ok" => "ok",
+        "rejected" => "bad",
+        _ => "unknown",
+    };
+    write!(
+        h,
+        "<p class=\"muted\">Updated {} · refreshes every 2 s · <a href=\"/metrics\">metrics</a> · \
+         <a href=\"/status.json\">json</a></p>",
+        esc(&s.generated_at)
+    )?;
+    write!(
+        h,
+        "<p id=\"token\">Upload token: <span class=\"badge {class}\" data-state=\"{0}\">{0}</span>",
+        s.token.state
+    )?;
+    if let Some(r) = &s.token.reason {
+        write!(
+            h,
+            " — uploads are paused: {}. Write a new token to the token file, or fix the \
+             configuration and reload.",
+            esc(r)
+        )?;
+    }
+    h.push_str("</p>");
+
+    h.push_str("<p class=\"summary\" id=\"summary\">");
+    for c in &s.files {
+        write!(h, "<span>{}: <b>{}</b></span>", c.state, c.files)?;
+    }
+    write!(
+        h,
+        "<span>backlog: <b>{}</b></span><span>oldest pending: <b>{}</b></span>\
+         <span>uploaded since start: <b>{}</b></span></p>",
+        size(s.backlog_bytes),
+        s.oldest_pending_age_seconds
+            .map(duration_secs)
+            .unwrap_or_else(|| "none".into()),
+        size(s.uploaded_bytes_total)
+    )?;
+
+    h.push_str(
+        "<h2>Watch roots</h2><table id=\"roots\"><tr><th>Root</th><th>Mode</th><th>Health</th>\
+         <th>inotify watches</th><th>Settling</th><th>Free space</th></tr>",
+    );
+    for r in &s.roots {
+        write!(
+            h,
+            "<tr><td class=\"path\">{}</td><td>{}</td><td><span class=\"badge {}\">{}</span></td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&r.path),
+            esc(&r.mode),
+            if r.healthy { "ok" } else { "bad" },
+            esc(&r.health),
+            r.watches,
+            r.settling,
+            match (r.free_bytes, r.size_bytes) {
+                (Some(f), Some(t)) => format!("{} of {}", size(f), size(t)),
+                _ => "?".into(),
+            }
+        )?;
+    }
+    if let Some(limit) = s.inotify_watch_limit {
+        write!(
+            h,
+            "<tr><td colspan=\"6\" class=\"muted\">{} inotify watches used; the limit is {limit} \
+             per user</td></tr>",
+            s.inotify_watches
+        )?;
+    }
+    h.push_str("</table>");
+
+    h.push_str("<h2>Uploading</h2>");
+    if s.uploading.is_empty() {
+        h.push_str("<p class=\"muted\" id=\"uploading-none\">Nothing is uploading.</p>");
+    } else {
+        h.push_str(
+            "<table id=\"uploading\"><tr><th>File</th><th>Progress</th><th>Sent</th>\
+             <th>Rate</th></tr>",
+        );
+        for u in &s.uploading {
+            write!(
+                h,
+                "<tr data-id=\"{id}\"><td class=\"path\">{}</td><td><progress id=\"progress-{id}\" \
+                 value=\"{}\" max=\"{}\"></progress> <span class=\"percent\">{:.1}%</span></td>\
+                 <td class=\"num\">{} of {}</td><td class=\"num\">{}/s</td></tr>",
+                esc(&u.path),
+                u.sent,
+                u.size.max(1),
+                u.percent,
+                size(u.sent),
+                size(u.size),
+                size(u.rate_bytes_per_sec as u64),
+                id = u.id,
+            )?;
+        }
+        h.push_str("</table>");
+    }
+
+    h.push_str("<h2>Waiting and failed</h2>");
+    if s.pending.is_empty() {
+        h.push_str("<p class=\"muted\" id=\"pending-none\">No file is waiting.</p>");
+    } else {
+        h.push_str(
+            "<table id=\"pending\"><tr><th>#</th><th>File</th><th>State</th><th>Size</th>\
+             <th>Reason</th></tr>",
+        );
+        for p in &s.pending {
+            write!(
+                h,
+                "<tr data-id=\"{}\" data-state=\"{}\"><td class=\"num\">{}</td>\
+                 <td class=\"path\">{}</td><td><span class=\"badge {}\">{}</span></td>\
+                 <td class=\"num\">{}</td><td>{}</td></tr>",
+                p.id,
+                p.state,
+                p.id,
+                esc(&p.path),
+                if p.state == "failed" {
+                    "bad"
+                } else {
+                    "unknown"
+                },
+                p.state,
+                size(p.size),
+                esc(&p.reason)
+            )?;
+        }
+        h.push_str("</table>");
+    }
+
+    h.push_str("<h2>Recently uploaded</h2>");
+    if s.recent.is_empty() {
+        h.push_str("<p class=\"muted\" id=\"recent-none\">Nothing uploaded yet.</p>");
+    } else {
+        h.push_str(
+            "<table id=\"recent\"><tr><th>File</th><th>videoId</th><th>Size</th>\
+             <th>Uploaded at</th></tr>",
+        );
+        for d in &s.recent {
+            write!(
+                h,
+                "<tr data-id=\"{}\"><td class=\"path\">{}</td><td class=\"video-id\">{}</td>\
+                 <td class=\"num\">{}</td><td>{}</td></tr>",
+                d.id,
+                esc(&d.path),
+                esc(&d.video_id),
+                size(d.size),
+                esc(d.done_at.as_deref().unwrap_or(""))
+            )?;
+        }
+        h.push_str("</table>");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::snapshot::{
+        DoneView, InFlightView, PendingView, RootView, StateCount, TokenView,
+    };
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            generated_at: "2026-01-01T00:00:00Z".into(),
+            token: TokenView {
+                state: "rejected",
+                reason: Some("401 authentication-invalid-upload-token".into()),
+            },
+            files: vec![StateCount {
+                state: "queued",
+                files: 2,
+            }],
+            backlog_bytes: 2048,
+            oldest_pending_age_seconds: Some(90.0),
+            uploaded_bytes_total: 0,
+            roots: vec![RootView {
+                path: "/srv/<in>".into(),
+                mode: "events".into(),
+                health: "ok".into(),
+                healthy: true,
+                watches: 3,
+                settling: 0,
+                free_bytes: Some(1024),
+                size_bytes: Some(4096),
+            }],
+            inotify_watches: 3,
+            inotify_watch_limit: Some(8192),
+            uploading: vec![InFlightView {
+                id: 4,
+                path: "/srv/a&b.mp4".into(),
+                size: 200,
+                sent: 50,
+                percent: 25.0,
+                rate_bytes_per_sec: 1024.0,
+            }],
+            pending: vec![PendingView {
+                id: 5,
+                path: "/srv/c.mp4".into(),
+                state: "failed",
+                size: 10,
+                bytes_uploaded: 0,
+                reason: "failed: <script>".into(),
+            }],
+            recent: vec![DoneView {
+                id: 1,
+                path: "/srv/d.mp4".into(),
+                video_id: "vi123".into(),
+                size: 10,
+                done_at: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn renders_every_section_escaped() {
+        let html = page(&snapshot());
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("/srv/&lt;in&gt;"), "root escaped");
+        assert!(html.contains("/srv/a&amp;b.mp4"), "upload escaped");
+        assert!(html.contains("<progress id=\"progress-4\" value=\"50\" max=\"200\">"));
+        assert!(html.contains("25.0%"));
+        assert!(html.contains("failed: &lt;script&gt;"), "reason escaped");
+        assert!(html.contains("vi123"));
+        assert!(html.contains("data-state=\"rejected\""));
+        assert!(html.contains("1m 30s"), "oldest pending age");
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "no external assets"
+        );
+        assert_eq!(html.matches("<script>").count(), 1);
+    }
+
+    #[test]
+    fn empty_sections_say_so() {
+        let mut s = snapshot();
+        s.uploading.clear();
+        s.pending.clear();
+        s.recent.clear();
+        let html = fragment(&s);
+        assert!(html.contains("Nothing is uploading."));
+        assert!(html.contains("No file is waiting."));
+        assert!(html.contains("Nothing uploaded yet."));
+    }
+}

@@ -1,0 +1,246 @@
+//! One read of everything the metrics and the status page show: the journal (counts, backlog,
+//! unfinished and recent rows), the token gate, the board of uploads in flight, the watch roots
+//! and the kernel (free space, inotify limit). Taken off the async runtime on every request.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::counters::Counters;
+use super::format::rfc3339;
+use super::reason::reason;
+use super::sys;
+use crate::journal::{FileRow, FileState, Journal, JournalError};
+use crate::upload::board::Board;
+use crate::upload::token::{TokenGate, TokenState};
+use crate::watch::{Health, RootStatus};
+
+/// How many unfinished and recent rows the status page lists.
+pub const PAGE_ROWS: usize = 100;
+/// How many completions the status page lists.
+pub const RECENT_ROWS: usize = 20;
+
+/// The running parts the metrics and the status page read.
+#[derive(Clone)]
+pub struct Sources {
+    pub journal: Journal,
+    pub gate: TokenGate,
+    pub board: Board,
+    pub counters: Counters,
+    /// Per-root watch status; the watcher is replaced on reload, so this is asked each time.
+    pub roots: Arc<dyn Fn() -> Vec<RootStatus> + Send + Sync>,
+}
+
+/// Everything shown, as served by `/status.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub generated_at: String,
+    pub token: TokenView,
+    pub files: Vec<StateCount>,
+    pub backlog_bytes: u64,
+    /// Seconds since the longest-waiting queued or uploading file was queued.
+    pub oldest_pending_age_seconds: Option<f64>,
+    pub uploaded_bytes_total: u64,
+    pub roots: Vec<RootView>,
+    pub inotify_watches: u64,
+    pub inotify_watch_limit: Option<u64>,
+    pub uploading: Vec<InFlightView>,
+    /// Failed, uploading, queued and settling files (at most [`PAGE_ROWS`]); empty for `/metrics`.
+    pub pending: Vec<PendingView>,
+    /// The latest completions (at most [`RECENT_ROWS`]); empty for `/metrics`.
+    pub recent: Vec<DoneView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    /// `unknown`, `ok` or `rejected`.
+    pub state: &'static str,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StateCount {
+    pub state: &'static str,
+    pub files: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RootView {
+    pub path: String,
+    /// `events` or `poll`.
+    pub mode: String,
+    /// `ok`, `missing` or `error: …`.
+    pub health: String,
+    pub healthy: bool,
+    pub watches: u64,
+    pub settling: u64,
+    pub free_bytes: Option<u64>,
+    pub size_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InFlightView {
+    pub id: i64,
+    pub path: String,
+    pub size: u64,
+    pub sent: u64,
+    pub percent: f64,
+    pub rate_bytes_per_sec: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingView {
+    pub id: i64,
+    pub path: String,
+    pub state: &'static str,
+    pub size: u64,
+    pub bytes_uploaded: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DoneView {
+    pub id: i64,
+    pub path: String,
+    pub video_id: String,
+    pub size: u64,
+    pub done_at: Option<String>,
+}
+
+/// Whether the rows for the status page are read too (not needed for `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    Metrics,
+    Page,
+}
+
+fn lossy(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+impl Sources {
+    /// Reads everything; blocking (SQLite, statvfs): call from `spawn_blocking`.
+    pub fn snapshot(&self, detail: Detail) -> Result<Snapshot, JournalError> {
+        let now = SystemTime::now();
+        let counts = self.journal.counts()?;
+        let backlog = self.journal.backlog()?;
+        let (unfinished, recent) = match detail {
+            Detail::Metrics => (Vec::new(), Vec::new()),
+            Detail::Page => (
+                self.journal.unfinished(PAGE_ROWS)?,
+                self.journal.recent_done(RECENT_ROWS)?,
+            ),
+        };
+        let token = match self.gate.state() {
+            TokenState::Rejected { reason } => TokenView {
+                state: "rejected",
+                reason: Some(scrub(&reason, self.gate.current().expose())),
+            },
+            s => TokenView {
+                state: s.as_str(),
+                reason: None,
+            },
+        };
+        let paused = token.state == "rejected";
+        let roots = (self.roots)();
+        let inotify_watches = roots.iter().map(|r| r.watches as u64).sum();
+        let roots = roots.iter().map(root_view).collect();
+        let uploading = self
+            .board
+            .snapshot()
+            .into_iter()
+            .map(|f| InFlightView {
+                id: f.id,
+                path: lossy(&f.path),
+                size: f.total,
+                sent: f.done,
+                percent: f.done as f64 * 100.0 / f.total.max(1) as f64,
+                rate_bytes_per_sec: f.rate,
+            })
+            .collect();
+        Ok(Snapshot {
+            generated_at: rfc3339(now),
+            token,
+            files: counts
+                .iter()
+                .map(|(s, n)| StateCount {
+                    state: s.as_str(),
+                    files: n,
+                })
+                .collect(),
+            backlog_bytes: backlog.bytes,
+            oldest_pending_age_seconds: backlog
+                .oldest_pending_at
+                .map(|t| now.duration_since(t).unwrap_or_default().as_secs_f64()),
+            uploaded_bytes_total: self.counters.uploaded_total(),
+            roots,
+            inotify_watches,
+            inotify_watch_limit: sys::inotify_watch_limit(),
+            uploading,
+            pending: unfinished
+                .iter()
+                .map(|r| pending_view(r, paused, now))
+                .collect(),
+            recent: recent.iter().map(done_view).collect(),
+        })
+    }
+}
+
+/// Never show a token, even if an error text were to quote it.
+fn scrub(text: &str, token: &str) -> String {
+    if token.is_empty() {
+        text.to_owned()
+    } else {
+        text.replace(token, "[redacted]")
+    }
+}
+
+fn root_view(r: &RootStatus) -> RootView {
+    let space = sys::space(&r.path).ok();
+    RootView {
+        path: lossy(&r.path),
+        mode: r.mode.to_string(),
+        health: r.health.to_string(),
+        healthy: r.health == Health::Ok,
+        watches: r.watches as u64,
+        settling: r.settling as u64,
+        free_bytes: space.map(|s| s.free),
+        size_bytes: space.map(|s| s.size),
+    }
+}
+
+fn pending_view(r: &FileRow, paused: bool, now: SystemTime) -> PendingView {
+    PendingView {
+        id: r.id,
+        path: lossy(&r.path),
+        state: r.state.as_str(),
+        size: r.identity.size,
+        bytes_uploaded: r.bytes_uploaded,
+        reason: reason(r, paused && r.state != FileState::Failed, now),
+    }
+}
+
+fn done_view(r: &FileRow) -> DoneView {
+    DoneView {
+        id: r.id,
+        path: lossy(&r.path),
+        video_id: r.video_id.clone().unwrap_or_default(),
+        size: r.identity.size,
+        done_at: r.done_at.map(rfc3339),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_the_token() {
+        assert_eq!(
+            scrub("401 for to1234 here", "to1234"),
+            "401 for [redacted] here"
+        );
+        assert_eq!(scrub("nothing", ""), "nothing");
+    }
+}
