@@ -1,0 +1,301 @@
+//! Ingest benchmark (issue 3; not a timed test): the watcher with the REAL SQLite journal as its
+//! sink. For trees of 10k and 100k files already present: initial scan + journal time (every file
+//! has a `settling` row), time until every row is `queued` (past `settle`), a restart on the same
+//! journal (the rows are already queued: nothing to track), and peak RSS. Then detection latency
+//! (file written and closed → its row is `queued`) minus `settle`.
+//!
+//! `cargo bench --bench ingest` runs each measurement in a fresh child process, so VmHWM (peak
+//! resident set) belongs to that measurement alone, and prints one line per measurement with its
+//! CPU seconds (user+sys of the process, from getrusage) next to the wall time. Sizes:
+//! `INGESTD_BENCH_SIZES=10000,100000` (default). Tree and journal location: `INGESTD_BENCH_DIR`
+//! (default the system temp dir).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ingestd::config::{DEFAULT_EXCLUDE, DEFAULT_INCLUDE, WatchConfig, WatchMode};
+use ingestd::journal::{FileState, Journal, Observation};
+use ingestd::watch::{self, Sink, SinkError};
+use tokio_util::sync::CancellationToken;
+
+/// The journal, plus counters: how many rows the journal queued, and when each batch was queued.
+struct JournalSink {
+    journal: Journal,
+    queued: AtomicUsize,
+    seen_calls: AtomicUsize,
+    queued_at: Option<Mutex<Vec<(PathBuf, Instant)>>>,
+}
+
+impl JournalSink {
+    fn new(journal: Journal, record: bool) -> JournalSink {
+        JournalSink {
+            journal,
+            queued: AtomicUsize::new(0),
+            seen_calls: AtomicUsize::new(0),
+            queued_at: record.then(|| Mutex::new(Vec::new())),
+        }
+    }
+}
+
+impl Sink for JournalSink {
+    fn seen(&self, batch: &[Observation]) -> Result<Vec<bool>, SinkError> {
+        self.seen_calls.fetch_add(1, Ordering::Relaxed);
+        self.journal.seen(batch)
+    }
+
+    fn stable(&self, batch: &[Observation]) -> Result<(), SinkError> {
+        let n = self
+            .journal
+            .stable_batch(batch)
+            .map_err(|e| SinkError(e.to_string()))?;
+        let now = Instant::now();
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        if let Some(m) = &self.queued_at {
+            let mut v = m.lock().unwrap();
+            v.extend(batch.iter().map(|o| (o.path.clone(), now)));
+        }
+        Ok(())
+    }
+
+    fn gone(&self, root: &Path, paths: &[PathBuf]) -> Result<(), SinkError> {
+        self.journal.gone(root, paths)
+    }
+}
+
+fn cfg(root: &Path, settle: Duration) -> WatchConfig {
+    WatchConfig {
+        path: root.to_owned(),
+        recursive: true,
+        include: DEFAULT_INCLUDE.iter().map(|s| s.to_string()).collect(),
+        exclude: DEFAULT_EXCLUDE.iter().map(|s| s.to_string()).collect(),
+        settle,
+        mode: WatchMode::Events,
+        poll_interval: Duration::from_secs(30),
+        rescan_interval: Duration::from_secs(3600),
+        follow_symlinks: false,
+        tags: vec![],
+        metadata: vec![],
+    }
+}
+
+/// A field of /proc/self/status in KiB (`VmHWM:`, `VmRSS:`).
+fn proc_kib(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of this process so far (all threads).
+fn cpu_s() -> f64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a rusage into the pointer it is given.
+    let ru = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("INGESTD_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+/// `n` files of 16 bytes, 100 per leaf directory, leaves grouped 100 per top directory.
+fn make_tree(root: &Path, n: usize) {
+    for i in 0..n {
+        let dir = root.join(format!("d{}/e{}", i / 10_000, (i / 100) % 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        std::fs::write(dir.join(format!("clip-{i}.mp4")), b"0123456789abcdef").unwrap();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn child_scan(n: usize) {
+    let dir = bench_dir();
+    let root = dir.path().join("root");
+    let t = Instant::now();
+    make_tree(&root, n);
+    let made = t.elapsed();
+    let journal_path = dir.path().join("journal.sqlite");
+    let rt = runtime();
+    let base = proc_kib("VmRSS:");
+    let settle = Duration::from_secs(2);
+    let journal = Journal::open(&journal_path).unwrap();
+    let sink = Arc::new(JournalSink::new(journal.clone(), false));
+
+    // First start: every file is new.
+    let cpu0 = cpu_s();
+    let (scan, scan_cpu, all_queued, all_cpu) = rt.block_on(async {
+        let stop = CancellationToken::new();
+        let t0 = Instant::now();
+        let h = watch::spawn(vec![cfg(&root, settle)], sink.clone(), stop.clone());
+        h.initial_scan_done().await;
+        let scan = t0.elapsed();
+        let scan_cpu = cpu_s() - cpu0;
+        while sink.queued.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let all = t0.elapsed();
+        let all_cpu = cpu_s() - cpu0;
+        stop.cancel();
+        h.join().await;
+        (scan, scan_cpu, all, all_cpu)
+    });
+    let counts = journal.counts().unwrap();
+    assert_eq!(counts.get(FileState::Queued), n as u64);
+    let hwm_first = proc_kib("VmHWM:");
+
+    // Restart on the same journal: the rows are queued already, nothing is tracked.
+    let sink2 = Arc::new(JournalSink::new(journal.clone(), false));
+    let cpu1 = cpu_s();
+    let (rescan, rescan_cpu) = rt.block_on(async {
+        let stop = CancellationToken::new();
+        let t0 = Instant::now();
+        let h = watch::spawn(vec![cfg(&root, settle)], sink2.clone(), stop.clone());
+        h.initial_scan_done().await;
+        let t = t0.elapsed();
+        let c = cpu_s() - cpu1;
+        stop.cancel();
+        h.join().await;
+        (t, c)
+    });
+    assert_eq!(
+        journal.counts().unwrap().get(FileState::Queued),
+        n as u64,
+        "a restart must not add rows"
+    );
+    let t = Instant::now();
+    let listed = journal.list(false).unwrap().len();
+    let list = t.elapsed();
+    assert_eq!(listed, n);
+    let journal_bytes = std::fs::metadata(&journal_path)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "ingest n={n}: initial scan + journal (settling rows) = {:.3} s wall, {:.3} s CPU; \
+         all queued after {:.3} s (settle {} s, so {:.3} s past settle), {:.3} s CPU; \
+         restart scan (all rows known) = {:.3} s wall, {:.3} s CPU; list(unfinished) {:.3} s; \
+         seen batches {}; RSS before spawn {}, peak (VmHWM) {} after first start, {} at end; \
+         journal {:.1} MiB; tree created in {:.1} s; load {}",
+        scan.as_secs_f64(),
+        scan_cpu,
+        all_queued.as_secs_f64(),
+        settle.as_secs(),
+        (all_queued - scan).as_secs_f64() - settle.as_secs_f64(),
+        all_cpu,
+        rescan.as_secs_f64(),
+        rescan_cpu,
+        list.as_secs_f64(),
+        sink.seen_calls.load(Ordering::Relaxed),
+        mib(base),
+        mib(hwm_first),
+        mib(proc_kib("VmHWM:")),
+        journal_bytes as f64 / 1048576.0,
+        made.as_secs_f64(),
+        load(),
+    );
+}
+
+fn child_latency() {
+    let dir = bench_dir();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let settle = Duration::from_secs(1);
+    let journal = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
+    let sink = Arc::new(JournalSink::new(journal.clone(), true));
+    let stop = CancellationToken::new();
+    let rt = runtime();
+    let mut lat = rt.block_on(async {
+        let h = watch::spawn(vec![cfg(&root, settle)], sink.clone(), stop.clone());
+        h.initial_scan_done().await;
+        let mut lat = Vec::new();
+        for i in 0..20 {
+            let p = root.join(format!("lat-{i}.mp4"));
+            std::fs::write(&p, vec![1u8; 1 << 20]).unwrap();
+            let closed = Instant::now();
+            let at = loop {
+                let hit = sink
+                    .queued_at
+                    .as_ref()
+                    .and_then(|m| m.lock().unwrap().iter().find(|(q, _)| *q == p).map(|x| x.1));
+                if let Some(at) = hit {
+                    break at;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            };
+            let row = journal.find_by_path(&p).unwrap().unwrap();
+            assert_eq!(row.state, FileState::Queued);
+            lat.push((at - closed).as_secs_f64() - settle.as_secs_f64());
+            // Spread the writes over the tick phase.
+            tokio::time::sleep(Duration::from_millis(137)).await;
+        }
+        stop.cancel();
+        h.join().await;
+        lat
+    });
+    lat.sort_by(f64::total_cmp);
+    let ms = |x: f64| format!("{:.0} ms", x * 1000.0);
+    println!(
+        "latency (events, settle 1 s, real journal): closed → queued minus settle: min {}, \
+         median {}, max {} over {} files; load {}",
+        ms(lat[0]),
+        ms(lat[lat.len() / 2]),
+        ms(lat[lat.len() - 1]),
+        lat.len(),
+        load(),
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("scan-child") => return child_scan(args[2].parse().unwrap()),
+        Some("latency-child") => return child_latency(),
+        _ => {}
+    }
+    // `cargo bench` passes --bench. `cargo test --all-targets` and nextest (`--list`) run this
+    // target too: it has no tests, so do nothing then.
+    if !args.iter().any(|a| a == "--bench") {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let sizes = std::env::var("INGESTD_BENCH_SIZES").unwrap_or_else(|_| "10000,100000".into());
+    let run = |args: &[&str]| {
+        let st = Command::new(&exe).args(args).status().unwrap();
+        assert!(st.success(), "{args:?} failed");
+    };
+    for n in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        run(&["scan-child", n]);
+    }
+    run(&["latency-child"]);
+}
