@@ -164,6 +164,7 @@ impl Services {
         for row in &reclaimed {
             tracing::info!(path = %row.path.display(), video_id = ?row.video_id, offset = row.bytes_uploaded, "resuming an upload interrupted by a stop or crash");
         }
+        finish_interrupted_actions(&journal, config).await;
         let gate = TokenGate::new(token);
         let board = Board::default();
         let rate = Arc::new(RwLock::new(RateLimit::new(config.upload.max_rate)));
@@ -381,5 +382,47 @@ fn same_roots(a: &[WatchConfig], b: &[WatchConfig]) -> bool {
 impl From<api::ApiError> for DaemonError {
     fn from(e: api::ApiError) -> Self {
         DaemonError::Api(e)
+    }
+}
+
+/// Runs the `after_upload` action of files that were uploaded just before a crash (done, no
+/// recorded outcome: window W6), only if the file on disk is still the one that was uploaded.
+async fn finish_interrupted_actions(journal: &Journal, config: &Config) {
+    let j = journal.clone();
+    let rows = match tokio::task::spawn_blocking(move || j.done_without_after_upload(10_000)).await
+    {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::error!("cannot list interrupted post-upload actions: {e}");
+            return;
+        }
+        Err(e) => {
+            tracing::error!("cannot list interrupted post-upload actions: {e}");
+            return;
+        }
+    };
+    for row in rows {
+        let outcome = match std::fs::metadata(&row.path) {
+            Ok(m)
+                if crate::journal::FileIdentity::from_metadata(&m).same_content(&row.identity) =>
+            {
+                let o = crate::upload::after::apply_async(
+                    config.upload.after_upload.clone(),
+                    row.root.clone(),
+                    row.path.clone(),
+                )
+                .await;
+                tracing::info!(path = %row.path.display(), video_id = ?row.video_id, "finished a post-upload action interrupted by a stop: {}", o.message());
+                o.message()
+            }
+            Ok(_) => "skipped: the file changed after its upload".to_owned(),
+            Err(_) => "skipped: the file is no longer there".to_owned(),
+        };
+        let (j, id) = (journal.clone(), row.id);
+        if let Ok(Err(e)) =
+            tokio::task::spawn_blocking(move || j.record_after_upload(id, &outcome)).await
+        {
+            tracing::error!("{e}");
+        }
     }
 }

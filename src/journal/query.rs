@@ -138,6 +138,15 @@ impl Journal {
         )
     }
 
+    /// Up to `limit` done rows whose post-upload action has no recorded outcome: the process
+    /// stopped between `done` and the action (crash window W6).
+    pub fn done_without_after_upload(&self, limit: usize) -> Result<Vec<FileRow>, JournalError> {
+        self.rows_where(
+            "state = 'done' AND after_upload IS NULL ORDER BY id LIMIT ?1",
+            limit,
+        )
+    }
+
     /// Up to `limit` unfinished rows: failed first, then uploading, queued, settling; by id.
     pub fn unfinished(&self, limit: usize) -> Result<Vec<FileRow>, JournalError> {
         self.rows_where(
