@@ -10,10 +10,10 @@
 # checked: the endpoint's SHA-256 of the video must equal the file's.
 #
 # Usage: benches/upload.sh            (from the repository root)
-# Env:   ROUNDS=3 (curl/ingestd pairs), SIZE_MIB=1024, CHUNK_MIB=64, RSS_FILES=4, RSS_FILE_MIB=256,
+# Env:   ROUNDS=3 (rounds of curl, ingestd, ingestd with hash = "sha256"), SIZE_MIB=1024, CHUNK_MIB=64, RSS_FILES=4, RSS_FILE_MIB=256,
 #        BENCH_DIR=target/bench-upload (same disk as the emulator's data), SKIP_BUILD=1,
 #        KEEP=1 (keep BENCH_DIR afterwards).
-# Needs: cargo, curl, jq, sha256sum, split, GNU /usr/bin/time.
+# Needs: cargo, curl, jq, sha256sum, split, GNU /usr/bin/time; optional: openssl, b3sum.
 
 set -euo pipefail
 
@@ -61,9 +61,10 @@ TOKEN=$(APIVIDEO_API_KEY=bench-key "$BIN" --config "$BENCH_DIR/none.toml" \
 printf '%s' "$TOKEN" >"$BENCH_DIR/token"
 chmod 600 "$BENCH_DIR/token"
 
-# config NAME WORKERS: a config with its own journal (each run uploads the file as a new video).
+# config NAME WORKERS [HASH]: a config with its own journal (each run uploads the file as a new
+# video); HASH is upload.hash (default blake3).
 config() {
-    local name=$1 workers=$2
+    local name=$1 workers=$2 hash=${3:-blake3}
     mkdir -p "$BENCH_DIR/inbox"
     cat >"$BENCH_DIR/$name.toml" <<EOF
 [api]
@@ -76,6 +77,7 @@ path = "$BENCH_DIR/$name.sqlite"
 [upload]
 workers = $workers
 chunk_size = "$CHUNK_MIB MiB"
+hash = "$hash"
 
 [[watch]]
 path = "$BENCH_DIR/inbox"
@@ -125,31 +127,40 @@ run_curl() {
     echo "curl $round $(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}') $(cpu_of "$times") $(rss_of "$times") $(uptime | sed 's/.*average: //; s/,.*//')" >>"$RESULTS"
 }
 
+# run_ingestd ROUND [HASH]: `ingestd upload` with upload.hash = HASH (blake3, the default).
 run_ingestd() {
-    local round=$1 cfg times=$BENCH_DIR/ingestd-$round.time start end vid
-    cfg=$(config "ingestd-$round" 1)
+    local round=$1 hash=${2:-blake3} label=ingestd cfg times start end vid
+    [[ $hash == blake3 ]] || label=ingestd-$hash
+    times=$BENCH_DIR/$label-$round.time
+    cfg=$(config "$label-$round" 1 "$hash")
     start=$(now)
     "$TIME" -o "$times" -f '%U %S %M' "$BIN" --config "$cfg" upload "$FILE" \
-        >"$BENCH_DIR/ingestd-$round.out" 2>&1
+        >"$BENCH_DIR/$label-$round.out" 2>&1
     end=$(now)
     vid=$(latest_video)
     [[ $(video_sha "$vid") == "$SHA" ]] || { echo "upload.sh: ingestd video $vid: wrong SHA-256" >&2; exit 1; }
-    echo "ingestd $round $(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}') $(cpu_of "$times") $(rss_of "$times") $(uptime | sed 's/.*average: //; s/,.*//')" >>"$RESULTS"
+    echo "$label $round $(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}') $(cpu_of "$times") $(rss_of "$times") $(uptime | sed 's/.*average: //; s/,.*//')" >>"$RESULTS"
 }
 
 # Page cache warm for both: read the file and the chunks once.
 cat "$FILE" "$BENCH_DIR"/chunks/c* >/dev/null
 # What hashing the file costs on its own (ingestd hashes what it sends; curl does not): the
-# baseline "curl + SHA-256" does the same work as ingestd. `openssl dgst` uses the CPU's SHA
-# instructions when it has them, like ingestd's sha2 (coreutils' sha256sum does not).
-SHA_CPU=0
+# baselines "curl + BLAKE3" and "curl + SHA-256" do the same work as ingestd with upload.hash
+# blake3 (default) and sha256. `b3sum --num-threads 1` (Debian package b3sum) and `openssl dgst`
+# use the same SIMD / SHA instructions as ingestd's blake3 and sha2 crates.
+SHA_CPU=0 B3_CPU=0
 if command -v openssl >/dev/null; then
     "$TIME" -o "$BENCH_DIR/sha.time" -f '%U %S %M' openssl dgst -sha256 "$FILE" >/dev/null
     SHA_CPU=$(cpu_of "$BENCH_DIR/sha.time")
 fi
+if command -v b3sum >/dev/null; then
+    "$TIME" -o "$BENCH_DIR/b3.time" -f '%U %S %M' b3sum --num-threads 1 "$FILE" >/dev/null
+    B3_CPU=$(cpu_of "$BENCH_DIR/b3.time")
+fi
 for round in $(seq 1 "$ROUNDS"); do
     run_curl "$round"
     run_ingestd "$round"
+    run_ingestd "$round" sha256
 done
 
 # --- peak RSS: RSS_FILES files at once, 4 workers, CHUNK_MIB chunks ---------------------------
@@ -170,7 +181,7 @@ echo "rss 1 $(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}') $(cp
 # --- the table --------------------------------------------------------------------------------
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
 echo "file: $SIZE_MIB MiB random, chunks of $CHUNK_MIB MiB ($(ls "$BENCH_DIR"/chunks | wc -l) requests), endpoint $URL (release), $complete videos complete"
-awk -v size="$SIZE_MIB" -v files="$RSS_FILES" -v fmib="$RSS_FILE_MIB" -v shacpu="$SHA_CPU" '
+awk -v size="$SIZE_MIB" -v files="$RSS_FILES" -v fmib="$RSS_FILE_MIB" -v shacpu="$SHA_CPU" -v b3cpu="$B3_CPU" '
     BEGIN {
         printf "%-8s %5s %8s %9s %9s %12s %10s %6s\n", "client", "round", "wall s", "MiB/s", "CPU s", "CPU s/GiB", "RSS MiB", "load"
     }
@@ -191,7 +202,11 @@ awk -v size="$SIZE_MIB" -v files="$RSS_FILES" -v fmib="$RSS_FILE_MIB" -v shacpu=
         cc = cpu["curl"] / n["curl"] / (size / 1024); ci = cpu["ingestd"] / n["ingestd"] / (size / 1024)
         printf "\nmean throughput: curl %.1f MiB/s, ingestd %.1f MiB/s -> ingestd/curl = %.2fx (goal >= 0.95x)\n", tc, ti, ti / tc
         printf "mean CPU per GiB: curl %.2f s, ingestd %.2f s -> ingestd/curl = %.2fx (goal <= 1.2x)\n", cc, ci, ci / cc
-        hs = shacpu / (size / 1024)
-        printf "SHA-256 of the file (openssl dgst): %.2f s CPU per GiB; curl + SHA-256 %.2f s -> ingestd/(curl + SHA-256) = %.2fx\n", hs, cc + hs, ci / (cc + hs)
+        hs = shacpu / (size / 1024); hb = b3cpu / (size / 1024)
+        cs = cpu["ingestd-sha256"] / n["ingestd-sha256"] / (size / 1024)
+        ts = size * n["ingestd-sha256"] / wall["ingestd-sha256"]
+        printf "with upload.hash = \"sha256\": %.1f MiB/s (%.2fx curl), %.2f s CPU per GiB (%.2fx curl)\n", ts, ts / tc, cs, cs / cc
+        if (hb > 0) printf "BLAKE3 of the file (b3sum, 1 thread): %.2f s CPU per GiB; curl + BLAKE3 %.2f s -> ingestd/(curl + BLAKE3) = %.2fx\n", hb, cc + hb, ci / (cc + hb)
+        printf "SHA-256 of the file (openssl dgst): %.2f s CPU per GiB; curl + SHA-256 %.2f s -> ingestd-sha256/(curl + SHA-256) = %.2fx\n", hs, cc + hs, cs / (cc + hs)
         printf "ingestd peak RSS, 4 workers, %d files at once: %.1f MiB (goal <= 32 MiB)\n", files, peak
     }' "$RESULTS"

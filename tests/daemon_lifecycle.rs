@@ -252,7 +252,10 @@ fn modified_during_upload(workers: usize) {
         Some(&*sha256_file(&f)),
         "new video has the new content"
     );
-    assert_eq!(row["sha256"].as_str(), Some(&*sha256_file(&f)));
+    assert_eq!(
+        row["blake3"].as_str(),
+        Some(&*common::daemon::blake3_file(&f))
+    );
 }
 
 fn upload_cmd(setup: &Setup, file: &Path) -> std::process::Output {

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::Emulator;
-use common::daemon::{MIB5, Opts, Setup, assert_uploaded_once, file_row, sha256_file, videos};
+use common::daemon::{MIB5, Opts, Setup, assert_uploaded_once, blake3_file, file_row, videos};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -15,8 +15,10 @@ fn check_done(em: &Emulator, setup: &Setup, path: &std::path::Path) {
     let s = setup.status();
     let row = file_row(&s, path).unwrap_or_else(|| panic!("no status row for {path:?}: {s:#}"));
     assert_eq!(row["state"], "done", "{row:#}");
-    let sha = sha256_file(path);
-    assert_eq!(row["sha256"].as_str(), Some(&*sha), "receipt hash: {row:#}");
+    let b3 = blake3_file(path);
+    assert_eq!(row["blake3"].as_str(), Some(&*b3), "receipt hash: {row:#}");
+    assert_eq!(row["content_hash"], format!("blake3:{b3}"), "{row:#}");
+    assert_eq!(row["sha256"], serde_json::Value::Null, "{row:#}");
     assert_eq!(
         row["size"].as_u64(),
         Some(std::fs::metadata(path).unwrap().len())

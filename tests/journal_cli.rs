@@ -129,7 +129,7 @@ fn populate(s: &Setup, j: &Journal) -> [i64; 6] {
     j.mark_failed(failed, "The file is not a video", Some("invalid-file"))
         .unwrap();
     j.commit_video_id(done, "vi-done").unwrap();
-    j.mark_done(done, "5d41402abc4b2a76b9719d911017c592", "vi-done")
+    j.mark_done(done, "sha256:5d41402abc4b2a76b9719d911017c592", "vi-done")
         .unwrap();
     j.record_after_upload(done, "kept").unwrap();
     [settling, queued, uploading, waiting, failed, done]
@@ -157,6 +157,7 @@ fn check_file_shape(f: &Value) {
             f["next_attempt_at"].is_string() || f["next_attempt_at"].is_null(),
         ),
         ("sha256", f["sha256"].is_string() || f["sha256"].is_null()),
+        ("blake3", f["blake3"].is_string() || f["blake3"].is_null()),
     ] {
         assert!(obj.contains_key(key), "missing {key} in {f}");
         assert!(ok, "wrong type for {key} in {f}");
@@ -233,6 +234,8 @@ fn status_json_golden_shape() {
     let d = files.iter().find(|f| f["id"] == done).unwrap();
     assert_eq!(d["state"], "done");
     assert_eq!(d["sha256"], "5d41402abc4b2a76b9719d911017c592");
+    assert_eq!(d["blake3"], Value::Null);
+    assert_eq!(d["content_hash"], "sha256:5d41402abc4b2a76b9719d911017c592");
     assert_eq!(d["video_id"], "vi-done");
     assert_eq!(d["bytes_uploaded"], d["size"]);
     assert!(d["done_at"].is_string());

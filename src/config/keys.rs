@@ -78,6 +78,7 @@ pub const UPLOAD: &[Key] = &[
     k("retry_max", DURATION, "retry_max = \"10 min\""),
     k("shutdown_timeout", DURATION, "shutdown_timeout = \"30s\""),
     k("title_template", "a string", "title_template = \"{stem}\""),
+    k("hash", "\"blake3\" or \"sha256\"", "hash = \"blake3\""),
 ];
 
 pub const WATCH: &[Key] = &[

@@ -52,6 +52,7 @@ pub struct RawUpload {
     pub retry_max: Option<Spanned<String>>,
     pub shutdown_timeout: Option<Spanned<String>>,
     pub title_template: Option<Spanned<String>>,
+    pub hash: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

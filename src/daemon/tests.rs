@@ -31,6 +31,7 @@ fn config(source: &Path) -> Config {
             retry_max: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(30),
             title_template: "{stem}".into(),
+            hash: Default::default(),
         },
         watch: Vec::new(),
         metrics: None,

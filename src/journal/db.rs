@@ -274,6 +274,34 @@ mod tests {
     }
 
     #[test]
+    fn v1_receipts_become_sha256_receipts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            c.execute(
+                "INSERT INTO files (path, root, dev, ino, size, mtime_ns, ctime_ns, state,
+                     changed_at, created_at, updated_at, sha256)
+                 VALUES (x'2f612e6d7034', x'2f', 1, 2, 3, 4, 5, 'done', 6, 6, 6, 'abc123')",
+                [],
+            )
+            .unwrap();
+        }
+        let e = Journal::open_read_only(&path).unwrap_err();
+        assert!(matches!(e, JournalError::TooOld { .. }), "{e}");
+        let j = Journal::open(&path).unwrap();
+        let hash: String = j
+            .conn()
+            .query_row("SELECT content_hash FROM files", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(hash, "sha256:abc123");
+    }
+
+    #[test]
     fn newer_schema_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.sqlite");

@@ -299,7 +299,7 @@ pub(crate) fn reset_to_settling(
         "UPDATE files SET dev = ?1, ino = ?2, size = ?3, mtime_ns = ?4, ctime_ns = ?5,
             state = 'settling', changed_at = ?6, updated_at = ?6, queued_at = NULL,
             claimed_by = NULL, video_id = NULL, chunk_size = NULL, bytes_uploaded = 0,
-            first_chunk_in_flight = 0, sha256 = NULL, attempts = 0, next_attempt_at = NULL,
+            first_chunk_in_flight = 0, content_hash = NULL, attempts = 0, next_attempt_at = NULL,
             last_error = NULL, last_error_slug = NULL, done_at = NULL, after_upload = NULL
          WHERE id = ?7",
     )?

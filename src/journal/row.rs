@@ -30,8 +30,8 @@ pub struct FileRow {
     pub bytes_uploaded: u64,
     /// The first chunk was sent without a committed `videoId` (orphan window W3).
     pub first_chunk_in_flight: bool,
-    /// Hex SHA-256 of the content, set when done (the receipt).
-    pub sha256: Option<String>,
+    /// The content hash, `ALGORITHM:HEX` (`blake3:…`, `sha256:…`), set when done (the receipt).
+    pub content_hash: Option<String>,
     /// Failed attempts since the last progress.
     pub attempts: u32,
     /// Not claimable before this time (retry backoff).
@@ -49,10 +49,18 @@ pub struct FileRow {
 }
 
 /// The SELECT list that [`FileRow::from_sql`] reads, in order (a macro so `concat!` can use it).
+impl FileRow {
+    /// The receipt's hex digest if it was made with `algorithm` (`"blake3"`, `"sha256"`).
+    pub fn receipt_hex(&self, algorithm: &str) -> Option<&str> {
+        let (algo, hex) = self.content_hash.as_deref()?.split_once(':')?;
+        (algo == algorithm).then_some(hex)
+    }
+}
+
 macro_rules! file_columns {
     () => {
         "id, path, root, dev, ino, size, mtime_ns, ctime_ns, state, changed_at, queued_at, \
-         video_id, chunk_size, bytes_uploaded, first_chunk_in_flight, sha256, attempts, \
+         video_id, chunk_size, bytes_uploaded, first_chunk_in_flight, content_hash, attempts, \
          next_attempt_at, last_error, last_error_slug, created_at, updated_at, done_at, after_upload, \
          claimed_by"
     };
@@ -87,7 +95,7 @@ impl FileRow {
             chunk_size: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
             bytes_uploaded: r.get::<_, i64>(13)? as u64,
             first_chunk_in_flight: r.get(14)?,
-            sha256: r.get(15)?,
+            content_hash: r.get(15)?,
             attempts: r.get::<_, i64>(16)?.clamp(0, u32::MAX as i64) as u32,
             next_attempt_at: r.get::<_, Option<i64>>(17)?.map(from_unix_ms),
             last_error: r.get(18)?,

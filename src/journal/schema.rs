@@ -7,7 +7,7 @@
 pub const APPLICATION_ID: i64 = 0x696e_6764;
 
 /// Migration steps, in order.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -72,4 +72,13 @@ CREATE TABLE kv (
     value TEXT    NOT NULL,
     at    INTEGER NOT NULL
 ) WITHOUT ROWID;
+"#;
+
+/// The receipt names its algorithm (`blake3:HEX`, `sha256:HEX`; v1 stored bare SHA-256 hex),
+/// and the startup check for interrupted `after_upload` actions gets a partial index.
+const V2: &str = r#"
+ALTER TABLE files RENAME COLUMN sha256 TO content_hash;
+UPDATE files SET content_hash = 'sha256:' || content_hash
+ WHERE content_hash IS NOT NULL AND instr(content_hash, ':') = 0;
+CREATE INDEX files_done_no_action ON files (id) WHERE state = 'done' AND after_upload IS NULL;
 "#;

@@ -45,7 +45,7 @@ fn a_whole_chunked_upload_leaves_a_receipt() {
     f.journal.commit_offset(id, 10).unwrap();
     let row = f.journal.mark_done(id, "abcdef", "vi1").unwrap();
     assert_eq!(row.state, FileState::Done);
-    assert_eq!(row.sha256.as_deref(), Some("abcdef"));
+    assert_eq!(row.content_hash.as_deref(), Some("abcdef"));
     assert_eq!(row.bytes_uploaded, 10);
     assert!(row.done_at.is_some());
     assert_eq!(row.claimed_by, None);

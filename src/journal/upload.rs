@@ -322,12 +322,12 @@ impl Journal {
         })
     }
 
-    /// The upload is complete and the re-stat matched: `done`, with the receipt (hex SHA-256,
-    /// `videoId`, `bytes_uploaded = size`, `done_at`).
+    /// The upload is complete and the re-stat matched: `done`, with the receipt (content hash
+    /// `ALGORITHM:HEX`, `videoId`, `bytes_uploaded = size`, `done_at`).
     pub fn mark_done(
         &self,
         id: i64,
-        sha256: &str,
+        content_hash: &str,
         video_id: &str,
     ) -> Result<FileRow, JournalError> {
         self.transition(id, |c, row, now| {
@@ -340,11 +340,11 @@ impl Journal {
             }
             self.exec(
                 c,
-                "UPDATE files SET state = 'done', sha256 = ?1, video_id = ?2, bytes_uploaded = size,
+                "UPDATE files SET state = 'done', content_hash = ?1, video_id = ?2, bytes_uploaded = size,
                     first_chunk_in_flight = 0, claimed_by = NULL, next_attempt_at = NULL,
                     last_error = NULL, last_error_slug = NULL, done_at = ?3, updated_at = ?3
                  WHERE id = ?4",
-                params![sha256, video_id, now, id],
+                params![content_hash, video_id, now, id],
             )
         })
     }

@@ -88,7 +88,7 @@ mod tests {
             chunk_size: None,
             bytes_uploaded: 0,
             first_chunk_in_flight: false,
-            sha256: None,
+            content_hash: None,
             attempts: 0,
             next_attempt_at: None,
             last_error: None,

@@ -4,7 +4,7 @@
 //! - [`backoff`]: [`RetryClass`] → [`Decision`] (full-jitter backoff, 429 waits, token pause),
 //!   and [`RetryNote`], the visible reason of a file waiting in retry.
 //! - [`rate`]: [`RateLimit`], the `upload.max_rate` token bucket shared by all workers.
-//! - [`hash`]: [`ContentHasher`] (SHA-256 with snapshot/restore) and [`hash_prefix`] for resume.
+//! - [`hash`]: [`ContentHasher`] (BLAKE3 or SHA-256, with snapshot/restore) and [`hash_prefix`] for resume.
 //! - [`progress`]: [`UploadTap`] (rate limit + hash + [`Progress`] for one file's body; the api
 //!   client's body observer) with snapshot/restore per chunk.
 //! - [`resolve`]: [`resolve_refusal`], the two 400s that confirm a chunk (overlap, already uploaded).

@@ -40,7 +40,7 @@ impl Progress {
     }
 }
 
-/// Rate limit + SHA-256 + progress for one file's upload.
+/// Rate limit + content hash + progress for one file's upload.
 #[derive(Debug)]
 pub struct UploadTap {
     rate: RateLimit,
@@ -107,9 +107,14 @@ impl UploadTap {
         self.progress.set(bytes);
     }
 
-    /// The hex SHA-256 of everything hashed (the receipt, once the last chunk is acknowledged).
+    /// The hex digest of everything hashed.
     pub fn hex(&self) -> String {
         self.lock().hex_so_far()
+    }
+
+    /// `ALGORITHM:HEX` of everything hashed (the receipt, once the last chunk is acknowledged).
+    pub fn receipt(&self) -> String {
+        self.lock().receipt()
     }
 
     pub fn progress(&self) -> &Progress {
@@ -125,7 +130,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_counts_and_rolls_back() {
         let progress = Progress::default();
-        let mut start = ContentHasher::new();
+        let mut start = ContentHasher::new(crate::config::HashAlgorithm::Sha256);
         start.update(b"already sent ");
         let tap = UploadTap::new(RateLimit::unlimited(), start, progress.clone());
         assert_eq!(progress.get(), 13);
@@ -145,7 +150,7 @@ mod tests {
             hex::encode(Sha256::digest(b"already sent then the rest"))
         );
         let h = tap.hasher();
-        tap.replace(ContentHasher::new());
+        tap.replace(ContentHasher::new(crate::config::HashAlgorithm::Sha256));
         assert_eq!(progress.get(), 0);
         tap.replace(h);
         assert_eq!(tap.bytes_hashed(), 26);
@@ -155,7 +160,7 @@ mod tests {
     async fn acquire_goes_through_the_shared_limit() {
         let tap = UploadTap::new(
             RateLimit::new(1000),
-            ContentHasher::new(),
+            ContentHasher::new(crate::config::HashAlgorithm::Sha256),
             Progress::default(),
         );
         let start = tokio::time::Instant::now();

@@ -255,14 +255,14 @@ pub async fn upload_file(
 
     // Hash what was already sent (resume), then stream the rest through the hasher.
     let hasher = if row.bytes_uploaded > 0 {
-        match hash::hash_prefix_async(path.clone(), row.bytes_uploaded).await {
+        match hash::hash_prefix_async(path.clone(), row.bytes_uploaded, ctx.config.hash).await {
             Ok(h) => h,
             Err(e) => {
                 return local_failure(ctx, &row, format!("reading {}: {e}", path.display())).await;
             }
         }
     } else {
-        ContentHasher::new()
+        ContentHasher::new(ctx.config.hash)
     };
     let progress = Progress::new(row.bytes_uploaded);
     let rate = match ctx.rate.read() {
@@ -413,12 +413,12 @@ pub async fn upload_file(
             return Ok(Outcome::Released);
         }
     }
-    let sha = tap.0.hex();
-    let (v, s) = (video_id.clone(), sha.clone());
+    let receipt = tap.0.receipt();
+    let (v, s) = (video_id.clone(), receipt.clone());
     fail::fail_point!("before-done-commit");
     j(&ctx.journal, move |j| j.mark_done(id, &s, &v)).await?;
     ctx.metrics.outcome(UploadOutcome::Done);
-    info!(path = %path.display(), video_id, sha256 = %sha, bytes = total, "uploaded");
+    info!(path = %path.display(), video_id, hash = %receipt, bytes = total, "uploaded");
 
     // 7. after_upload, only now.
     fail::fail_point!("before-after-upload");

@@ -233,6 +233,13 @@ pub fn write_file(path: &Path, len: u64, seed: u64) {
     f.flush().unwrap();
 }
 
+/// Hex BLAKE3 of a file (the default receipt hash, `upload.hash`).
+pub fn blake3_file(path: &Path) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(path).unwrap()).unwrap();
+    h.finalize().to_hex().to_string()
+}
+
 /// Hex SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> String {
     let mut f = std::fs::File::open(path).unwrap();

@@ -175,7 +175,8 @@ impl Setup {
             format!(
                 "[api]\nendpoint = \"{url}\"\nupload_token_file = \"{tf}\"\n{api_extra}\n\
                  [journal]\npath = \"{j}\"\n\n\
-                 [upload]\nworkers = {w}\nchunk_size = \"{chunk}\"\nafter_upload = \"{after}\"\n{upload_extra}\n\
+                 [upload]\nworkers = {w}\nchunk_size = \"{chunk}\"\nafter_upload = \"{after}\"\n\
+                 hash = \"sha256\"\n{upload_extra}\n\
                  [[watch]]\npath = \"{inbox}\"\nsettle = \"{settle}\"\n",
                 url = em.url,
                 tf = token_file.display(),

@@ -51,11 +51,11 @@ fn explain_path(
     let mut row = row;
     if let Some(r) = row.as_ref().filter(|r| r.state == FileState::Done) {
         let receipt = format!(
-            "videoId {} on {} ({}, sha256 {})",
+            "videoId {} on {} ({}, {})",
             r.video_id.as_deref().unwrap_or("?"),
             r.done_at.map(rfc3339).unwrap_or_default(),
             human_size(r.identity.size),
-            r.sha256.as_deref().unwrap_or("?"),
+            r.content_hash.as_deref().unwrap_or("no hash recorded"),
         );
         match identity {
             Some(id) if !id.same_content(&r.identity) => {

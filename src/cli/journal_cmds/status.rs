@@ -2,8 +2,9 @@
 //!
 //! JSON: `{"counts": {state: n, …all six…}, "token": "ok"|"rejected"|"unknown", "files": [...]}`
 //! where each file has at least `id`, `path`, `state`, `size`, `bytes_uploaded`, `video_id`,
-//! `attempts`, `last_error`, `next_attempt_at` (RFC 3339 or null) and `sha256` (the content hash;
-//! DESIGN's `sha256_or_blake3`). Extra keys: `token_reason`, `token_since`, `journal`, `daemon`
+//! `attempts`, `last_error`, `next_attempt_at` (RFC 3339 or null) and DESIGN's `sha256_or_blake3`
+//! as two keys, `blake3` and `sha256`: the receipt's hex under the key of the algorithm it was
+//! made with (`upload.hash`), the other null; `content_hash` is the same as `ALGORITHM:HEX`. Extra keys: `token_reason`, `token_since`, `journal`, `daemon`
 //! (`{"pid", "running", "heartbeat_at"}` or null), and per
 //! file `root`, `last_error_slug`, `chunk_size`, `first_chunk_in_flight`, `changed_at`,
 //! `queued_at`, `created_at`, `updated_at`, `done_at`, `after_upload`, `abandoned_video_ids`,
@@ -113,7 +114,9 @@ fn to_json(r: &Report) -> Value {
                 "last_error": f.last_error,
                 "last_error_slug": f.last_error_slug,
                 "next_attempt_at": time(f.next_attempt_at),
-                "sha256": f.sha256,
+                "content_hash": f.content_hash,
+                "blake3": f.receipt_hex("blake3"),
+                "sha256": f.receipt_hex("sha256"),
                 "chunk_size": f.chunk_size,
                 "first_chunk_in_flight": f.first_chunk_in_flight,
                 "changed_at": rfc3339(f.changed_at),

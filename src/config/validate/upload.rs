@@ -1,4 +1,4 @@
-//! `[upload]`: workers, chunk size range, rate, after_upload/move_to, backoff, title template.
+//! `[upload]`: workers, chunk size range, rate, after_upload/move_to, backoff, title template, hash.
 
 use std::time::Duration;
 
@@ -6,7 +6,7 @@ use super::{R, absolute, choice, duration, size, span_of};
 use crate::config::errors::Ctx;
 use crate::config::raw::RawUpload;
 use crate::config::units::format_size;
-use crate::config::{AfterUpload, UploadConfig, defaults};
+use crate::config::{AfterUpload, HashAlgorithm, UploadConfig, defaults};
 
 const KIB: u64 = 1 << 10;
 
@@ -108,6 +108,13 @@ pub(super) fn upload(raw: &RawUpload, cx: Ctx<'_>, warnings: &mut Vec<String>) -
         }
         None => defaults::TITLE_TEMPLATE.to_owned(),
     };
+    let hash = match &raw.hash {
+        None => HashAlgorithm::default(),
+        Some(v) => match choice(v, "hash", "[upload]", &["blake3", "sha256"], cx)? {
+            "sha256" => HashAlgorithm::Sha256,
+            _ => HashAlgorithm::Blake3,
+        },
+    };
     Ok(UploadConfig {
         workers,
         chunk_size,
@@ -116,6 +123,7 @@ pub(super) fn upload(raw: &RawUpload, cx: Ctx<'_>, warnings: &mut Vec<String>) -
         retry_max,
         shutdown_timeout,
         title_template,
+        hash,
     })
 }
 
