@@ -32,9 +32,9 @@ use super::models::Video;
 use crate::secret::Secret;
 
 const OP: &str = "POST /upload";
-/// Bytes read from the file per piece of the request body (1 MiB: few syscalls and thread
+/// Bytes read from the file per piece of the request body (512 KiB: few syscalls and thread
 /// hand-offs per GiB; at most two pieces per request are in memory at once).
-const PIECE: usize = 1024 * 1024;
+const PIECE: usize = 512 * 1024;
 
 /// Watches the body of an upload as it streams out of the file.
 pub trait BodyObserver: Send + Sync + 'static {
