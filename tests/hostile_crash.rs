@@ -249,6 +249,18 @@ fn w6_move_across_filesystems_copied_not_removed() {
     assert_eq!(st["counts"]["done"], 1);
     let copy = mnt.path().join("clip-0.mp4");
     assert_eq!(sha256_file(&copy), files[0].1, "the moved copy is complete");
+    // The restart finishes the move with the copy already in place: no second copy, and the
+    // source is removed.
+    let names: Vec<_> = std::fs::read_dir(mnt.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("clip-0.mp4")],
+        "one copy only"
+    );
+    assert!(!files[0].0.exists(), "the source is removed by the restart");
 }
 
 /// The restart finishes the post-upload action that a crash interrupted (a `done` row with no

@@ -10,7 +10,9 @@
 //! (`EXDEV`) the file is copied to a hidden temporary name in the destination directory,
 //! fsync'ed, renamed into place, the directory fsync'ed, and only then is the source removed.
 //! A crash mid-copy leaves at most a `.…ingestd-tmp…` file in the destination, never a
-//! half-written file under the real name.
+//! half-written file under the real name; a crash after the copy was renamed into place leaves a
+//! whole copy, which the next attempt recognises (same size, mtime and bytes) and keeps instead
+//! of making a second one.
 //!
 //! These are blocking filesystem calls: from async code use [`apply_async`].
 
@@ -175,13 +177,22 @@ fn place(from: &Path, target: &Path, rename: &RenameFn<'_>) -> Result<PathBuf, P
 }
 
 /// The EXDEV path: copy into a temp file beside the target, fsync, rename into place, fsync the
-/// directory, then remove the source.
+/// directory, then remove the source. If a previous attempt already put a whole copy in place
+/// (a crash between the rename and removing the source), that copy is used, not duplicated.
 fn copy_across(
     from: &Path,
     target: &Path,
     dir: &Path,
     rename: &RenameFn<'_>,
 ) -> Result<PathBuf, AfterError> {
+    if let Some(to) = existing_copy(from, target)? {
+        fs::remove_file(from).map_err(|source| AfterError::SourceNotRemoved {
+            from: from.to_owned(),
+            to: to.clone(),
+            source,
+        })?;
+        return Ok(to);
+    }
     let temp = temp_name(dir, target);
     let result = copy_to_temp(from, &temp).and_then(|()| match place(&temp, target, rename) {
         Ok(to) => Ok(to),
@@ -210,6 +221,48 @@ fn copy_across(
         source,
     })?;
     Ok(to)
+}
+
+/// The first of `target`, `target (1)`, … (up to the first free name) that is already a copy of
+/// `from`: same size, same modification time (the copy keeps it) and the same bytes.
+fn existing_copy(from: &Path, target: &Path) -> Result<Option<PathBuf>, AfterError> {
+    let src = fs::metadata(from).map_err(io_err("reading metadata of", from))?;
+    for n in 0..=MAX_SUFFIX {
+        let candidate = suffixed(target, n);
+        let Ok(meta) = fs::symlink_metadata(&candidate) else {
+            return Ok(None); // the first free name: no copy beyond it
+        };
+        let same_mtime = match (meta.modified(), src.modified()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if meta.is_file()
+            && meta.len() == src.len()
+            && same_mtime
+            && same_bytes(from, &candidate).map_err(io_err("comparing with", &candidate))?
+        {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether two files of equal length hold the same bytes (streamed, fixed buffers).
+fn same_bytes(a: &Path, b: &Path) -> io::Result<bool> {
+    use std::io::Read;
+    const BUF: usize = 128 * 1024;
+    let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; BUF], vec![0u8; BUF]);
+    loop {
+        let n = fa.read(&mut ba)?;
+        if n == 0 {
+            let mut probe = [0u8; 1];
+            return Ok(fb.read(&mut probe)? == 0);
+        }
+        if fb.read_exact(&mut bb[..n]).is_err() || ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
 }
 
 fn copy_to_temp(from: &Path, temp: &Path) -> Result<(), AfterError> {
@@ -424,6 +477,41 @@ mod tests {
             .filter(|n| n.to_string_lossy().contains("ingestd-tmp"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn cross_device_move_reuses_a_whole_copy_left_by_a_crash() {
+        let t = tree();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let f = t.root.join("cam1/clip.mp4");
+        write(&f, &data);
+        let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+        // `clip.mp4`: same size and mtime, other bytes (not ours); `clip (1).mp4`: our copy.
+        let mut other = data.clone();
+        other[150_000] ^= 0xff;
+        for (name, bytes) in [("clip.mp4", &other), ("clip (1).mp4", &data)] {
+            let p = t.dest.join("cam1").join(name);
+            write(&p, bytes);
+            File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(mtime)
+                .unwrap();
+        }
+        let exdev = |_: &Path, _: &Path| -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(libc::EXDEV))
+        };
+        let (to, copied) = move_under(&t.root, &f, &t.dest, &exdev).unwrap();
+        assert!(copied);
+        assert_eq!(to, t.dest.join("cam1/clip (1).mp4"));
+        assert!(!f.exists(), "the source is removed");
+        assert_eq!(
+            fs::read_dir(t.dest.join("cam1")).unwrap().count(),
+            2,
+            "no third copy"
+        );
+        assert_eq!(fs::read(t.dest.join("cam1/clip.mp4")).unwrap(), other);
     }
 
     #[test]
