@@ -436,3 +436,60 @@ fn explain_says_why() {
     let text = explain(&s, &path_of(queued));
     assert!(text.contains("uploads are paused"), "{text}");
 }
+
+/// `status` streams its rows: many rows come out whole as JSON, and a reader that stops early
+/// (`status | head`) ends it quietly with success, not a "Broken pipe" error.
+#[test]
+fn status_streams_many_rows_and_tolerates_a_closed_pipe() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let s = Setup::new();
+    let j = s.journal();
+    let batch: Vec<Observation> = (0..3000)
+        .map(|i| Observation {
+            root: s.root(),
+            identity: FileIdentity {
+                dev: 1,
+                ino: 1_000 + i,
+                size: i,
+                mtime_ns: 1,
+                ctime_ns: 1,
+            },
+            path: s.root().join(format!("clip-{i:05}.mp4")),
+        })
+        .collect();
+    j.seen_batch(&batch).unwrap();
+    drop(j);
+
+    let v = s.status_json(&[]);
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3000);
+    assert_eq!(v["counts"]["settling"], 3000);
+    assert!(
+        files
+            .windows(2)
+            .all(|w| w[0]["id"].as_i64() < w[1]["id"].as_i64())
+    );
+
+    // The table is ~400 KB: more than a pipe holds, so the writer meets the closed pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ingestd"))
+        .arg("--config")
+        .arg(s.dir.path().join("config.toml"))
+        .arg("status")
+        .env_remove("INGESTD_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(
+        first.trim(),
+        "3000 settling, 0 queued, 0 uploading, 0 done, 0 failed, 0 gone"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Broken pipe"), "{}", stderr(&out));
+}

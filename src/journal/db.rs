@@ -174,34 +174,40 @@ fn check_header(conn: &Connection, path: &Path) -> Result<i64, JournalError> {
     Ok(version)
 }
 
-/// Applies the missing migration steps, each in its own transaction with its `user_version`.
+/// Applies every missing migration step in ONE transaction, then sets `user_version`: another
+/// process opening the journal meanwhile sees either the old version or the current one, never
+/// a half-migrated schema (a read-only `status` during a fresh daemon's first start must not see
+/// version 1 of 2).
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
     let err = |e| JournalError::from_sqlite(path, e);
-    loop {
-        // IMMEDIATE: two processes opening a fresh journal at once migrate one after the other.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let version: i64 = tx
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
-        if version > CURRENT_VERSION {
-            return Err(JournalError::TooNew {
-                path: path.to_owned(),
-                found: version,
-                known: CURRENT_VERSION,
-            });
-        }
-        let Some(step) = MIGRATIONS.get(version as usize) else {
-            return Ok(());
-        };
-        tx.execute_batch(step).map_err(err)?;
-        tx.pragma_update(None, "user_version", version + 1)
-            .map_err(err)?;
-        tx.pragma_update(None, "application_id", APPLICATION_ID)
-            .map_err(err)?;
-        tx.commit().map_err(err)?;
+    // IMMEDIATE: two processes opening a fresh journal at once migrate one after the other.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    if version > CURRENT_VERSION {
+        return Err(JournalError::TooNew {
+            path: path.to_owned(),
+            found: version,
+            known: CURRENT_VERSION,
+        });
     }
+    if version == CURRENT_VERSION {
+        return Ok(());
+    }
+    for step in MIGRATIONS
+        .iter()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.execute_batch(step).map_err(err)?;
+    }
+    tx.pragma_update(None, "user_version", CURRENT_VERSION)
+        .map_err(err)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .map_err(err)?;
+    tx.commit().map_err(err)
 }
 
 impl Journal {

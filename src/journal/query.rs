@@ -190,6 +190,37 @@ impl Journal {
             .map_err(|e| self.err(e))
     }
 
+    /// Calls `f` for each row [`list`](Self::list) would return, in id order, without
+    /// collecting them (for `status` on a journal with 100 000s of rows); stops when `f`
+    /// returns false.
+    pub fn for_each_file(
+        &self,
+        all: bool,
+        mut f: impl FnMut(FileRow) -> bool,
+    ) -> Result<(), JournalError> {
+        let sql = if all {
+            concat!("SELECT ", file_columns!(), " FROM files ORDER BY id")
+        } else {
+            concat!(
+                "SELECT ",
+                file_columns!(),
+                " FROM files WHERE state IN ('settling', 'queued', 'uploading', 'failed') ORDER BY id"
+            )
+        };
+        let conn = self.conn();
+        let mut run = || -> rusqlite::Result<()> {
+            let mut st = conn.prepare_cached(sql)?;
+            let mut rows = st.query([])?;
+            while let Some(row) = rows.next()? {
+                if !f(FileRow::from_sql(row)?) {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        run().map_err(|e| self.err(e))
+    }
+
     /// Abandoned and possibly orphaned videos, of one file or of all (`None`), oldest first.
     pub fn notes(&self, file_id: Option<i64>) -> Result<Vec<FileNote>, JournalError> {
         let conn = self.conn();

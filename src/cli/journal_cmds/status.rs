@@ -12,6 +12,7 @@
 //! every file (done receipts and gone ones too).
 
 use std::collections::HashMap;
+use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -24,48 +25,77 @@ use crate::journal::{
     TokenStatus,
 };
 
-/// Everything `status` shows, read in one go.
+/// Everything `status` shows except the files, which are streamed from the journal one row at
+/// a time (a journal with 100 000 queued files must not need 100 000 rows in memory).
 struct Report {
     journal: std::path::PathBuf,
     counts: Counts,
     token: TokenStatus,
     daemon: Option<DaemonInfo>,
-    files: Vec<FileRow>,
     notes: HashMap<i64, Vec<FileNote>>,
 }
 
 pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli.config)?;
     let path = &config.journal.path;
-    let report = match Journal::open_read_only(path) {
-        Ok(journal) => read(&journal, args.all)?,
+    let journal = match Journal::open_read_only(path) {
+        Ok(journal) => Some(journal),
         Err(e @ JournalError::Missing { .. }) => {
             // Not an error: nothing has happened yet. Scripts still get the documented shape.
             eprintln!("{e}");
-            Report {
-                journal: path.clone(),
-                counts: Counts::default(),
-                token: TokenStatus {
-                    state: TokenState::Unknown,
-                    reason: None,
-                    since: None,
-                },
-                daemon: None,
-                files: Vec::new(),
-                notes: HashMap::new(),
-            }
+            None
         }
         Err(e) => return Err(e.into()),
     };
-    if args.json {
-        println!("{}", to_json(&report));
+    let report = match &journal {
+        Some(j) => read(j)?,
+        None => Report {
+            journal: path.clone(),
+            counts: Counts::default(),
+            token: TokenStatus {
+                state: TokenState::Unknown,
+                reason: None,
+                since: None,
+            },
+            daemon: None,
+            notes: HashMap::new(),
+        },
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = if args.json {
+        write_json(&mut out, &report, journal.as_ref(), args.all)
     } else {
-        print!("{}", to_table(&report, SystemTime::now()));
+        write_table(
+            &mut out,
+            &report,
+            journal.as_ref(),
+            args.all,
+            SystemTime::now(),
+        )
+    };
+    match written.and_then(|()| out.flush().map_err(Into::into)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // `ingestd status | head`: the reader has seen enough.
+        Err(Failure::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(Failure::Io(e)) => Err(e.into()),
+        Err(Failure::Journal(e)) => Err(e.into()),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-fn read(journal: &Journal, all: bool) -> Result<Report, JournalError> {
+/// Why writing the report stopped.
+#[derive(Debug)]
+enum Failure {
+    Io(io::Error),
+    Journal(JournalError),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Io(e)
+    }
+}
+
+fn read(journal: &Journal) -> Result<Report, JournalError> {
     let mut notes: HashMap<i64, Vec<FileNote>> = HashMap::new();
     for n in journal.notes(None)? {
         notes.entry(n.file_id).or_default().push(n);
@@ -75,60 +105,66 @@ fn read(journal: &Journal, all: bool) -> Result<Report, JournalError> {
         counts: journal.counts()?,
         token: journal.token_state()?,
         daemon: journal.daemon_info()?,
-        files: journal.list(all)?,
         notes,
     })
+}
+
+/// Calls `f` for every file `status` shows, in id order; nothing without a journal.
+fn each_file(
+    journal: Option<&Journal>,
+    all: bool,
+    mut f: impl FnMut(&FileRow) -> io::Result<()>,
+) -> Result<(), Failure> {
+    let Some(journal) = journal else {
+        return Ok(());
+    };
+    let mut io_error = None;
+    journal
+        .for_each_file(all, |row| match f(&row) {
+            Ok(()) => true,
+            Err(e) => {
+                io_error = Some(e);
+                false
+            }
+        })
+        .map_err(Failure::Journal)?;
+    match io_error {
+        Some(e) => Err(Failure::Io(e)),
+        None => Ok(()),
+    }
 }
 
 fn time(t: Option<SystemTime>) -> Value {
     t.map(rfc3339).map(Value::String).unwrap_or(Value::Null)
 }
 
-fn to_json(r: &Report) -> Value {
+/// One line of JSON: the header keys, then `"files": [...]` written row by row.
+fn write_json(
+    out: &mut impl Write,
+    r: &Report,
+    journal: Option<&Journal>,
+    all: bool,
+) -> Result<(), Failure> {
+    let mut head = serde_json::to_string(&header_json(r)).map_err(io::Error::other)?;
+    head.pop(); // the closing brace: "files" comes last
+    write!(out, "{head},\"files\":[")?;
+    let mut first = true;
+    each_file(journal, all, |f| {
+        if !first {
+            out.write_all(b",")?;
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, &file_json(r, f)).map_err(io::Error::other)
+    })?;
+    writeln!(out, "]}}")?;
+    Ok(())
+}
+
+fn header_json(r: &Report) -> Value {
     let counts: serde_json::Map<String, Value> = r
         .counts
         .iter()
         .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
-        .collect();
-    let files: Vec<Value> = r
-        .files
-        .iter()
-        .map(|f| {
-            let notes = r.notes.get(&f.id).map(Vec::as_slice).unwrap_or_default();
-            let of_kind = |kind: NoteKind| -> Vec<Value> {
-                notes
-                    .iter()
-                    .filter(|n| n.kind == kind)
-                    .map(|n| json!({"video_id": n.video_id, "reason": n.reason, "at": rfc3339(n.at)}))
-                    .collect()
-            };
-            json!({
-                "id": f.id,
-                "path": f.path.to_string_lossy(),
-                "root": f.root.to_string_lossy(),
-                "state": f.state.as_str(),
-                "size": f.identity.size,
-                "bytes_uploaded": f.bytes_uploaded,
-                "video_id": f.video_id,
-                "attempts": f.attempts,
-                "last_error": f.last_error,
-                "last_error_slug": f.last_error_slug,
-                "next_attempt_at": time(f.next_attempt_at),
-                "content_hash": f.content_hash,
-                "blake3": f.receipt_hex("blake3"),
-                "sha256": f.receipt_hex("sha256"),
-                "chunk_size": f.chunk_size,
-                "first_chunk_in_flight": f.first_chunk_in_flight,
-                "changed_at": rfc3339(f.changed_at),
-                "queued_at": time(f.queued_at),
-                "created_at": rfc3339(f.created_at),
-                "updated_at": rfc3339(f.updated_at),
-                "done_at": time(f.done_at),
-                "after_upload": f.after_upload,
-                "abandoned_video_ids": of_kind(NoteKind::Abandoned),
-                "possible_orphans": of_kind(NoteKind::Orphan),
-            })
-        })
         .collect();
     json!({
         "journal": r.journal.to_string_lossy(),
@@ -141,20 +177,60 @@ fn to_json(r: &Report) -> Value {
             "running": d.running,
             "heartbeat_at": rfc3339(d.heartbeat_at),
         })),
-        "files": files,
     })
 }
 
-fn to_table(r: &Report, now: SystemTime) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
+fn file_json(r: &Report, f: &FileRow) -> Value {
+    let notes = r.notes.get(&f.id).map(Vec::as_slice).unwrap_or_default();
+    let of_kind = |kind: NoteKind| -> Vec<Value> {
+        notes
+            .iter()
+            .filter(|n| n.kind == kind)
+            .map(|n| json!({"video_id": n.video_id, "reason": n.reason, "at": rfc3339(n.at)}))
+            .collect()
+    };
+    json!({
+        "id": f.id,
+        "path": f.path.to_string_lossy(),
+        "root": f.root.to_string_lossy(),
+        "state": f.state.as_str(),
+        "size": f.identity.size,
+        "bytes_uploaded": f.bytes_uploaded,
+        "video_id": f.video_id,
+        "attempts": f.attempts,
+        "last_error": f.last_error,
+        "last_error_slug": f.last_error_slug,
+        "next_attempt_at": time(f.next_attempt_at),
+        "content_hash": f.content_hash,
+        "blake3": f.receipt_hex("blake3"),
+        "sha256": f.receipt_hex("sha256"),
+        "chunk_size": f.chunk_size,
+        "first_chunk_in_flight": f.first_chunk_in_flight,
+        "changed_at": rfc3339(f.changed_at),
+        "queued_at": time(f.queued_at),
+        "created_at": rfc3339(f.created_at),
+        "updated_at": rfc3339(f.updated_at),
+        "done_at": time(f.done_at),
+        "after_upload": f.after_upload,
+        "abandoned_video_ids": of_kind(NoteKind::Abandoned),
+        "possible_orphans": of_kind(NoteKind::Orphan),
+    })
+}
+
+fn write_table(
+    out: &mut impl Write,
+    r: &Report,
+    journal: Option<&Journal>,
+    all: bool,
+    now: SystemTime,
+) -> Result<(), Failure> {
     let counts: Vec<String> = r
         .counts
         .iter()
         .map(|(s, n)| format!("{n} {}", s.as_str()))
         .collect();
-    let _ = writeln!(out, "{}", counts.join(", "));
-    let _ = match r.token.state {
+    writeln!(out, "{}", counts.join(", "))?;
+    match r.token.state {
         TokenState::Rejected => writeln!(
             out,
             "token: REJECTED{}{} — uploads are paused; write a new token to the token file or send SIGHUP",
@@ -167,47 +243,44 @@ fn to_table(r: &Report, now: SystemTime) -> String {
                 .as_deref()
                 .map(|x| format!(" ({x})"))
                 .unwrap_or_default(),
-        ),
-        state => writeln!(out, "token: {}", state.as_str()),
-    };
-    let _ = match &r.daemon {
+        )?,
+        state => writeln!(out, "token: {}", state.as_str())?,
+    }
+    match &r.daemon {
         Some(d) if d.running => writeln!(
             out,
             "daemon: running (pid {}, last heartbeat {})",
             d.pid,
             rfc3339(d.heartbeat_at)
-        ),
+        )?,
         Some(d) => writeln!(
             out,
             "daemon: not running (pid {} last seen {})",
             d.pid,
             rfc3339(d.heartbeat_at)
-        ),
-        None => writeln!(out, "daemon: no heartbeat recorded"),
-    };
-    if r.files.is_empty() {
-        let _ = writeln!(
-            out,
-            "no files to show{}",
-            if r.counts.get(FileState::Done) > 0 {
-                " (--all shows done files)"
-            } else {
-                ""
-            }
-        );
-        return out;
+        )?,
+        None => writeln!(out, "daemon: no heartbeat recorded")?,
     }
-    let _ = writeln!(
-        out,
-        "{:>6}  {:<9}  {:>6}  {:>10}  {:<40}  {:<22}  NOTE",
-        "ID", "STATE", "SENT", "SIZE", "PATH", "VIDEO ID"
-    );
-    for f in &r.files {
+    let mut shown = 0u64;
+    // Notes of the files shown, printed after the table (few: only files with notes).
+    let mut noted: Vec<i64> = Vec::new();
+    each_file(journal, all, |f| {
+        if shown == 0 {
+            writeln!(
+                out,
+                "{:>6}  {:<9}  {:>6}  {:>10}  {:<40}  {:<22}  NOTE",
+                "ID", "STATE", "SENT", "SIZE", "PATH", "VIDEO ID"
+            )?;
+        }
+        shown += 1;
+        if r.notes.contains_key(&f.id) {
+            noted.push(f.id);
+        }
         let pct = match f.identity.size {
             0 => 100.0,
             size => f.bytes_uploaded as f64 * 100.0 / size as f64,
         };
-        let _ = writeln!(
+        writeln!(
             out,
             "{:>6}  {:<9}  {:>5.1}%  {:>10}  {:<40}  {:<22}  {}",
             f.id,
@@ -217,20 +290,32 @@ fn to_table(r: &Report, now: SystemTime) -> String {
             f.path.display(),
             f.video_id.as_deref().unwrap_or("-"),
             note(f, now),
-        );
+        )
+    })?;
+    if shown == 0 {
+        writeln!(
+            out,
+            "no files to show{}",
+            if r.counts.get(FileState::Done) > 0 {
+                " (--all shows done files)"
+            } else {
+                ""
+            }
+        )?;
+        return Ok(());
     }
-    for f in &r.files {
-        for n in r.notes.get(&f.id).map(Vec::as_slice).unwrap_or_default() {
+    for id in noted {
+        for n in r.notes.get(&id).map(Vec::as_slice).unwrap_or_default() {
             let what = match (&n.kind, &n.video_id) {
                 (NoteKind::Abandoned, Some(v)) => format!("abandoned video {v}"),
                 (NoteKind::Orphan, _) | (NoteKind::Abandoned, None) => {
                     "possible orphan video".to_owned()
                 }
             };
-            let _ = writeln!(out, "#{}: {what}: {} ({})", f.id, n.reason, rfc3339(n.at));
+            writeln!(out, "#{id}: {what}: {} ({})", n.reason, rfc3339(n.at))?;
         }
     }
-    out
+    Ok(())
 }
 
 fn note(f: &FileRow, now: SystemTime) -> String {
