@@ -1,6 +1,7 @@
 //! `ingestd run` as a process: SIGTERM mid-upload (exit 0 within the deadline, resume with the
 //! same videoId), SIGHUP with a broken and with a valid config, `after_upload` move/delete only
-//! after completion, a file modified during its upload, and `ingestd upload FILE`.
+//! after completion, a file modified during its upload, `ingestd upload FILE`, and a wrong API
+//! key (paused, then resumed by SIGHUP with the right one and the reloaded `[upload]`).
 
 mod common;
 
@@ -299,4 +300,72 @@ fn upload_command_uploads_once_and_reports() {
 
     let missing = upload_cmd(&setup, &setup.dir.join("nope.mp4"));
     assert!(!missing.status.success(), "a missing file is an error");
+}
+
+/// A wrong API key (401 on `POST /videos`) pauses the uploads like a rejected token: nothing is
+/// marked failed, one log line says what to do. Fixing `api.api_key_file` and sending SIGHUP
+/// resumes them with the new key and the reloaded `[upload]` settings (`after_upload` too).
+#[test]
+fn wrong_api_key_pauses_and_sighup_with_the_right_key_resumes() {
+    use std::os::unix::fs::PermissionsExt;
+    let em = Emulator::start(); // accepts only common::API_KEY
+    let setup = Setup::new(&em, Opts::default());
+    let key_file = setup.dir.join("api-key");
+    let write_key = |key: &str| {
+        std::fs::write(&key_file, key).unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_key("wrongApiKey000000000000000000");
+    let with_key = |text: String| {
+        text.replacen(
+            "[api]\n",
+            &format!("[api]\napi_key_file = \"{}\"\n", key_file.display()),
+            1,
+        )
+    };
+    std::fs::write(&setup.config, with_key(setup.config_text())).unwrap();
+    let d = setup.start();
+    let f = setup.drop_file("clip.mp4", 1024 * 1024, 7);
+    let s = setup.wait_for("uploads paused by the API key", T, |s| {
+        s["token"] == "rejected"
+    });
+    assert!(
+        s["token_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("API key rejected")),
+        "{s:#}"
+    );
+    assert_eq!(count(&s, "failed"), 0, "nothing failed: {s:#}");
+    setup.wait_log("rejected the API key", T);
+    assert_eq!(
+        setup.log().matches("rejected the API key").count(),
+        1,
+        "one log line, no retry storm: {}",
+        setup.log_tail(20)
+    );
+    assert!(videos(&em).is_empty());
+
+    write_key(common::API_KEY);
+    let reloaded = with_key(setup.config_text())
+        .replace("after_upload = \"keep\"", "after_upload = \"delete\"");
+    std::fs::write(&setup.config, reloaded).unwrap();
+    d.signal(libc::SIGHUP);
+    let s = setup.wait_done(1, T);
+    assert_eq!(s["token"], "ok", "{s:#}");
+    let row = s["files"].as_array().unwrap()[0].clone();
+    wait_path(&f, false, &setup);
+    assert_eq!(
+        row["after_upload"], "deleted",
+        "the reloaded after_upload applies: {row:#}"
+    );
+    let vids = videos(&em);
+    assert_eq!(vids.len(), 1, "{vids:#?}");
+    assert_eq!(
+        vids[0]["title"], "clip",
+        "created with the API key: the title is the stem"
+    );
+    assert!(
+        !setup.log().contains(common::API_KEY),
+        "no API key in the log"
+    );
 }

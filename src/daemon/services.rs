@@ -230,8 +230,26 @@ impl Services {
     }
 
     /// Applies a reloaded, validated configuration: token (always resumes a paused pool),
-    /// workers, rate (for files started from now on) and roots (the watcher restarts).
+    /// workers, the workers' context (`[api]`, API key, `[upload]`) and rate (for files started
+    /// from now on), and roots (the watcher restarts).
     pub async fn apply(&mut self, config: &Config) {
+        // [api] and [upload] (endpoint, TLS, API key, chunk size, after_upload, retries, hash)
+        // apply to files claimed from now on; set before the token resumes a paused pool.
+        match worker_context(
+            config,
+            self.journal.clone(),
+            self.gate.clone(),
+            self.board.clone(),
+            self.rate.clone(),
+        ) {
+            Ok(mut ctx) => {
+                ctx.metrics = self.pool.context().metrics;
+                self.pool.set_context(ctx);
+            }
+            Err(e) => tracing::error!(
+                "{e}; uploads keep the previous [api] and [upload] settings until the next reload"
+            ),
+        }
         match read_token(config) {
             Ok(t) => {
                 if self.gate.replace(t, true) {

@@ -1,9 +1,11 @@
 //! The worker pool: `upload.workers` tasks under the daemon's cancellation token, resizable on
-//! SIGHUP. Workers retired by a resize finish their current file first.
+//! SIGHUP. Workers retired by a resize finish their current file first. The workers' context
+//! (api client, API key, `[upload]` settings) can be replaced on SIGHUP too: each worker takes
+//! the current one when it claims its next file; a file in progress keeps the one it began with.
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +18,7 @@ struct Slot {
 
 /// A running pool of upload workers.
 pub struct Pool {
-    ctx: WorkerContext,
+    ctx: watch::Sender<WorkerContext>,
     shutdown: CancellationToken,
     wake: Arc<Notify>,
     slots: Vec<Slot>,
@@ -27,13 +29,23 @@ impl Pool {
     /// reclaimed (`Journal::reclaim_interrupted`) before.
     pub fn spawn(ctx: WorkerContext, workers: usize, shutdown: CancellationToken) -> Pool {
         let mut pool = Pool {
-            ctx,
+            ctx: watch::Sender::new(ctx),
             shutdown,
             wake: Arc::new(Notify::new()),
             slots: Vec::new(),
         };
         pool.resize(workers);
         pool
+    }
+
+    /// The context workers use for the files they claim from now on.
+    pub fn context(&self) -> WorkerContext {
+        self.ctx.borrow().clone()
+    }
+
+    /// Replaces the context for files claimed from now on (SIGHUP).
+    pub fn set_context(&self, ctx: WorkerContext) {
+        self.ctx.send_replace(ctx);
     }
 
     /// Wakes idle workers (new files were queued).
@@ -64,7 +76,7 @@ impl Pool {
         while self.slots.len() < workers {
             let n = self.slots.len() + 1;
             let retire = self.shutdown.child_token();
-            let ctx = self.ctx.clone();
+            let ctx = self.ctx.subscribe();
             let wake = self.wake.clone();
             let (r, shutdown) = (retire.clone(), self.shutdown.clone());
             let handle = tokio::spawn(async move { run_worker(n, ctx, r, shutdown, wake).await });

@@ -108,7 +108,7 @@ fn same_content(a: &FileIdentity, b: &FileIdentity) -> bool {
 /// `shutdown` starts the deadline for the request in flight.
 pub async fn run_worker(
     n: usize,
-    ctx: WorkerContext,
+    contexts: tokio::sync::watch::Receiver<WorkerContext>,
     retire: CancellationToken,
     shutdown: CancellationToken,
     wake: Arc<tokio::sync::Notify>,
@@ -117,9 +117,13 @@ pub async fn run_worker(
         if retire.is_cancelled() {
             return Ok(());
         }
-        if !ctx.token.wait_usable(&retire).await {
+        // The gate is the same in every context; wait on it before taking the current context
+        // (replaced on SIGHUP, e.g. with a fixed API key), which this file then keeps.
+        let gate = contexts.borrow().token.clone();
+        if !gate.wait_usable(&retire).await {
             return Ok(());
         }
+        let ctx = contexts.borrow().clone();
         let row = j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await?;
         let Some(row) = row else {
             tokio::select! {
@@ -507,8 +511,10 @@ async fn handle_error(
     let class = match e.class() {
         ErrorClass::Transient | ErrorClass::Local => RetryClass::Transient,
         ErrorClass::RateLimited => RetryClass::RateLimited(e.retry_after()),
-        ErrorClass::TokenRejected => RetryClass::TokenRejected,
-        ErrorClass::ApiKeyRejected | ErrorClass::Permanent => RetryClass::Permanent,
+        // A wrong API key (401 on `POST /videos`) would fail every file the same way: pause the
+        // pool like a rejected token, until SIGHUP re-reads `api.api_key_file`.
+        ErrorClass::TokenRejected | ErrorClass::ApiKeyRejected => RetryClass::TokenRejected,
+        ErrorClass::Permanent => RetryClass::Permanent,
     };
     let where_ = match range {
         Some(r) => format!("bytes {}-{}/{}", r.offset, r.offset + r.len - 1, r.total),
@@ -536,12 +542,24 @@ async fn handle_error(
         }
         Decision::PauseForToken => {
             ctx.metrics.retry(RetryKind::TokenRejected);
-            let reason = e.to_string();
+            let api_key = e.class() == ErrorClass::ApiKeyRejected;
+            let reason = if api_key {
+                format!("API key rejected: {e}")
+            } else {
+                e.to_string()
+            };
             if ctx.token.reject(&reason) {
-                warn!(
-                    "api.video rejected the upload token ({}): uploads paused until the token changes (token file rewritten or SIGHUP)",
-                    e.slug().unwrap_or("401")
-                );
+                if api_key {
+                    warn!(
+                        "api.video rejected the API key ({}): uploads paused; fix api.api_key_file (or APIVIDEO_API_KEY) and send SIGHUP",
+                        e.slug().unwrap_or("401")
+                    );
+                } else {
+                    warn!(
+                        "api.video rejected the upload token ({}): uploads paused until the token changes (token file rewritten or SIGHUP)",
+                        e.slug().unwrap_or("401")
+                    );
+                }
             }
             let r = reason.clone();
             j(&ctx.journal, move |j| {
