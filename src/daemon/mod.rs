@@ -213,7 +213,15 @@ fn reload(config: &mut Config, notifier: &Notifier) -> bool {
             for warning in &new.warnings {
                 tracing::warn!("{warning}");
             }
-            // The caller applies it: roots, workers, max_rate, token (`Services::apply`).
+            if new.journal.path != config.journal.path {
+                tracing::warn!(
+                    "[journal] path changed to {}: it takes effect when ingestd restarts; until then the daemon keeps using {} (and `ingestd status` reads the new path)",
+                    new.journal.path.display(),
+                    config.journal.path.display()
+                );
+            }
+            // The caller applies it: roots, workers, the workers' context, rate, token
+            // (`Services::apply`).
             *config = new;
             tracing::info!("configuration reloaded from {}", config.source.display());
             true
