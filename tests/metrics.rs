@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::Emulator;
-use metrics_support::{Daemon, request, setup, wait_for};
+use metrics_support::{Daemon, get, request, setup, wait_for};
 use serde_json::Value;
 
 const MIB: usize = 1024 * 1024;
@@ -282,4 +282,50 @@ fn a_taken_port_fails_the_start_naming_the_key() {
         "{stderr}"
     );
     assert!(!stderr.contains(&token));
+}
+
+/// `[metrics] listen` changed on SIGHUP: the new address serves, the old one is closed; an
+/// address that cannot be bound keeps the listener where it was.
+#[test]
+fn sighup_moves_the_metrics_listener() {
+    let em = Emulator::start();
+    let d = Daemon::start(&em);
+    let old = d.addr.clone();
+    assert_eq!(d.get("/metrics").status, 200);
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let new = free.local_addr().unwrap().to_string();
+    drop(free);
+    let text = std::fs::read_to_string(d.config()).unwrap();
+    let relisten = |to: &str| {
+        let t = text.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{to}\""));
+        assert_ne!(t, text);
+        std::fs::write(d.config(), t).unwrap();
+        d.signal(libc::SIGHUP);
+    };
+
+    // A taken address: logged, and the old listener keeps serving.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    relisten(&taken_addr);
+    wait_for("the bind error in the log", || {
+        let log = d.log.lock().unwrap();
+        log.iter()
+            .any(|l| l.contains(&format!("listen = \"{taken_addr}\": cannot listen there")))
+            .then_some(())
+    });
+    assert_eq!(
+        get(&old, "/metrics").status,
+        200,
+        "still on the old address"
+    );
+
+    relisten(&new);
+    wait_for("the new address to serve", || {
+        std::net::TcpStream::connect(&new).ok().map(|_| ())
+    });
+    assert_eq!(get(&new, "/metrics").status, 200);
+    wait_for("the old address to close", || {
+        std::net::TcpStream::connect(&old).err().map(|_| ())
+    });
+    drop(taken);
 }

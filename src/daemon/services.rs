@@ -33,8 +33,8 @@ pub struct Services {
     pool: Pool,
     watcher: WatcherSlot,
     roots: Vec<WatchConfig>,
-    /// The `[metrics]` listener, when configured, and the address it was started on.
-    metrics: Option<(JoinHandle<()>, std::net::SocketAddr)>,
+    /// The `[metrics]` listener, when configured.
+    metrics: Option<MetricsListener>,
     shutdown: CancellationToken,
     /// Token state last written to the journal (so `status` in another process sees it).
     mirrored: Option<TokenState>,
@@ -187,11 +187,8 @@ impl Services {
                     counters: ctx.metrics.clone(),
                     roots: Arc::new(move || watchers.status()),
                 };
-                let addr = listener.local_addr().unwrap_or(m.listen);
-                tracing::info!(listen = %addr, "serving /metrics and the status page on http://{addr}/");
-                Some((
-                    crate::metrics::server::spawn(listener, sources, shutdown.clone()),
-                    m.listen,
+                Some(MetricsListener::spawn(
+                    listener, m.listen, sources, shutdown,
                 ))
             }
             _ => None,
@@ -207,8 +204,8 @@ impl Services {
             _ = handle.initial_scan_done() => {}
             _ = shutdown.cancelled() => {
                 handle.join().await;
-                if let Some((task, _)) = metrics {
-                    stop_listener(task).await;
+                if let Some(m) = metrics {
+                    m.stop().await;
                 }
                 return Ok(None);
             }
@@ -263,12 +260,7 @@ impl Services {
             Ok(mut r) => *r = RateLimit::new(config.upload.max_rate),
             Err(p) => *p.into_inner() = RateLimit::new(config.upload.max_rate),
         }
-        let listen = config.metrics.as_ref().map(|m| m.listen);
-        if listen != self.metrics.as_ref().map(|(_, a)| *a) {
-            tracing::warn!(
-                "[metrics] listen changed: the listener keeps its old address until ingestd restarts"
-            );
-        }
+        self.apply_metrics(config).await;
         if !same_roots(&self.roots, &config.watch) {
             if let Some((handle, token)) = self.watcher.take() {
                 token.cancel();
@@ -364,21 +356,90 @@ impl Services {
             token.cancel();
             handle.join().await;
         }
-        if let Some((task, _)) = self.metrics {
-            stop_listener(task).await;
+        if let Some(m) = self.metrics {
+            m.stop().await;
+        }
+    }
+
+    /// `[metrics] listen` changed on reload: bind the new address first (on error the old
+    /// listener keeps serving), then stop the old one. Removed: stop it.
+    async fn apply_metrics(&mut self, config: &Config) {
+        let want = config.metrics.as_ref().map(|m| m.listen);
+        if want == self.metrics.as_ref().map(|m| m.configured) {
+            return;
+        }
+        let new = match want {
+            None => None,
+            Some(addr) => match crate::metrics::server::bind(addr).await {
+                Ok(listener) => {
+                    let watchers = self.watcher.clone();
+                    let sources = crate::metrics::Sources {
+                        journal: self.journal.clone(),
+                        gate: self.gate.clone(),
+                        board: self.board.clone(),
+                        counters: self.pool.context().metrics,
+                        roots: Arc::new(move || watchers.status()),
+                    };
+                    Some(MetricsListener::spawn(
+                        listener,
+                        addr,
+                        sources,
+                        &self.shutdown,
+                    ))
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "[metrics] listen = \"{addr}\": cannot listen there ({e}); the metrics stay where they were"
+                    );
+                    return;
+                }
+            },
+        };
+        if let Some(old) = std::mem::replace(&mut self.metrics, new) {
+            tracing::info!(listen = %old.configured, "metrics listener stopped");
+            old.stop().await;
         }
     }
 }
 
-/// Waits briefly for the metrics listener to finish its requests (it stops accepting when
-/// `shutdown` is cancelled), then drops what is left (e.g. idle keep-alive connections).
-async fn stop_listener(task: JoinHandle<()>) {
-    let abort = task.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(2), task)
-        .await
-        .is_err()
-    {
-        abort.abort();
+/// The `/metrics` and status page server, under its own child of the daemon's token so a
+/// reload can move it.
+struct MetricsListener {
+    task: JoinHandle<()>,
+    token: CancellationToken,
+    /// The configured `listen` (may be port 0; the log says the real one).
+    configured: std::net::SocketAddr,
+}
+
+impl MetricsListener {
+    fn spawn(
+        listener: tokio::net::TcpListener,
+        configured: std::net::SocketAddr,
+        sources: crate::metrics::Sources,
+        shutdown: &CancellationToken,
+    ) -> MetricsListener {
+        let addr = listener.local_addr().unwrap_or(configured);
+        tracing::info!(listen = %addr, "serving /metrics and the status page on http://{addr}/");
+        let token = shutdown.child_token();
+        let task = crate::metrics::server::spawn(listener, sources, token.clone());
+        MetricsListener {
+            task,
+            token,
+            configured,
+        }
+    }
+
+    /// Stops accepting, waits briefly for requests in progress, then drops what is left (e.g.
+    /// idle keep-alive connections).
+    async fn stop(self) {
+        self.token.cancel();
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), self.task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
 }
 

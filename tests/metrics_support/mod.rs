@@ -165,6 +165,18 @@ impl Daemon {
             .unwrap()
     }
 
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// The daemon's config file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
     /// Writes a file of `len` pseudo-random bytes into the inbox.
     pub fn drop_file(&self, name: &str, len: usize) -> PathBuf {
         let path = self.inbox.join(name);
