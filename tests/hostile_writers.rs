@@ -359,6 +359,15 @@ fn truncated_while_uploading() {
     }
     check_invariants(&setup, &em, &files);
     assert_no_partial(&em, &files);
+    let old = videos(&em)
+        .into_iter()
+        .find(|v| v["videoId"].as_str() == Some(old_vid.as_str()))
+        .unwrap();
+    eprintln!(
+        "truncated while uploading: old video {old_vid} abandoned with {} bytes, new content \
+         done as {}",
+        old["receivedBytes"], row["video_id"]
+    );
 }
 
 /// A file deleted while its chunked upload runs: never `done`, shown as `gone` with a reason
@@ -414,6 +423,7 @@ fn deleted_while_uploading() {
     );
     // 4 chunks for the deleted file at most, 3 for the other, a few retries.
     assert!(requests <= 4 + 3 + 3, "{requests} upload requests");
+    eprintln!("deleted while uploading: {requests} upload requests in all");
     let st = check_invariants(&setup, &em, &files);
     let row = row_of(&st, &p).unwrap();
     assert_eq!(row["state"], "gone", "{row:#}");
