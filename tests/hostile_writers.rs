@@ -286,7 +286,7 @@ fn close_and_reopen_appends() {
     let writer = sh(
         "for i in 0 1 2 3 4 5 6 7 8 9; do \
            dd if=\"$1\" bs=307200 skip=$i count=1 status=none >> \"$2\" || exit 1; \
-           sleep 0.6; \
+           sleep 0.4; \
          done",
         &[&src, &p],
     );
