@@ -172,6 +172,8 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
         d.child.kill().unwrap();
         let _ = d.child.wait();
         killed += 1;
+        let check: String = c.query_row("PRAGMA quick_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok", "journal after kill {killed} (seed {seed})");
         let (state, after, _) = journal_row(&c).unwrap();
         log.push(format!(
             "#{} at {:.1}% of chunk {} (+{ms} ms after offset {at}) -> {state} {after}",
