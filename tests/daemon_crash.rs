@@ -10,10 +10,13 @@
 //!
 //! The kill moments: `kills` byte positions drawn (seeded) uniformly over the file between its
 //! first and its last chunk (killing inside the first request is window W3, after the last one
-//! W5; both are hit exactly in `hostile_crash`), sorted. For each, the test waits until the journal's committed offset reaches the start of the
-//! position's chunk, then sleeps for the time the throttled endpoint takes to read up to the
-//! position, then kills: kills land across the whole upload, at every phase of a chunk (daemon
-//! start and prefix rehash, body in flight, response, commit).
+//! W5; both are hit exactly in `hostile_crash`), sorted. For each, the test waits until the
+//! journal's committed offset reaches the start of the position's chunk, then sleeps for the
+//! time the throttled endpoint takes to read up to the position, then kills: kills land across
+//! the whole upload, during a restart (start, reclaim, prefix rehash) or with a chunk's body in
+//! flight. (The few microseconds between an acknowledgment and its commit are W4, hit exactly in
+//! `hostile_crash`.) A killed request usually costs almost a whole chunk: the dead process's
+//! socket buffers still reach the endpoint, which reads them before it sees the connection end.
 
 mod common;
 mod hostile_support;

@@ -468,9 +468,9 @@ fn released_by_watcher(row: &FileRow, new_video: Option<&str>) -> Outcome {
     Outcome::Released
 }
 
-/// After a local error mid-upload at `offset` (file truncated, unreadable, missing): if the file was deleted
-/// or changed, that is the answer, not a retry. Deleted → `gone` (its video recorded as
-/// abandoned); changed → back to settling, uploaded again as a new video once stable. `None`:
+/// After a local error mid-upload at `offset` (file truncated, unreadable, missing): if the file
+/// was deleted or changed, that is the answer, not a retry. Deleted → `gone` (its video recorded
+/// as abandoned); changed → back to settling, uploaded again as a new video once stable. `None`:
 /// the file is still the one being uploaded (retry as usual).
 async fn file_left(
     ctx: &WorkerContext,
