@@ -12,6 +12,31 @@ use hostile_support::*;
 
 const WAIT: Duration = Duration::from_secs(120);
 
+/// Starts the daemon and waits until `status` can read its journal (a `status` before the
+/// daemon created the journal fails: "no journal … yet").
+fn start(setup: &mut Setup) -> Daemon {
+    let d = setup.start("");
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let ok = std::process::Command::new(common::bin())
+            .args(["status", "--json", "--config"])
+            .arg(&setup.config)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if ok {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the daemon did not create its journal: {}",
+            setup.all_logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// No complete video is a strict prefix of a final file (compared by size and SHA-256 of the
 /// file's first `size` bytes).
 fn assert_no_partial(em: &Emulator, files: &[(std::path::PathBuf, String)]) {
@@ -45,7 +70,7 @@ fn slow_writer_with_pauses_shorter_than_settle() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("slow.mp4");
     let mut f = std::fs::File::create(&p).unwrap();
     for i in 0..8u8 {
@@ -67,7 +92,7 @@ fn part_file_renamed_when_finished() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let part = setup.inbox.join("rec.mp4.part");
     write_file(&part, 2 * MIB, 3);
     std::thread::sleep(Duration::from_millis(1500)); // longer than settle: .part must stay ignored
@@ -97,7 +122,7 @@ fn cp_preserving_old_mtime() {
         .unwrap()
         .set_modified(old)
         .unwrap();
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("orig.mp4");
     let st = std::process::Command::new("cp")
         .arg("-p")
@@ -119,7 +144,7 @@ fn preallocate_then_fill() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("samba.mp4");
     let mut f = std::fs::File::create(&p).unwrap();
     f.set_len(2 * MIB).unwrap();
@@ -143,7 +168,7 @@ fn faststart_rewrite_via_temp_and_rename() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("fast.mp4");
     write_file(&p, 3 * MIB, 11);
     let t = setup.inbox.join(".fast.mp4.tmp");
@@ -167,7 +192,7 @@ fn same_name_written_again_after_upload() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("again.mp4");
     write_file(&p, MIB, 21);
     let first = sha256_file(&p);
@@ -281,7 +306,7 @@ fn close_and_reopen_appends() {
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
     let src = tmp.path().join("source.bin");
     write_file(&src, 10 * 300 * 1024, 31);
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("appended.mp4");
     let writer = sh(
         "for i in 0 1 2 3 4 5 6 7 8 9; do \
@@ -317,7 +342,7 @@ fn truncated_while_uploading() {
     let old_sha = sha256_file(&staged);
     let fresh = tmp.path().join("fresh.bin");
     write_file(&fresh, 7 * MIB + 99, 42);
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("big.mp4");
     std::fs::rename(&staged, &p).unwrap();
     // The first chunk is acknowledged (a videoId holds 5 MiB); three more to go.
@@ -390,7 +415,7 @@ fn deleted_while_uploading() {
     write_file(&staged, 20 * MIB + 7, 51);
     let other_staged = tmp.path().join("other.mp4");
     write_file(&other_staged, 11 * MIB + 3, 52);
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("doomed.mp4");
     let other = setup.inbox.join("other.mp4");
     std::fs::rename(&staged, &p).unwrap();
