@@ -306,6 +306,7 @@ pub async fn upload_file(
             path: path.clone(),
             file_name: file_name(&path),
             range,
+            whole_len: Some(total),
             video_id: row.video_id.clone(),
             observer: Some(tap.clone() as Arc<dyn BodyObserver>),
         };
