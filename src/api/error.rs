@@ -285,8 +285,26 @@ impl ApiError {
             }
             source = s.source();
         }
+        if let Some(hint) = tls_hint(&message) {
+            message.push_str("; ");
+            message.push_str(hint);
+        }
         ApiError::Network { op, message }
     }
+}
+
+/// What to do about a TLS certificate the client refused (rustls' `invalid peer certificate`).
+fn tls_hint(message: &str) -> Option<&'static str> {
+    if !message.contains("invalid peer certificate") {
+        return None;
+    }
+    Some(if message.contains("UnknownIssuer") {
+        "the endpoint's certificate is signed by a CA this machine does not trust: if that is your \
+         own CA (e.g. a TLS-inspecting proxy), set [api] ca_file to its PEM file"
+    } else {
+        "check [api] endpoint (the host name must match the certificate) and the server's \
+         certificate; a certificate from a private CA needs [api] ca_file"
+    })
 }
 
 /// Seconds from `X-RateLimit-Retry-After` (api.video) or `Retry-After` (standard, seconds form).
