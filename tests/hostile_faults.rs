@@ -1,0 +1,206 @@
+//! Issue 5, scenario 3: endpoint faults. Each test runs the real `ingestd run` against the real
+//! local endpoint with a fault plan (`/_emulator/faults`) — 500 and 502 bursts, a 200 carrying an
+//! HTML error page, garbage and truncated JSON —, with the endpoint restarted mid-upload, or
+//! behind a TCP proxy (`common/proxy.rs`) that black-holes or refuses connections, then checks
+//! the invariants of issue 5 (`hostile_support::check_invariants`): every file `done`, exactly
+//! one complete video per file with its SHA-256, journal intact, no secret or panic in the logs.
+//! (The older single-fault tests are in `daemon_faults.rs`.)
+
+mod common;
+mod hostile_support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::Emulator;
+use hostile_support::*;
+use serde_json::{Value, json};
+
+const FINISH_WAIT: Duration = Duration::from_secs(120);
+const CHUNK: u64 = 5 * MIB;
+
+/// Replaces the endpoint's fault plan.
+fn set_plan(em: &Emulator, plan: &Value) {
+    let (status, body) = http(
+        &em.url,
+        "POST",
+        "/_emulator/faults",
+        Some(&plan.to_string()),
+    );
+    assert_eq!(status, 200, "POST /_emulator/faults: {body}");
+}
+
+/// The fault plan as it stands (`fired`, what is left of each rule).
+fn plan_state(em: &Emulator) -> Value {
+    let (status, body) = http(&em.url, "GET", "/_emulator/faults", None);
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Adds `retry_max` to the config's `[upload]` section (hostile_support writes none: the
+/// default 10 min would be fine, but a short one keeps a burst of retries quick).
+fn set_retry_max(setup: &Setup, retry_max: &str) {
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let text = text.replacen(
+        "[upload]\n",
+        &format!("[upload]\nretry_max = \"{retry_max}\"\n"),
+        1,
+    );
+    std::fs::write(&setup.config, text).unwrap();
+}
+
+/// A finished scenario: what the checks and the report need.
+struct Run {
+    setup: Setup,
+    files: Vec<(PathBuf, String)>,
+    status: Value,
+    fired: u64,
+    _tmp: tempfile::TempDir,
+}
+
+/// Writes files of `sizes`, sets `plan`, runs the daemon until every file is finished, stops it
+/// and checks the invariants; asserts that every file is `done` (not merely `failed` with a
+/// reason) and that the plan fired `fired` faults.
+fn run_under(em: &Emulator, plan: Value, sizes: &[u64], fired: u64) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(tmp.path(), em, &Opts::default());
+    set_retry_max(&setup, "2s");
+    set_plan(em, &plan);
+    let mut files = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let p = setup.inbox.join(format!("clip-{i}.mp4"));
+        write_file(&p, *size, i as u64 + 11);
+        files.push((p.clone(), sha256_file(&p)));
+    }
+    let mut d = setup.start("");
+    setup.wait_settled(files.len(), FINISH_WAIT);
+    d.stop();
+    let status = check_invariants(&setup, em, &files);
+    for r in status["files"].as_array().unwrap() {
+        assert_eq!(r["state"], "done", "every file is done: {r:#}");
+    }
+    assert_eq!(
+        videos(em).len(),
+        files.len(),
+        "one video per file, no other"
+    );
+    let state = plan_state(em);
+    let got = state["fired"].as_u64().unwrap();
+    assert_eq!(got, fired, "faults fired: {state:#}");
+    Run {
+        setup,
+        files,
+        status,
+        fired: got,
+        _tmp: tmp,
+    }
+}
+
+/// The daemon's retry lines (`…; attempt N, next in Ss`).
+fn retry_lines(setup: &Setup) -> Vec<String> {
+    setup
+        .all_logs()
+        .lines()
+        .filter(|l| l.contains("next in "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every request that reached a video, as `(status, error slug)`.
+fn requests(em: &Emulator) -> Vec<(u64, Option<String>)> {
+    videos(em)
+        .iter()
+        .flat_map(|v| v["requests"].as_array().cloned().unwrap_or_default())
+        .map(|r| {
+            (
+                r["status"].as_u64().unwrap_or(0),
+                r["error"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn burst_of_500_on_a_middle_chunk_is_retried() {
+    let em = Emulator::start();
+    let plan = json!([{"path": "/upload", "skip": 1, "count": 4, "action": "fail", "status": 500}]);
+    let run = run_under(&em, plan, &[2 * CHUNK + 777], 4);
+    let retries = retry_lines(&run.setup);
+    assert_eq!(retries.len(), 4, "one retry per 500: {retries:#?}");
+    assert!(
+        retries.iter().all(|l| l.contains("500")),
+        "the reason names the status: {retries:#?}"
+    );
+    let row = &run.status["files"][0];
+    assert_eq!(row["attempts"], 0, "attempts reset after success: {row:#}");
+}
+
+#[test]
+fn burst_of_502_with_an_html_body_on_the_first_chunk_is_retried() {
+    // The first chunk: no video exists yet, so every retry must still create only one.
+    let em = Emulator::start();
+    let plan = json!([{"path": "/upload", "count": 3, "action": "fail", "status": 502,
+        "body": "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"}]);
+    let run = run_under(&em, plan, &[CHUNK + 4242, 3 * 1024 * 1024], 3);
+    let retries = retry_lines(&run.setup);
+    assert_eq!(retries.len(), 3, "{retries:#?}");
+    assert!(
+        retries
+            .iter()
+            .all(|l| l.contains("502") && l.contains("not from api.video")),
+        "an HTML answer is reported as not from api.video: {retries:#?}"
+    );
+    let _ = run.files;
+}
+
+#[test]
+fn html_error_page_with_status_200_is_retried() {
+    // A captive portal or a misconfigured proxy: 200, text/html, nothing stored.
+    let em = Emulator::start();
+    let plan = json!([{"path": "/upload", "skip": 1, "count": 2, "action": "garbage",
+        "body": "<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></body></html>"}]);
+    let run = run_under(&em, plan, &[2 * CHUNK + 1], 2);
+    assert_eq!(retry_lines(&run.setup).len(), 2);
+    assert_eq!(run.fired, 2);
+}
+
+#[test]
+fn garbage_json_with_status_200_is_retried() {
+    // Not stored: the same chunk is sent again and accepted.
+    let em = Emulator::start();
+    let plan = json!([{"path": "/upload", "skip": 1, "count": 2, "action": "garbage",
+        "body": "{\"hello\": [1, 2, 3], \"videoId\": 42}"}]);
+    let run = run_under(&em, plan, &[2 * CHUNK + 99], 2);
+    assert_eq!(retry_lines(&run.setup).len(), 2);
+    assert!(
+        !requests(&em).iter().any(|(s, _)| *s >= 400),
+        "nothing was rejected: the chunk had not been stored"
+    );
+}
+
+#[test]
+fn truncated_json_after_the_chunk_was_stored_advances_on_overlap() {
+    // Stored, then a truncated answer: the resent chunk is an overlap, which means "you had it".
+    let em = Emulator::start();
+    let plan = json!([{"path": "/upload", "skip": 1, "count": 1, "action": "garbage",
+        "body": "{\"videoId\":\"vi", "store": true}]);
+    let run = run_under(&em, plan, &[3 * CHUNK + 5], 1);
+    let reqs = requests(&em);
+    assert!(
+        reqs.iter().any(|(s, e)| *s == 400
+            && e.as_deref() == Some("video-content-range-by-bytes-range-overlap")),
+        "the resent chunk got the overlap answer: {reqs:?}"
+    );
+    let v = &videos(&em)[0];
+    assert_eq!(v["chunkCount"], 4, "{v:#}");
+    let _ = run.status;
+}
+
+#[test]
+fn truncated_json_on_a_whole_file_upload_is_retried() {
+    // A file smaller than a chunk goes in one request; the truncated answer is not stored.
+    let em = Emulator::start();
+    let plan = json!([{"path": "/upload", "count": 2, "action": "garbage"}]);
+    let run = run_under(&em, plan, &[1_000_000], 2);
+    assert_eq!(retry_lines(&run.setup).len(), 2);
+}
