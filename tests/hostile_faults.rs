@@ -87,6 +87,7 @@ fn run_under(em: &Emulator, plan: Value, sizes: &[u64], fired: u64) -> Run {
     let state = plan_state(em);
     let got = state["fired"].as_u64().unwrap();
     assert_eq!(got, fired, "faults fired: {state:#}");
+    eprintln!("retries: {:#?}", retry_lines(&setup));
     Run {
         setup,
         files,
@@ -104,6 +105,14 @@ fn retry_lines(setup: &Setup) -> Vec<String> {
         .filter(|l| l.contains("next in "))
         .map(str::to_owned)
         .collect()
+}
+
+/// Request-body bytes the endpoint has read on upload routes (`/_emulator/stats`).
+fn body_bytes(em: &Emulator) -> u64 {
+    let (status, body) = http(&em.url, "GET", "/_emulator/stats", None);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["uploadBodyBytes"].as_u64().unwrap_or(0)
 }
 
 /// Every request that reached a video, as `(status, error slug)`.
@@ -203,4 +212,63 @@ fn truncated_json_on_a_whole_file_upload_is_retried() {
     let plan = json!([{"path": "/upload", "count": 2, "action": "garbage"}]);
     let run = run_under(&em, plan, &[1_000_000], 2);
     assert_eq!(retry_lines(&run.setup).len(), 2);
+}
+
+#[test]
+fn endpoint_restarted_mid_upload_resumes_the_same_video() {
+    let mut em = Emulator::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    set_retry_max(&setup, "2s");
+    // Slow enough (2.5 s a chunk) that the restart lands in the middle of the upload.
+    set_plan(
+        &em,
+        &json!([{"path": "/upload", "count": 1_000_000, "action": "throttle", "bytes_per_sec": 2 * MIB}]),
+    );
+    let p = setup.inbox.join("long.mp4");
+    write_file(&p, 4 * CHUNK + 321, 5);
+    let files = vec![(p.clone(), sha256_file(&p))];
+    let mut d = setup.start("");
+    // Wait until the endpoint holds the first chunk (and so the video), then kill it while the
+    // second chunk is on the wire.
+    let deadline = std::time::Instant::now() + FINISH_WAIT;
+    let first = loop {
+        let vs = videos(&em);
+        if let Some(v) = vs.first().filter(|v| v["chunkCount"].as_u64() >= Some(1)) {
+            break v.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no first chunk");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let vid = first["videoId"].as_str().unwrap().to_owned();
+    // Into the second chunk's body: the endpoint has read more than one chunk and a MiB.
+    while body_bytes(&em) < CHUNK + MIB {
+        assert!(std::time::Instant::now() < deadline, "no second chunk");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let addr = em.addr();
+    let data_dir = em.data_dir.clone();
+    em.kill();
+    // Down for a moment: the daemon's requests are refused, it retries with backoff.
+    let deadline = std::time::Instant::now() + FINISH_WAIT;
+    while !setup.all_logs().contains("next in ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retry logged:\n{}",
+            setup.all_logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let em2 = Emulator::start_on(&data_dir, &addr, &[]);
+    let st = setup.wait_settled(1, FINISH_WAIT);
+    d.stop();
+    let st2 = check_invariants(&setup, &em2, &files);
+    let row = &st2["files"][0];
+    assert_eq!(row["state"], "done", "{st:#}");
+    assert_eq!(row["video_id"].as_str(), Some(vid.as_str()), "same video");
+    let vs = videos(&em2);
+    assert_eq!(vs.len(), 1, "one video: {vs:#?}");
+    assert_eq!(vs[0]["chunkCount"], 5);
+    eprintln!("retries: {:#?}", retry_lines(&setup));
+    drop(em);
 }
