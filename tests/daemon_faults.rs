@@ -1,6 +1,6 @@
 //! `ingestd run` against the endpoint's fault plan: a reset mid-chunk, a response dropped after
 //! the chunk was stored (overlap 400 → advance), 503 bursts, 429 with a retry-after, a stalled
-//! endpoint (client timeout), and a deleted token (pause, nothing failed, resume on a new token).
+//! endpoint (client timeout, shortened with `[api] request_timeout`), and a deleted token (pause, nothing failed, resume on a new token).
 
 mod common;
 
@@ -22,7 +22,24 @@ fn upload_under(
     plan: Value,
     len: u64,
 ) -> (Setup, std::path::PathBuf, Value) {
+    upload_under_with(em, opts, "", plan, len)
+}
+
+/// [`upload_under`] with `api_extra` lines added to the config's `[api]` section.
+fn upload_under_with(
+    em: &Emulator,
+    opts: Opts,
+    api_extra: &str,
+    plan: Value,
+    len: u64,
+) -> (Setup, std::path::PathBuf, Value) {
     let setup = Setup::new(em, opts);
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        text.replacen("[api]\n", &format!("[api]\n{api_extra}"), 1),
+    )
+    .unwrap();
     set_faults(em, plan);
     let mut d = setup.start();
     let f = setup.drop_file("clip.mp4", len, len);
@@ -171,19 +188,23 @@ fn parse_time(t: &str) -> f64 {
 #[test]
 fn stalled_endpoint_times_out_and_retries() {
     let em = Emulator::start();
-    // A black-holed request times out after the client's base timeout (30 s) + len / min_rate.
+    // A black-holed request times out after `[api] request_timeout` (here 2 s instead of the
+    // default 30 s) + len / min_rate.
     let opts = Opts {
         min_rate: "100 MiB",
         ..Opts::default()
     };
     let plan = json!([{"path": "/upload", "skip": 1, "count": 1, "action": "blackhole"}]);
-    let (setup, _, v) = upload_under(&em, opts, plan, 2 * MIB5 + 5);
+    let (setup, _, v) =
+        upload_under_with(&em, opts, "request_timeout = \"2s\"\n", plan, 2 * MIB5 + 5);
     assert_eq!(v["chunkCount"], 3);
-    assert!(
-        setup.log().contains("no answer within"),
-        "{}",
-        setup.log_tail(30)
-    );
+    let log = setup.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("no answer within"))
+        .unwrap_or_else(|| panic!("{}", setup.log_tail(30)));
+    // 2 s + 5 MiB / 100 MiB/s: the configured base, not the 30 s default.
+    assert!(line.contains("no answer within 2 s"), "{line}");
 }
 
 #[test]
