@@ -1,6 +1,9 @@
 //! `ingestd run` against the endpoint's fault plan: a reset mid-chunk, a response dropped after
-//! the chunk was stored (overlap 400 → advance), 503 bursts, 429 with a retry-after, a stalled
-//! endpoint (client timeout, shortened with `[api] request_timeout`), and a deleted token (pause, nothing failed, resume on a new token).
+//! the chunk was stored (overlap 400 → advance), 503 bursts, 429 with a Retry-After longer than
+//! `retry_max` (the server wins), a stalled endpoint (client timeout, shortened with
+//! `[api] request_timeout`), and a deleted token (pause, nothing failed, resume on a new token).
+//! Each checks one complete video with the file's SHA-256, the journal's integrity, and that no
+//! token, API key or panic reached the log. (The newer scenarios are in `hostile_faults.rs`.)
 
 mod common;
 
@@ -51,12 +54,28 @@ fn upload_under_with(
         .to_owned();
     let v = assert_uploaded_once(em, &f, &vid);
     assert_eq!(videos(em).len(), 1, "exactly one video");
+    check_journal_and_log(&setup);
     assert!(
         faults(em)["fired"].as_u64().unwrap() >= 1,
         "the fault fired: {}",
         faults(em)
     );
     (setup, f, v)
+}
+
+/// The invariants of issue 5 that `assert_uploaded_once` does not cover: journal
+/// `PRAGMA integrity_check` = ok, no upload token or API key and no panic in the log.
+fn check_journal_and_log(setup: &Setup) {
+    let c = rusqlite::Connection::open(setup.dir.join("journal.sqlite")).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    for line in setup.log().lines() {
+        assert!(!line.contains(&setup.token), "token logged: {line}");
+        assert!(!line.contains(common::API_KEY), "API key logged: {line}");
+        assert!(!line.contains("panicked"), "panic: {line}");
+    }
 }
 
 fn errors(v: &Value) -> Vec<String> {
@@ -121,17 +140,18 @@ fn bursts_of_503_are_retried() {
 
 #[test]
 fn rate_limited_429_waits_the_retry_after_then_completes() {
+    // The server's Retry-After (4 s) wins over a shorter retry_max (2 s).
     let em = Emulator::start();
     let setup = Setup::new(
         &em,
         Opts {
-            retry_max: "10s",
+            retry_max: "2s",
             ..Opts::default()
         },
     );
     set_faults(
         &em,
-        json!([{"path": "/upload", "skip": 1, "count": 1, "action": "fail", "status": 429, "retry_after": 3}]),
+        json!([{"path": "/upload", "skip": 1, "count": 1, "action": "fail", "status": 429, "retry_after": 4}]),
     );
     let mut d = setup.start();
     let f = setup.drop_file("clip.mp4", 2 * MIB5 + 10, 9);
@@ -152,8 +172,8 @@ fn rate_limited_429_waits_the_retry_after_then_completes() {
     let next = parse_time(row["next_attempt_at"].as_str().unwrap());
     let at = parse_time(row["updated_at"].as_str().unwrap());
     assert!(
-        next - at >= 2.9,
-        "next attempt {next} is at least Retry-After (3 s) after the 429 at {at}: {row:#}"
+        next - at >= 3.9,
+        "next attempt {next} is at least Retry-After (4 s, above retry_max 2 s) after the 429 at {at}: {row:#}"
     );
     assert_ne!(row["state"], "failed");
     let s = setup.wait_done(1, T);
@@ -163,6 +183,7 @@ fn rate_limited_429_waits_the_retry_after_then_completes() {
         .unwrap()
         .to_owned();
     assert_uploaded_once(&em, &f, &vid);
+    check_journal_and_log(&setup);
 }
 
 /// Seconds since the epoch of an RFC 3339 UTC time `YYYY-MM-DDTHH:MM:SS(.fff)Z`.
@@ -261,4 +282,5 @@ fn deleted_token_pauses_without_failing_and_a_new_token_resumes() {
             .to_owned();
         assert_uploaded_once(&em, f, &vid);
     }
+    check_journal_and_log(&setup);
 }
