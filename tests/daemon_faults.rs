@@ -1,7 +1,8 @@
 //! `ingestd run` against the endpoint's fault plan: a reset mid-chunk, a response dropped after
 //! the chunk was stored (overlap 400 → advance), 503 bursts, 429 with a Retry-After longer than
-//! `retry_max` (the server wins), a stalled endpoint (client timeout, shortened with
-//! `[api] request_timeout`), and a deleted token (pause, nothing failed, resume on a new token).
+//! `retry_max` (the server wins), a stalled endpoint before or after storing the chunk (client
+//! timeout, shortened with `[api] request_timeout`), and a deleted token (pause, nothing failed,
+//! resume on a new token).
 //! Each checks one complete video with the file's SHA-256, the journal's integrity, and that no
 //! token, API key or panic reached the log. (The newer scenarios are in `hostile_faults.rs`.)
 
@@ -226,6 +227,31 @@ fn stalled_endpoint_times_out_and_retries() {
         .unwrap_or_else(|| panic!("{}", setup.log_tail(30)));
     // 2 s + 5 MiB / 100 MiB/s: the configured base, not the 30 s default.
     assert!(line.contains("no answer within 2 s"), "{line}");
+}
+
+#[test]
+fn stalled_after_storing_a_middle_chunk_times_out_and_advances_on_overlap() {
+    // The endpoint stores chunk 2, then never answers: after the timeout the chunk is re-sent,
+    // the overlap 400 says it was stored, and the upload goes on in the same video.
+    let em = Emulator::start();
+    let opts = Opts {
+        min_rate: "100 MiB",
+        ..Opts::default()
+    };
+    let plan =
+        json!([{"path": "/upload", "skip": 1, "count": 1, "action": "blackhole", "store": true}]);
+    let (setup, _, v) =
+        upload_under_with(&em, opts, "request_timeout = \"2s\"\n", plan, 3 * MIB5 + 77);
+    assert_eq!(v["chunkCount"], 4);
+    assert!(
+        errors(&v).contains(&"video-content-range-by-bytes-range-overlap".to_owned()),
+        "the re-sent chunk got the overlap 400: {v:#}"
+    );
+    assert!(
+        setup.log().contains("no answer within 2 s"),
+        "{}",
+        setup.log_tail(30)
+    );
 }
 
 #[test]
