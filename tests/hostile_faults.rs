@@ -8,6 +8,8 @@
 
 mod common;
 mod hostile_support;
+#[path = "common/proxy.rs"]
+mod proxy;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -271,4 +273,192 @@ fn endpoint_restarted_mid_upload_resumes_the_same_video() {
     assert_eq!(vs[0]["chunkCount"], 5);
     eprintln!("retries: {:#?}", retry_lines(&setup));
     drop(em);
+}
+
+// ---- Behind the TCP proxy (`common/proxy.rs`) ----
+
+/// Points the config's `[api] endpoint` at `url` and adds `extra` lines to `[api]`.
+fn set_endpoint(setup: &Setup, em: &Emulator, url: &str, extra: &str) {
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let from = format!("endpoint = \"{}\"\n", em.url);
+    assert!(text.contains(&from), "{text}");
+    let text = text.replacen(&from, &format!("endpoint = \"{url}\"\n{extra}"), 1);
+    std::fs::write(&setup.config, text).unwrap();
+}
+
+/// Polls until `pred` holds, or panics with the daemon logs after `FINISH_WAIT`.
+fn wait_until(setup: &Setup, what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + FINISH_WAIT;
+    while !pred() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; logs:\n{}",
+            setup.all_logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `(attempt, delay in whole seconds)` of every retry line.
+fn retry_delays(setup: &Setup) -> Vec<(u64, u64)> {
+    retry_lines(setup)
+        .iter()
+        .filter_map(|l| {
+            let rest = &l[l.find("; attempt ")? + "; attempt ".len()..];
+            let (n, rest) = rest.split_once(", next in ")?;
+            let (s, _) = rest.split_once('s')?;
+            Some((n.parse().ok()?, s.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn black_holed_connection_times_out_and_completes_when_it_answers_again() {
+    let em = Emulator::start();
+    let proxy = proxy::Proxy::start(&em.addr());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    set_retry_max(&setup, "2s");
+    // A silent endpoint is given up on after request_timeout + length / min_rate: 1 s + 2.5 s
+    // for a 5 MiB chunk.
+    set_endpoint(
+        &setup,
+        &em,
+        &proxy.url,
+        "request_timeout = \"1s\"\nmin_rate = \"2 MiB\"\n",
+    );
+    // 8 MiB/s at the endpoint (0.6 s a chunk, well within the timeout), so the black hole
+    // starts in the middle of the second chunk.
+    set_plan(
+        &em,
+        &json!([{"path": "/upload", "count": 1_000_000, "action": "throttle", "bytes_per_sec": 8 * MIB}]),
+    );
+    let p = setup.inbox.join("clip.mp4");
+    write_file(&p, 3 * CHUNK + 17, 3);
+    let files = vec![(p.clone(), sha256_file(&p))];
+    let mut d = setup.start("");
+    wait_until(&setup, "the second chunk on the wire", || {
+        body_bytes(&em) >= CHUNK + MIB
+    });
+    // Live connections are cut; every new one is accepted and read, never answered.
+    proxy.set(proxy::Mode::BlackHole);
+    let started = std::time::Instant::now();
+    wait_until(&setup, "two request timeouts", || {
+        setup.all_logs().matches("no answer within").count() >= 2
+    });
+    let blackholed = started.elapsed();
+    let st = setup.status();
+    assert_eq!(st["counts"]["failed"].as_u64().unwrap_or(0), 0, "{st:#}");
+    proxy.set(proxy::Mode::Pass);
+    setup.wait_settled(1, FINISH_WAIT);
+    d.stop();
+    let st = check_invariants(&setup, &em, &files);
+    assert_eq!(st["files"][0]["state"], "done", "{st:#}");
+    let vs = videos(&em);
+    assert_eq!(vs.len(), 1, "one video: {vs:#?}");
+    assert_eq!(vs[0]["chunkCount"], 4);
+    let c = proxy.counts();
+    assert!(c.blackholed >= 2, "{c:?}");
+    eprintln!(
+        "black-holed for {blackholed:?}; proxy {c:?}; retries: {:#?}",
+        retry_lines(&setup)
+    );
+}
+
+/// How long the endpoint stays down (`HOSTILE_DOWN_SECS`, default 25) and `retry_max`
+/// (`HOSTILE_RETRY_MAX_SECS`, default 4): CI scales "minutes" down; the soak runs e.g.
+/// `HOSTILE_DOWN_SECS=180 HOSTILE_RETRY_MAX_SECS=60`.
+fn down_figures() -> (u64, u64) {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    (
+        env("HOSTILE_DOWN_SECS", 25),
+        env("HOSTILE_RETRY_MAX_SECS", 4),
+    )
+}
+
+#[test]
+fn endpoint_down_for_minutes_backs_off_to_retry_max_then_everything_completes() {
+    let (down, retry_max) = down_figures();
+    let em = Emulator::start();
+    let proxy = proxy::Proxy::start(&em.addr());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(
+        tmp.path(),
+        &em,
+        &Opts {
+            workers: 2,
+            ..Opts::default()
+        },
+    );
+    set_retry_max(&setup, &format!("{retry_max}s"));
+    set_endpoint(&setup, &em, &proxy.url, "");
+    let mut files = Vec::new();
+    for (i, size) in [3 * CHUNK + 5, 2 * CHUNK + 6, 1_000_000].iter().enumerate() {
+        let p = setup.inbox.join(format!("down-{i}.mp4"));
+        write_file(&p, *size, 40 + i as u64);
+        files.push((p.clone(), sha256_file(&p)));
+    }
+    // Slow the endpoint so the outage lands mid-upload.
+    set_plan(
+        &em,
+        &json!([{"path": "/upload", "count": 1_000_000, "action": "throttle", "bytes_per_sec": 4 * MIB}]),
+    );
+    let mut d = setup.start("");
+    wait_until(&setup, "a first chunk stored", || {
+        videos(&em)
+            .iter()
+            .any(|v| v["chunkCount"].as_u64() >= Some(1))
+    });
+    proxy.set(proxy::Mode::Refuse);
+    let down_at = std::time::Instant::now();
+    // The outage itself is the injected fault: it lasts `down` seconds whatever happens.
+    while down_at.elapsed() < Duration::from_secs(down) {
+        std::thread::sleep(Duration::from_millis(500));
+        let st = setup.status();
+        assert_eq!(
+            st["counts"]["failed"].as_u64().unwrap_or(0),
+            0,
+            "nothing fails while the endpoint is down: {st:#}"
+        );
+    }
+    let delays = retry_delays(&setup);
+    proxy.set(proxy::Mode::Pass);
+    let up_at = std::time::Instant::now();
+    setup.wait_settled(files.len(), FINISH_WAIT + Duration::from_secs(retry_max));
+    let drained = up_at.elapsed();
+    d.stop();
+    let st = check_invariants(&setup, &em, &files);
+    for r in st["files"].as_array().unwrap() {
+        assert_eq!(r["state"], "done", "{r:#}");
+    }
+    assert_eq!(videos(&em).len(), files.len(), "one video per file");
+    // The backoff grew until its ceiling was retry_max (attempt n waits at most
+    // min(retry_max, 2^(n-1) s)), and no wait was longer than retry_max.
+    let max_attempt = delays.iter().map(|d| d.0).max().unwrap_or(0);
+    let max_delay = delays.iter().map(|d| d.1).max().unwrap_or(0);
+    let ceiling_attempt = 1 + (retry_max as f64).log2().ceil() as u64;
+    assert!(
+        max_attempt > ceiling_attempt,
+        "the retries reached the retry_max ceiling (attempt {max_attempt} > {ceiling_attempt}): {delays:?}"
+    );
+    assert!(
+        max_delay <= retry_max,
+        "no wait beyond retry_max ({retry_max} s): {delays:?}"
+    );
+    for &(n, s) in &delays {
+        assert!(
+            s <= (1u64 << (n.max(1) - 1).min(62)).min(retry_max),
+            "attempt {n} waited {s} s, above its backoff ceiling: {delays:?}"
+        );
+    }
+    eprintln!(
+        "down {down} s, retry_max {retry_max} s: {} retries while down, max attempt {max_attempt}, max delay {max_delay} s, all done {drained:?} after the endpoint returned; proxy {:?}; delays (attempt, s): {delays:?}",
+        delays.len(),
+        proxy.counts()
+    );
 }
