@@ -216,6 +216,19 @@ impl Journal {
         })
     }
 
+    /// The first request failed before reaching the endpoint (DNS, connection refused): it cannot
+    /// have created a video, so the first-chunk-in-flight mark is cleared (no false orphan).
+    pub fn clear_first_chunk_in_flight(&self, id: i64) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            self.exec(
+                c,
+                "UPDATE files SET first_chunk_in_flight = 0, updated_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
+        })
+    }
+
     /// Commits the `videoId` (from the first chunk's response or `POST /videos`) and clears the
     /// first-chunk-in-flight mark. Committing a different id than the stored one is refused.
     pub fn commit_video_id(&self, id: i64, video_id: &str) -> Result<FileRow, JournalError> {

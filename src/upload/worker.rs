@@ -387,6 +387,10 @@ pub async fn upload_file(
             }
             Err(e) => {
                 tap.0.restore(snapshot);
+                if first_request && e.nothing_sent() {
+                    // DNS or connect failure: no byte left, no video can exist (no orphan).
+                    j(&ctx.journal, move |j| j.clear_first_chunk_in_flight(id)).await?;
+                }
                 break Some(handle_error(ctx, &row, e, range).await?);
             }
         }
