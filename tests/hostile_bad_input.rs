@@ -2,11 +2,18 @@
 //! real endpoint where a request is involved) and asserts the exact message the user sees, which
 //! always says what to do. Config errors exit 78 (`EX_CONFIG`); see also `tests/config_cli.rs`.
 
+mod bad_input_support;
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bad_input_support::{Runner, Tmpfs, integrity};
+use common::Emulator;
+use common::daemon::{Daemon, Opts, Setup, assert_uploaded_once, file_row, write_file_atomic};
+use serde_json::Value;
 
 fn config(dir: &Path, endpoint: &str, journal: &Path) -> std::path::PathBuf {
     let tok = dir.join("tok");
@@ -315,4 +322,343 @@ fn journal_from_a_future_schema() {
             j.display()
         )
     );
+}
+
+// ------------------------------------------------------------------------------------- runtime
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// `ingestd run` through `r` (as `nobody` when root), logging to `daemon.log`.
+fn start_as(r: &Runner, s: &Setup) -> Daemon {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.dir.join("daemon.log"))
+        .unwrap();
+    let child = r
+        .command()
+        .args(["run", "--config"])
+        .arg(&s.config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Daemon { child }
+}
+
+/// `status --all --json` through `r`, polled until `pred` holds.
+fn wait_as(r: &Runner, s: &Setup, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let out = r
+            .command()
+            .args(["status", "--all", "--json", "--config"])
+            .arg(&s.config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "status: {}", stderr(&out));
+        let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if pred(&st) {
+            return st;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "timed out waiting for {what}\nstatus: {st:#}\nlog:\n{}",
+            s.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn row<'a>(st: &'a Value, path: &Path) -> &'a Value {
+    file_row(st, path).unwrap_or_else(|| panic!("no row for {}: {st:#}", path.display()))
+}
+
+fn is_done(st: &Value, path: &Path) -> bool {
+    file_row(st, path).is_some_and(|r| r["state"] == "done")
+}
+
+fn no_orphans(st: &Value) {
+    for f in st["files"].as_array().unwrap() {
+        assert_eq!(
+            f["possible_orphans"],
+            serde_json::json!([]),
+            "no possible orphan: {f:#}"
+        );
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn run_with_no_upload_token_exits_78() {
+    let t = tempfile::tempdir().unwrap();
+    let c = t.path().join("c.toml");
+    std::fs::write(
+        &c,
+        format!(
+            "[journal]\npath = \"{}\"\n",
+            t.path().join("j.sqlite").display()
+        ),
+    )
+    .unwrap();
+    let o = ingestd(&["run"], &c);
+    assert_eq!(o.status.code(), Some(78));
+    let err = stderr(&o);
+    assert_eq!(
+        err.lines().last().unwrap(),
+        format!(
+            "ingestd: {}: no upload token configured: set `upload_token_file` (or `upload_token`) in [api], or give systemd's LoadCredential=upload-token:…",
+            c.display()
+        ),
+        "{err}"
+    );
+    assert!(!t.path().join("j.sqlite").exists(), "nothing created");
+}
+
+/// The endpoint's host does not resolve: the error says so and what to check, the file stays
+/// queued (retried, never failed), no possible orphan is recorded (the first request never
+/// left), and once the endpoint is fixed the file uploads exactly once.
+#[test]
+fn unresolvable_host_retries_without_a_false_orphan() {
+    let em = Emulator::start();
+    let mut s = Setup::new(
+        &em,
+        Opts {
+            retry_max: "1s",
+            ..Opts::default()
+        },
+    );
+    s.endpoint = "https://no-such-host.invalid".into();
+    s.write_config();
+    let f = s.drop_file("a.mp4", 1000, 7);
+    let mut d = s.start();
+    let st = s.wait_for("three failed attempts", WAIT, |st| {
+        file_row(st, &f).is_some_and(|r| r["attempts"].as_u64() >= Some(3))
+    });
+    let r = row(&st, &f);
+    assert!(
+        matches!(r["state"].as_str(), Some("queued" | "uploading")),
+        "{r:#}"
+    );
+    let err = r["last_error"].as_str().unwrap();
+    let (head, tail) = (
+        "single request: POST /upload: error sending request: client error (Connect): dns error: ",
+        "; the host name of `endpoint` in [api] does not resolve: check the name and this machine's DNS (the upload is retried)",
+    );
+    assert!(err.starts_with(head) && err.ends_with(tail), "{err}");
+    no_orphans(&st);
+    assert!(s.log().contains(tail), "{}", s.log_tail(20));
+    assert!(!s.log().contains("orphan"), "{}", s.log_tail(20));
+
+    d.kill9();
+    s.endpoint = em.url.clone();
+    s.write_config();
+    let _d = s.start();
+    let st = s.wait_done(1, WAIT);
+    no_orphans(&st);
+    let vid = row(&st, &f)["video_id"].as_str().unwrap().to_owned();
+    assert_uploaded_once(&em, &f, &vid);
+}
+
+/// A file ingestd may not read (mode 000) stays queued with the reason and what to do, and
+/// uploads once readable; an unreadable directory is reported in the log; the other files
+/// upload meanwhile. ingestd runs as `nobody` when the test is root.
+#[test]
+fn unreadable_file_and_directory_are_reported_never_lost() {
+    let em = Emulator::start();
+    let r = Runner::new();
+    let s = Setup::new(
+        &em,
+        Opts {
+            retry_max: "1s",
+            ..Opts::default()
+        },
+    );
+    let ok = s.drop_file("ok.mp4", 1000, 1);
+    let locked = s.drop_file("locked.mp4", 1000, 2);
+    let sub = s.inbox.join("sub");
+    let inner = sub.join("inner.mp4");
+    write_file_atomic(&inner, 1000, 3);
+    r.give(s.tmp.path());
+    chmod(s.tmp.path(), 0o755);
+    chmod(&locked, 0o000);
+    chmod(&sub, 0o000);
+
+    let mut d = start_as(&r, &s);
+    let st = wait_as(&r, &s, "ok done, locked retried", |st| {
+        is_done(st, &ok) && file_row(st, &locked).is_some_and(|r| r["attempts"].as_u64() >= Some(2))
+    });
+    let l = row(&st, &locked);
+    assert!(
+        matches!(l["state"].as_str(), Some("queued" | "uploading")),
+        "{l:#}"
+    );
+    assert_eq!(
+        l["last_error"].as_str().unwrap(),
+        format!(
+            "cannot read {}: Permission denied (os error 13); make it readable by the user ingestd runs as (retried until then)",
+            locked.display()
+        )
+    );
+    no_orphans(&st);
+    assert!(
+        file_row(&st, &inner).is_none(),
+        "an unreadable directory hides its files"
+    );
+    let skipped = format!(
+        "skipped: cannot read directory: Permission denied (os error 13); its files are not uploaded until it is readable by the user ingestd runs as (the next rescan finds them) path={}",
+        sub.display()
+    );
+    assert!(s.log().contains(&skipped), "{}", s.log_tail(30));
+    assert!(!s.log().contains("orphan"), "{}", s.log_tail(30));
+
+    chmod(&locked, 0o644);
+    chmod(&sub, 0o755);
+    wait_as(&r, &s, "locked done once readable", |st| {
+        is_done(st, &locked)
+    });
+    d.kill9();
+    let _d = start_as(&r, &s);
+    let st = wait_as(&r, &s, "all three done", |st| {
+        [&ok, &locked, &inner].iter().all(|p| is_done(st, p))
+    });
+    no_orphans(&st);
+    for p in [&ok, &locked, &inner] {
+        assert_uploaded_once(&em, p, row(&st, p)["video_id"].as_str().unwrap());
+    }
+}
+
+/// A journal ingestd may not write: `run` refuses to start, naming the file and what to do,
+/// and leaves it intact; writable again, it runs on.
+#[test]
+fn read_only_journal_is_refused_then_works_again() {
+    let em = Emulator::start();
+    let r = Runner::new();
+    let s = Setup::new(&em, Opts::default());
+    let a = s.drop_file("a.mp4", 1000, 1);
+    r.give(s.tmp.path());
+    chmod(s.tmp.path(), 0o755);
+    let mut d = start_as(&r, &s);
+    wait_as(&r, &s, "a done", |st| is_done(st, &a));
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(WAIT).is_some_and(|st| st.success()));
+
+    let journal = s.dir.join("journal.sqlite");
+    chmod(&journal, 0o444);
+    let out = r
+        .command()
+        .args(["run", "--config"])
+        .arg(&s.config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).lines().last().unwrap(),
+        format!(
+            "ingestd: {}: cannot write the journal: the file or its filesystem is read-only (the file is not writable); make the file, its `-wal` and `-shm` files if present, and its directory writable by the user running ingestd",
+            journal.display()
+        )
+    );
+    // Checked on a copy: opening it here would create `-wal`/`-shm` files as read-only as it.
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(&journal, copy.path().join("j.sqlite")).unwrap();
+    assert_eq!(integrity(&copy.path().join("j.sqlite")), "ok");
+
+    chmod(&journal, 0o644);
+    let b = s.drop_file("b.mp4", 1000, 2);
+    r.give(&b);
+    let _d = start_as(&r, &s);
+    let st = wait_as(&r, &s, "a and b done", |st| {
+        is_done(st, &a) && is_done(st, &b)
+    });
+    assert_uploaded_once(&em, &b, row(&st, &b)["video_id"].as_str().unwrap());
+}
+
+/// The journal's file system fills up while files arrive: a clear error naming the journal and
+/// what to do, the daemon keeps running, nothing is lost or corrupt, and everything uploads once
+/// space is back. Needs root (mount).
+#[test]
+fn journal_on_a_full_disk_recovers_when_space_is_back() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let Some(fs) = Tmpfs::mount(&s.dir.join("jfs"), "1m") else {
+        return;
+    };
+    let journal = fs.path.join("journal.sqlite");
+    let text = s.config_text().replace(
+        &s.dir.join("journal.sqlite").display().to_string(),
+        &journal.display().to_string(),
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let first = s.drop_file("first.mp4", 1000, 1);
+    let mut d = s.start();
+    s.wait_done(1, WAIT);
+
+    let filler = fs.fill();
+    let more: Vec<_> = (0..3)
+        .map(|i| s.drop_file(&format!("n{i}.mp4"), 1000, 10 + i))
+        .collect();
+    let msg = format!(
+        "{}: the disk holding the journal is full (database or disk is full); free some space — the last change was not recorded and will be redone",
+        journal.display()
+    );
+    s.wait_log(&msg, WAIT);
+    assert!(
+        d.running(),
+        "the daemon keeps running on a full journal disk"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let st = s.wait_done(4, WAIT);
+    d.kill9();
+    assert_eq!(integrity(&journal), "ok");
+    no_orphans(&st);
+    for p in std::iter::once(&first).chain(&more) {
+        assert_uploaded_once(&em, p, row(&st, p)["video_id"].as_str().unwrap());
+    }
+}
+
+/// `move_to` on a full file system: the file is uploaded (`done`), stays where it was, and the
+/// failure is in `status --json` (`after_upload`) and the log; no partial copy is left.
+#[test]
+fn move_to_on_a_full_disk_keeps_the_file_done_in_place() {
+    let em = Emulator::start();
+    let s = Setup::new(
+        &em,
+        Opts {
+            after_upload: "move",
+            ..Opts::default()
+        },
+    );
+    let Some(fs) = Tmpfs::mount(&s.moved, "64k") else {
+        return;
+    };
+    let filler = fs.fill();
+    let f = s.drop_file("a.mp4", 300_000, 5);
+    let d = s.start();
+    let st = s.wait_for("after_upload recorded", WAIT, |st| {
+        file_row(st, &f).is_some_and(|r| !r["after_upload"].is_null())
+    });
+    let r = row(&st, &f);
+    assert_eq!(r["state"], "done");
+    let temp = s.moved.join(format!(".a.mp4.ingestd-tmp-{}", d.pid()));
+    let msg = format!(
+        "move failed: copying to {}: No space left on device (os error 28); the file is uploaded (done) and was left in place: fix the cause (space, permissions of move_to), then move it by hand",
+        temp.display()
+    );
+    assert_eq!(r["after_upload"].as_str().unwrap(), msg);
+    assert!(s.log().contains(&msg), "{}", s.log_tail(20));
+    assert!(f.exists(), "the file stays in the watch root");
+    let left: Vec<_> = std::fs::read_dir(&fs.path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(left, [filler], "no partial copy left in move_to");
+    assert_uploaded_once(&em, &f, r["video_id"].as_str().unwrap());
 }

@@ -298,11 +298,26 @@ impl ApiError {
             source = s.source();
         }
         let connect = err.is_connect();
+        if connect {
+            message.push_str(connect_hint(&message));
+        }
         ApiError::Network {
             op,
             message,
             connect,
         }
+    }
+}
+
+/// What to do about a connection that could not be made, from the transport's message.
+fn connect_hint(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.contains("certificate") || m.contains("tls") {
+        "; the endpoint's TLS certificate is not trusted: if it is signed by a private CA (a TLS-inspecting proxy), set `ca_file` in [api] to that CA's PEM certificate"
+    } else if m.contains("dns") {
+        "; the host name of `endpoint` in [api] does not resolve: check the name and this machine's DNS (the upload is retried)"
+    } else {
+        "; cannot connect to `endpoint` in [api]: check the address and the network (the upload is retried)"
     }
 }
 
