@@ -4,6 +4,8 @@
 
 mod bad_input_support;
 mod common;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -661,4 +663,58 @@ fn move_to_on_a_full_disk_keeps_the_file_done_in_place() {
         .collect();
     assert_eq!(left, [filler], "no partial copy left in move_to");
     assert_uploaded_once(&em, &f, r["video_id"].as_str().unwrap());
+}
+
+/// A TLS endpoint whose certificate is signed by a private CA (a TLS-inspecting proxy): refused,
+/// with an error naming `ca_file` in [api]; accepted once `ca_file` points at the CA, and the file
+/// then uploads through TLS end to end, exactly once.
+#[test]
+fn self_signed_endpoint_is_refused_then_accepted_with_ca_file() {
+    let em = Emulator::start();
+    let proxy = tls::TlsProxy::start(&em.addr());
+    let mut s = Setup::new(
+        &em,
+        Opts {
+            retry_max: "1s",
+            ..Opts::default()
+        },
+    );
+    s.endpoint = proxy.url.clone();
+    s.write_config();
+    let f = s.drop_file("a.mp4", 6 * 1024 * 1024, 9);
+    let mut d = s.start();
+    let st = s.wait_for("two refused attempts", WAIT, |st| {
+        file_row(st, &f).is_some_and(|r| r["attempts"].as_u64() >= Some(2))
+    });
+    let r = row(&st, &f);
+    assert!(
+        matches!(r["state"].as_str(), Some("queued" | "uploading")),
+        "{r:#}"
+    );
+    let err = r["last_error"].as_str().unwrap();
+    assert_eq!(
+        err,
+        "bytes 0-5242879/6291456: POST /upload: error sending request: client error (Connect): invalid peer certificate: UnknownIssuer; the endpoint's TLS certificate is not trusted: if it is signed by a private CA (a TLS-inspecting proxy), set `ca_file` in [api] to that CA's PEM certificate"
+    );
+    no_orphans(&st);
+    assert!(s.log().contains(err), "{}", s.log_tail(20));
+    assert!(videos_count(&em) == 0, "nothing reached the endpoint");
+
+    d.kill9();
+    let ca = s.dir.join("proxy-ca.pem");
+    std::fs::write(&ca, &proxy.ca_pem).unwrap();
+    let text = s.config_text().replacen(
+        "[api]\n",
+        &format!("[api]\nca_file = \"{}\"\n", ca.display()),
+        1,
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let _d = s.start();
+    let st = s.wait_done(1, WAIT);
+    no_orphans(&st);
+    assert_uploaded_once(&em, &f, row(&st, &f)["video_id"].as_str().unwrap());
+}
+
+fn videos_count(em: &Emulator) -> usize {
+    common::daemon::videos(em).len()
 }
