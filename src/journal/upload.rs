@@ -273,10 +273,16 @@ impl Journal {
     }
 
     /// Notes a possible orphan video (no id known) left by this file, e.g. a first request
-    /// whose response was lost.
+    /// whose response was lost, and clears the first-chunk-in-flight mark: the note now stands
+    /// for that request, so an attempt that ends before its own request is not noted again.
     pub fn record_orphan(&self, id: i64, note: &str) -> Result<FileRow, JournalError> {
         self.transition(id, |c, _, now| {
-            add_note(c, id, "orphan", None, note, now).map_err(|e| self.err(e))
+            add_note(c, id, "orphan", None, note, now).map_err(|e| self.err(e))?;
+            self.exec(
+                c,
+                "UPDATE files SET first_chunk_in_flight = 0, updated_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
         })
     }
 

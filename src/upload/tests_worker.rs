@@ -94,3 +94,31 @@ async fn an_unreadable_file_is_reported_before_any_request() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_real_possible_orphan_is_noted_once() {
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123456789");
+    // A first request was in flight when the process stopped.
+    f.journal.claim(id).unwrap();
+    f.journal.mark_first_chunk_in_flight(id).unwrap();
+    f.journal.requeue(id).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let ctx = context(&f, &url);
+    for _ in 0..3 {
+        let row = f.journal.claim(id).unwrap();
+        upload_file(&ctx, row, &CancellationToken::new())
+            .await
+            .unwrap();
+    }
+    let orphans = f
+        .journal
+        .notes(Some(id))
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.kind == NoteKind::Orphan)
+        .count();
+    assert_eq!(orphans, 1, "noted once, not at every attempt");
+}

@@ -206,16 +206,6 @@ pub async fn upload_file(
     };
     let total = row.identity.size;
 
-    // A file that cannot be opened (permissions) is reported before any request, so it never
-    // leaves a possible orphan nor an empty video; it is retried until it becomes readable.
-    if let Err(e) = tokio::fs::File::open(&path).await {
-        let msg = format!(
-            "cannot read {}: {e}; make it readable by the user ingestd runs as (retried until then)",
-            path.display()
-        );
-        return local_failure(ctx, &row, msg).await;
-    }
-
     if row.first_chunk_in_flight && row.video_id.is_none() {
         let note = format!(
             "ingestd stopped while the first request of {} was in flight: api.video may hold an incomplete video titled {:?} (orphan)",
@@ -224,6 +214,16 @@ pub async fn upload_file(
         );
         warn!(path = %path.display(), "{note}");
         j(&ctx.journal, move |j| j.record_orphan(id, &note)).await?;
+    }
+
+    // A file that cannot be opened (permissions) is reported before any request, so it never
+    // leaves a possible orphan nor an empty video; it is retried until it becomes readable.
+    if let Err(e) = tokio::fs::File::open(&path).await {
+        let msg = format!(
+            "cannot read {}: {e}; make it readable by the user ingestd runs as (retried until then)",
+            path.display()
+        );
+        return local_failure(ctx, &row, msg).await;
     }
 
     // 3. with an API key, create the video first.
