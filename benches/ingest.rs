@@ -21,6 +21,10 @@ use ingestd::journal::{FileState, Journal, Observation};
 use ingestd::watch::{self, Sink, SinkError};
 use tokio_util::sync::CancellationToken;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{bench_dir, make_tree, mib, proc_kib, runtime};
+
 /// The journal, plus counters: how many rows the journal queued, and when each batch was queued.
 struct JournalSink {
     journal: Journal,
@@ -81,16 +85,6 @@ fn cfg(root: &Path, settle: Duration) -> WatchConfig {
     }
 }
 
-/// A field of /proc/self/status in KiB (`VmHWM:`, `VmRSS:`).
-fn proc_kib(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// User + system CPU seconds of this process so far (all threads).
 fn cpu_s() -> f64 {
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -103,41 +97,11 @@ fn cpu_s() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
         .unwrap_or_default()
-}
-
-fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("INGESTD_BENCH_DIR") {
-        Some(d) => tempfile::tempdir_in(d).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    }
-}
-
-/// `n` files of 16 bytes, 100 per leaf directory, leaves grouped 100 per top directory.
-fn make_tree(root: &Path, n: usize) {
-    for i in 0..n {
-        let dir = root.join(format!("d{}/e{}", i / 10_000, (i / 100) % 100));
-        if i % 100 == 0 {
-            std::fs::create_dir_all(&dir).unwrap();
-        }
-        std::fs::write(dir.join(format!("clip-{i}.mp4")), b"0123456789abcdef").unwrap();
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn child_scan(n: usize) {

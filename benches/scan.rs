@@ -18,6 +18,10 @@ use ingestd::journal::Observation;
 use ingestd::watch::{self, Sink, SinkError};
 use tokio_util::sync::CancellationToken;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{bench_dir, make_tree, mib, proc_kib, runtime};
+
 /// Counts reports; remembers when each path was reported stable only if asked to.
 #[derive(Default)]
 struct BenchSink {
@@ -67,46 +71,6 @@ fn cfg(root: &Path, mode: WatchMode, settle: Duration, poll: Duration) -> WatchC
         tags: vec![],
         metadata: vec![],
     }
-}
-
-/// `VmHWM` / `VmRSS` from /proc/self/status, in KiB.
-fn proc_kib(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("INGESTD_BENCH_DIR") {
-        Some(d) => tempfile::tempdir_in(d).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    }
-}
-
-/// `n` files of 16 bytes, 100 per leaf directory, leaves grouped 100 per top directory.
-fn make_tree(root: &Path, n: usize) {
-    for i in 0..n {
-        let dir = root.join(format!("d{}/e{}", i / 10_000, (i / 100) % 100));
-        if i % 100 == 0 {
-            std::fs::create_dir_all(&dir).unwrap();
-        }
-        std::fs::write(dir.join(format!("clip-{i}.mp4")), b"0123456789abcdef").unwrap();
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn child_scan(n: usize, mode: WatchMode) {

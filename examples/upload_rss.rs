@@ -101,6 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     path: file.clone(),
                     file_name: "big.mp4".into(),
                     range: Some(c),
+                    whole_len: None,
                     video_id: video_id.clone(),
                     observer: None,
                 },

@@ -66,6 +66,7 @@ fn req(path: &Path, range: Option<ChunkRange>, video_id: Option<&str>) -> Upload
         path: path.to_owned(),
         file_name: path.file_name().unwrap().to_string_lossy().into_owned(),
         range,
+        whole_len: None,
         video_id: video_id.map(str::to_owned),
         observer: None,
     }

@@ -169,6 +169,7 @@ fn request(
         path: path.to_owned(),
         file_name: "clip.mp4".into(),
         range,
+        whole_len: None,
         video_id: video_id.map(str::to_owned),
         observer: None,
     }
@@ -338,6 +339,42 @@ async fn truncated_file_is_a_local_error_not_a_short_body() {
     for s in server.seen() {
         assert!(s.aborted || s.fields.iter().all(|f| f.2.len() != 500_000));
     }
+}
+
+/// A whole-file request sends exactly `whole_len` bytes (the journal's size): a file that grew
+/// since is cut at that length, one that shrank fails as truncated.
+#[tokio::test]
+async fn whole_file_request_sends_the_expected_length_only() {
+    let server = serve(|_, _| json(201, r#"{"videoId":"viW"}"#)).await;
+    let (_dir, path, data) = sample_file(300_000);
+    let mut req = request(&path, None, None);
+    req.whole_len = Some(200_000);
+    server
+        .client()
+        .upload(&Secret::new(TOKEN), req.clone())
+        .await
+        .unwrap();
+    let seen = server.seen();
+    let part = seen[0].fields.iter().find(|f| f.0 == "file").unwrap();
+    assert_eq!(part.2, &data[..200_000]);
+
+    req.whole_len = Some(400_000);
+    let err = server
+        .client()
+        .upload(&Secret::new(TOKEN), req)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApiError::FileTruncated {
+                at: 300_000,
+                expected_end: 400_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

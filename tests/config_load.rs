@@ -38,6 +38,7 @@ fn empty_file_takes_every_default() {
     assert_eq!(c.api.ca_file, None);
     assert_eq!(c.api.connect_timeout, Duration::from_secs(10));
     assert_eq!(c.api.min_rate, 64 * 1024);
+    assert_eq!(c.api.request_timeout, Duration::from_secs(30));
     assert_eq!(
         c.journal.path,
         PathBuf::from("/var/lib/ingestd/journal.sqlite")
@@ -266,4 +267,15 @@ fn journal_inside_root_through_a_symlink_is_refused() {
         tmp.path().display()
     ));
     assert!(e.starts_with("t.toml:2:8: the journal"), "{e}");
+}
+
+#[test]
+fn request_timeout_is_read_and_has_a_minimum() {
+    let c = parse("[api]\nrequest_timeout = \"2s\"\n");
+    assert_eq!(c.api.request_timeout, Duration::from_secs(2));
+    let e = parse_err("[api]\nrequest_timeout = \"500ms\"\n");
+    assert!(
+        e.contains("`request_timeout` in [api] is 500ms, below the minimum of 1s"),
+        "{e}"
+    );
 }

@@ -1,6 +1,10 @@
 //! `ingestd run` against the endpoint's fault plan: a reset mid-chunk, a response dropped after
-//! the chunk was stored (overlap 400 → advance), 503 bursts, 429 with a retry-after, a stalled
-//! endpoint (client timeout), and a deleted token (pause, nothing failed, resume on a new token).
+//! the chunk was stored (overlap 400 → advance), 503 bursts, 429 with a Retry-After longer than
+//! `retry_max` (the server wins), a stalled endpoint before or after storing the chunk (client
+//! timeout, shortened with `[api] request_timeout`), and a deleted token (pause, nothing failed,
+//! resume on a new token).
+//! Each checks one complete video with the file's SHA-256, the journal's integrity, and that no
+//! token, API key or panic reached the log. (The newer scenarios are in `hostile_faults.rs`.)
 
 mod common;
 
@@ -22,7 +26,24 @@ fn upload_under(
     plan: Value,
     len: u64,
 ) -> (Setup, std::path::PathBuf, Value) {
+    upload_under_with(em, opts, "", plan, len)
+}
+
+/// [`upload_under`] with `api_extra` lines added to the config's `[api]` section.
+fn upload_under_with(
+    em: &Emulator,
+    opts: Opts,
+    api_extra: &str,
+    plan: Value,
+    len: u64,
+) -> (Setup, std::path::PathBuf, Value) {
     let setup = Setup::new(em, opts);
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        text.replacen("[api]\n", &format!("[api]\n{api_extra}"), 1),
+    )
+    .unwrap();
     set_faults(em, plan);
     let mut d = setup.start();
     let f = setup.drop_file("clip.mp4", len, len);
@@ -34,12 +55,28 @@ fn upload_under(
         .to_owned();
     let v = assert_uploaded_once(em, &f, &vid);
     assert_eq!(videos(em).len(), 1, "exactly one video");
+    check_journal_and_log(&setup);
     assert!(
         faults(em)["fired"].as_u64().unwrap() >= 1,
         "the fault fired: {}",
         faults(em)
     );
     (setup, f, v)
+}
+
+/// The invariants of issue 5 that `assert_uploaded_once` does not cover: journal
+/// `PRAGMA integrity_check` = ok, no upload token or API key and no panic in the log.
+fn check_journal_and_log(setup: &Setup) {
+    let c = rusqlite::Connection::open(setup.dir.join("journal.sqlite")).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    for line in setup.log().lines() {
+        assert!(!line.contains(&setup.token), "token logged: {line}");
+        assert!(!line.contains(common::API_KEY), "API key logged: {line}");
+        assert!(!line.contains("panicked"), "panic: {line}");
+    }
 }
 
 fn errors(v: &Value) -> Vec<String> {
@@ -104,17 +141,18 @@ fn bursts_of_503_are_retried() {
 
 #[test]
 fn rate_limited_429_waits_the_retry_after_then_completes() {
+    // The server's Retry-After (4 s) wins over a shorter retry_max (2 s).
     let em = Emulator::start();
     let setup = Setup::new(
         &em,
         Opts {
-            retry_max: "10s",
+            retry_max: "2s",
             ..Opts::default()
         },
     );
     set_faults(
         &em,
-        json!([{"path": "/upload", "skip": 1, "count": 1, "action": "fail", "status": 429, "retry_after": 3}]),
+        json!([{"path": "/upload", "skip": 1, "count": 1, "action": "fail", "status": 429, "retry_after": 4}]),
     );
     let mut d = setup.start();
     let f = setup.drop_file("clip.mp4", 2 * MIB5 + 10, 9);
@@ -135,8 +173,8 @@ fn rate_limited_429_waits_the_retry_after_then_completes() {
     let next = parse_time(row["next_attempt_at"].as_str().unwrap());
     let at = parse_time(row["updated_at"].as_str().unwrap());
     assert!(
-        next - at >= 2.9,
-        "next attempt {next} is at least Retry-After (3 s) after the 429 at {at}: {row:#}"
+        next - at >= 3.9,
+        "next attempt {next} is at least Retry-After (4 s, above retry_max 2 s) after the 429 at {at}: {row:#}"
     );
     assert_ne!(row["state"], "failed");
     let s = setup.wait_done(1, T);
@@ -146,6 +184,7 @@ fn rate_limited_429_waits_the_retry_after_then_completes() {
         .unwrap()
         .to_owned();
     assert_uploaded_once(&em, &f, &vid);
+    check_journal_and_log(&setup);
 }
 
 /// Seconds since the epoch of an RFC 3339 UTC time `YYYY-MM-DDTHH:MM:SS(.fff)Z`.
@@ -171,16 +210,45 @@ fn parse_time(t: &str) -> f64 {
 #[test]
 fn stalled_endpoint_times_out_and_retries() {
     let em = Emulator::start();
-    // A black-holed request times out after the client's base timeout (30 s) + len / min_rate.
+    // A black-holed request times out after `[api] request_timeout` (here 2 s instead of the
+    // default 30 s) + len / min_rate.
     let opts = Opts {
         min_rate: "100 MiB",
         ..Opts::default()
     };
     let plan = json!([{"path": "/upload", "skip": 1, "count": 1, "action": "blackhole"}]);
-    let (setup, _, v) = upload_under(&em, opts, plan, 2 * MIB5 + 5);
+    let (setup, _, v) =
+        upload_under_with(&em, opts, "request_timeout = \"2s\"\n", plan, 2 * MIB5 + 5);
     assert_eq!(v["chunkCount"], 3);
+    let log = setup.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("no answer within"))
+        .unwrap_or_else(|| panic!("{}", setup.log_tail(30)));
+    // 2 s + 5 MiB / 100 MiB/s: the configured base, not the 30 s default.
+    assert!(line.contains("no answer within 2 s"), "{line}");
+}
+
+#[test]
+fn stalled_after_storing_a_middle_chunk_times_out_and_advances_on_overlap() {
+    // The endpoint stores chunk 2, then never answers: after the timeout the chunk is re-sent,
+    // the overlap 400 says it was stored, and the upload goes on in the same video.
+    let em = Emulator::start();
+    let opts = Opts {
+        min_rate: "100 MiB",
+        ..Opts::default()
+    };
+    let plan =
+        json!([{"path": "/upload", "skip": 1, "count": 1, "action": "blackhole", "store": true}]);
+    let (setup, _, v) =
+        upload_under_with(&em, opts, "request_timeout = \"2s\"\n", plan, 3 * MIB5 + 77);
+    assert_eq!(v["chunkCount"], 4);
     assert!(
-        setup.log().contains("no answer within"),
+        errors(&v).contains(&"video-content-range-by-bytes-range-overlap".to_owned()),
+        "the re-sent chunk got the overlap 400: {v:#}"
+    );
+    assert!(
+        setup.log().contains("no answer within 2 s"),
         "{}",
         setup.log_tail(30)
     );
@@ -240,4 +308,5 @@ fn deleted_token_pauses_without_failing_and_a_new_token_resumes() {
             .to_owned();
         assert_uploaded_once(&em, f, &vid);
     }
+    check_journal_and_log(&setup);
 }

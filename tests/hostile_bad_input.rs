@@ -4,7 +4,7 @@
 
 mod bad_input_support;
 mod common;
-#[path = "common/tls.rs"]
+#[path = "common/tls_proxy.rs"]
 mod tls;
 
 use std::os::unix::fs::PermissionsExt;
@@ -694,7 +694,7 @@ fn self_signed_endpoint_is_refused_then_accepted_with_ca_file() {
     let err = r["last_error"].as_str().unwrap();
     assert_eq!(
         err,
-        "bytes 0-5242879/6291456: POST /upload: error sending request: client error (Connect): invalid peer certificate: UnknownIssuer; the endpoint's TLS certificate is not trusted: if it is signed by a private CA (a TLS-inspecting proxy), set `ca_file` in [api] to that CA's PEM certificate"
+        "bytes 0-5242879/6291456: POST /upload: error sending request: client error (Connect): invalid peer certificate: UnknownIssuer; the endpoint's certificate is signed by a CA this machine does not trust: if that is your own CA (e.g. a TLS-inspecting proxy), set [api] ca_file to its PEM file"
     );
     no_orphans(&st);
     assert!(s.log().contains(err), "{}", s.log_tail(20));

@@ -12,6 +12,31 @@ use hostile_support::*;
 
 const WAIT: Duration = Duration::from_secs(120);
 
+/// Starts the daemon and waits until `status` can read its journal (a `status` before the
+/// daemon created the journal fails: "no journal … yet").
+fn start(setup: &mut Setup) -> Daemon {
+    let d = setup.start("");
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let ok = std::process::Command::new(common::bin())
+            .args(["status", "--json", "--config"])
+            .arg(&setup.config)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if ok {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the daemon did not create its journal: {}",
+            setup.all_logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// No complete video is a strict prefix of a final file (compared by size and SHA-256 of the
 /// file's first `size` bytes).
 fn assert_no_partial(em: &Emulator, files: &[(std::path::PathBuf, String)]) {
@@ -45,7 +70,7 @@ fn slow_writer_with_pauses_shorter_than_settle() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("slow.mp4");
     let mut f = std::fs::File::create(&p).unwrap();
     for i in 0..8u8 {
@@ -67,7 +92,7 @@ fn part_file_renamed_when_finished() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let part = setup.inbox.join("rec.mp4.part");
     write_file(&part, 2 * MIB, 3);
     std::thread::sleep(Duration::from_millis(1500)); // longer than settle: .part must stay ignored
@@ -97,7 +122,7 @@ fn cp_preserving_old_mtime() {
         .unwrap()
         .set_modified(old)
         .unwrap();
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("orig.mp4");
     let st = std::process::Command::new("cp")
         .arg("-p")
@@ -119,7 +144,7 @@ fn preallocate_then_fill() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("samba.mp4");
     let mut f = std::fs::File::create(&p).unwrap();
     f.set_len(2 * MIB).unwrap();
@@ -143,7 +168,7 @@ fn faststart_rewrite_via_temp_and_rename() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("fast.mp4");
     write_file(&p, 3 * MIB, 11);
     let t = setup.inbox.join(".fast.mp4.tmp");
@@ -167,7 +192,7 @@ fn same_name_written_again_after_upload() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    let _d = setup.start("");
+    let _d = start(&mut setup);
     let p = setup.inbox.join("again.mp4");
     write_file(&p, MIB, 21);
     let first = sha256_file(&p);
@@ -201,4 +226,238 @@ fn same_name_written_again_after_upload() {
         "the old video is untouched"
     );
     check_logs(&setup);
+}
+
+/// Runs `script` with `sh -c` as a separate process (the odd writer), `args` as `$1…`.
+fn sh(script: &str, args: &[&std::path::Path]) -> std::process::Child {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .args(args)
+        .spawn()
+        .unwrap()
+}
+
+fn wait_child(mut c: std::process::Child) {
+    let st = c.wait().unwrap();
+    assert!(st.success(), "writer process failed: {st}");
+}
+
+/// Slows `POST /upload` bodies to `bytes_per_sec` (the endpoint reads slowly).
+fn throttle(em: &Emulator, bytes_per_sec: u64) {
+    let plan = format!(
+        r#"[{{"path": "/upload", "count": 1000000, "action": "throttle", "bytes_per_sec": {bytes_per_sec}}}]"#
+    );
+    let (status, body) = http(&em.url, "POST", "/_emulator/faults", Some(&plan));
+    assert_eq!(status, 200, "{body}");
+}
+
+/// `POST /upload` requests the endpoint received so far.
+fn upload_requests(em: &Emulator) -> u64 {
+    let (status, body) = http(&em.url, "GET", "/_emulator/stats", None);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["requests"]["POST /upload"].as_u64().unwrap_or(0)
+}
+
+/// The status row of `p` (the live one if several).
+fn row_of(st: &serde_json::Value, p: &std::path::Path) -> Option<serde_json::Value> {
+    let rows = st["files"].as_array()?;
+    let mine = rows
+        .iter()
+        .filter(|r| r["path"].as_str() == p.to_str())
+        .collect::<Vec<_>>();
+    mine.iter()
+        .find(|r| !matches!(r["state"].as_str(), Some("done" | "gone")))
+        .or(mine.last())
+        .map(|r| (*r).clone())
+}
+
+/// Polls `status` until `pred` holds for the row of `p`; returns that row.
+fn wait_row(
+    setup: &Setup,
+    p: &std::path::Path,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let st = setup.status();
+        if let Some(r) = row_of(&st, p).filter(|r| pred(r)) {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}: {st:#}\n{}",
+            setup.all_logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A writer that opens in append mode, appends a piece, closes, pauses (shorter than settle),
+/// and reopens, ten times (`dd … >> file` per piece, each a separate open/close): one video with
+/// the whole content, never one of a prefix.
+#[test]
+fn close_and_reopen_appends() {
+    let em = Emulator::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    let src = tmp.path().join("source.bin");
+    write_file(&src, 10 * 300 * 1024, 31);
+    let _d = start(&mut setup);
+    let p = setup.inbox.join("appended.mp4");
+    let writer = sh(
+        "for i in 0 1 2 3 4 5 6 7 8 9; do \
+           dd if=\"$1\" bs=307200 skip=$i count=1 status=none >> \"$2\" || exit 1; \
+           sleep 0.4; \
+         done",
+        &[&src, &p],
+    );
+    wait_child(writer);
+    assert_eq!(
+        sha256_file(&p),
+        sha256_file(&src),
+        "the writer wrote it all"
+    );
+    let files = vec![(p.clone(), sha256_file(&p))];
+    setup.wait_settled(1, WAIT);
+    check_invariants(&setup, &em, &files);
+    assert_no_partial(&em, &files);
+    assert_eq!(videos(&em).len(), 1, "{:#?}", videos(&em));
+}
+
+/// A file truncated while its chunked upload runs (the endpoint reads slowly), then written
+/// again by another process: never `done` with the old content; once stable it uploads its new
+/// content as a new video, and the old partial video is reported in `abandoned_video_ids`.
+#[test]
+fn truncated_while_uploading() {
+    let em = Emulator::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    throttle(&em, 4 * MIB);
+    let staged = tmp.path().join("big.mp4");
+    write_file(&staged, 20 * MIB + 12_345, 41);
+    let old_sha = sha256_file(&staged);
+    let fresh = tmp.path().join("fresh.bin");
+    write_file(&fresh, 7 * MIB + 99, 42);
+    let _d = start(&mut setup);
+    let p = setup.inbox.join("big.mp4");
+    std::fs::rename(&staged, &p).unwrap();
+    // The first chunk is acknowledged (a videoId holds 5 MiB); three more to go.
+    let row = wait_row(&setup, &p, "the first chunk committed", |r| {
+        r["state"] == "uploading" && r["bytes_uploaded"].as_u64() >= Some(5 * MIB)
+    });
+    let old_vid = row["video_id"].as_str().unwrap().to_owned();
+    wait_child(sh(
+        "truncate -s 0 \"$1\" && sleep 0.3 && cat \"$2\" >> \"$1\"",
+        &[&p, &fresh],
+    ));
+    let new_sha = sha256_file(&p);
+    let files = vec![(p.clone(), new_sha.clone())];
+    let st = setup.wait_settled(1, WAIT);
+    let row = row_of(&st, &p).unwrap();
+    assert_eq!(row["state"], "done", "{row:#}");
+    assert_eq!(row["sha256"].as_str(), Some(new_sha.as_str()));
+    assert_ne!(
+        row["video_id"].as_str(),
+        Some(old_vid.as_str()),
+        "a new video"
+    );
+    let abandoned: Vec<&str> = row["abandoned_video_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["video_id"].as_str())
+        .collect();
+    assert!(
+        abandoned.contains(&old_vid.as_str()),
+        "the old partial video is reported abandoned: {row:#}"
+    );
+    for v in videos(&em) {
+        assert_ne!(
+            v["sha256"].as_str(),
+            Some(old_sha.as_str()),
+            "old content done"
+        );
+    }
+    check_invariants(&setup, &em, &files);
+    assert_no_partial(&em, &files);
+    let old = videos(&em)
+        .into_iter()
+        .find(|v| v["videoId"].as_str() == Some(old_vid.as_str()))
+        .unwrap();
+    eprintln!(
+        "truncated while uploading: old video {old_vid} abandoned with {} bytes, new content \
+         done as {}",
+        old["receivedBytes"], row["video_id"]
+    );
+}
+
+/// A file deleted while its chunked upload runs: never `done`, shown as `gone` with a reason
+/// and its partial video reported abandoned; no retry storm (a bounded number of requests); a
+/// second file uploading next to it is not affected.
+#[test]
+fn deleted_while_uploading() {
+    let em = Emulator::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(
+        tmp.path(),
+        &em,
+        &Opts {
+            workers: 2,
+            ..Opts::default()
+        },
+    );
+    throttle(&em, 4 * MIB);
+    let staged = tmp.path().join("doomed.mp4");
+    write_file(&staged, 20 * MIB + 7, 51);
+    let other_staged = tmp.path().join("other.mp4");
+    write_file(&other_staged, 11 * MIB + 3, 52);
+    let _d = start(&mut setup);
+    let p = setup.inbox.join("doomed.mp4");
+    let other = setup.inbox.join("other.mp4");
+    std::fs::rename(&staged, &p).unwrap();
+    std::fs::rename(&other_staged, &other).unwrap();
+    let files = vec![(other.clone(), sha256_file(&other))];
+    let row = wait_row(&setup, &p, "the first chunk committed", |r| {
+        r["state"] == "uploading" && r["bytes_uploaded"].as_u64() >= Some(5 * MIB)
+    });
+    let vid = row["video_id"].as_str().unwrap().to_owned();
+    wait_child(sh("rm -f \"$1\"", &[&p]));
+    let row = wait_row(&setup, &p, "the deleted file reported gone", |r| {
+        r["state"] == "gone"
+    });
+    let reason = row["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        reason.contains("during its upload"),
+        "gone with a reason: {row:#}"
+    );
+    eprintln!("deleted while uploading: gone, {reason:?}");
+    wait_row(&setup, &other, "the other file done", |r| {
+        r["state"] == "done"
+    });
+    // Settled: no retry storm afterwards (a few seconds without a single request).
+    let requests = upload_requests(&em);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        upload_requests(&em),
+        requests,
+        "requests after the file was gone"
+    );
+    // 4 chunks for the deleted file at most, 3 for the other, a few retries.
+    assert!(requests <= 4 + 3 + 3, "{requests} upload requests");
+    eprintln!("deleted while uploading: {requests} upload requests in all");
+    let st = check_invariants(&setup, &em, &files);
+    let row = row_of(&st, &p).unwrap();
+    assert_eq!(row["state"], "gone", "{row:#}");
+    assert!(row["sha256"].is_null(), "never done: {row:#}");
+    let abandoned: Vec<&str> = row["abandoned_video_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["video_id"].as_str())
+        .collect();
+    assert_eq!(abandoned, [vid.as_str()], "{row:#}");
 }

@@ -65,6 +65,7 @@ impl ClientOptions {
             connect_timeout: api.connect_timeout,
             min_rate: api.min_rate,
             ca_file: api.ca_file.clone(),
+            base_timeout: api.request_timeout,
             ..ClientOptions::new(api.endpoint.clone())
         }
     }

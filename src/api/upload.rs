@@ -57,6 +57,11 @@ pub struct UploadRequest {
     pub file_name: String,
     /// The chunk to send; `None` sends the whole file without `Content-Range`.
     pub range: Option<ChunkRange>,
+    /// With `range: None`: the size the file must have (the journal's). Exactly that many bytes
+    /// are sent, so a file rewritten between the caller's check and the open cannot slip a
+    /// different length into the request (a shorter file fails as truncated). `None`: the size
+    /// at open.
+    pub whole_len: Option<u64>,
     /// The video to upload into (every chunk after the first, or a pre-created container).
     pub video_id: Option<String>,
     pub observer: Option<Arc<dyn BodyObserver>>,
@@ -68,6 +73,7 @@ impl fmt::Debug for UploadRequest {
             .field("path", &self.path)
             .field("file_name", &self.file_name)
             .field("range", &self.range)
+            .field("whole_len", &self.whole_len)
             .field("video_id", &self.video_id)
             .field("observer", &self.observer.is_some())
             .finish()
@@ -286,7 +292,10 @@ impl Client {
             .map_err(file_error)?;
         let (offset, len) = match req.range {
             Some(r) => (r.offset, r.len),
-            None => (0, file.metadata().map_err(file_error)?.len()),
+            None => match req.whole_len {
+                Some(len) => (0, len),
+                None => (0, file.metadata().map_err(file_error)?.len()),
+            },
         };
         let failure: Failure = Arc::new(Mutex::new(None));
         let gate = Gate::default();

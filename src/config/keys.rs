@@ -57,6 +57,7 @@ pub const API: &[Key] = &[
     k("ca_file", PATH, "ca_file = \"/etc/ingestd/proxy-ca.pem\""),
     k("connect_timeout", DURATION, "connect_timeout = \"10s\""),
     k("min_rate", SIZE, "min_rate = \"64 KiB\""),
+    k("request_timeout", DURATION, "request_timeout = \"30s\""),
 ];
 
 pub const JOURNAL: &[Key] = &[k(

@@ -36,6 +36,7 @@ pub mod defaults {
     pub const ENDPOINT: &str = "https://ws.api.video";
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     pub const MIN_RATE: u64 = 64 * 1024;
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     pub const JOURNAL_PATH: &str = "/var/lib/ingestd/journal.sqlite";
     pub const WORKERS: usize = 2;
     pub const CHUNK_SIZE: u64 = 64 << 20;
@@ -95,8 +96,11 @@ pub struct ApiConfig {
     /// TCP+TLS connect timeout (default 10 s).
     pub connect_timeout: Duration,
     /// Slowest upload rate still considered alive, used to scale per-request timeouts with the
-    /// request's length (default 64 KiB/s): timeout = 30 s + len / min_rate.
+    /// request's length (default 64 KiB/s): timeout = request_timeout + len / min_rate.
     pub min_rate: u64,
+    /// Fixed part of every request timeout (default 30 s): how long an endpoint that accepted a
+    /// connection may stay silent before the request is abandoned and retried.
+    pub request_timeout: Duration,
 }
 
 /// Where the delegated upload token comes from. It is read again on SIGHUP and when the file changes.

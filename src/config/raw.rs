@@ -33,6 +33,7 @@ pub struct RawApi {
     pub ca_file: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub min_rate: Option<Spanned<SizeValue>>,
+    pub request_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,6 +19,7 @@ fn config(source: &Path) -> Config {
             ca_file: None,
             connect_timeout: Duration::from_secs(10),
             min_rate: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
         },
         journal: JournalConfig {
             path: source.with_file_name("journal.sqlite"),

@@ -20,6 +20,18 @@ pub fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// `sortOrder`: `asc` (default) or `desc`; true for descending.
+pub fn descending(query: &[(String, String)]) -> Result<bool, ApiError> {
+    match param(query, "sortOrder") {
+        None | Some("asc") => Ok(false),
+        Some("desc") => Ok(true),
+        Some(_) => Err(ApiError::invalid_query(
+            "sortOrder",
+            "\"sortOrder\" must be one of: asc, desc.",
+        )),
+    }
+}
+
 fn number(query: &[(String, String)], name: &'static str, default: u64) -> Result<u64, ApiError> {
     match param(query, name) {
         None => Ok(default),

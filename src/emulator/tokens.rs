@@ -11,7 +11,7 @@ use serde_json::json;
 use super::auth::require_api_key;
 use super::errors::{ApiError, ApiResult, json_response};
 use super::model::UploadToken;
-use super::paging::{Page, param};
+use super::paging::{Page, descending, param};
 use super::state::Shared;
 use super::util::{new_id, now_ms};
 
@@ -85,16 +85,7 @@ pub async fn list(
             ));
         }
     };
-    let desc = match param(&query, "sortOrder") {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(_) => {
-            return Err(ApiError::invalid_query(
-                "sortOrder",
-                "\"sortOrder\" must be one of: asc, desc.",
-            ));
-        }
-    };
+    let desc = descending(&query)?;
     let now = now_ms();
     let mut live: Vec<UploadToken> = shared
         .tokens

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::auth::require_api_key;
 use super::errors::{ApiError, ApiResult, json_response};
 use super::model::{Metadata, VideoRec};
-use super::paging::{Page, param};
+use super::paging::{Page, descending, param};
 use super::state::Shared;
 use super::util::{new_id, now_ms};
 
@@ -180,16 +180,7 @@ pub async fn list(
             "\"sortBy\" must be one of: title, createdAt, publishedAt, updatedAt.",
         ));
     }
-    let desc = match param(&query, "sortOrder") {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(_) => {
-            return Err(ApiError::invalid_query(
-                "sortOrder",
-                "\"sortOrder\" must be one of: asc, desc.",
-            ));
-        }
-    };
+    let desc = descending(&query)?;
     let mut all: Vec<VideoRec> = shared
         .all_videos()
         .await

@@ -78,16 +78,29 @@ impl Journal {
     }
 
     /// [`Sink::gone`]: rows at these paths that were `settling`, `queued` or `failed` become
-    /// `gone` (uploading rows are the worker's to judge; done rows stay done). `root` is not
-    /// needed: paths are absolute. Returns how many rows changed.
+    /// `gone` (uploading rows are the worker's to judge; done rows stay done), a started video
+    /// recorded as abandoned. `root` is not needed: paths are absolute. Returns how many rows
+    /// changed.
     pub fn gone_batch(&self, _root: &Path, paths: &[PathBuf]) -> Result<usize, JournalError> {
         self.scan_tx(|tx, now| {
+            let mut started = tx.prepare_cached(concat!(
+                "SELECT ",
+                file_columns!(),
+                " FROM files WHERE path = ?1 AND state IN ('settling', 'queued', 'failed')
+                   AND video_id IS NOT NULL"
+            ))?;
             let mut st = tx.prepare_cached(
                 "UPDATE files SET gone_from = state, state = 'gone', updated_at = ?1
                  WHERE path = ?2 AND state IN ('settling', 'queued', 'failed')",
             )?;
             let mut n = 0;
             for p in paths {
+                let rows = started
+                    .query_map([path_bytes(p)], FileRow::from_sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                for row in &rows {
+                    note_gone_video(tx, row, now)?;
+                }
                 n += st.execute(params![now, path_bytes(p)])?;
             }
             Ok(n)
@@ -220,6 +233,12 @@ fn move_row(
 ) -> rusqlite::Result<(i64, FileState)> {
     c.prepare_cached("UPDATE files SET superseded = 1 WHERE path = ?1 AND id != ?2")?
         .execute(params![path_bytes(&obs.path), src.id])?;
+    // Back from `gone` with its upload progress: the video it left is resumed, not abandoned.
+    c.prepare_cached(
+        "DELETE FROM file_notes WHERE file_id = ?1 AND kind = 'abandoned' AND video_id IN
+           (SELECT video_id FROM files WHERE id = ?1 AND state = 'gone')",
+    )?
+    .execute([src.id])?;
     let state: String = c
         .prepare_cached(
             "UPDATE files SET path = ?1, root = ?2, ctime_ns = ?3, updated_at = ?4, superseded = 0,
@@ -283,6 +302,19 @@ pub(crate) fn abandon(c: &Connection, row: &FileRow, why: &str, now: i64) -> rus
         add_note(c, row.id, "orphan", None, &reason, now)?;
     }
     Ok(())
+}
+
+/// The file of a row with a started upload vanished: its video is recorded as abandoned
+/// ([`move_row`] withdraws the note if the same content comes back and resumes).
+pub(crate) fn note_gone_video(c: &Connection, row: &FileRow, now: i64) -> rusqlite::Result<()> {
+    let Some(video_id) = &row.video_id else {
+        return Ok(());
+    };
+    let reason = format!(
+        "the file was deleted after {} of {} bytes were uploaded",
+        row.bytes_uploaded, row.identity.size
+    );
+    add_note(c, row.id, "abandoned", Some(video_id), &reason, now)
 }
 
 /// The file changed: the row starts over as `settling` with the new identity, any started upload

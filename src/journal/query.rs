@@ -172,22 +172,12 @@ impl Journal {
     /// Rows by id: without `all`, the unfinished and failed ones (settling, queued, uploading,
     /// failed); with `all`, every row including done (the receipts) and gone.
     pub fn list(&self, all: bool) -> Result<Vec<FileRow>, JournalError> {
-        let sql = if all {
-            concat!("SELECT ", file_columns!(), " FROM files ORDER BY id")
-        } else {
-            concat!(
-                "SELECT ",
-                file_columns!(),
-                " FROM files WHERE state IN ('settling', 'queued', 'uploading', 'failed') ORDER BY id"
-            )
-        };
-        let conn = self.conn();
-        conn.prepare_cached(sql)
-            .and_then(|mut st| {
-                st.query_map([], FileRow::from_sql)?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(|e| self.err(e))
+        let mut rows = Vec::new();
+        self.for_each_file(all, |row| {
+            rows.push(row);
+            true
+        })?;
+        Ok(rows)
     }
 
     /// Calls `f` for each row [`list`](Self::list) would return, in id order, without

@@ -244,6 +244,37 @@ fn gone_and_back_with_the_same_content() {
 }
 
 #[test]
+fn gone_with_a_started_video_reports_it_abandoned() {
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123456789");
+    f.journal.claim(id).unwrap();
+    f.journal.commit_video_id(id, "vi7").unwrap();
+    f.journal.commit_offset(id, 4).unwrap();
+    f.journal
+        .schedule_retry(id, std::time::SystemTime::now(), 1, "timeout", None)
+        .unwrap();
+    let idle = f.queued("b.mp4", b"xy");
+    std::fs::remove_file(f.path("a.mp4")).unwrap();
+    std::fs::remove_file(f.path("b.mp4")).unwrap();
+    let n = f
+        .journal
+        .gone_batch(&f.root(), &[f.path("a.mp4"), f.path("b.mp4")])
+        .unwrap();
+    assert_eq!(n, 2);
+    let notes = f.journal.notes(None).unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(
+        (
+            notes[0].file_id,
+            notes[0].kind,
+            notes[0].video_id.as_deref()
+        ),
+        (id, NoteKind::Abandoned, Some("vi7"))
+    );
+    assert_eq!(f.journal.notes(Some(idle)).unwrap(), []);
+}
+
+#[test]
 fn gone_leaves_uploading_and_done_rows_alone() {
     let f = Fixture::new();
     let up = f.queued("up.mp4", b"x");

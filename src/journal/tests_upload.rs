@@ -426,6 +426,14 @@ fn vanished_file_is_gone_and_resumes_if_it_comes_back() {
         .mark_gone(id, "No such file or directory")
         .unwrap();
     assert_eq!((row.state, row.claimed_by), (FileState::Gone, None));
+    let notes = f.journal.notes(Some(id)).unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(
+        (notes[0].kind, notes[0].video_id.as_deref()),
+        (super::NoteKind::Abandoned, Some("vi1")),
+        "the started video is reported abandoned while the file is gone"
+    );
+    assert!(notes[0].reason.contains("after 5 of 10 bytes"), "{notes:?}");
     assert_eq!(
         f.journal.seen(std::slice::from_ref(&moved)).unwrap(),
         [false]
@@ -436,6 +444,21 @@ fn vanished_file_is_gone_and_resumes_if_it_comes_back() {
         (row.video_id.as_deref(), row.bytes_uploaded),
         (Some("vi1"), 5)
     );
+    assert_eq!(
+        f.journal.notes(Some(id)).unwrap(),
+        [],
+        "back: the video resumes, the abandoned note is withdrawn"
+    );
+}
+
+#[test]
+fn vanished_file_without_a_video_leaves_no_note() {
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123456789");
+    f.journal.claim(id).unwrap();
+    let row = f.journal.mark_gone(id, "gone").unwrap();
+    assert_eq!(row.state, FileState::Gone);
+    assert_eq!(f.journal.notes(Some(id)).unwrap(), []);
 }
 
 #[test]

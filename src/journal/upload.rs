@@ -24,7 +24,7 @@ use std::time::SystemTime;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::ingest::{abandon, reset_to_settling};
+use super::ingest::{abandon, note_gone_video, reset_to_settling};
 use super::row::{FileRow, add_note, file_columns, get_row, now_ms, to_unix_ms};
 use super::{FileIdentity, FileState, Journal, JournalError, owner};
 
@@ -424,13 +424,15 @@ impl Journal {
     }
 
     /// The file vanished (found missing when opened or re-stat'ed): `gone`, claim released,
-    /// `reason` kept as the last error. Progress is kept: if the same content reappears (same
-    /// path, or renamed) the row comes back `queued` and resumes.
+    /// `reason` kept as the last error. A started video is recorded as abandoned (`status`
+    /// reports it). Progress is kept: if the same content reappears (same path, or renamed) the
+    /// row comes back `queued`, the note is withdrawn and the upload resumes.
     pub fn mark_gone(&self, id: i64, reason: &str) -> Result<FileRow, JournalError> {
         self.transition(id, |c, row, now| {
             if row.state != FileState::Queued {
                 self.require_claimed(row)?;
             }
+            note_gone_video(c, row, now).map_err(|e| self.err(e))?;
             self.exec(
                 c,
                 "UPDATE files SET state = 'gone', gone_from = 'queued', claimed_by = NULL,

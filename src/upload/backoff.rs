@@ -8,10 +8,12 @@
 //!   Once a chunk has failed [`RetryPolicy::persistent_after`] times in a row the failure is
 //!   "persistent" and [`RetryNote`] renders the reason that `status` and the log show
 //!   ("chunk 3/8 failed 5 times: 503 Service Unavailable; next attempt at …").
-//! - 429 (and 503 with a retry-after header): wait what the server asked, but at least 1 s
-//!   (a `0` header must not produce a hot loop) and at most `retry_max` (a bogus or huge header
-//!   must not stall the queue for hours; if the server still refuses, the next 429 just waits
-//!   again). Without a header, the normal backoff applies.
+//! - 429 (and 503 with a retry-after header): wait what the server asked, even beyond
+//!   `retry_max` (retrying earlier only earns another 429 and counts against the limit), but at
+//!   least 1 s (a `0` header must not produce a hot loop) and at most
+//!   `max(retry_max, `[`MAX_RETRY_AFTER`]`)` = 1 h by default (a bogus or huge header must not
+//!   stall the queue for a day; if the server still refuses, the next 429 just waits again).
+//!   Without a header, the normal backoff applies.
 //! - The caller resets the failure count to 0 whenever a chunk is acknowledged (progress), and
 //!   stores `now + delay` as `next_attempt_at` in the journal so the wait survives a restart.
 
@@ -28,6 +30,8 @@ pub const DEFAULT_BASE: Duration = Duration::from_secs(1);
 pub const DEFAULT_PERSISTENT_AFTER: u32 = 5;
 /// Shortest wait honoured for a server-provided retry-after.
 pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Longest wait honoured for a server-provided retry-after when `retry_max` is shorter.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How an upload error should be handled. The api client's error classes map onto this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +149,7 @@ impl RetryPolicy {
             }
             RetryClass::RateLimited(Some(wait)) => Decision::RetryAfter(
                 wait.max(MIN_RETRY_AFTER)
-                    .min(self.retry_max.max(MIN_RETRY_AFTER)),
+                    .min(self.retry_max.max(MAX_RETRY_AFTER)),
             ),
             RetryClass::TokenRejected => Decision::PauseForToken,
             RetryClass::Permanent => Decision::Fail,
@@ -260,7 +264,27 @@ mod tests {
         assert_eq!(wait(Duration::ZERO), Decision::RetryAfter(MIN_RETRY_AFTER));
         assert_eq!(
             wait(Duration::from_secs(86_400)),
-            Decision::RetryAfter(10 * MIN)
+            Decision::RetryAfter(MAX_RETRY_AFTER)
+        );
+        // The server's wait wins over a shorter retry_max.
+        let short = RetryPolicy::new(Duration::from_secs(2));
+        assert_eq!(
+            short.decide(
+                RetryClass::RateLimited(Some(Duration::from_secs(30))),
+                1,
+                &mut StdRng::seed_from_u64(1)
+            ),
+            Decision::RetryAfter(Duration::from_secs(30))
+        );
+        // A retry_max above the ceiling still bounds it.
+        let long = RetryPolicy::new(2 * MAX_RETRY_AFTER);
+        assert_eq!(
+            long.decide(
+                RetryClass::RateLimited(Some(Duration::from_secs(86_400))),
+                1,
+                &mut StdRng::seed_from_u64(1)
+            ),
+            Decision::RetryAfter(2 * MAX_RETRY_AFTER)
         );
         // No header: ordinary backoff.
         match p.decide(RetryClass::RateLimited(None), 3, &mut rng) {

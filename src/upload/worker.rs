@@ -172,7 +172,10 @@ pub async fn upload_file(
     let meta = match tokio::fs::metadata(&path).await {
         Ok(m) => m,
         Err(e) => {
-            let msg = format!("file vanished before upload: {e}");
+            let msg = match row.bytes_uploaded {
+                0 => format!("file vanished before upload: {e}"),
+                n => format!("file vanished during its upload, after {n} bytes: {e}"),
+            };
             warn!(path = %path.display(), "{msg}");
             ctx.metrics.outcome(UploadOutcome::Abandoned);
             j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
@@ -313,6 +316,7 @@ pub async fn upload_file(
             path: path.clone(),
             file_name: file_name(&path),
             range,
+            whole_len: Some(total),
             video_id: row.video_id.clone(),
             observer: Some(tap.clone() as Arc<dyn BodyObserver>),
         };
@@ -401,6 +405,11 @@ pub async fn upload_file(
                     // DNS or connect failure: no byte left, no video can exist (no orphan).
                     j(&ctx.journal, move |j| j.clear_first_chunk_in_flight(id)).await?;
                 }
+                if e.class() == ErrorClass::Local
+                    && let Some(outcome) = file_left(ctx, &row, offset).await?
+                {
+                    break Some(outcome);
+                }
                 break Some(handle_error(ctx, &row, e, range).await?);
             }
         }
@@ -476,6 +485,50 @@ fn released_by_watcher(row: &FileRow, new_video: Option<&str>) -> Outcome {
         "the file changed during its upload: this upload stops (the journal recorded the started video as abandoned); the file settles again and uploads as a new video"
     );
     Outcome::Released
+}
+
+/// After a local error mid-upload at `offset` (file truncated, unreadable, missing): if the file
+/// was deleted or changed, that is the answer, not a retry. Deleted → `gone` (its video recorded
+/// as abandoned); changed → back to settling, uploaded again as a new video once stable. `None`:
+/// the file is still the one being uploaded (retry as usual).
+async fn file_left(
+    ctx: &WorkerContext,
+    row: &FileRow,
+    offset: u64,
+) -> Result<Option<Outcome>, WorkerError> {
+    let id = row.id;
+    let path = row.path.display().to_string();
+    let video_id = row.video_id.clone();
+    let now = tokio::fs::metadata(&row.path).await;
+    match &now {
+        Ok(m) if same_content(&identity_of(m), &row.identity) => return Ok(None),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
+    }
+    if !still_ours(ctx, row).await? {
+        return Ok(Some(released_by_watcher(row, None)));
+    }
+    match now {
+        Ok(m) => {
+            let ident = identity_of(&m);
+            warn!(
+                path,
+                video_id,
+                "the file changed during its upload (truncated or rewritten): this upload stops; it settles again and uploads as a new video"
+            );
+            j(&ctx.journal, move |j| j.reset_for_new_video(id, &ident)).await?;
+        }
+        Err(_) => {
+            let msg = format!(
+                "the file was deleted during its upload, after {offset} of {} bytes",
+                row.identity.size
+            );
+            warn!(path, video_id, "{msg}: not retried");
+            j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
+        }
+    }
+    ctx.metrics.outcome(UploadOutcome::Abandoned);
+    Ok(Some(Outcome::Released))
 }
 
 /// Resolves `deadline` after `shutdown` is cancelled (never, while it is not).

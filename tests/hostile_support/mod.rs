@@ -218,10 +218,17 @@ impl Setup {
         } else {
             cmd.env("FAILPOINTS", failpoints);
         }
-        Daemon {
-            child: cmd.spawn().unwrap(),
-            log,
+        let mut child = cmd.spawn().unwrap();
+        // `status` right after the start must see the journal: wait until the daemon has
+        // created it (or has already stopped, e.g. at a failpoint).
+        let start = std::time::Instant::now();
+        while !self.journal.exists()
+            && child.try_wait().unwrap().is_none()
+            && start.elapsed() < std::time::Duration::from_secs(30)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        Daemon { child, log }
     }
 
     /// `ingestd status --json --all`.

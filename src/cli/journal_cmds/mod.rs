@@ -40,11 +40,16 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .filter_map(|id| journal.get(*id).transpose())
             .collect::<Result<_, _>>()?,
-        RetrySelection::AllFailed => journal
-            .list(false)?
-            .into_iter()
-            .filter(|r| r.state == crate::journal::FileState::Failed)
-            .collect(),
+        RetrySelection::AllFailed => {
+            let mut failed = Vec::new();
+            journal.for_each_file(false, |r| {
+                if r.state == crate::journal::FileState::Failed {
+                    failed.push(r);
+                }
+                true
+            })?;
+            failed
+        }
     };
     let outcome = journal
         .retry_failed(&selection)

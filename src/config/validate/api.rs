@@ -82,7 +82,7 @@ pub(super) fn api(
                 return Err(cx.at(
                     span_of(v),
                     format!(
-                        "`min_rate` in [api] is {}, below 1 KiB; request timeouts are 30 s + length / min_rate, so write a rate such as \"64 KiB\"",
+                        "`min_rate` in [api] is {}, below 1 KiB; request timeouts are request_timeout + length / min_rate, so write a rate such as \"64 KiB\"",
                         format_size(r)
                     ),
                 ));
@@ -91,6 +91,14 @@ pub(super) fn api(
         }
         None => defaults::MIN_RATE,
     };
+    let request_timeout = duration(
+        raw.request_timeout.as_ref(),
+        "request_timeout",
+        "[api]",
+        defaults::REQUEST_TIMEOUT,
+        Duration::from_secs(1),
+        cx,
+    )?;
     Ok(ApiConfig {
         endpoint,
         token,
@@ -99,6 +107,7 @@ pub(super) fn api(
         ca_file,
         connect_timeout,
         min_rate,
+        request_timeout,
     })
 }
 
