@@ -298,8 +298,7 @@ impl ApiError {
             source = s.source();
         }
         let connect = err.is_connect();
-        if let Some(hint) = tls_hint(&message).or_else(|| connect.then(|| connect_hint(&message)))
-        {
+        if let Some(hint) = tls_hint(&message).or_else(|| connect.then(|| connect_hint(&message))) {
             message.push_str("; ");
             message.push_str(hint);
         }
