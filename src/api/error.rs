@@ -120,7 +120,13 @@ pub enum ApiError {
     Timeout { op: &'static str, after: Duration },
     /// Connection refused, reset, DNS, TLS…
     #[error("{op}: {message}")]
-    Network { op: &'static str, message: String },
+    Network {
+        op: &'static str,
+        message: String,
+        /// The connection was never established (DNS, refused, TLS handshake): no byte of the
+        /// request reached the endpoint.
+        connect: bool,
+    },
     /// The file to upload could not be opened or read.
     #[error("{}: {source}", path.display())]
     File { path: PathBuf, source: io::Error },
@@ -197,6 +203,12 @@ impl ApiError {
     /// The api.video error slug, e.g. `video-source-already-uploaded`.
     pub fn slug(&self) -> Option<&str> {
         self.problem().and_then(Problem::slug)
+    }
+
+    /// True when the request certainly never reached the endpoint (the connection could not be
+    /// made: DNS, refused, TLS handshake), so it cannot have created anything there.
+    pub fn nothing_sent(&self) -> bool {
+        matches!(self, ApiError::Network { connect: true, .. })
     }
 
     /// The HTTP status, when the server answered.
@@ -285,11 +297,26 @@ impl ApiError {
             }
             source = s.source();
         }
-        if let Some(hint) = tls_hint(&message) {
+        let connect = err.is_connect();
+        if let Some(hint) = tls_hint(&message).or_else(|| connect.then(|| connect_hint(&message))) {
             message.push_str("; ");
             message.push_str(hint);
         }
-        ApiError::Network { op, message }
+        ApiError::Network {
+            op,
+            message,
+            connect,
+        }
+    }
+}
+
+/// What to do about a connection that could not be made (DNS, refused), from the transport's
+/// message. A refused certificate gets [`tls_hint`] instead.
+fn connect_hint(message: &str) -> &'static str {
+    if message.to_ascii_lowercase().contains("dns") {
+        "the host name of `endpoint` in [api] does not resolve: check the name and this machine's DNS (the upload is retried)"
+    } else {
+        "cannot connect to `endpoint` in [api]: check the address and the network (the upload is retried)"
     }
 }
 
@@ -664,6 +691,7 @@ mod tests {
             ApiError::Network {
                 op: "POST /upload",
                 message: format!("reset {TOKEN}"),
+                connect: false,
             },
             ApiError::Redirect {
                 op: "POST /upload",
@@ -699,6 +727,39 @@ mod tests {
             let text = format!("{e} {e:?}");
             assert!(!text.contains(TOKEN), "{text}");
         }
+    }
+
+    async fn get(url: &str) -> ApiError {
+        let err = reqwest::Client::new().get(url).send().await.unwrap_err();
+        ApiError::from_reqwest("GET /", err, Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_sent_nothing_a_closed_one_may_have() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+        let refused = get(&url).await;
+        assert!(refused.nothing_sent(), "{refused:?}");
+
+        // Accepted, then closed without an answer: the request may have been read.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+        });
+        let closed = get(&url).await;
+        t.join().unwrap();
+        assert!(!closed.nothing_sent(), "{closed:?}");
+        assert_eq!(closed.class(), ErrorClass::Transient);
+    }
+
+    #[tokio::test]
+    async fn an_unresolvable_host_sent_nothing() {
+        let err = get("http://no-such-host.invalid/").await;
+        assert!(err.nothing_sent(), "{err:?}");
     }
 
     #[test]

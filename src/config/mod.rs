@@ -286,7 +286,14 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             position: None,
-            message: format!("cannot read the configuration file: {e}"),
+            message: match e.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "cannot read the configuration file: {e}; pass the right one with --config or INGESTD_CONFIG (config.example.toml documents every key)"
+                ),
+                _ => format!(
+                    "cannot read the configuration file: {e}; make it readable by the user ingestd runs as"
+                ),
+            },
         })?;
         Self::parse_with(&text, path, opts)
     }

@@ -45,7 +45,8 @@ pub enum JournalError {
 
     #[error(
         "{}: cannot write the journal: the file or its filesystem is read-only ({detail}); make \
-         the file and its directory writable by the user running ingestd",
+         the file, its `-wal` and `-shm` files if present, and its directory writable by the user \
+         running ingestd",
         path.display()
     )]
     ReadOnly { path: PathBuf, detail: String },

@@ -35,7 +35,7 @@ mod tests_query;
 #[cfg(test)]
 mod tests_upload;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use error::JournalError;
 pub use kv::{DaemonInfo, TokenState, TokenStatus};

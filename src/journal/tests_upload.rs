@@ -466,3 +466,23 @@ fn journal_is_clone_send_sync() {
     fn check<T: Clone + Send + Sync + 'static>() {}
     check::<super::Journal>();
 }
+
+#[test]
+fn a_first_request_that_never_left_clears_the_in_flight_mark() {
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123456789");
+    f.journal.claim_next(SystemTime::now()).unwrap().unwrap();
+    assert!(
+        f.journal
+            .mark_first_chunk_in_flight(id)
+            .unwrap()
+            .first_chunk_in_flight
+    );
+    let row = f.journal.clear_first_chunk_in_flight(id).unwrap();
+    assert!(!row.first_chunk_in_flight);
+    assert_eq!(row.video_id, None);
+    assert_eq!(row.state, FileState::Uploading, "the claim is kept");
+    // Only the claimant may clear it.
+    f.journal.requeue(id).unwrap();
+    assert!(f.journal.clear_first_chunk_in_flight(id).is_err());
+}

@@ -216,6 +216,19 @@ impl Journal {
         })
     }
 
+    /// The first request failed before reaching the endpoint (DNS, connection refused): it cannot
+    /// have created a video, so the first-chunk-in-flight mark is cleared (no false orphan).
+    pub fn clear_first_chunk_in_flight(&self, id: i64) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            self.exec(
+                c,
+                "UPDATE files SET first_chunk_in_flight = 0, updated_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
+        })
+    }
+
     /// Commits the `videoId` (from the first chunk's response or `POST /videos`) and clears the
     /// first-chunk-in-flight mark. Committing a different id than the stored one is refused.
     pub fn commit_video_id(&self, id: i64, video_id: &str) -> Result<FileRow, JournalError> {
@@ -260,10 +273,16 @@ impl Journal {
     }
 
     /// Notes a possible orphan video (no id known) left by this file, e.g. a first request
-    /// whose response was lost.
+    /// whose response was lost, and clears the first-chunk-in-flight mark: the note now stands
+    /// for that request, so an attempt that ends before its own request is not noted again.
     pub fn record_orphan(&self, id: i64, note: &str) -> Result<FileRow, JournalError> {
         self.transition(id, |c, _, now| {
-            add_note(c, id, "orphan", None, note, now).map_err(|e| self.err(e))
+            add_note(c, id, "orphan", None, note, now).map_err(|e| self.err(e))?;
+            self.exec(
+                c,
+                "UPDATE files SET first_chunk_in_flight = 0, updated_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
         })
     }
 

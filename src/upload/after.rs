@@ -65,8 +65,14 @@ impl fmt::Display for AfterOutcome {
             AfterOutcome::Moved { to, copied: true } => {
                 write!(f, "moved to {} (copied across filesystems)", to.display())
             }
-            AfterOutcome::DeleteFailed(e) => write!(f, "delete failed: {e}"),
-            AfterOutcome::MoveFailed(e) => write!(f, "move failed: {e}"),
+            AfterOutcome::DeleteFailed(e) => write!(
+                f,
+                "delete failed: {e}; the file is uploaded (done) and was left in place: delete it by hand"
+            ),
+            AfterOutcome::MoveFailed(e) => write!(
+                f,
+                "move failed: {e}; the file is uploaded (done) and was left in place: fix the cause (space, permissions of move_to), then move it by hand"
+            ),
         }
     }
 }

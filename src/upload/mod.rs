@@ -73,6 +73,8 @@ pub mod pool;
 pub mod progress;
 pub mod rate;
 pub mod resolve;
+#[cfg(test)]
+mod tests_worker;
 pub mod token;
 pub mod worker;
 

@@ -219,6 +219,16 @@ pub async fn upload_file(
         j(&ctx.journal, move |j| j.record_orphan(id, &note)).await?;
     }
 
+    // A file that cannot be opened (permissions) is reported before any request, so it never
+    // leaves a possible orphan nor an empty video; it is retried until it becomes readable.
+    if let Err(e) = tokio::fs::File::open(&path).await {
+        let msg = format!(
+            "cannot read {}: {e}; make it readable by the user ingestd runs as (retried until then)",
+            path.display()
+        );
+        return local_failure(ctx, &row, msg).await;
+    }
+
     // 3. with an API key, create the video first.
     if row.video_id.is_none()
         && let Some(keyed) = &ctx.api_key_client
@@ -391,6 +401,10 @@ pub async fn upload_file(
             }
             Err(e) => {
                 tap.0.restore(snapshot);
+                if first_request && e.nothing_sent() {
+                    // DNS or connect failure: no byte left, no video can exist (no orphan).
+                    j(&ctx.journal, move |j| j.clear_first_chunk_in_flight(id)).await?;
+                }
                 if e.class() == ErrorClass::Local
                     && let Some(outcome) = file_left(ctx, &row, offset).await?
                 {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bridge::{AddError, CREATED, HintKind, Watcher};
 use super::filter::Filter;
-use super::scan::{LogOnce, Visitor, Walk, identity};
+use super::scan::{LogOnce, UNREADABLE_DIR_HINT, Visitor, Walk, identity};
 use super::tracker::{BATCH, Tracker};
 use super::{Health, Sink};
 use crate::config::WatchConfig;
@@ -187,8 +187,12 @@ impl Engine {
                         }
                         if let Err(e) = self.scan_dir(&path) {
                             if e.kind() != io::ErrorKind::NotFound {
-                                self.log
-                                    .skip(&path, format_args!("cannot read directory: {e}"));
+                                self.log.skip(
+                                    &path,
+                                    format_args!(
+                                        "cannot read directory: {e}; {UNREADABLE_DIR_HINT}"
+                                    ),
+                                );
                             }
                         }
                     }

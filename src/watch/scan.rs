@@ -33,6 +33,9 @@ pub struct LogOnce {
     seen: HashSet<PathBuf>,
 }
 
+/// What to do about a directory that cannot be read (logged with the error).
+pub const UNREADABLE_DIR_HINT: &str = "its files are not uploaded until it is readable by the user ingestd runs as (the next rescan finds them)";
+
 /// How many distinct paths [`LogOnce`] remembers; past that it logs at debug level only.
 const LOG_ONCE_CAP: usize = 10_000;
 
@@ -96,7 +99,10 @@ impl Walk<'_> {
                 Ok(e) => e,
                 Err(e) if dir == start => return Err(e),
                 Err(e) => {
-                    log.skip(&dir, format_args!("cannot read directory: {e}"));
+                    log.skip(
+                        &dir,
+                        format_args!("cannot read directory: {e}; {UNREADABLE_DIR_HINT}"),
+                    );
                     continue;
                 }
             };

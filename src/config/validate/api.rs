@@ -14,6 +14,9 @@ use crate::secret::Secret;
 
 const KIB: u64 = 1 << 10;
 
+/// The line that starts every certificate in a PEM file.
+const PEM_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+
 pub(super) fn api(
     raw: &RawApi,
     cx: Ctx<'_>,
@@ -38,7 +41,7 @@ pub(super) fn api(
         Some(v) => {
             let p = absolute(v, "ca_file", "[api]", "/etc/ingestd/proxy-ca.pem", cx)?;
             if opts.check_files {
-                std::fs::File::open(&p).map_err(|e| {
+                let pem = std::fs::read(&p).map_err(|e| {
                     cx.at(
                         span_of(v),
                         format!(
@@ -47,6 +50,18 @@ pub(super) fn api(
                         ),
                     )
                 })?;
+                if !pem
+                    .windows(PEM_BEGIN.len())
+                    .any(|w| w == PEM_BEGIN.as_bytes())
+                {
+                    return Err(cx.at(
+                        span_of(v),
+                        format!(
+                            "`ca_file` names `{}`, which holds no PEM certificate (no `{PEM_BEGIN}` line); point it at the CA certificate in PEM form (convert a DER one with `openssl x509 -inform der -in ca.der -out ca.pem`)",
+                            p.display()
+                        ),
+                    ));
+                }
             }
             Some(p)
         }

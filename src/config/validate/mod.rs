@@ -180,7 +180,10 @@ pub(super) fn choice<'c>(
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| format!("; did you mean \"{c}\"?"))
-        .unwrap_or_default();
+        .unwrap_or_else(|| {
+            let first = choices.first().copied().unwrap_or_default();
+            format!("; write one of them, for example `{key} = \"{first}\"`")
+        });
     Err(cx.at(
         span_of(v),
         format!("`{key}` in {section} is \"{s}\", which is not one of {listed}{hint}"),

@@ -1,0 +1,124 @@
+//! Unit tests of one upload attempt against endpoints that cannot be reached: a first request
+//! that never left records no possible orphan; an unreadable file is reported before any request.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::board::Board;
+use super::token::TokenGate;
+use super::worker::{Outcome, VideoMeta, WorkerContext, upload_file};
+use super::{RateLimit, RetryPolicy};
+use crate::api::{Client, ClientOptions};
+use crate::config::{Config, LoadOptions};
+use crate::journal::testutil::Fixture;
+use crate::journal::{FileState, NoteKind};
+use crate::secret::Secret;
+
+fn context(f: &Fixture, endpoint: &str) -> WorkerContext {
+    let opts = LoadOptions {
+        credentials_directory: None,
+        check_files: false,
+    };
+    let config = Config::parse_with("", std::path::Path::new("t.toml"), &opts).unwrap();
+    WorkerContext {
+        journal: f.journal.clone(),
+        client: Client::new(ClientOptions::new(endpoint.parse().unwrap())).unwrap(),
+        api_key_client: None,
+        token: TokenGate::new(Secret::new("to1234567890abcdef".to_owned())),
+        config: Arc::new(config.upload),
+        rate: Arc::new(RwLock::new(RateLimit::new(0))),
+        board: Board::default(),
+        policy: Arc::new(RetryPolicy::new(Duration::from_secs(1))),
+        video_meta: Arc::new(|_| VideoMeta::default()),
+        metrics: crate::metrics::Counters::default(),
+    }
+}
+
+/// Two attempts of `id`; returns the row's last error.
+async fn attempt_twice(f: &Fixture, ctx: &WorkerContext, id: i64) -> String {
+    for _ in 0..2 {
+        let row = f.journal.claim(id).unwrap();
+        let out = upload_file(ctx, row, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(matches!(out, Outcome::Retry), "{out:?}");
+    }
+    let row = f.journal.get(id).unwrap().unwrap();
+    assert_eq!(row.state, FileState::Queued);
+    assert!(!row.first_chunk_in_flight);
+    let orphans: Vec<_> = f
+        .journal
+        .notes(Some(id))
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.kind == NoteKind::Orphan)
+        .collect();
+    assert!(orphans.is_empty(), "no possible orphan: {orphans:?}");
+    row.last_error.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_refused_first_request_records_no_orphan() {
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123456789");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let err = attempt_twice(&f, &context(&f, &url), id).await;
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(
+        err.ends_with("check the address and the network (the upload is retried)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_file_is_reported_before_any_request() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return; // root reads anything; tests/hostile_bad_input.rs runs this case as nobody
+    }
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123456789");
+    let path = f.path("a.mp4");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let err = attempt_twice(&f, &context(&f, "http://127.0.0.1:9"), id).await;
+    assert_eq!(
+        err,
+        format!(
+            "cannot read {}: Permission denied (os error 13); make it readable by the user ingestd runs as (retried until then)",
+            path.display()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_real_possible_orphan_is_noted_once() {
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123456789");
+    // A first request was in flight when the process stopped.
+    f.journal.claim(id).unwrap();
+    f.journal.mark_first_chunk_in_flight(id).unwrap();
+    f.journal.requeue(id).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let ctx = context(&f, &url);
+    for _ in 0..3 {
+        let row = f.journal.claim(id).unwrap();
+        upload_file(&ctx, row, &CancellationToken::new())
+            .await
+            .unwrap();
+    }
+    let orphans = f
+        .journal
+        .notes(Some(id))
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.kind == NoteKind::Orphan)
+        .count();
+    assert_eq!(orphans, 1, "noted once, not at every attempt");
+}
