@@ -299,7 +299,7 @@ fn wait_until(setup: &Setup, what: &str, mut pred: impl FnMut() -> bool) {
     }
 }
 
-/// `(attempt, delay in whole seconds)` of every retry line.
+/// `(attempt, delay in seconds rounded up)` of every retry line (`next in 2.4s`).
 fn retry_delays(setup: &Setup) -> Vec<(u64, u64)> {
     retry_lines(setup)
         .iter()
@@ -307,7 +307,7 @@ fn retry_delays(setup: &Setup) -> Vec<(u64, u64)> {
             let rest = &l[l.find("; attempt ")? + "; attempt ".len()..];
             let (n, rest) = rest.split_once(", next in ")?;
             let (s, _) = rest.split_once('s')?;
-            Some((n.parse().ok()?, s.parse().ok()?))
+            Some((n.parse().ok()?, s.parse::<f64>().ok()?.ceil() as u64))
         })
         .collect()
 }

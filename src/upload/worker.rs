@@ -211,7 +211,7 @@ pub async fn upload_file(
 
     if row.first_chunk_in_flight && row.video_id.is_none() {
         let note = format!(
-            "ingestd stopped while the first request of {} was in flight: api.video may hold an incomplete video titled {:?} (orphan)",
+            "the first request of {} got no answer (ingestd stopped, or the answer was lost): api.video may hold a video titled {:?} that ingestd cannot name (possible orphan); the file is uploaded again as a new video — set [api] api_key_file to close this window",
             path.display(),
             file_name(&path)
         );
@@ -600,7 +600,7 @@ async fn handle_error(
             } else {
                 RetryKind::Transient
             });
-            warn!(path, video_id = ?video_id, "{msg}; attempt {attempts}, next in {}s", delay.as_secs());
+            warn!(path, video_id = ?video_id, "{msg}; attempt {attempts}, next in {:.1}s", delay.as_secs_f64());
             j(&ctx.journal, move |j| {
                 j.schedule_retry(id, at, counted, &msg, slug.as_deref())
             })
