@@ -35,7 +35,9 @@ fn assert_exactly_once(em: &Emulator, files: &[(std::path::PathBuf, String)]) {
 }
 
 /// 1 000 files at once (CI size; `HOSTILE_LOAD_FILES=10000` for the full run, see
-/// docs/RELIABILITY.md): every one uploaded exactly once.
+/// docs/RELIABILITY.md), dropped into nested directories while the daemon runs (an inotify
+/// flood, not only an initial scan): every one uploaded exactly once. Prints the time to drain
+/// and the daemon's peak RSS.
 #[test]
 fn many_small_files_nested() {
     let n: usize = std::env::var("HOSTILE_LOAD_FILES")
@@ -49,9 +51,30 @@ fn many_small_files_nested() {
         ..Opts::default()
     };
     let mut setup = Setup::new(tmp.path(), &em, &opts);
+    let d = setup.start("");
+    let started = std::time::Instant::now();
     let files = drop_files(&setup, n);
-    let _d = setup.start("");
+    let dropped = started.elapsed();
     setup.wait_settled(n, Duration::from_secs(600));
+    let drained = started.elapsed();
+    let peak = std::fs::read_to_string(format!("/proc/{}/status", d.child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .unwrap_or("0")
+                .parse::<u64>()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    println!(
+        "load: {n} files written in {:.1} s while running, all done {:.1} s after the first write; daemon peak RSS {:.1} MiB",
+        dropped.as_secs_f64(),
+        drained.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
     assert_exactly_once(&em, &files);
     assert_eq!(setup.integrity_check(), "ok");
     check_logs(&setup);
