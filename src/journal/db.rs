@@ -138,16 +138,11 @@ impl Journal {
     }
 }
 
-/// Reads `user_version` and `application_id` (the first read: a garbage file fails here) and
-/// refuses foreign files and newer schemas. Returns the schema version.
-fn check_header(conn: &Connection, path: &Path) -> Result<i64, JournalError> {
-    let err = |e| JournalError::from_sqlite(path, e);
+/// `user_version`, refused when it is newer than this build knows.
+fn known_version(conn: &Connection, path: &Path) -> Result<i64, JournalError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(err)?;
-    let app_id: i64 = conn
-        .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(err)?;
+        .map_err(|e| JournalError::from_sqlite(path, e))?;
     if version > CURRENT_VERSION {
         return Err(JournalError::TooNew {
             path: path.to_owned(),
@@ -155,6 +150,17 @@ fn check_header(conn: &Connection, path: &Path) -> Result<i64, JournalError> {
             known: CURRENT_VERSION,
         });
     }
+    Ok(version)
+}
+
+/// Reads `user_version` and `application_id` (the first read: a garbage file fails here) and
+/// refuses foreign files and newer schemas. Returns the schema version.
+fn check_header(conn: &Connection, path: &Path) -> Result<i64, JournalError> {
+    let err = |e| JournalError::from_sqlite(path, e);
+    let version = known_version(conn, path)?;
+    let app_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(err)?;
     if version == 0 {
         let objects: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
@@ -184,16 +190,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(err)?;
-    let version: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(err)?;
-    if version > CURRENT_VERSION {
-        return Err(JournalError::TooNew {
-            path: path.to_owned(),
-            found: version,
-            known: CURRENT_VERSION,
-        });
-    }
+    let version = known_version(&tx, path)?;
     if version == CURRENT_VERSION {
         return Ok(());
     }
