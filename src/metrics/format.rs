@@ -1,4 +1,4 @@
-//! Small text formats shared by the status page and `/status.json`.
+//! Small text formats shared by the status page, `/status.json` and the `status` command.
 
 use std::time::SystemTime;
 

@@ -10,7 +10,7 @@
 
 pub mod counters;
 pub mod exposition;
-mod format;
+pub(crate) mod format;
 pub mod page;
 pub mod reason;
 pub mod server;
