@@ -10,8 +10,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
+/// Shared with the other daemon tests.
+pub use crate::common::daemon::{create_token, sha256_file, videos};
 use crate::common::{self, API_KEY, Emulator};
 
 pub const MIB: u64 = 1024 * 1024;
@@ -59,38 +60,6 @@ fn dechunk(mut s: &str) -> String {
         s = &rest[n + 2..];
     }
     out
-}
-
-/// Every video the endpoint holds (`GET /_emulator/videos`).
-pub fn videos(em: &Emulator) -> Vec<Value> {
-    let (status, body) = http(&em.url, "GET", "/_emulator/videos", None);
-    assert_eq!(status, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    v["data"].as_array().unwrap().clone()
-}
-
-/// A new upload token from the emulator (through `ingestd token create`).
-pub fn create_token(em: &Emulator) -> String {
-    let out = Command::new(common::bin())
-        .args(["token", "create", "--json", "--endpoint", &em.url])
-        .env("APIVIDEO_API_KEY", API_KEY)
-        .env_remove("INGESTD_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["token"].as_str().unwrap().to_owned()
-}
-
-pub fn sha256_file(path: &Path) -> String {
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).unwrap();
-    hex::encode(h.finalize())
 }
 
 /// Deterministic pseudo-random content (so that prefixes differ from other files).
