@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Cli, Exit, UploadArgs};
 use crate::config::Config;
 use crate::daemon::services::{open_journal, read_token, worker_context};
-use crate::journal::{FileIdentity, FileState, Journal, Observation};
+use crate::journal::{FileIdentity, FileRow, FileState, Journal, Observation, RetrySelection};
 use crate::upload::board::Board;
 use crate::upload::rate::RateLimit;
 use crate::upload::token::TokenGate;
@@ -144,16 +144,24 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
                 if let Some(b) = bar {
                     b.abandon();
                 }
-                let why = row.and_then(|r| r.last_error).unwrap_or_default();
-                format!("{name}: not uploaded ({other:?}) {why}")
+                let token = if matches!(other, Outcome::TokenPaused) {
+                    let j = journal.clone();
+                    tokio::task::spawn_blocking(move || j.token_state())
+                        .await??
+                        .reason
+                } else {
+                    None
+                };
+                format!("{name}: {}", not_uploaded(&other, row.as_ref(), token))
             }
             Err(e) => {
                 failed += 1;
                 format!("{name}: {e}")
             }
         };
-        let _ = bars.println(&line);
-        println!("{line}");
+        // Above the progress bars when they are drawn (printing through both would show the
+        // line twice on a terminal), on stdout either way.
+        bars.suspend(|| println!("{line}"));
     }
     if shutdown.is_cancelled() {
         eprintln!("interrupted: run the same command again to resume where it stopped");
@@ -163,6 +171,37 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Why a file is not uploaded, and what to do about it.
+fn not_uploaded(outcome: &Outcome, row: Option<&FileRow>, token_reason: Option<String>) -> String {
+    let error = row.and_then(|r| r.last_error.clone());
+    match outcome {
+        Outcome::TokenPaused => format!(
+            "not uploaded: api.video rejected the upload token ({}); write a new token to the token file (`ingestd token create`), then run the same command again",
+            token_reason.or(error).unwrap_or_else(|| "no reason given".into())
+        ),
+        Outcome::Failed => format!(
+            "failed: {}; fix the cause, then run the same command again",
+            error.unwrap_or_else(|| "no reason recorded".into())
+        ),
+        Outcome::Done { video_id } => format!("uploaded, videoId {video_id}"),
+        Outcome::Retry | Outcome::Released => match row {
+            Some(r) if r.state == FileState::Gone => format!(
+                "not uploaded: the file disappeared ({})",
+                error.unwrap_or_else(|| "no reason recorded".into())
+            ),
+            Some(r) if r.state == FileState::Settling => {
+                "not uploaded: the file changed during its upload; run the same command again once it is finished".into()
+            }
+            Some(r) => format!(
+                "not uploaded: stopped at {} of {}; run the same command again to resume",
+                crate::metrics::format::size(r.bytes_uploaded),
+                crate::metrics::format::size(r.identity.size)
+            ),
+            None => "not uploaded".into(),
+        },
+    }
 }
 
 /// Records the file in the journal and queues it now. `None` when there is nothing to do
@@ -201,6 +240,19 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
         }
         FileState::Uploading => {
             anyhow::bail!("being uploaded by another ingestd process (see `ingestd status`)")
+        }
+        // Asked for explicitly: a failed file is tried again, a retry wait is cut short.
+        FileState::Failed | FileState::Queued
+            if row.state == FileState::Failed || row.next_attempt_at.is_some() =>
+        {
+            let id = row.id;
+            let j = journal.clone();
+            tokio::task::spawn_blocking(move || j.retry_failed(&RetrySelection::Ids(vec![id])))
+                .await??;
+            if let Some(e) = &row.last_error {
+                println!("{}: trying again (last error: {e})", path.display());
+            }
+            Ok(Some(id))
         }
         _ => Ok(Some(row.id)),
     }

@@ -298,7 +298,9 @@ impl Services {
         }
     }
 
-    /// Writes the token state to the journal when it changed, and returns the STATUS counts.
+    /// Writes the token state to the journal when it changed and the daemon's heartbeat (so
+    /// `ingestd status` names a running daemon also without the systemd watchdog), and returns
+    /// the STATUS counts.
     pub async fn tick(&mut self) -> Result<StatusCounts, DaemonError> {
         let state = match self.gate.state() {
             token::TokenState::Unknown => TokenState::Unknown,
@@ -315,6 +317,7 @@ impl Services {
             if mirror {
                 j.set_token_state(state, reason.as_deref())?;
             }
+            j.heartbeat()?;
             j.summary()
         })
         .await

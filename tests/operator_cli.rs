@@ -1,0 +1,108 @@
+//! What a first-time operator runs from the docs, with the real binary and the real local
+//! endpoint: each test pins a place where the program disagreed with README.md,
+//! docs/OPERATIONS.md or its own help (a daemon started from a shell is shown by `status`,
+//! `ingestd upload` of a failed file, a failed post-upload action shown by `status`, …).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::Emulator;
+use common::daemon::{Opts, Setup, count, delete_token, file_row, set_faults, videos};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(60);
+
+fn ingestd(args: &[&str], config: &Path) -> Output {
+    Command::new(common::bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `ingestd run` from a shell (no systemd watchdog): `status` names the running daemon; it said
+/// "no heartbeat recorded" because only the watchdog wrote the heartbeat.
+#[test]
+fn status_names_a_daemon_started_from_a_shell() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    let d = setup.start();
+    let pid = u64::from(d.child.id());
+    setup.wait_for("the daemon's heartbeat", T, |s| {
+        s["daemon"]["running"] == true && s["daemon"]["pid"].as_u64() == Some(pid)
+    });
+    let out = ingestd(&["status"], &setup.config);
+    assert!(
+        text(&out).contains(&format!("daemon: running (pid {pid}")),
+        "{}",
+        text(&out)
+    );
+}
+
+/// `ingestd upload FILE` of a file that failed before tries it again (it said "file N is
+/// failed, not queued"); a failure names the error without Rust debug output.
+#[test]
+fn upload_retries_a_failed_file_and_says_why_it_failed() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    let f = setup.dir.join("outside").join("f.mp4");
+    common::daemon::write_file(&f, 100_000, 3);
+    set_faults(
+        &em,
+        json!([{"path": "/upload", "count": 1, "action": "fail", "status": 400}]),
+    );
+    let first = ingestd(&["upload", f.to_str().unwrap()], &setup.config);
+    let out = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    assert!(
+        out.contains("failed: ") && out.contains("fault-injected") && !out.contains("(Failed)"),
+        "{out}"
+    );
+    assert_eq!(count(&setup.status(), "failed"), 1);
+
+    let again = ingestd(&["upload", f.to_str().unwrap()], &setup.config);
+    let out = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(out.contains("trying again"), "{out}");
+    let vid = videos(&em)
+        .iter()
+        .find(|v| v["complete"] == true)
+        .map(|v| v["videoId"].as_str().unwrap().to_owned())
+        .expect("a complete video");
+    assert!(out.contains(&vid), "{out}");
+    let s = setup.status();
+    assert_eq!(file_row(&s, &f).unwrap()["state"], "done");
+}
+
+/// `ingestd upload` with a rejected token says so and what to do (it printed "(TokenPaused)"
+/// and no reason), and exits 1.
+#[test]
+fn upload_with_a_rejected_token_says_what_to_do() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    delete_token(&em, &setup.token);
+    let f = setup.dir.join("outside").join("g.mp4");
+    common::daemon::write_file(&f, 1000, 4);
+    let out = ingestd(&["upload", f.to_str().unwrap()], &setup.config);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stdout.contains("rejected the upload token")
+            && stdout.contains("authentication-invalid-upload-token")
+            && stdout.contains("write a new token"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("TokenPaused"), "{stdout}");
+}
