@@ -133,6 +133,10 @@ const CASES: &[(&str, &str)] = &[
         "3:11: `move_to` \"{dir}\" contains the watch root \"{dir}/root\" (line 6)",
     ),
     (
+        "[upload]\nafter_upload = \"move\"\nmove_to = \"{dir}/token\"\n",
+        "3:11: `move_to` in [upload] is \"{dir}/token\", which is not a directory; name the directory uploaded files are moved into",
+    ),
+    (
         "[upload]\nafter_upload = \"move\"\n",
         "2:16: `after_upload = \"move\"` needs `move_to`, the directory uploaded files are moved into; add for example `move_to = \"/srv/uploaded\"` to [upload]",
     ),

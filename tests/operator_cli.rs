@@ -106,3 +106,56 @@ fn upload_with_a_rejected_token_says_what_to_do() {
     );
     assert!(!stdout.contains("TokenPaused"), "{stdout}");
 }
+
+/// `ingestd run` with no `[[watch]]` section exits 78 saying what to add (it ran and sat idle).
+#[test]
+fn run_without_a_watch_root_exits_78() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    let text_no_roots = setup.config_text();
+    let cut = text_no_roots.find("[[watch]]").unwrap();
+    std::fs::write(&setup.config, &text_no_roots[..cut]).unwrap();
+    let out = ingestd(&["run"], &setup.config);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no [[watch]] section") && err.contains("path = \"/srv/recordings\""),
+        "{err}"
+    );
+}
+
+/// A done file whose move failed is listed by plain `status` (OPERATIONS.md: "reported by
+/// `ingestd status` and `ingestd explain FILE`"); it was shown only with `--all`.
+#[test]
+fn status_lists_a_file_whose_move_failed() {
+    let em = Emulator::start();
+    let setup = Setup::new(
+        &em,
+        Opts {
+            after_upload: "move",
+            ..Opts::default()
+        },
+    );
+    // `moved/cam1` is a file: the move of `inbox/cam1/a.mp4` cannot create its directory.
+    std::fs::write(setup.moved.join("cam1"), b"in the way").unwrap();
+    let _d = setup.start();
+    let f = setup.drop_file("cam1/a.mp4", 1000, 9);
+    setup.wait_for("the move to fail", T, |s| {
+        file_row(s, &f).is_some_and(|r| {
+            r["after_upload"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("move failed"))
+        })
+    });
+    let out = ingestd(&["status", "--json"], &setup.config);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        file_row(&s, &f).map(|r| r["state"].clone()),
+        Some(json!("done")),
+        "{s:#}"
+    );
+    let table = ingestd(&["status"], &setup.config);
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(table.contains("move failed"), "{table}");
+    assert!(f.exists(), "left in place");
+}

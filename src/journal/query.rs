@@ -170,7 +170,8 @@ impl Journal {
     }
 
     /// Rows by id: without `all`, the unfinished and failed ones (settling, queued, uploading,
-    /// failed); with `all`, every row including done (the receipts) and gone.
+    /// failed) and the done ones whose delete or move failed (they need a hand); with `all`,
+    /// every row including done (the receipts) and gone.
     pub fn list(&self, all: bool) -> Result<Vec<FileRow>, JournalError> {
         let mut rows = Vec::new();
         self.for_each_file(all, |row| {
@@ -194,7 +195,10 @@ impl Journal {
             concat!(
                 "SELECT ",
                 file_columns!(),
-                " FROM files WHERE state IN ('settling', 'queued', 'uploading', 'failed') ORDER BY id"
+                " FROM files WHERE state IN ('settling', 'queued', 'uploading', 'failed')
+                   OR (state = 'done' AND (after_upload LIKE 'delete failed:%'
+                                           OR after_upload LIKE 'move failed:%'))
+                 ORDER BY id"
             )
         };
         let conn = self.conn();

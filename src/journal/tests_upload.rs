@@ -486,3 +486,34 @@ fn a_first_request_that_never_left_clears_the_in_flight_mark() {
     f.journal.requeue(id).unwrap();
     assert!(f.journal.clear_first_chunk_in_flight(id).is_err());
 }
+
+#[test]
+fn list_without_all_shows_done_files_whose_delete_or_move_failed() {
+    let f = Fixture::new();
+    let done = |name: &str, outcome: &str| {
+        let id = f.queued(name, b"0123");
+        f.journal.claim(id).unwrap();
+        f.journal.start_upload(id, 4).unwrap();
+        f.journal.commit_video_id(id, "vi1").unwrap();
+        f.journal.commit_offset(id, 4).unwrap();
+        f.journal.mark_done(id, "blake3:ab", "vi1").unwrap();
+        f.journal.record_after_upload(id, outcome).unwrap();
+        id
+    };
+    done("kept.mp4", "kept");
+    done("moved.mp4", "moved to /srv/uploaded/moved.mp4");
+    let stuck_move = done(
+        "m.mp4",
+        "move failed: Read-only file system (os error 30); …",
+    );
+    let stuck_delete = done("d.mp4", "delete failed: Permission denied (os error 13); …");
+    let listed: Vec<i64> = f
+        .journal
+        .list(false)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, [stuck_move, stuck_delete]);
+    assert_eq!(f.journal.list(true).unwrap().len(), 4);
+}

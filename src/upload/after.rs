@@ -56,6 +56,8 @@ impl AfterOutcome {
     }
 }
 
+/// `ingestd status` (without `--all`) lists done files whose outcome starts with
+/// `delete failed:` or `move failed:` (`Journal::for_each_file`): keep those prefixes.
 impl fmt::Display for AfterOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -57,7 +57,20 @@ pub(super) fn upload(raw: &RawUpload, cx: Ctx<'_>, warnings: &mut Vec<String>) -
         None => 0,
     };
     let move_to = match &raw.move_to {
-        Some(v) => Some(absolute(v, "move_to", "[upload]", "/srv/uploaded", cx)?),
+        Some(v) => {
+            let dir = absolute(v, "move_to", "[upload]", "/srv/uploaded", cx)?;
+            // A missing directory is created at the first move; an existing file never works.
+            if std::fs::metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+                return Err(cx.at(
+                    span_of(v),
+                    format!(
+                        "`move_to` in [upload] is \"{}\", which is not a directory; name the directory uploaded files are moved into, such as \"/srv/uploaded\"",
+                        dir.display()
+                    ),
+                ));
+            }
+            Some(dir)
+        }
         None => None,
     };
     let after_upload = match &raw.after_upload {
