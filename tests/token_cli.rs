@@ -246,3 +246,34 @@ fn an_existing_invalid_config_exits_78() {
         "config error should name the file: {stderr}"
     );
 }
+
+/// A page past the last one says which pages exist (it printed an empty table and
+/// "page 9 of 3").
+#[test]
+fn a_page_past_the_end_says_which_pages_exist() {
+    let em = Emulator::start();
+    for _ in 0..3 {
+        create(&em, 0);
+    }
+    let text = ok(&em, &["list", "--page-size", "2", "--page", "9"]);
+    assert_eq!(
+        text,
+        "no upload tokens on page 9: there are 2 pages of 2 (3 tokens); try --page 2\n"
+    );
+}
+
+/// An endpoint that refuses connections: one line naming it and `--endpoint`, without the
+/// daemon's "[api] … the upload is retried" hint.
+#[test]
+fn an_unreachable_endpoint_is_one_line_naming_it() {
+    let out = token_cmd(Some("http://127.0.0.1:9"), Some(API_KEY), &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("cannot reach http://127.0.0.1:9/")
+            && stderr.contains("check --endpoint")
+            && !stderr.contains("retried"),
+        "{stderr}"
+    );
+}

@@ -128,8 +128,8 @@ pub enum TokenCommand {
     Create {
         #[command(flatten)]
         common: TokenCommon,
-        /// Lifetime in seconds; 0 = never expires.
-        #[arg(long, default_value_t = 0)]
+        /// Lifetime in seconds, up to 2147483647; 0 = never expires.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2_147_483_647))]
         ttl: u64,
         /// Print the API's JSON.
         #[arg(long)]
@@ -139,8 +139,10 @@ pub enum TokenCommand {
     List {
         #[command(flatten)]
         common: TokenCommon,
+        /// Sort by creation time or lifetime (api.video's default: createdAt).
         #[arg(long, value_enum)]
         sort_by: Option<SortBy>,
+        /// Sort order (api.video's default: asc).
         #[arg(long, value_enum)]
         sort_order: Option<SortOrder>,
         /// Page number, from 1.
@@ -157,7 +159,9 @@ pub enum TokenCommand {
     Show {
         #[command(flatten)]
         common: TokenCommon,
+        /// The token (`to…`, as `token list` shows it).
         id: String,
+        /// Print the API's JSON.
         #[arg(long)]
         json: bool,
     },
@@ -165,6 +169,7 @@ pub enum TokenCommand {
     Delete {
         #[command(flatten)]
         common: TokenCommon,
+        /// The token (`to…`, as `token list` shows it).
         id: String,
     },
 }

@@ -32,6 +32,11 @@ pub async fn run(cli: &Cli, cmd: &TokenCommand) -> anyhow::Result<ExitCode> {
         | TokenCommand::Delete { common, .. } => common,
     };
     let (client, key_source) = connect(&cli.config, common)?;
+    let key_source = KeySource {
+        key: key_source,
+        endpoint: client.endpoint().to_string(),
+        from_flag: common.endpoint.is_some(),
+    };
     let rejected = |e: ApiError| api_failure(e, &key_source);
     match cmd {
         TokenCommand::Create { ttl, json, .. } => {
@@ -178,13 +183,49 @@ fn api_key(config: Option<&Config>) -> anyhow::Result<(Secret, String)> {
     .into())
 }
 
-/// One line for a rejected key; other errors as they are.
-fn api_failure(e: ApiError, key_source: &str) -> anyhow::Error {
+/// Where the key and the endpoint came from, for messages (never the key itself).
+struct KeySource {
+    /// `APIVIDEO_API_KEY` or `api.api_key_file (PATH)`.
+    key: String,
+    endpoint: String,
+    /// The endpoint came from `--endpoint` rather than the configuration.
+    from_flag: bool,
+}
+
+/// One line for a rejected key or an endpoint that cannot be reached; other errors as they are.
+fn api_failure(e: ApiError, source: &KeySource) -> anyhow::Error {
     if e.class() == ErrorClass::ApiKeyRejected {
         let slug = e.slug().unwrap_or("no reason given");
         return Exit {
             code: 1,
-            message: format!("api.video rejected the API key ({slug}); check {key_source}"),
+            message: format!(
+                "api.video rejected the API key ({slug}); check {}",
+                source.key
+            ),
+        }
+        .into();
+    }
+    if let ApiError::Network {
+        op,
+        message,
+        connect: true,
+    } = &e
+    {
+        // The transport's words without the daemon's hint (which names [api] and retries).
+        let cause = message
+            .split_once("; ")
+            .map_or(message.as_str(), |(c, _)| c);
+        let which = if source.from_flag {
+            "--endpoint"
+        } else {
+            "`endpoint` in [api] (or --endpoint)"
+        };
+        return Exit {
+            code: 1,
+            message: format!(
+                "cannot reach {} ({op}): {cause}; check {which} and the network",
+                source.endpoint
+            ),
         }
         .into();
     }
@@ -192,13 +233,16 @@ fn api_failure(e: ApiError, key_source: &str) -> anyhow::Error {
 }
 
 /// A 404 on show/delete names the token that was not found.
-fn lookup_failure(e: ApiError, id: &str, key_source: &str) -> anyhow::Error {
+fn lookup_failure(e: ApiError, id: &str, source: &KeySource) -> anyhow::Error {
     if e.status() != Some(404) {
-        return api_failure(e, key_source);
+        return api_failure(e, source);
     }
     Exit {
         code: 1,
-        message: format!("no upload token {id} ({})", e.slug().unwrap_or("not found")),
+        message: format!(
+            "no upload token {id} ({}): deleted, expired or never created; `ingestd token list` shows the live ones",
+            e.slug().unwrap_or("not found")
+        ),
     }
     .into()
 }
@@ -269,6 +313,17 @@ fn list_table(page: &Page<UploadToken>) -> String {
     if page.data.is_empty() && p.items_total == 0 {
         return "no upload tokens\n".to_owned();
     }
+    if page.data.is_empty() {
+        let pages = if p.pages_total == 1 {
+            "is 1 page".to_owned()
+        } else {
+            format!("are {} pages", p.pages_total)
+        };
+        return format!(
+            "no upload tokens on page {}: there {pages} of {} ({} tokens); try --page {}\n",
+            p.current_page, p.page_size, p.items_total, p.pages_total
+        );
+    }
     let noun = if p.items_total == 1 {
         "token"
     } else {
@@ -333,6 +388,40 @@ mod tests {
             pagination: Pagination::default(),
         };
         assert_eq!(list_table(&empty), "no upload tokens\n");
+        let past_the_end = Page {
+            data: vec![],
+            pagination: Pagination {
+                current_page: 9,
+                current_page_items: 0,
+                page_size: 2,
+                pages_total: 3,
+                items_total: 5,
+                links: vec![],
+            },
+        };
+        assert_eq!(
+            list_table(&past_the_end),
+            "no upload tokens on page 9: there are 3 pages of 2 (5 tokens); try --page 3\n"
+        );
+    }
+
+    #[test]
+    fn unreachable_endpoint_names_it_without_the_daemon_hint() {
+        let e = ApiError::Network {
+            op: "GET /upload-tokens",
+            message: "error sending request: tcp connect error: Connection refused (os error 111); cannot connect to `endpoint` in [api]: check the address and the network (the upload is retried)".into(),
+            connect: true,
+        };
+        let source = KeySource {
+            key: KEY_ENV.into(),
+            endpoint: "http://127.0.0.1:1/".into(),
+            from_flag: true,
+        };
+        let err = api_failure(e, &source);
+        assert_eq!(
+            err.downcast_ref::<Exit>().unwrap().message,
+            "cannot reach http://127.0.0.1:1/ (GET /upload-tokens): error sending request: tcp connect error: Connection refused (os error 111); check --endpoint and the network"
+        );
     }
 
     #[test]
@@ -362,7 +451,12 @@ mod tests {
             body_line: None,
             retry_after: None,
         };
-        let err = api_failure(e, KEY_ENV);
+        let source = KeySource {
+            key: KEY_ENV.into(),
+            endpoint: "https://ws.api.video/".into(),
+            from_flag: false,
+        };
+        let err = api_failure(e, &source);
         let exit = err.downcast_ref::<Exit>().unwrap();
         assert_eq!(exit.code, 1);
         assert_eq!(
