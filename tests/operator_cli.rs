@@ -159,3 +159,89 @@ fn status_lists_a_file_whose_move_failed() {
     assert!(table.contains("move failed"), "{table}");
     assert!(f.exists(), "left in place");
 }
+
+/// `ingestd demo` (README's first command): the three samples end `done` with a videoId, the
+/// `status` command it prints works as printed (it said `cargo run --release -- status` also
+/// for an installed binary), and Ctrl-C (SIGINT) stops it with exit 0.
+#[test]
+fn demo_uploads_the_samples_prints_a_working_status_command_and_stops_on_sigint() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let mut child = Command::new(common::bin())
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines
+        .last()
+        .is_some_and(|l: &String| l == "Ctrl-C to stop.")
+    {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => lines.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("demo output stopped ({e}):\n{}", lines.join("\n"));
+            }
+        }
+    }
+    let done = lines
+        .iter()
+        .filter(|l| l.contains("done") && l.contains("videoId vi"))
+        .count();
+    assert_eq!(done, 3, "{}", lines.join("\n"));
+    let hint = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("In another terminal: "))
+        .unwrap_or_else(|| panic!("no status hint:\n{}", lines.join("\n")));
+    let words: Vec<&str> = hint.split(' ').collect();
+    assert_eq!(words[0], common::bin().to_str().unwrap(), "{hint}");
+    let out = Command::new(words[0]).args(&words[1..]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 done"),
+        "{}",
+        text(&out)
+    );
+
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// `explain` of a file under a root that is not mounted says so (README: a missing root "is
+/// reported"); it said only "does not exist".
+#[test]
+fn explain_names_a_missing_watch_root() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    std::fs::remove_dir(&setup.inbox).unwrap();
+    let out = ingestd(
+        &["explain", setup.inbox.join("a.mp4").to_str().unwrap()],
+        &setup.config,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout.contains(&format!(
+            "its watch root {} does not exist (not created or not mounted?)",
+            setup.inbox.display()
+        )),
+        "{stdout}"
+    );
+}

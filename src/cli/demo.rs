@@ -82,8 +82,13 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             "Drop video files (*.mp4, *.mov, …) into {} to upload them.",
             inbox.display()
         );
+        // The binary that runs now: `/usr/bin/ingestd` when installed, `target/…/ingestd`
+        // under `cargo run`.
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "ingestd".into());
         println!(
-            "In another terminal: cargo run --release -- status --config {}",
+            "In another terminal: {exe} status --config {}",
             config_path.display()
         );
         println!("Ctrl-C to stop.");

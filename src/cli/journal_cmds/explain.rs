@@ -76,6 +76,13 @@ fn explain_path(
 
     let Some(meta) = meta else {
         out.push("does not exist".into());
+        if let Some((w, _)) = watch.as_ref().filter(|(w, _)| !w.path.is_dir()) {
+            out.push(format!(
+                "its watch root {} does not exist (not created or not mounted?); the daemon checks it again every {} and scans it when it appears",
+                w.path.display(),
+                human_duration(w.poll_interval)
+            ));
+        }
         if let Some(r) = &row {
             out.push(format!(
                 "the journal's last record of it: #{} {}",
