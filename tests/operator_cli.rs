@@ -187,10 +187,7 @@ fn demo_uploads_the_samples_prints_a_working_status_command_and_stops_on_sigint(
         }
     });
     let mut lines = Vec::new();
-    while !lines
-        .last()
-        .is_some_and(|l: &String| l == "Ctrl-C to stop.")
-    {
+    while lines.last().is_none_or(|l: &String| l != "Ctrl-C to stop.") {
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => lines.push(line),
             Err(e) => {
