@@ -31,6 +31,9 @@ Success.
 \fB1\fR
 A runtime error (I/O, network, journal); the message says which.
 .TP
+\fB2\fR
+A usage error (unknown option, missing argument, invalid \fB\-\-endpoint\fR).
+.TP
 \fB78\fR
 The configuration is invalid (EX_CONFIG); the message gives file:line:col and what to change.
 The systemd unit does not restart the daemon after this status.
@@ -94,8 +97,9 @@ fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
     let cmd = Cli::command();
     clap_mangen::generate_to(cmd.clone(), dir)
         .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
-    // Re-render the top page with the sections clap cannot derive.
-    let man = clap_mangen::Man::new(cmd);
+    // Re-render the top page with the sections clap cannot derive, without listing the
+    // implicit `help` subcommand (it has no page of its own).
+    let man = clap_mangen::Man::new(cmd.disable_help_subcommand(true));
     let path = dir.join(man.get_filename());
     let mut page = Vec::new();
     render_top_page(&man, &mut page).context("cannot render ingestd.1")?;
@@ -153,6 +157,11 @@ mod tests {
         let top = fs::read_to_string(dir.path().join("man/ingestd.1")).unwrap();
         assert!(top.contains(".TH ingestd 1"), "{top}");
         assert!(top.contains("EXIT STATUS"));
+        assert!(top.contains("A usage error"), "exit status 2 is documented");
+        assert!(
+            !top.contains("ingestd\\-help"),
+            "names a page that does not exist: {top}"
+        );
         assert!(top.contains("check\\-config"));
         assert!(
             !top.contains("generate"),

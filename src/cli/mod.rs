@@ -47,13 +47,13 @@ pub enum Command {
     Run,
     /// Parse and validate the configuration; exit 0, or 78 with file:line:col and what to change.
     CheckConfig,
-    /// Counts per state and one row per unfinished or failed file (works while `run` is running).
+    /// Counts per state and one row per unfinished or failed file, or whose delete/move failed (works while `run` is running).
     Status(StatusArgs),
     /// Put failed files back in the queue.
     Retry(RetryArgs),
     /// Say why a file is not uploaded (yet).
     Explain(ExplainArgs),
-    /// Upload files now, in the foreground, through the same journal and code path as `run`.
+    /// Upload files now, in the foreground, through the same journal and code path as `run`; exit 1 if any is not uploaded.
     Upload(UploadArgs),
     /// Manage delegated upload tokens with the API key.
     #[command(subcommand)]

@@ -8,8 +8,8 @@
 //! (`{"pid", "running", "heartbeat_at"}` or null), and per
 //! file `root`, `last_error_slug`, `chunk_size`, `first_chunk_in_flight`, `changed_at`,
 //! `queued_at`, `created_at`, `updated_at`, `done_at`, `after_upload`, `abandoned_video_ids`,
-//! `possible_orphans`. Without `--all`: settling, queued, uploading and failed files; with it,
-//! every file (done receipts and gone ones too).
+//! `possible_orphans`. Without `--all`: settling, queued, uploading and failed files, and done
+//! files whose delete or move failed; with it, every file (done receipts and gone ones too).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
