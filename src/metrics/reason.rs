@@ -21,9 +21,13 @@ pub fn reason(row: &FileRow, paused: bool, now: SystemTime) -> String {
         }
         FileState::Queued => match row.next_attempt_at.filter(|t| *t > now) {
             Some(t) => format!(
-                "waiting for retry at {} (attempt {}){}",
+                "waiting for retry at {}{}{}",
                 rfc3339(t),
-                row.attempts,
+                // A 429 or a paused token waits without counting an attempt.
+                match row.attempts {
+                    0 => String::new(),
+                    n => format!(" (attempt {n})"),
+                },
                 error
                     .map(|e| format!("; last error: {e}"))
                     .unwrap_or_default()

@@ -210,9 +210,9 @@ fn describe_row(
         FileState::Queued => {
             if let Some(t) = row.next_attempt_at.filter(|t| *t > now) {
                 out.push(format!(
-                    "#{id} waiting for retry at {} (attempt {}){}",
+                    "#{id} waiting for retry at {}{}{}",
                     rfc3339(t),
-                    row.attempts,
+                    super::attempt_suffix(row.attempts),
                     error()
                         .map(|e| format!("; last error: {e}"))
                         .unwrap_or_default()

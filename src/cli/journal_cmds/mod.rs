@@ -84,6 +84,16 @@ pub(crate) fn human_duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
+/// ` (attempt N)` after a retry time; nothing when no attempt was counted (a 429 or a paused
+/// token waits without burning attempts, and "attempt 0" read as a bug).
+pub(crate) fn attempt_suffix(attempts: u32) -> String {
+    if attempts == 0 {
+        String::new()
+    } else {
+        format!(" (attempt {attempts})")
+    }
+}
+
 /// `1.5 GiB`-style size (the status page's format).
 pub(crate) use crate::metrics::format::size as human_size;
 
@@ -97,6 +107,8 @@ mod tests {
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(5 * 1024 * 1024), "5.0 MiB");
         assert_eq!(human_duration(Duration::from_millis(192_700)), "3m 12s");
+        assert_eq!(attempt_suffix(0), "");
+        assert_eq!(attempt_suffix(3), " (attempt 3)");
         assert_eq!(
             rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(1_500)),
             "1970-01-01T00:00:01.5Z"

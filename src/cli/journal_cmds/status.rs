@@ -337,9 +337,9 @@ fn note(f: &FileRow, now: SystemTime) -> String {
         }
         FileState::Queued => match f.next_attempt_at.filter(|t| *t > now) {
             Some(t) => format!(
-                "retry at {} (attempt {}): {}",
+                "retry at {}{}: {}",
                 rfc3339(t),
-                f.attempts,
+                super::attempt_suffix(f.attempts),
                 error()
             ),
             None => "waiting for a worker".into(),
