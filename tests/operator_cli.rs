@@ -105,6 +105,22 @@ fn upload_with_a_rejected_token_says_what_to_do() {
         "{stdout}"
     );
     assert!(!stdout.contains("TokenPaused"), "{stdout}");
+
+    // `status` and `explain` say what to do for this config's token source (a token file: it is
+    // re-read; "send SIGHUP" was said for every source, and does nothing for a credential).
+    let advice = format!(
+        "write a new token into {} (ingestd re-reads it within 2 s)",
+        setup.token_file.display()
+    );
+    let status = ingestd(&["status"], &setup.config);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.contains("token: REJECTED") && status.contains(&advice),
+        "{status}"
+    );
+    let explain = ingestd(&["explain", f.to_str().unwrap()], &setup.config);
+    let explain = String::from_utf8_lossy(&explain.stdout).into_owned();
+    assert!(explain.contains(&advice), "{explain}");
 }
 
 /// `ingestd run` with no `[[watch]]` section exits 78 saying what to add (it ran and sat idle).

@@ -149,6 +149,7 @@ fn explain_path(
     };
 
     out.extend(describe_row(
+        config,
         journal,
         &row,
         identity,
@@ -159,6 +160,7 @@ fn explain_path(
 }
 
 fn describe_row(
+    config: &Config,
     journal: &Journal,
     row: &FileRow,
     identity: Option<FileIdentity>,
@@ -171,8 +173,7 @@ fn describe_row(
     let token = journal.token_state()?;
     let paused = (token.state == TokenState::Rejected).then(|| {
         format!(
-            "uploads are paused: the upload token was rejected{}{}; write a new token to the \
-             token file (or fix the config) and send SIGHUP",
+            "uploads are paused: the upload token was rejected{}{}; {}",
             token
                 .since
                 .map(|t| format!(" at {}", rfc3339(t)))
@@ -182,6 +183,7 @@ fn describe_row(
                 .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default(),
+            super::token_advice(config, token.reason.as_deref()),
         )
     });
     let error = || {

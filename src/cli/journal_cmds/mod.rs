@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use super::{Cli, RetryArgs, load_config};
+use crate::config::{Config, TokenSource};
 use crate::journal::{Journal, JournalError, RetrySelection};
 
 mod explain;
@@ -82,6 +83,27 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
 /// `3m 12s`-style duration, rounded to seconds.
 pub(crate) fn human_duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// What to do about a rejected token (or API key), for the way this configuration holds it.
+pub(crate) fn token_advice(config: &Config, reason: Option<&str>) -> String {
+    if reason.is_some_and(|r| r.starts_with("API key rejected")) {
+        return "fix api.api_key_file, then `systemctl reload ingestd` (SIGHUP)".into();
+    }
+    match &config.api.token {
+        TokenSource::File(path) => format!(
+            "write a new token into {} (ingestd re-reads it within 2 s)",
+            path.display()
+        ),
+        TokenSource::Inline(_) => format!(
+            "set a new upload_token in {}, then `systemctl reload ingestd` (SIGHUP)",
+            config.source.display()
+        ),
+        // The systemd credential: copied only when the service starts.
+        TokenSource::Credential(_) | TokenSource::None => {
+            "write a new token into /etc/ingestd/upload-token (the unit's LoadCredential= file), then `systemctl restart ingestd`".into()
+        }
+    }
 }
 
 /// ` (attempt N)` after a retry time; nothing when no attempt was counted (a 429 or a paused

@@ -33,6 +33,8 @@ struct Report {
     token: TokenStatus,
     daemon: Option<DaemonInfo>,
     notes: HashMap<i64, Vec<FileNote>>,
+    /// What to do when the token is rejected, for this configuration's token source.
+    token_advice: String,
 }
 
 pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
@@ -47,7 +49,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let report = match &journal {
+    let mut report = match &journal {
         Some(j) => read(j)?,
         None => Report {
             journal: path.clone(),
@@ -59,8 +61,10 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
             },
             daemon: None,
             notes: HashMap::new(),
+            token_advice: String::new(),
         },
     };
+    report.token_advice = super::token_advice(&config, report.token.reason.as_deref());
     let mut out = io::BufWriter::new(io::stdout().lock());
     let written = if args.json {
         write_json(&mut out, &report, journal.as_ref(), args.all)
@@ -106,6 +110,7 @@ fn read(journal: &Journal) -> Result<Report, JournalError> {
         token: journal.token_state()?,
         daemon: journal.daemon_info()?,
         notes,
+        token_advice: String::new(),
     })
 }
 
@@ -233,7 +238,7 @@ fn write_table(
     match r.token.state {
         TokenState::Rejected => writeln!(
             out,
-            "token: REJECTED{}{} — uploads are paused; write a new token to the token file or send SIGHUP",
+            "token: REJECTED{}{} — uploads are paused; {}",
             r.token
                 .since
                 .map(|t| format!(" since {}", rfc3339(t)))
@@ -243,6 +248,7 @@ fn write_table(
                 .as_deref()
                 .map(|x| format!(" ({x})"))
                 .unwrap_or_default(),
+            r.token_advice,
         )?,
         state => writeln!(out, "token: {}", state.as_str())?,
     }
