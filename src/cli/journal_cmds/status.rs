@@ -272,10 +272,12 @@ fn write_table(
     let mut noted: Vec<i64> = Vec::new();
     each_file(journal, all, |f| {
         if shown == 0 {
+            // Fixed-width columns first (a videoId is 24 characters), the path and the note
+            // last: they have any length.
             writeln!(
                 out,
-                "{:>6}  {:<9}  {:>6}  {:>10}  {:<40}  {:<22}  NOTE",
-                "ID", "STATE", "SENT", "SIZE", "PATH", "VIDEO ID"
+                "{:>6}  {:<9}  {:>6}  {:>10}  {:<24}  PATH  NOTE",
+                "ID", "STATE", "SENT", "SIZE", "VIDEO ID"
             )?;
         }
         shown += 1;
@@ -288,13 +290,13 @@ fn write_table(
         };
         writeln!(
             out,
-            "{:>6}  {:<9}  {:>5.1}%  {:>10}  {:<40}  {:<22}  {}",
+            "{:>6}  {:<9}  {:>5.1}%  {:>10}  {:<24}  {}  {}",
             f.id,
             f.state.as_str(),
             pct,
             human_size(f.identity.size),
-            f.path.display(),
             f.video_id.as_deref().unwrap_or("-"),
+            f.path.display(),
             note(f, now),
         )
     })?;
