@@ -258,3 +258,23 @@ fn explain_names_a_missing_watch_root() {
         "{stdout}"
     );
 }
+
+/// SIGHUP with a new `[[watch]]` root: the log names the roots now watched (as at start; a
+/// reload said only "configuration reloaded"), and a file in the new root is uploaded.
+#[test]
+fn sighup_logs_the_roots_now_watched() {
+    let em = Emulator::start();
+    let mut setup = Setup::new(&em, Opts::default());
+    let d = setup.start();
+    setup.wait_log("ingestd is running", T);
+    setup.opts.extra_roots = vec!["second"];
+    setup.write_config();
+    d.signal(libc::SIGHUP);
+    let second = setup.dir.join("second");
+    setup.wait_log(&format!("watching root={}", second.display()), T);
+    let f = second.join("late.mp4");
+    common::daemon::write_file_atomic(&f, 1000, 5);
+    setup.wait_for("the file in the new root", T, |s| {
+        file_row(s, &f).is_some_and(|r| r["state"] == "done")
+    });
+}

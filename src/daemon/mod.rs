@@ -171,6 +171,10 @@ pub async fn run_with(
             Some(()) = reloads.recv() => {
                 if reload(&mut config, &notifier) {
                     services.apply(&config).await;
+                    // As at start: which roots are watched now, and how.
+                    for root in services.roots() {
+                        tracing::info!(root = %root.path.display(), mode = %root.mode, health = %root.health, "watching");
+                    }
                 }
                 send(&notifier, notifier.ready(), "READY=1");
             }

@@ -13,7 +13,8 @@ use super::{FileIdentity, FileState};
 pub struct FileRow {
     pub id: i64,
     pub path: PathBuf,
-    /// The watch root it was found under (empty for files given to `ingestd upload`).
+    /// The watch root it was found under (for a file given to `ingestd upload` outside every
+    /// root: its directory).
     pub root: PathBuf,
     /// The identity the row was last seen with; the upload resumes only if the file still has it.
     pub identity: FileIdentity,
