@@ -278,3 +278,30 @@ fn sighup_logs_the_roots_now_watched() {
         file_row(s, &f).is_some_and(|r| r["state"] == "done")
     });
 }
+
+/// A token file that holds something else (the API key, a note) passes `check-config` with a
+/// warning saying what belongs there; a real token gets none. Its content is never printed.
+#[test]
+fn check_config_warns_when_the_token_file_holds_no_token() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    let out = ingestd(&["check-config"], &setup.config);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("does not hold one upload token"),
+        "{}",
+        text(&out)
+    );
+    common::daemon::write_token(&setup.token_file, common::API_KEY);
+    let out = ingestd(&["check-config"], &setup.config);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stderr.contains(&format!(
+            "warning: {} (upload_token_file) does not hold one upload token",
+            setup.token_file.display()
+        )) && stderr.contains("ingestd token create"),
+        "{stderr}"
+    );
+    assert!(!text(&out).contains(common::API_KEY));
+}

@@ -50,11 +50,17 @@ pub fn check_secret_file(
         ));
     }
     let empty = content.trim().is_empty();
+    let token_like = looks_like_upload_token(content.trim());
     // The content is dropped here; it is read again when needed.
     drop(Secret::new(content));
     if must_not_be_empty && empty {
         return Err(format!(
             "`{key}` names `{shown}`, which is empty; write the upload token (it starts with `to`) into it"
+        ));
+    }
+    if must_not_be_empty && !empty && !token_like {
+        warnings.push(format!(
+            "{shown} ({key}) does not hold one upload token (one word starting with `to`); if it is the account's API key, create an upload token with `ingestd token create` and write that instead"
         ));
     }
     let mode = meta.permissions().mode() & 0o777;
@@ -64,6 +70,11 @@ pub fn check_secret_file(
         ));
     }
     Ok(())
+}
+
+/// A delegated upload token is one word starting with `to` (`to1tcmSFHeYY5KzyhOqVKMVb`).
+fn looks_like_upload_token(text: &str) -> bool {
+    text.starts_with("to") && !text.contains(char::is_whitespace)
 }
 
 /// The credential file, when `$CREDENTIALS_DIRECTORY` is set and holds `upload-token`.
