@@ -305,3 +305,28 @@ fn check_config_warns_when_the_token_file_holds_no_token() {
     );
     assert!(!text(&out).contains(common::API_KEY));
 }
+
+/// A second `ingestd run` on the same journal (say, a shell next to the service) warns once,
+/// naming the first one's pid.
+#[test]
+fn a_second_daemon_on_the_same_journal_warns() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    let first = setup.start();
+    let pid = u64::from(first.child.id());
+    setup.wait_for("the first daemon's heartbeat", T, |s| {
+        s["daemon"]["pid"].as_u64() == Some(pid)
+    });
+    let log = setup.dir.join("second.log");
+    let _second = common::daemon::Daemon::start(&setup.config, &log);
+    let want = format!("another `ingestd run` (pid {pid}) uses this journal");
+    let start = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(&want) {
+            break;
+        }
+        assert!(start.elapsed() < T, "no warning in:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -136,6 +136,7 @@ pub async fn run_with(
         return Ok(());
     };
 
+    warn_if_another_daemon(&services.journal).await;
     send(&notifier, notifier.ready(), "READY=1");
     tracing::info!(
         roots = config.watch.len(),
@@ -206,6 +207,23 @@ pub async fn run_with(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A second `ingestd run` on the same journal (a shell next to the service) is safe, since
+/// claims keep the two apart, but rarely meant: say so once, before this one's first heartbeat.
+async fn warn_if_another_daemon(journal: &crate::journal::Journal) {
+    let j = journal.clone();
+    let Ok(Ok(Some(other))) = tokio::task::spawn_blocking(move || j.daemon_info()).await else {
+        return;
+    };
+    if other.running && other.pid != std::process::id() {
+        tracing::warn!(
+            pid = other.pid,
+            journal = %journal.path().display(),
+            "another `ingestd run` (pid {}) uses this journal: both upload from it; stop one of them (`systemctl status ingestd`)",
+            other.pid
+        );
+    }
 }
 
 /// SIGHUP: re-read and validate the configuration; on error keep the old one and say why.
