@@ -277,3 +277,19 @@ fn an_unreachable_endpoint_is_one_line_naming_it() {
         "{stderr}"
     );
 }
+
+/// `ingestd token create > FILE` (output redirected) writes the token alone, a valid
+/// `upload_token_file` (it wrote the table, which no upload could use).
+#[test]
+fn create_redirected_prints_the_token_alone() {
+    let em = Emulator::start();
+    let out = ok(&em, &["create"]);
+    let token = out.trim_end();
+    assert!(
+        token.starts_with("to") && !token.contains(char::is_whitespace),
+        "{out:?}"
+    );
+    assert_eq!(out, format!("{token}\n"));
+    let shown = ok_json(&em, &["show", token]);
+    assert_eq!(shown["token"], token);
+}

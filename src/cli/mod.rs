@@ -124,7 +124,7 @@ pub enum SortOrder {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create a delegated upload token.
+    /// Create a delegated upload token. Redirected (`> FILE`), prints the token alone.
     Create {
         #[command(flatten)]
         common: TokenCommon,

@@ -2,8 +2,9 @@
 //!
 //! The API key comes from env `APIVIDEO_API_KEY`, else from `api.api_key_file`. The config file is
 //! read only if it exists (an invalid one exits 78); without one, `--endpoint` and the env variable
-//! are enough. Output is a table by default, the API's JSON with `--json`. The API key is never
-//! printed; a rejected key is one line on stderr and exit 1.
+//! are enough. Output is a table by default, the API's JSON with `--json`; `create` with its
+//! output redirected prints the token alone (`ingestd token create > FILE` writes a token file).
+//! The API key is never printed; a rejected key is one line on stderr and exit 1.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -41,7 +42,13 @@ pub async fn run(cli: &Cli, cmd: &TokenCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TokenCommand::Create { ttl, json, .. } => {
             let token = client.create_upload_token(*ttl).await.map_err(rejected)?;
-            print_tokens(std::slice::from_ref(&token), *json, &token)?;
+            if !*json && !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                // Redirected (`… > /etc/ingestd/upload-token`): the token alone, so the file
+                // holds exactly what `upload_token_file` expects.
+                println!("{}", token.token);
+            } else {
+                print_tokens(std::slice::from_ref(&token), *json, &token)?;
+            }
         }
         TokenCommand::List {
             sort_by,
