@@ -330,3 +330,41 @@ fn a_second_daemon_on_the_same_journal_warns() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `ingestd upload` of files in a watch root while the daemon runs: the daemon may claim some
+/// first; `upload` reports their result (it said "file N is uploading, not queued", exit 1).
+#[test]
+fn upload_next_to_the_daemon_reports_what_the_daemon_uploaded() {
+    let em = Emulator::start();
+    let setup = Setup::new(
+        &em,
+        Opts {
+            settle: "30s",
+            ..Opts::default()
+        },
+    );
+    let _d = setup.start();
+    setup.wait_log("ingestd is running", T);
+    let files: Vec<_> = (0..8)
+        .map(|i| setup.drop_file(&format!("race{i}.mp4"), 300_000, i))
+        .collect();
+    // About a second per file: the daemon's workers find the queued rows meanwhile.
+    set_faults(
+        &em,
+        json!([{"path": "/upload", "count": 100, "action": "throttle", "bytes_per_sec": 300_000}]),
+    );
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["upload", "--config"])
+        .arg(&setup.config)
+        .args(&files);
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", text(&out));
+    for f in &files {
+        assert!(
+            stdout.contains(&format!("{}: uploaded, videoId vi", f.display())),
+            "{stdout}"
+        );
+    }
+    assert_eq!(videos(&em).len(), files.len(), "one video per file");
+}

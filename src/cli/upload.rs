@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::{Cli, Exit, UploadArgs};
 use crate::config::Config;
 use crate::daemon::services::{open_journal, read_token, worker_context};
-use crate::journal::{FileIdentity, FileRow, FileState, Journal, Observation, RetrySelection};
+use crate::journal::{
+    FileIdentity, FileRow, FileState, Journal, JournalError, Observation, RetrySelection,
+};
 use crate::upload::board::Board;
 use crate::upload::rate::RateLimit;
 use crate::upload::token::TokenGate;
@@ -258,6 +260,47 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
     }
 }
 
+/// Waits while another process (the daemon) uploads row `id`. `None` when it went back to the
+/// queue (claim it again), else the outcome it reached.
+async fn wait_for_other(
+    ctx: &WorkerContext,
+    id: i64,
+    shutdown: &CancellationToken,
+) -> Result<Option<Outcome>, String> {
+    for poll in 0u64.. {
+        if poll % 25 == 24 {
+            // A claim whose process died (killed daemon) goes back to the queue.
+            let j = ctx.journal.clone();
+            tokio::task::spawn_blocking(move || j.reclaim_interrupted())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+        let j = ctx.journal.clone();
+        let row = tokio::task::spawn_blocking(move || j.get(id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("file {id} left the journal"))?;
+        match row.state {
+            FileState::Uploading => {}
+            FileState::Queued => return Ok(None),
+            FileState::Done => {
+                return Ok(Some(Outcome::Done {
+                    video_id: row.video_id.unwrap_or_default(),
+                }));
+            }
+            FileState::Failed => return Ok(Some(Outcome::Failed)),
+            FileState::Settling | FileState::Gone => return Ok(Some(Outcome::Released)),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(Some(Outcome::Released)),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+    Ok(None)
+}
+
 /// Uploads one row to the end, waiting out retries in the foreground.
 async fn upload_one(
     ctx: &WorkerContext,
@@ -269,10 +312,21 @@ async fn upload_one(
             return Ok(Outcome::Released);
         }
         let j = ctx.journal.clone();
-        let row = tokio::task::spawn_blocking(move || j.claim(id))
+        let claimed = tokio::task::spawn_blocking(move || j.claim(id))
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        let row = match claimed {
+            Ok(row) => row,
+            // The running daemon claimed it first (a file in a watch root): wait for its
+            // result, or take the one it already reached.
+            Err(JournalError::WrongState { .. }) => {
+                match wait_for_other(ctx, id, shutdown).await? {
+                    Some(outcome) => return Ok(outcome),
+                    None => continue,
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         match upload_file(ctx, row, shutdown)
             .await
             .map_err(|e| e.to_string())?
