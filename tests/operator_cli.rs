@@ -368,3 +368,24 @@ fn upload_next_to_the_daemon_reports_what_the_daemon_uploaded() {
     }
     assert_eq!(videos(&em).len(), files.len(), "one video per file");
 }
+
+/// `retry` with an id the journal does not have says where the ids are and that nothing changed.
+#[test]
+fn retry_of_an_unknown_id_says_where_the_ids_are() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    let f = setup.dir.join("outside").join("r.mp4");
+    common::daemon::write_file(&f, 1000, 8);
+    assert!(
+        ingestd(&["upload", f.to_str().unwrap()], &setup.config)
+            .status
+            .success()
+    );
+    let out = ingestd(&["retry", "999"], &setup.config);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no file #999") && err.contains("ingestd status --all"),
+        "{err}"
+    );
+}

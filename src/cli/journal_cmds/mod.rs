@@ -52,9 +52,19 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
             failed
         }
     };
-    let outcome = journal
-        .retry_failed(&selection)
-        .with_context(|| format!("retry in {}", path.display()))?;
+    let outcome = match journal.retry_failed(&selection) {
+        Err(JournalError::NotFound { id }) => {
+            return Err(super::Exit {
+                code: 1,
+                message: format!(
+                    "no file #{id} in {}: `ingestd status --all` lists the ids; nothing was changed",
+                    path.display()
+                ),
+            }
+            .into());
+        }
+        other => other.with_context(|| format!("retry in {}", path.display()))?,
+    };
     for row in &outcome.requeued {
         let was = before.iter().find(|b| b.id == row.id);
         let why = was
