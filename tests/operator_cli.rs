@@ -389,3 +389,32 @@ fn retry_of_an_unknown_id_says_where_the_ids_are() {
         "{err}"
     );
 }
+
+/// `ingestd run` without an upload token: one line, exit 78 (a "will refuse to start" warning
+/// was logged before the error saying the same).
+#[test]
+fn run_without_a_token_is_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let config = tmp.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = \"{}/j.sqlite\"\n\n[[watch]]\npath = \"{}\"\n",
+            tmp.path().display(),
+            root.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(common::bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no upload token configured"), "{err}");
+}

@@ -1,4 +1,5 @@
-//! `ingestd run`: the daemon in the foreground (systemd `Type=notify`).
+//! `ingestd run`: the daemon in the foreground (systemd `Type=notify`). Refuses to start (exit 78)
+//! without an upload token or without a `[[watch]]` root, before logging anything else.
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
@@ -7,13 +8,18 @@ use super::{Cli, Exit};
 
 pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&cli.config)?;
-    if config.watch.is_empty() {
-        // Valid for `upload` and `token`, but a daemon without a root would sit idle. A missing
-        // token is reported first: a fresh install lacks it most.
-        crate::daemon::services::read_token(&config).map_err(|e| Exit {
+    let fail = |e: crate::daemon::DaemonError| -> anyhow::Error {
+        Exit {
             code: e.exit_code(),
             message: format!("ingestd: {e}"),
-        })?;
+        }
+        .into()
+    };
+    // A missing token first (a fresh install lacks it most), as one line: the daemon would log
+    // the configuration's "no upload token" warning before failing the same way.
+    crate::daemon::services::read_token(&config).map_err(fail)?;
+    if config.watch.is_empty() {
+        // Valid for `upload` and `token`, but a daemon without a root would sit idle.
         return Err(Exit {
             code: crate::config::EXIT_CONFIG,
             message: format!(
@@ -23,12 +29,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         .into());
     }
-    match crate::daemon::run(config, CancellationToken::new()).await {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => Err(Exit {
-            code: e.exit_code(),
-            message: format!("ingestd: {e}"),
-        }
-        .into()),
-    }
+    crate::daemon::run(config, CancellationToken::new())
+        .await
+        .map_err(fail)?;
+    Ok(ExitCode::SUCCESS)
 }
