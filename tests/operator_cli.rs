@@ -418,3 +418,33 @@ fn run_without_a_token_is_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no upload token configured"), "{err}");
 }
+
+/// An empty `LoadCredential=` token with no token key: `check-config` (the unit's ExecStartPre)
+/// fails with what to do, as `run` would (it said "ok" and `run` then exited 78).
+#[test]
+fn check_config_refuses_an_empty_credential() {
+    let tmp = tempfile::tempdir().unwrap();
+    let creds = tmp.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("upload-token"), "\n").unwrap();
+    let config = tmp.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[journal]\npath = \"{}/j.sqlite\"\n", tmp.path().display()),
+    )
+    .unwrap();
+    let out = Command::new(common::bin())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("credential `upload-token`")
+            && err.contains("is empty")
+            && err.contains("systemctl restart ingestd"),
+        "{err}"
+    );
+}

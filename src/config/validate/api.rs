@@ -225,7 +225,17 @@ fn token_source(
             Ok(TokenSource::File(p))
         }
         (None, None) => match token::credential(opts.credentials_directory.as_deref()) {
-            Some(p) => Ok(TokenSource::Credential(p)),
+            Some(p) => {
+                // `run` would refuse an empty credential: say so here (ExecStartPre) already.
+                let empty = std::fs::read_to_string(&p).is_ok_and(|t| t.trim().is_empty());
+                if opts.check_files && empty {
+                    return Err(cx.whole(format!(
+                        "the systemd credential `upload-token` ({}) is empty and the configuration sets no token; write the upload token into the file the unit's LoadCredential= names (/etc/ingestd/upload-token), then `systemctl restart ingestd`",
+                        p.display()
+                    )));
+                }
+                Ok(TokenSource::Credential(p))
+            }
             None => {
                 warnings.push(
                     "no upload token is configured (upload_token_file, upload_token or the systemd credential `upload-token`): `run` and `upload` will refuse to start".into(),
