@@ -448,3 +448,42 @@ fn check_config_refuses_an_empty_credential() {
         "{err}"
     );
 }
+
+/// `after_upload = "delete"` is about the watch roots: `ingestd upload` of a file from elsewhere
+/// keeps it (it was deleted, and the result line did not say so); a file in a root is deleted
+/// and the line says `deleted`.
+#[test]
+fn upload_keeps_a_file_from_outside_the_roots_and_says_what_it_did() {
+    let em = Emulator::start();
+    let setup = Setup::new(
+        &em,
+        Opts {
+            after_upload: "delete",
+            ..Opts::default()
+        },
+    );
+    let outside = setup.dir.join("outside").join("mine.mp4");
+    common::daemon::write_file(&outside, 1000, 11);
+    let inside = setup.inbox.join("cam.mp4");
+    common::daemon::write_file(&inside, 1000, 12);
+    let out = Command::new(common::bin())
+        .args(["upload", "--config"])
+        .arg(&setup.config)
+        .arg(&outside)
+        .arg(&inside)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(outside.exists(), "a file from outside the roots is kept");
+    assert!(!inside.exists(), "after_upload applies in a root");
+    assert!(
+        stdout.contains(&format!("{}: uploaded, videoId vi", outside.display())),
+        "{stdout}"
+    );
+    let inside_line = stdout
+        .lines()
+        .find(|l| l.starts_with(&inside.display().to_string()))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(inside_line.ends_with("; deleted"), "{inside_line}");
+}

@@ -1,6 +1,8 @@
 //! `ingestd upload FILE…`: uploads now, in the foreground, with a progress bar per file (bytes,
 //! rate, ETA), through the same journal and worker code as `run`. Ctrl-C stops at once (the
 //! request in flight is dropped); running the same command again resumes at the committed offset.
+//! A file outside every watch root is kept whatever `after_upload` says (the action is for the
+//! roots); the result line names what happened to a file in a root (`deleted`, `moved to …`).
 //! Exits 1 if any file failed.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use super::{Cli, Exit, UploadArgs};
-use crate::config::Config;
+use crate::config::{AfterUpload, Config, UploadConfig};
 use crate::daemon::services::{open_journal, read_token, worker_context};
 use crate::journal::{
     FileIdentity, FileRow, FileState, Journal, JournalError, Observation, RetrySelection,
@@ -46,7 +48,7 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for file in &args.files {
         match enqueue(&journal, &config, file).await {
-            Ok(Some(id)) => ids.push((id, file.clone())),
+            Ok(Some((id, in_root))) => ids.push((id, file.clone(), in_root)),
             Ok(None) => {}
             Err(e) => {
                 eprintln!("{}: {e:#}", file.display());
@@ -60,6 +62,14 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     let rate = Arc::new(RwLock::new(RateLimit::new(config.upload.max_rate)));
     let ctx =
         worker_context(&config, journal.clone(), gate, board.clone(), rate).map_err(to_exit)?;
+    // `after_upload` is about the watch roots: a file given by hand from elsewhere is kept.
+    let outside_ctx = WorkerContext {
+        config: Arc::new(UploadConfig {
+            after_upload: AfterUpload::Keep,
+            ..(*ctx.config).clone()
+        }),
+        ..ctx.clone()
+    };
 
     let shutdown = CancellationToken::new();
     {
@@ -78,7 +88,7 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     let mut file_bars = Vec::new();
-    for (id, path) in &ids {
+    for (id, path, _) in &ids {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = bars.add(ProgressBar::new(size));
         bar.set_style(style.clone());
@@ -112,8 +122,8 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
 
     let workers = config.upload.workers.max(1);
     let results: Vec<(i64, Result<Outcome, String>)> =
-        futures_util::stream::iter(ids.iter().map(|(id, _)| {
-            let ctx = ctx.clone();
+        futures_util::stream::iter(ids.iter().map(|(id, _, in_root)| {
+            let ctx = if *in_root { &ctx } else { &outside_ctx }.clone();
             let shutdown = shutdown.clone();
             let id = *id;
             async move { (id, upload_one(&ctx, id, &shutdown).await) }
@@ -139,7 +149,14 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
                 if let Some(b) = bar {
                     b.finish();
                 }
-                format!("{name}: uploaded, videoId {video_id}")
+                // What happened to the file (`deleted`, `moved to …`, a failure); not `kept`.
+                let after = row
+                    .as_ref()
+                    .and_then(|r| r.after_upload.as_deref())
+                    .filter(|a| *a != "kept")
+                    .map(|a| format!("; {a}"))
+                    .unwrap_or_default();
+                format!("{name}: uploaded, videoId {video_id}{after}")
             }
             Ok(other) => {
                 failed += 1;
@@ -206,9 +223,13 @@ fn not_uploaded(outcome: &Outcome, row: Option<&FileRow>, token_reason: Option<S
     }
 }
 
-/// Records the file in the journal and queues it now. `None` when there is nothing to do
-/// (already uploaded with this content).
-async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Result<Option<i64>> {
+/// Records the file in the journal and queues it now: its id, and whether it is under a watch
+/// root. `None` when there is nothing to do (already uploaded with this content).
+async fn enqueue(
+    journal: &Journal,
+    config: &Config,
+    file: &Path,
+) -> anyhow::Result<Option<(i64, bool)>> {
     let path = std::fs::canonicalize(file).context("cannot open it")?;
     let meta = std::fs::metadata(&path).context("cannot stat it")?;
     if !meta.is_file() {
@@ -217,10 +238,8 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
     if meta.len() == 0 {
         anyhow::bail!("empty file: api.video refuses empty files");
     }
-    let root: PathBuf = config
-        .watch
-        .iter()
-        .find(|w| path.starts_with(&w.path))
+    let watched = config.watch.iter().find(|w| path.starts_with(&w.path));
+    let root: PathBuf = watched
         .map(|w| w.path.clone())
         .or_else(|| path.parent().map(Path::to_path_buf))
         .unwrap_or_default();
@@ -254,9 +273,9 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
             if let Some(e) = &row.last_error {
                 println!("{}: trying again (last error: {e})", path.display());
             }
-            Ok(Some(id))
+            Ok(Some((id, watched.is_some())))
         }
-        _ => Ok(Some(row.id)),
+        _ => Ok(Some((row.id, watched.is_some()))),
     }
 }
 
