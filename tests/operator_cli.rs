@@ -487,3 +487,40 @@ fn upload_keeps_a_file_from_outside_the_roots_and_says_what_it_did() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(inside_line.ends_with("; deleted"), "{inside_line}");
 }
+
+/// `ingestd upload` of a file from outside the roots, stopped between `done` and its
+/// post-upload action (W6): the daemon's restart recovery keeps it too (it would have applied
+/// `after_upload = "delete"` to it).
+#[test]
+fn recovery_of_an_interrupted_upload_keeps_a_file_from_outside_the_roots() {
+    let em = Emulator::start();
+    let setup = Setup::new(
+        &em,
+        Opts {
+            after_upload: "delete",
+            ..Opts::default()
+        },
+    );
+    let outside = setup.dir.join("outside").join("mine.mp4");
+    common::daemon::write_file(&outside, 1000, 13);
+    let out = Command::new(common::bin())
+        .args(["upload", "--config"])
+        .arg(&setup.config)
+        .arg(&outside)
+        .env("FAILPOINTS", "before-after-upload=panic")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the failpoint stops it: {}",
+        text(&out)
+    );
+    let s = setup.status();
+    assert_eq!(file_row(&s, &outside).unwrap()["state"], "done", "{s:#}");
+    let _d = setup.start();
+    let s = setup.wait_for("the interrupted action to be recorded", T, |s| {
+        file_row(s, &outside).is_some_and(|r| r["after_upload"].is_string())
+    });
+    assert_eq!(file_row(&s, &outside).unwrap()["after_upload"], "kept");
+    assert!(outside.exists());
+}

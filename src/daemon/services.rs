@@ -484,16 +484,19 @@ async fn finish_interrupted_actions(journal: &Journal, config: &Config) {
         }
     };
     for row in rows {
+        // `ingestd upload` of a file outside every watch root keeps it: so does this.
+        let action = if config.watch.iter().any(|w| w.path == row.root) {
+            config.upload.after_upload.clone()
+        } else {
+            crate::config::AfterUpload::Keep
+        };
         let outcome = match std::fs::metadata(&row.path) {
             Ok(m)
                 if crate::journal::FileIdentity::from_metadata(&m).same_content(&row.identity) =>
             {
-                let o = crate::upload::after::apply_async(
-                    config.upload.after_upload.clone(),
-                    row.root.clone(),
-                    row.path.clone(),
-                )
-                .await;
+                let o =
+                    crate::upload::after::apply_async(action, row.root.clone(), row.path.clone())
+                        .await;
                 tracing::info!(path = %row.path.display(), video_id = ?row.video_id, "finished a post-upload action interrupted by a stop: {}", o.message());
                 o.message()
             }
