@@ -524,3 +524,25 @@ fn recovery_of_an_interrupted_upload_keeps_a_file_from_outside_the_roots() {
     assert_eq!(file_row(&s, &outside).unwrap()["after_upload"], "kept");
     assert!(outside.exists());
 }
+
+/// `ingestd emulator` on a taken address: exit 1 with one line naming the cause once (it printed
+/// the cause twice).
+#[test]
+fn emulator_on_a_taken_port_says_so_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(common::bin())
+        .args(["emulator", "--listen", &addr, "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "ingestd: cannot start the emulator: cannot listen on {addr}: Address already in use (os error 98)"
+        )
+    );
+}

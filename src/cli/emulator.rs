@@ -16,9 +16,10 @@ pub async fn run(args: &EmulatorArgs) -> anyhow::Result<ExitCode> {
     };
     let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    // The error's text already names its cause: no `{:#}` chain (it printed the cause twice).
     let running = start(opts, &args.listen)
         .await
-        .context("cannot start the emulator")?;
+        .map_err(|e| anyhow::anyhow!("cannot start the emulator: {e}"))?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", running.url())?;
