@@ -60,7 +60,7 @@ pub enum Command {
     Token(TokenCommand),
     /// Run the local api.video-compatible endpoint (does not read --config).
     Emulator(EmulatorArgs),
-    /// A self-contained tour on the local endpoint: watches ./ingestd-demo/inbox and uploads what lands there.
+    /// A self-contained tour on the local endpoint: watches ./ingestd-demo/inbox and uploads what lands there (does not read --config).
     Demo(DemoArgs),
     /// Write man pages and shell completions into a directory (used by packaging).
     #[command(hide = true)]
