@@ -546,3 +546,41 @@ fn emulator_on_a_taken_port_says_so_once() {
         )
     );
 }
+
+/// `ingestd upload` with a rejected token (another token file) next to a daemon whose token
+/// works: `status` comes back to the daemon's `ok` (it showed `rejected` until the daemon's own
+/// token state changed).
+#[test]
+fn status_shows_the_daemons_token_verdict_after_another_process_wrote_one() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    let _d = setup.start();
+    let a = setup.drop_file("a.mp4", 1000, 1);
+    // A heartbeat after the upload: the daemon's status tick has recorded its own `ok`.
+    let at = |v: &serde_json::Value| {
+        v.as_str().map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+        })
+    };
+    setup.wait_for("a tick of the daemon after the upload", T, |s| {
+        let done = file_row(s, &a).and_then(|r| at(&r["done_at"]));
+        let beat = at(&s["daemon"]["heartbeat_at"]);
+        s["token"] == "ok" && done.is_some() && beat > done
+    });
+    let bad_token = setup.dir.join("bad-token");
+    common::daemon::write_token(&bad_token, "to0000000000000000000000");
+    let other = setup.dir.join("other.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&setup.config).unwrap().replace(
+            setup.token_file.to_str().unwrap(),
+            bad_token.to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let f = setup.dir.join("outside").join("b.mp4");
+    common::daemon::write_file(&f, 1000, 2);
+    let out = ingestd(&["upload", f.to_str().unwrap()], &other);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    setup.wait_for("the daemon's verdict again", T, |s| s["token"] == "ok");
+}

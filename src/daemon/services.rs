@@ -314,7 +314,12 @@ impl Services {
         let mirror = self.mirrored != Some(state);
         let j = self.journal.clone();
         let summary = tokio::task::spawn_blocking(move || {
-            if mirror {
+            // Another process (`ingestd upload` with another token) may have written its own
+            // verdict: once this daemon has one, `status` shows the daemon's.
+            let overwritten = || -> Result<bool, crate::journal::JournalError> {
+                Ok(state != TokenState::Unknown && j.token_state()?.state != state)
+            };
+            if mirror || overwritten()? {
                 j.set_token_state(state, reason.as_deref())?;
             }
             j.heartbeat()?;
