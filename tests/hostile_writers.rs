@@ -246,19 +246,15 @@ fn wait_child(mut c: std::process::Child) {
 
 /// Slows `POST /upload` bodies to `bytes_per_sec` (the endpoint reads slowly).
 fn throttle(em: &Emulator, bytes_per_sec: u64) {
-    let plan = format!(
-        r#"[{{"path": "/upload", "count": 1000000, "action": "throttle", "bytes_per_sec": {bytes_per_sec}}}]"#
+    set_faults(
+        em,
+        serde_json::json!([{"path": "/upload", "count": 1_000_000, "action": "throttle", "bytes_per_sec": bytes_per_sec}]),
     );
-    let (status, body) = http(&em.url, "POST", "/_emulator/faults", Some(&plan));
-    assert_eq!(status, 200, "{body}");
 }
 
 /// `POST /upload` requests the endpoint received so far.
 fn upload_requests(em: &Emulator) -> u64 {
-    let (status, body) = http(&em.url, "GET", "/_emulator/stats", None);
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["requests"]["POST /upload"].as_u64().unwrap_or(0)
+    stats(em)["requests"]["POST /upload"].as_u64().unwrap_or(0)
 }
 
 /// The status row of `p` (the live one if several).

@@ -3,84 +3,20 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Shared with the other daemon tests.
-pub use crate::common::daemon::{create_token, sha256_file, videos};
+/// Shared with the other daemon tests (not every test file uses each).
+#[allow(unused_imports)]
+pub use crate::common::daemon::{
+    create_token, faults, set_faults, sha256_file, stats, videos, write_file,
+};
 use crate::common::{self, API_KEY, Emulator};
 
 pub const MIB: u64 = 1024 * 1024;
-
-/// A GET/POST to the emulator over plain HTTP/1.1 (no client library needed).
-pub fn http(base: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let addr = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).expect("connect to the emulator");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
-    };
-    (status, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((len, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-    out
-}
-
-/// Deterministic pseudo-random content (so that prefixes differ from other files).
-pub fn write_file(path: &Path, size: u64, seed: u64) {
-    let mut f = std::fs::File::create(path).unwrap();
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut left = size;
-    let mut buf = vec![0u8; 64 * 1024];
-    while left > 0 {
-        for b in buf.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        f.write_all(&buf[..n]).unwrap();
-        left -= n as u64;
-    }
-    f.sync_all().unwrap();
-}
 
 /// Options of one test setup's config.
 #[derive(Clone)]
@@ -200,19 +136,9 @@ impl Setup {
         Daemon { child, log }
     }
 
-    /// `ingestd status --json --all`.
+    /// `ingestd status --all --json`.
     pub fn status(&self) -> Value {
-        let out = Command::new(common::bin())
-            .args(["status", "--json", "--all", "--config"])
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "status failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        common::daemon::status(&self.config)
     }
 
     /// Polls `status` until every file is `done` or `failed` and there are `n` of them.
