@@ -26,10 +26,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Emulator;
-use common::daemon::{set_faults, stats, video};
+use common::daemon::{stats, throttle_uploads, video};
 use hostile_support::{MIB, Opts, Setup, check_invariants, sha256_file, videos};
 use rand::{Rng, SeedableRng};
-use serde_json::json;
 
 const CHUNK: u64 = 5 * MIB;
 
@@ -121,10 +120,7 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    set_faults(
-        &em,
-        json!([{"path": "/upload", "count": 1_000_000_000u64, "action": "throttle", "bytes_per_sec": rate}]),
-    );
+    throttle_uploads(&em, rate);
     let staged = tmp.path().join("big.mp4");
     write_random(&staged, len, seed);
     let sha = sha256_file(&staged);

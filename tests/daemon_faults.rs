@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::Emulator;
 use common::daemon::{
     MIB5, Opts, Setup, assert_uploaded_once, count, delete_token, faults, file_row, set_faults,
-    videos, write_token,
+    throttle_uploads, video_id, videos, write_token,
 };
 use serde_json::{Value, json};
 
@@ -49,10 +49,7 @@ fn upload_under_with(
     let f = setup.drop_file("clip.mp4", len, len);
     let s = setup.wait_done(1, T);
     d.kill9();
-    let vid = file_row(&s, &f).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let vid = video_id(&s, &f);
     let v = assert_uploaded_once(em, &f, &vid);
     assert_eq!(videos(em).len(), 1, "exactly one video");
     check_journal_and_log(&setup);
@@ -179,10 +176,7 @@ fn rate_limited_429_waits_the_retry_after_then_completes() {
     assert_ne!(row["state"], "failed");
     let s = setup.wait_done(1, T);
     d.kill9();
-    let vid = file_row(&s, &f).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let vid = video_id(&s, &f);
     assert_uploaded_once(&em, &f, &vid);
     check_journal_and_log(&setup);
 }
@@ -265,10 +259,7 @@ fn deleted_token_pauses_without_failing_and_a_new_token_resumes() {
         },
     );
     // Slow enough that the queue is still busy when the token goes away.
-    set_faults(
-        &em,
-        json!([{"path": "/upload", "count": 1000000, "action": "throttle", "bytes_per_sec": 8_388_608}]),
-    );
+    throttle_uploads(&em, 8_388_608);
     let mut d = setup.start();
     let files: Vec<_> = (0..4u64)
         .map(|i| setup.drop_file(&format!("q{i}.mp4"), MIB5 + 1000 + i, 50 + i))
@@ -302,10 +293,7 @@ fn deleted_token_pauses_without_failing_and_a_new_token_resumes() {
     assert_ne!(s["token"], "rejected");
     d.kill9();
     for f in &files {
-        let vid = file_row(&s, f).unwrap()["video_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let vid = video_id(&s, f);
         assert_uploaded_once(&em, f, &vid);
     }
     check_journal_and_log(&setup);

@@ -202,10 +202,7 @@ fn endpoint_restarted_mid_upload_resumes_the_same_video() {
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
     set_retry_max(&setup, "2s");
     // Slow enough (2.5 s a chunk) that the restart lands in the middle of the upload.
-    set_faults(
-        &em,
-        json!([{"path": "/upload", "count": 1_000_000, "action": "throttle", "bytes_per_sec": 2 * MIB}]),
-    );
+    throttle_uploads(&em, 2 * MIB);
     let p = setup.inbox.join("long.mp4");
     write_file(&p, 4 * CHUNK + 321, 5);
     let files = vec![(p.clone(), sha256_file(&p))];
@@ -308,10 +305,7 @@ fn black_holed_connection_times_out_and_completes_when_it_answers_again() {
     );
     // 8 MiB/s at the endpoint (0.6 s a chunk, well within the timeout), so the black hole
     // starts in the middle of the second chunk.
-    set_faults(
-        &em,
-        json!([{"path": "/upload", "count": 1_000_000, "action": "throttle", "bytes_per_sec": 8 * MIB}]),
-    );
+    throttle_uploads(&em, 8 * MIB);
     let p = setup.inbox.join("clip.mp4");
     write_file(&p, 3 * CHUNK + 17, 3);
     let files = vec![(p.clone(), sha256_file(&p))];

@@ -319,6 +319,15 @@ pub fn file_row<'a>(s: &'a Value, path: &Path) -> Option<&'a Value> {
         .find(|f| f["path"].as_str() == Some(&*p))
 }
 
+/// The `video_id` of the status row of `path` (panics if there is no row or no id yet).
+pub fn video_id(s: &Value, path: &Path) -> String {
+    let row = file_row(s, path).unwrap_or_else(|| panic!("no row for {}: {s:#}", path.display()));
+    row["video_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no video_id: {row:#}"))
+        .to_owned()
+}
+
 /// A running `ingestd run`; SIGKILLed on drop.
 pub struct Daemon {
     pub child: Child,
@@ -434,6 +443,15 @@ pub fn set_faults(em: &Emulator, plan: Value) {
             .unwrap();
         assert!(r.status().is_success(), "POST faults: {}", r.status());
     })
+}
+
+/// Slows every `POST /upload` body to `bytes_per_sec` for the rest of the test (the endpoint
+/// reads slowly), replacing the fault plan.
+pub fn throttle_uploads(em: &Emulator, bytes_per_sec: u64) {
+    set_faults(
+        em,
+        serde_json::json!([{"path": "/upload", "count": 1_000_000, "action": "throttle", "bytes_per_sec": bytes_per_sec}]),
+    );
 }
 
 /// `GET /_emulator/faults`.

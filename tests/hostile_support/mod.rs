@@ -12,7 +12,7 @@ use serde_json::Value;
 /// Shared with the other daemon tests (not every test file uses each).
 #[allow(unused_imports)]
 pub use crate::common::daemon::{
-    create_token, faults, set_faults, sha256_file, stats, videos, write_file,
+    create_token, faults, set_faults, sha256_file, stats, throttle_uploads, videos, write_file,
 };
 use crate::common::{self, API_KEY, Emulator};
 
