@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::Emulator;
 use common::daemon::{
-    MIB5, Opts, Setup, assert_uploaded_once, count, delete_token, faults, file_row, set_faults,
-    throttle_uploads, video_id, videos, write_token,
+    MIB5, Opts, Setup, assert_uploaded_once, count, delete_token, faults, file_row, integrity,
+    set_faults, throttle_uploads, video_id, videos, write_token,
 };
 use serde_json::{Value, json};
 
@@ -64,11 +64,7 @@ fn upload_under_with(
 /// The invariants of issue 5 that `assert_uploaded_once` does not cover: journal
 /// `PRAGMA integrity_check` = ok, no upload token or API key and no panic in the log.
 fn check_journal_and_log(setup: &Setup) {
-    let c = rusqlite::Connection::open(setup.dir.join("journal.sqlite")).unwrap();
-    let ok: String = c
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
+    assert_eq!(integrity(&setup.dir.join("journal.sqlite")), "ok");
     for line in setup.log().lines() {
         assert!(!line.contains(&setup.token), "token logged: {line}");
         assert!(!line.contains(common::API_KEY), "API key logged: {line}");

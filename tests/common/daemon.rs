@@ -305,6 +305,15 @@ pub fn status(config: &Path) -> Value {
     })
 }
 
+/// `PRAGMA integrity_check` of a journal (opened read-only): `"ok"` when it is intact.
+pub fn integrity(journal: &Path) -> String {
+    let c =
+        rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap()
+}
+
 /// `counts[state]` of a status object.
 pub fn count(s: &Value, state: &str) -> u64 {
     s["counts"][state].as_u64().unwrap_or(0)

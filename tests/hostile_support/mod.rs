@@ -177,9 +177,7 @@ impl Setup {
 
     /// The journal's own check, from outside the daemon.
     pub fn integrity_check(&self) -> String {
-        let c = rusqlite::Connection::open(&self.journal).unwrap();
-        c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
-            .unwrap()
+        common::daemon::integrity(&self.journal)
     }
 }
 
@@ -208,18 +206,14 @@ impl Daemon {
 
     /// SIGTERM, then wait.
     pub fn stop(&mut self) {
-        unsafe { libc_kill(self.child.id() as i32, 15) };
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.wait_exit(Duration::from_secs(60));
     }
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 impl Drop for Daemon {
