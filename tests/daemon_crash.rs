@@ -21,13 +21,11 @@
 mod common;
 mod hostile_support;
 
-use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Emulator;
 use common::daemon::{stats, throttle_uploads, video};
-use hostile_support::{MIB, Opts, Setup, check_invariants, sha256_file, videos};
+use hostile_support::{MIB, Opts, Setup, check_invariants, sha256_file, videos, write_file};
 use rand::{Rng, SeedableRng};
 
 const CHUNK: u64 = 5 * MIB;
@@ -39,27 +37,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
             .unwrap_or_else(|e| panic!("{name}={v:?} is not a number: {e}")),
         Err(_) => default,
     }
-}
-
-/// `len` seeded pseudo-random bytes (xorshift64, no sparse ranges), written outside the inbox.
-fn write_random(path: &Path, len: u64, seed: u64) {
-    let mut f =
-        std::io::BufWriter::with_capacity(MIB as usize, std::fs::File::create(path).unwrap());
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut buf = vec![0u8; MIB as usize];
-    let mut left = len;
-    while left > 0 {
-        for w in buf.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            w.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = left.min(MIB) as usize;
-        f.write_all(&buf[..n]).unwrap();
-        left -= n as u64;
-    }
-    f.into_inner().unwrap().sync_all().unwrap();
 }
 
 /// The file's row as the journal has it: (state, committed offset, videoId).
@@ -122,7 +99,7 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
     throttle_uploads(&em, rate);
     let staged = tmp.path().join("big.mp4");
-    write_random(&staged, len, seed);
+    write_file(&staged, len, seed);
     let sha = sha256_file(&staged);
     let path = setup.inbox.join("big.mp4");
     std::fs::rename(&staged, &path).unwrap();
