@@ -24,7 +24,7 @@ mod hostile_support;
 use std::time::{Duration, Instant};
 
 use common::Emulator;
-use common::daemon::{stats, throttle_uploads, video};
+use common::daemon::{requests_with_error, stats, throttle_uploads, video};
 use hostile_support::{MIB, Opts, Setup, check_invariants, sha256_file, videos, write_file};
 use rand::{Rng, SeedableRng};
 
@@ -196,14 +196,7 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
         }
     }
 
-    let answers = |slug: &str| {
-        v["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["error"].as_str() == Some(slug))
-            .count()
-    };
+    let answers = |slug: &str| requests_with_error([&v], slug);
     let overlaps = answers("video-content-range-by-bytes-range-overlap");
     let already = answers("video-source-already-uploaded");
 

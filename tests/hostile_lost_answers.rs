@@ -74,11 +74,7 @@ impl Run {
     }
 
     fn requests_with(&self, slug: &str) -> usize {
-        self.videos
-            .iter()
-            .flat_map(|v| v["requests"].as_array().cloned().unwrap_or_default())
-            .filter(|r| r["error"].as_str() == Some(slug))
-            .count()
+        requests_with_error(&self.videos, slug)
     }
 
     /// A single-request upload whose answer was lost after the endpoint stored it, without an

@@ -259,7 +259,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes the token file (mode 0600).
+/// Writes a secret file (an upload token or an API key, newline-terminated) atomically, mode 0600.
 pub fn write_token(path: &Path, token: &str) {
     use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("new");
@@ -490,6 +490,20 @@ pub fn delete_token(em: &Emulator, token: &str) {
             .unwrap();
         assert_eq!(r.status().as_u16(), 204, "DELETE token");
     })
+}
+
+/// How many requests the `videos` (`/_emulator/videos` entries) received were answered with the
+/// error `slug`.
+pub fn requests_with_error<'a>(videos: impl IntoIterator<Item = &'a Value>, slug: &str) -> usize {
+    videos
+        .into_iter()
+        .flat_map(|v| {
+            v["requests"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no requests in {v:#}"))
+        })
+        .filter(|r| r["error"].as_str() == Some(slug))
+        .count()
 }
 
 /// Checks the service side of one uploaded file: exactly one complete video with the file's

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::daemon::write_token;
 /// Shared with the other daemon tests (not every test file uses each).
 #[allow(unused_imports)]
 pub use crate::common::daemon::{
-    create_token, faults, set_faults, sha256_file, stats, throttle_uploads, videos, write_file,
+    create_token, faults, requests_with_error, set_faults, sha256_file, stats, throttle_uploads,
+    videos, write_file,
 };
 use crate::common::{self, API_KEY, Emulator};
 
@@ -54,18 +56,15 @@ impl Default for Opts {
 
 impl Setup {
     pub fn new(dir: &Path, em: &Emulator, opts: &Opts) -> Setup {
-        use std::os::unix::fs::PermissionsExt;
         let inbox = dir.join("inbox");
         std::fs::create_dir_all(&inbox).unwrap();
         let token = create_token(em);
         let token_file = dir.join("upload-token");
-        std::fs::write(&token_file, &token).unwrap();
-        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_token(&token_file, &token);
         let mut api_extra = String::new();
         if opts.api_key {
             let key_file = dir.join("api-key");
-            std::fs::write(&key_file, API_KEY).unwrap();
-            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            write_token(&key_file, API_KEY);
             api_extra = format!("api_key_file = \"{}\"\n", key_file.display());
         }
         let mut upload_extra = String::new();
