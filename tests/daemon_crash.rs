@@ -145,8 +145,8 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
         }
         let ms = (target - chunk_start.min(target)) * 1000 / rate;
         std::thread::sleep(Duration::from_millis(ms));
-        d.child.kill().unwrap();
-        let _ = d.child.wait();
+        d.process.child.kill().unwrap();
+        let _ = d.process.child.wait();
         killed += 1;
         let check: String = c.query_row("PRAGMA quick_check", [], |r| r.get(0)).unwrap();
         assert_eq!(check, "ok", "journal after kill {killed} (seed {seed})");
@@ -166,8 +166,8 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
         Duration::from_secs(180),
         |state, _, _| state == "done",
     );
-    d.child.kill().unwrap();
-    let _ = d.child.wait();
+    d.process.child.kill().unwrap();
+    let _ = d.process.child.wait();
     drop(c);
     eprintln!("kills:\n  {}", log.join("\n  "));
 

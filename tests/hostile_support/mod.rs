@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -132,7 +132,10 @@ impl Setup {
         {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Daemon { child, log }
+        Daemon {
+            process: common::daemon::Daemon { child },
+            log,
+        }
     }
 
     /// `ingestd status --all --json`.
@@ -180,45 +183,31 @@ impl Setup {
     }
 }
 
-/// A running `ingestd run`; killed on drop.
+/// A running `ingestd run` and its log file; killed on drop.
 pub struct Daemon {
-    pub child: Child,
+    pub process: common::daemon::Daemon,
     pub log: PathBuf,
 }
 
 impl Daemon {
     /// Waits for the process to end by itself (a failpoint abort).
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let until = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(
-                Instant::now() < until,
+        self.process.wait_exit(timeout).unwrap_or_else(|| {
+            panic!(
                 "the daemon did not stop within {timeout:?}; log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                self.log_text()
+            )
+        })
     }
 
     /// SIGTERM, then wait.
     pub fn stop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.process.signal(libc::SIGTERM);
         let _ = self.wait_exit(Duration::from_secs(60));
     }
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
