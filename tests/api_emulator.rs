@@ -6,13 +6,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::daemon::{sha256_file, write_file};
 use common::{API_KEY, Emulator};
 use ingestd::api::{
     AuthMode, ChunkRange, Client, ClientOptions, ErrorClass, TokenListQuery, UploadRequest,
     UploadResponse, VideoCreation, chunk_at, plan_chunks,
 };
 use ingestd::secret::Secret;
-use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -24,32 +24,9 @@ fn client(em: &Emulator, mode: AuthMode) -> Client {
 
 /// A file of `len` pseudo-random bytes (so that misplaced chunks change the hash).
 fn sample_file(dir: &Path, name: &str, len: u64) -> PathBuf {
-    use std::io::Write;
     let path = dir.join(name);
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let mut x: u64 = len ^ 0x9E37_79B9_7F4A_7C15;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut left = len;
-    while left > 0 {
-        for b in buf.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        f.write_all(&buf[..n]).unwrap();
-        left -= n as u64;
-    }
-    f.flush().unwrap();
+    write_file(&path, len, len);
     path
-}
-
-fn sha256_file(path: &Path) -> String {
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).unwrap();
-    hex::encode(h.finalize())
 }
 
 /// The endpoint's test view of a video: `GET /_emulator/videos/{id}` (see docs/EMULATOR.md).

@@ -15,9 +15,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::row::{FileRow, add_note, file_columns, get_row, now_ms, path_bytes};
+use super::row::{FileRow, add_note, file_columns, path_bytes};
 use super::{FileIdentity, FileState, Journal, JournalError, Observation};
 use crate::watch::{Sink, SinkError};
 
@@ -112,24 +112,17 @@ impl Journal {
     /// `done` means it was uploaded before (same content), `uploading` that a worker (maybe
     /// another process) has it.
     pub fn enqueue(&self, obs: &Observation) -> Result<FileRow, JournalError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let now = now_ms();
-        let (id, state) = seen_one(&tx, obs, now).map_err(|e| self.err(e))?;
-        if state == FileState::Settling {
-            tx.execute(
-                "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1 WHERE id = ?2",
-                params![now, id],
-            )
-            .map_err(|e| self.err(e))?;
-        }
-        let row = get_row(&tx, id)
-            .map_err(|e| self.err(e))?
-            .ok_or(JournalError::NotFound { id })?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(row)
+        self.immediate(|tx, now| {
+            let (id, state) = seen_one(tx, obs, now).map_err(|e| self.err(e))?;
+            if state == FileState::Settling {
+                tx.execute(
+                    "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1 WHERE id = ?2",
+                    params![now, id],
+                )
+                .map_err(|e| self.err(e))?;
+            }
+            self.row_in(tx, id)
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use super::{Cli, RetryArgs, load_config};
-use crate::journal::{Journal, JournalError, RetrySelection};
+use crate::journal::{FileRow, Journal, JournalError, RetrySelection};
 
 mod explain;
 mod status;
@@ -82,6 +82,17 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
 /// `3m 12s`-style duration, rounded to seconds.
 pub(crate) fn human_duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// The row's last error as `slug: message` (`message` alone without a slug); `None` if there is
+/// none.
+pub(crate) fn last_error(row: &FileRow) -> Option<String> {
+    let slug = row
+        .last_error_slug
+        .as_deref()
+        .map(|s| format!("{s}: "))
+        .unwrap_or_default();
+    row.last_error.as_deref().map(|e| format!("{slug}{e}"))
 }
 
 /// `1.5 GiB`-style size (the status page's format).
