@@ -133,6 +133,7 @@ impl Journal {
                 conn: Mutex::new(conn),
                 path: path.to_owned(),
                 owner: owner::current(),
+                work: Arc::new(tokio::sync::Notify::new()),
             }),
         }
     }
@@ -208,6 +209,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalError> {
 }
 
 impl Journal {
+    /// `PRAGMA data_version` of this handle's connection: it changes when another connection
+    /// (another process: `ingestd retry`, `ingestd upload`) committed a change since the last
+    /// call, and never for this connection's own commits. One cheap read of the WAL index; the
+    /// upload pool polls it to notice work queued by other processes.
+    pub fn data_version(&self) -> Result<i64, JournalError> {
+        self.conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
     /// Runs `f` in one IMMEDIATE transaction with `synchronous = NORMAL` (see the module docs),
     /// then restores FULL. `f` gets the transaction and the current time (Unix ms).
     pub(super) fn scan_tx<T>(

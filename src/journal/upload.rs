@@ -25,7 +25,7 @@ use std::time::SystemTime;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::ingest::{abandon, note_gone_video, reset_to_settling};
-use super::row::{FileRow, add_note, file_columns, get_row, now_ms, to_unix_ms};
+use super::row::{FileRow, add_note, file_columns, from_unix_ms, get_row, now_ms, to_unix_ms};
 use super::{FileIdentity, FileState, Journal, JournalError, owner};
 
 /// Which files `ingestd retry` puts back in the queue.
@@ -64,6 +64,10 @@ impl Journal {
             .map_err(|e| self.err(e))?
             .ok_or(JournalError::NotFound { id })?;
         tx.commit().map_err(|e| self.err(e))?;
+        if row.state == FileState::Queued {
+            // Requeued, or a retry scheduled: idle workers recompute when to look again.
+            self.work_changed();
+        }
         Ok(row)
     }
 
@@ -116,6 +120,19 @@ impl Journal {
             )
             .optional()
         })
+        .map_err(|e| self.err(e))
+    }
+
+    /// When the next `queued` row becomes due: the earliest `next_attempt_at` (a row without one
+    /// is due at once, reported as the Unix epoch). `None` when nothing is queued. Idle workers
+    /// sleep until then (or until [`Journal::work_signal`] / another process wakes them).
+    pub fn next_due(&self) -> Result<Option<SystemTime>, JournalError> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "SELECT min(coalesce(next_attempt_at, 0)) FROM files WHERE state = 'queued'",
+        )
+        .and_then(|mut st| st.query_row([], |r| r.get::<_, Option<i64>>(0)))
+        .map(|ms| ms.map(from_unix_ms))
         .map_err(|e| self.err(e))
     }
 
@@ -180,6 +197,9 @@ impl Journal {
             );
         }
         tx.commit().map_err(|e| self.err(e))?;
+        if !out.is_empty() {
+            self.work_changed();
+        }
         Ok(out)
     }
 
@@ -523,6 +543,9 @@ impl Journal {
             );
         }
         tx.commit().map_err(|e| self.err(e))?;
+        if !out.requeued.is_empty() {
+            self.work_changed();
+        }
         Ok(out)
     }
 

@@ -102,7 +102,28 @@ fn same_content(a: &FileIdentity, b: &FileIdentity) -> bool {
     a.same_content(b)
 }
 
+/// The longest an idle worker sleeps without being woken: a safety net only. Work queued by this
+/// process wakes the workers through [`Journal::work_signal`], work queued by another process
+/// (`ingestd retry`, `ingestd upload`) through the pool's `PRAGMA data_version` check, and a
+/// retry's time is known in advance ([`Journal::next_due`]).
+pub const IDLE_MAX: Duration = Duration::from_secs(60);
+
+/// How long an idle worker sleeps when nothing is due at `now`: until the next queued row is due
+/// (`next_due`), at most [`IDLE_MAX`]. Zero when a row is due already.
+pub fn idle_nap(next_due: Option<SystemTime>, now: SystemTime) -> Duration {
+    match next_due {
+        Some(at) => at
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(IDLE_MAX),
+        None => IDLE_MAX,
+    }
+}
+
 /// The worker loop: claim, upload, repeat, until `shutdown`.
+///
+/// When nothing is due it sleeps until the next queued row is due or `wake` is notified (new
+/// work), never polling the journal on a timer.
 ///
 /// `retire` stops claiming new files (a child of `shutdown`, also cancelled by a pool resize);
 /// `shutdown` starts the deadline for the request in flight.
@@ -124,12 +145,20 @@ pub async fn run_worker(
             return Ok(());
         }
         let ctx = contexts.borrow().clone();
+        // Registered before looking, so a wake-up between the look and the sleep is not lost.
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let row = j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await?;
         let Some(row) = row else {
+            let nap = idle_nap(j(&ctx.journal, |j| j.next_due()).await?, SystemTime::now());
+            if nap.is_zero() {
+                continue; // a row became due since the claim (another worker may take it)
+            }
             tokio::select! {
                 _ = retire.cancelled() => return Ok(()),
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = woken => {}
+                _ = tokio::time::sleep(nap) => {}
             }
             continue;
         };
