@@ -69,7 +69,7 @@ async fn a_refused_first_request_records_no_orphan() {
     let err = attempt_twice(&f, &context(&f, &url), id).await;
     assert!(err.contains("Connection refused"), "{err}");
     assert!(
-        err.ends_with("check the address and the network (the upload is retried)"),
+        err.ends_with("that the service listens there (the upload is retried)"),
         "{err}"
     );
 }
