@@ -27,4 +27,4 @@ pub use models::{
     SortOrder, TokenListQuery, TokenSortBy, UploadToken, Video, VideoAssets, VideoCreation,
     VideoSource, VideoStatus,
 };
-pub use upload::{BodyObserver, UploadRequest, UploadResponse};
+pub use upload::{BodyObserver, OpenFile, UploadRequest, UploadResponse};

@@ -249,14 +249,18 @@ pub async fn upload_file(
     }
 
     // A file that cannot be opened (permissions) is reported before any request, so it never
-    // leaves a possible orphan nor an empty video; it is retried until it becomes readable.
-    if let Err(e) = tokio::fs::File::open(&path).await {
-        let msg = format!(
-            "cannot read {}: {e}; make it readable by the user ingestd runs as (retried until then)",
-            path.display()
-        );
-        return local_failure(ctx, &row, msg).await;
-    }
+    // leaves a possible orphan nor an empty video; it is retried until it becomes readable. The
+    // handle opened here is the one every chunk of this attempt reads.
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => api::OpenFile::from(f.into_std().await),
+        Err(e) => {
+            let msg = format!(
+                "cannot read {}: {e}; make it readable by the user ingestd runs as (retried until then)",
+                path.display()
+            );
+            return local_failure(ctx, &row, msg).await;
+        }
+    };
 
     // 3. with an API key, create the video first.
     if row.video_id.is_none()
@@ -330,6 +334,13 @@ pub async fn upload_file(
             j(&ctx.journal, move |j| j.requeue(id)).await?;
             return Ok(Outcome::Released);
         }
+        // The chunks read the handle opened above, so a file deleted, moved away or replaced
+        // since the previous chunk is noticed here, by its path (as a fresh open would).
+        if offset > row.bytes_uploaded
+            && let Some(outcome) = file_left(ctx, &row, offset).await?
+        {
+            break Some(outcome);
+        }
         let range = if single {
             None
         } else {
@@ -348,6 +359,7 @@ pub async fn upload_file(
             whole_len: Some(total),
             video_id: row.video_id.clone(),
             observer: Some(tap.clone() as Arc<dyn BodyObserver>),
+            file: Some(file.clone()),
         };
         fail::fail_point!("before-send");
         let token = ctx.token.current();
