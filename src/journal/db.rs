@@ -23,6 +23,12 @@ use super::{Inner, Journal, JournalError, owner};
 /// How long a statement waits for another process's write transaction before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// SQLite page cache of a read-write connection, in KiB (`PRAGMA cache_size` takes a negative
+/// number for KiB): 16 MiB instead of SQLite's 2 MiB. A 100k-row journal is ~45 MiB; its indexes
+/// then stay cached while the watcher queues rows and the workers claim them. Memory is taken
+/// only as pages are read, so a small journal costs no more than before.
+pub const CACHE_KIB: i64 = 16 * 1024;
+
 impl Journal {
     /// Opens the journal for the daemon or `upload`, creating the file (and its directory) if
     /// missing and migrating it to the current schema. Refuses a journal from a newer ingestd, a
@@ -111,6 +117,8 @@ impl Journal {
             });
         }
         conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(err)?;
@@ -250,7 +258,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/dir/journal.sqlite");
         let j = Journal::open(&path).unwrap();
-        let (version, mode, sync, fk): (i64, String, i64, i64) = {
+        let (version, mode, sync, fk, cache): (i64, String, i64, i64, i64) = {
             let c = j.conn();
             (
                 c.query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -260,8 +268,10 @@ mod tests {
                 c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap(),
                 c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
                     .unwrap(),
+                c.query_row("PRAGMA cache_size", [], |r| r.get(0)).unwrap(),
             )
         };
+        assert_eq!(cache, -CACHE_KIB, "16 MiB page cache");
         assert_eq!(version, CURRENT_VERSION);
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous=FULL");
