@@ -455,6 +455,7 @@ pub async fn upload_file(
             }
         }
     };
+    drop(file); // every byte is sent: the after_upload action may move or delete the file
     if let Some(outcome) = result {
         return Ok(outcome);
     }
