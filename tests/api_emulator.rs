@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use common::daemon::{sha256_file, write_file};
 use common::{API_KEY, Emulator};
 use ingestd::api::{
-    AuthMode, ChunkRange, Client, ClientOptions, ErrorClass, TokenListQuery, UploadRequest,
-    UploadResponse, VideoCreation, chunk_at, plan_chunks,
+    AuthMode, ChunkRange, Client, ClientOptions, ErrorClass, OpenFile, TokenListQuery,
+    UploadRequest, UploadResponse, VideoCreation, chunk_at, plan_chunks,
 };
 use ingestd::secret::Secret;
 
@@ -46,6 +46,7 @@ fn req(path: &Path, range: Option<ChunkRange>, video_id: Option<&str>) -> Upload
         whole_len: None,
         video_id: video_id.map(str::to_owned),
         observer: None,
+        file: None,
     }
 }
 
@@ -155,6 +156,33 @@ async fn chunked_upload_assembles_the_file() {
         ),
         "{again}"
     );
+}
+
+/// A file handed over open is read through that handle for every chunk, never by its path:
+/// here the path is gone (renamed away) before the first request.
+#[tokio::test]
+async fn chunks_read_the_handed_over_open_file_not_the_path() {
+    let em = Emulator::start();
+    let c = client(&em, AuthMode::Basic);
+    let token = Secret::new(c.create_upload_token(0).await.unwrap().token);
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample_file(dir.path(), "take-02.mp4", 2 * 5 * MIB + 4321);
+    let expected = sha256_file(&path);
+    let total = std::fs::metadata(&path).unwrap().len();
+    let open = OpenFile::open(&path).unwrap();
+    std::fs::rename(&path, dir.path().join("elsewhere.bin")).unwrap();
+    let mut video_id: Option<String> = None;
+    for chunk in plan_chunks(total, 5 * MIB) {
+        let mut r = req(&path, Some(chunk), video_id.as_deref());
+        r.file = Some(open.clone());
+        let resp = c
+            .upload(&token, r)
+            .await
+            .unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+        video_id = Some(resp.video_id);
+    }
+    let seen = emulator_video(&em, video_id.as_deref().unwrap()).await;
+    assert_eq!(seen["sha256"].as_str(), Some(expected.as_str()), "{seen}");
 }
 
 #[tokio::test]

@@ -43,12 +43,20 @@ impl Journal {
     /// [`Sink::seen`]: records a batch of observations in one transaction; per observation,
     /// whether the watcher must track it for settling.
     pub fn seen_batch(&self, batch: &[Observation]) -> Result<Vec<bool>, JournalError> {
-        self.scan_tx(|tx, now| {
+        let states = self.scan_tx(|tx, now| {
             batch
                 .iter()
-                .map(|obs| Ok(seen_one(tx, obs, now)?.1 == FileState::Settling))
-                .collect()
-        })
+                .map(|obs| Ok(seen_one(tx, obs, now)?.1))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        // A file that reappeared (rename back, remount) may be queued again at once.
+        if states.contains(&FileState::Queued) {
+            self.work_changed();
+        }
+        Ok(states
+            .into_iter()
+            .map(|s| s == FileState::Settling)
+            .collect())
     }
 
     /// [`Sink::stable`]: `settling` → `queued` for each observation whose row still has exactly
@@ -74,6 +82,11 @@ impl Journal {
                 ])?;
             }
             Ok(n)
+        })
+        .inspect(|&n| {
+            if n > 0 {
+                self.work_changed();
+            }
         })
     }
 
@@ -112,7 +125,7 @@ impl Journal {
     /// `done` means it was uploaded before (same content), `uploading` that a worker (maybe
     /// another process) has it.
     pub fn enqueue(&self, obs: &Observation) -> Result<FileRow, JournalError> {
-        self.immediate(|tx, now| {
+        let row = self.immediate(|tx, now| {
             let (id, state) = seen_one(tx, obs, now).map_err(|e| self.err(e))?;
             if state == FileState::Settling {
                 tx.execute(
@@ -122,7 +135,11 @@ impl Journal {
                 .map_err(|e| self.err(e))?;
             }
             self.row_in(tx, id)
-        })
+        })?;
+        if row.state == FileState::Queued {
+            self.work_changed();
+        }
+        Ok(row)
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::SystemTime;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::ingest::{abandon, note_gone_video, reset_to_settling};
-use super::row::{FileRow, add_note, file_columns, get_row, now_ms, to_unix_ms};
+use super::row::{FileRow, add_note, file_columns, from_unix_ms, get_row, now_ms, to_unix_ms};
 use super::{FileIdentity, FileState, Journal, JournalError, owner};
 
 /// Which files `ingestd retry` puts back in the queue.
@@ -52,11 +52,16 @@ impl Journal {
     where
         F: FnOnce(&Connection, &FileRow, i64) -> Result<(), JournalError>,
     {
-        self.immediate(|tx, now| {
+        let row = self.immediate(|tx, now| {
             let row = self.row_in(tx, id)?;
             f(tx, &row, now)?;
             self.row_in(tx, id)
-        })
+        })?;
+        if row.state == FileState::Queued {
+            // Requeued, or a retry scheduled: idle workers recompute when to look again.
+            self.work_changed();
+        }
+        Ok(row)
     }
 
     /// Runs `f` in one IMMEDIATE transaction, with the current time (Unix ms), and commits it.
@@ -132,6 +137,19 @@ impl Journal {
         .map_err(|e| self.err(e))
     }
 
+    /// When the next `queued` row becomes due: the earliest `next_attempt_at` (a row without one
+    /// is due at once, reported as the Unix epoch). `None` when nothing is queued. Idle workers
+    /// sleep until then (or until [`Journal::work_signal`] / another process wakes them).
+    pub fn next_due(&self) -> Result<Option<SystemTime>, JournalError> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "SELECT min(coalesce(next_attempt_at, 0)) FROM files WHERE state = 'queued'",
+        )
+        .and_then(|mut st| st.query_row([], |r| r.get::<_, Option<i64>>(0)))
+        .map(|ms| ms.map(from_unix_ms))
+        .map_err(|e| self.err(e))
+    }
+
     /// Claims one given `queued` row now, ignoring its retry wait (`ingestd upload FILE`).
     pub fn claim(&self, id: i64) -> Result<FileRow, JournalError> {
         self.transition(id, |c, row, now| {
@@ -156,7 +174,7 @@ impl Journal {
     /// and starts over. Claims of live processes (e.g. `ingestd run` while `ingestd upload`
     /// starts) are left alone. Returns the reclaimed rows.
     pub fn reclaim_interrupted(&self) -> Result<Vec<FileRow>, JournalError> {
-        self.immediate(|tx, now| {
+        let out = self.immediate(|tx, now| {
             let stale: Vec<FileRow> = tx
                 .prepare(concat!(
                     "SELECT ",
@@ -185,7 +203,11 @@ impl Journal {
                 out.push(self.row_in(tx, row.id)?);
             }
             Ok(out)
-        })
+        })?;
+        if !out.is_empty() {
+            self.work_changed();
+        }
+        Ok(out)
     }
 
     /// Fixes the chunk size for this upload. If one is already stored (a resumed upload) it is
@@ -482,7 +504,7 @@ impl Journal {
     /// progress kept); queued rows waiting for a retry become due now. Other states are skipped.
     /// An unknown id fails the whole call ([`JournalError::NotFound`]) and changes nothing.
     pub fn retry_failed(&self, selection: &RetrySelection) -> Result<RetryOutcome, JournalError> {
-        self.immediate(|tx, now| {
+        let out = self.immediate(|tx, now| {
             let ids: Vec<i64> = match selection {
                 RetrySelection::Ids(ids) => ids.clone(),
                 RetrySelection::AllFailed => tx
@@ -518,7 +540,11 @@ impl Journal {
                 out.requeued.push(self.row_in(tx, id)?);
             }
             Ok(out)
-        })
+        })?;
+        if !out.requeued.is_empty() {
+            self.work_changed();
+        }
+        Ok(out)
     }
 
     /// The row with this id.
