@@ -11,19 +11,20 @@
 //! (default the system temp dir).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ingestd::config::{DEFAULT_EXCLUDE, DEFAULT_INCLUDE, WatchConfig, WatchMode};
+use ingestd::config::{WatchConfig, WatchMode};
 use ingestd::journal::{FileState, Journal, Observation};
 use ingestd::watch::{self, Sink, SinkError};
 use tokio_util::sync::CancellationToken;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{bench_dir, make_tree, mib, proc_kib, runtime};
+use common::{
+    bench_dir, latencies, make_tree, mib, parent, proc_kib, runtime, spread, watch_config,
+};
 
 /// The journal, plus counters: how many rows the journal queued, and when each batch was queued.
 struct JournalSink {
@@ -70,19 +71,7 @@ impl Sink for JournalSink {
 }
 
 fn cfg(root: &Path, settle: Duration) -> WatchConfig {
-    WatchConfig {
-        path: root.to_owned(),
-        recursive: true,
-        include: DEFAULT_INCLUDE.iter().map(|s| s.to_string()).collect(),
-        exclude: DEFAULT_EXCLUDE.iter().map(|s| s.to_string()).collect(),
-        settle,
-        mode: WatchMode::Events,
-        poll_interval: Duration::from_secs(30),
-        rescan_interval: Duration::from_secs(3600),
-        follow_symlinks: false,
-        tags: vec![],
-        metadata: vec![],
-    }
+    watch_config(root, WatchMode::Events, settle, Duration::from_secs(30))
 }
 
 /// User + system CPU seconds of this process so far (all threads).
@@ -199,43 +188,22 @@ fn child_latency() {
     let sink = Arc::new(JournalSink::new(journal.clone(), true));
     let stop = CancellationToken::new();
     let rt = runtime();
-    let mut lat = rt.block_on(async {
+    let lat = rt.block_on(async {
         let h = watch::spawn(vec![cfg(&root, settle)], sink.clone(), stop.clone());
         h.initial_scan_done().await;
-        let mut lat = Vec::new();
-        for i in 0..20 {
-            let p = root.join(format!("lat-{i}.mp4"));
-            std::fs::write(&p, vec![1u8; 1 << 20]).unwrap();
-            let closed = Instant::now();
-            let at = loop {
-                let hit = sink
-                    .queued_at
-                    .as_ref()
-                    .and_then(|m| m.lock().unwrap().iter().find(|(q, _)| *q == p).map(|x| x.1));
-                if let Some(at) = hit {
-                    break at;
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            };
-            let row = journal.find_by_path(&p).unwrap().unwrap();
+        let log = sink.queued_at.as_ref().unwrap();
+        let lat = latencies(&root, 20, settle, log, |p| {
+            let row = journal.find_by_path(p).unwrap().unwrap();
             assert_eq!(row.state, FileState::Queued);
-            lat.push((at - closed).as_secs_f64() - settle.as_secs_f64());
-            // Spread the writes over the tick phase.
-            tokio::time::sleep(Duration::from_millis(137)).await;
-        }
+        })
+        .await;
         stop.cancel();
         h.join().await;
         lat
     });
-    lat.sort_by(f64::total_cmp);
-    let ms = |x: f64| format!("{:.0} ms", x * 1000.0);
     println!(
-        "latency (events, settle 1 s, real journal): closed → queued minus settle: min {}, \
-         median {}, max {} over {} files; load {}",
-        ms(lat[0]),
-        ms(lat[lat.len() / 2]),
-        ms(lat[lat.len() - 1]),
-        lat.len(),
+        "latency (events, settle 1 s, real journal): closed → queued minus settle: {}; load {}",
+        spread(&lat),
         load(),
     );
 }
@@ -247,19 +215,10 @@ fn main() {
         Some("latency-child") => return child_latency(),
         _ => {}
     }
-    // `cargo bench` passes --bench. `cargo test --all-targets` and nextest (`--list`) run this
-    // target too: it has no tests, so do nothing then.
-    if !args.iter().any(|a| a == "--bench") {
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let sizes = std::env::var("INGESTD_BENCH_SIZES").unwrap_or_else(|_| "10000,100000".into());
-    let run = |args: &[&str]| {
-        let st = Command::new(&exe).args(args).status().unwrap();
-        assert!(st.success(), "{args:?} failed");
-    };
-    for n in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        run(&["scan-child", n]);
-    }
-    run(&["latency-child"]);
+    parent(&args, |sizes, run| {
+        for n in sizes {
+            run(&["scan-child", n]);
+        }
+        run(&["latency-child"]);
+    });
 }

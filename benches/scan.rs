@@ -8,19 +8,20 @@
 //! replaces it once merged (its cost is the journal's own).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ingestd::config::{DEFAULT_EXCLUDE, DEFAULT_INCLUDE, WatchConfig, WatchMode};
+use ingestd::config::WatchMode;
 use ingestd::journal::Observation;
 use ingestd::watch::{self, Sink, SinkError};
 use tokio_util::sync::CancellationToken;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{bench_dir, make_tree, mib, proc_kib, runtime};
+use common::{
+    bench_dir, latencies, make_tree, mib, parent, proc_kib, runtime, spread, watch_config,
+};
 
 /// Counts reports; remembers when each path was reported stable only if asked to.
 #[derive(Default)]
@@ -57,22 +58,6 @@ impl Sink for BenchSink {
     }
 }
 
-fn cfg(root: &Path, mode: WatchMode, settle: Duration, poll: Duration) -> WatchConfig {
-    WatchConfig {
-        path: root.to_owned(),
-        recursive: true,
-        include: DEFAULT_INCLUDE.iter().map(|s| s.to_string()).collect(),
-        exclude: DEFAULT_EXCLUDE.iter().map(|s| s.to_string()).collect(),
-        settle,
-        mode,
-        poll_interval: poll,
-        rescan_interval: Duration::from_secs(3600),
-        follow_symlinks: false,
-        tags: vec![],
-        metadata: vec![],
-    }
-}
-
 fn child_scan(n: usize, mode: WatchMode) {
     let dir = bench_dir();
     let root = dir.path().join("root");
@@ -87,7 +72,7 @@ fn child_scan(n: usize, mode: WatchMode) {
     let (scan, all_stable, status) = rt.block_on(async {
         let t0 = Instant::now();
         let h = watch::spawn(
-            vec![cfg(&root, mode, settle, Duration::from_secs(30))],
+            vec![watch_config(&root, mode, settle, Duration::from_secs(30))],
             sink.clone(),
             stop.clone(),
         );
@@ -133,41 +118,21 @@ fn child_latency(mode: WatchMode) {
     });
     let stop = CancellationToken::new();
     let rt = runtime();
-    let mut lat = rt.block_on(async {
+    let lat = rt.block_on(async {
         let h = watch::spawn(
-            vec![cfg(&root, mode, settle, poll)],
+            vec![watch_config(&root, mode, settle, poll)],
             sink.clone(),
             stop.clone(),
         );
         h.initial_scan_done().await;
-        let mut lat = Vec::new();
-        for i in 0..10 {
-            let p = root.join(format!("lat-{i}.mp4"));
-            std::fs::write(&p, vec![1u8; 1 << 20]).unwrap();
-            let closed = Instant::now();
-            let at = loop {
-                let hit = sink
-                    .stable_at
-                    .as_ref()
-                    .and_then(|m| m.lock().unwrap().iter().find(|(q, _)| *q == p).map(|x| x.1));
-                if let Some(at) = hit {
-                    break at;
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            };
-            lat.push((at - closed).as_secs_f64() - settle.as_secs_f64());
-            // Spread the writes over the tick phase.
-            tokio::time::sleep(Duration::from_millis(137)).await;
-        }
+        let log = sink.stable_at.as_ref().unwrap();
+        let lat = latencies(&root, 10, settle, log, |_| {}).await;
         stop.cancel();
         h.join().await;
         lat
     });
-    lat.sort_by(f64::total_cmp);
-    let ms = |x: f64| format!("{:.0} ms", x * 1000.0);
     println!(
-        "latency mode={} (settle 1 s{}): closed → stable minus settle: min {}, median {}, max {} \
-         over {} files",
+        "latency mode={} (settle 1 s{}): closed → stable minus settle: {}",
         match mode {
             WatchMode::Poll => "poll",
             _ => "events",
@@ -177,10 +142,7 @@ fn child_latency(mode: WatchMode) {
         } else {
             ""
         },
-        ms(lat[0]),
-        ms(lat[lat.len() / 2]),
-        ms(lat[lat.len() - 1]),
-        lat.len()
+        spread(&lat),
     );
 }
 
@@ -199,21 +161,12 @@ fn main() {
         Some("latency-child") => return child_latency(mode_arg(&args[2])),
         _ => {}
     }
-    // `cargo bench` passes --bench. `cargo test --all-targets` and nextest (`--list`) run this
-    // target too: it has no tests, so do nothing then.
-    if !args.iter().any(|a| a == "--bench") {
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let sizes = std::env::var("INGESTD_BENCH_SIZES").unwrap_or_else(|_| "10000,100000".into());
-    let run = |args: &[&str]| {
-        let st = Command::new(&exe).args(args).status().unwrap();
-        assert!(st.success(), "{args:?} failed");
-    };
-    for n in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        run(&["scan-child", n, "events"]);
-        run(&["scan-child", n, "poll"]);
-    }
-    run(&["latency-child", "events"]);
-    run(&["latency-child", "poll"]);
+    parent(&args, |sizes, run| {
+        for n in sizes {
+            run(&["scan-child", n, "events"]);
+            run(&["scan-child", n, "poll"]);
+        }
+        run(&["latency-child", "events"]);
+        run(&["latency-child", "poll"]);
+    });
 }

@@ -104,6 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     whole_len: None,
                     video_id: video_id.clone(),
                     observer: None,
+                    file: None,
                 },
             )
             .await?;

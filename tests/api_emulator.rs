@@ -6,13 +6,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::daemon::{sha256_file, write_file};
 use common::{API_KEY, Emulator};
 use ingestd::api::{
-    AuthMode, ChunkRange, Client, ClientOptions, ErrorClass, TokenListQuery, UploadRequest,
-    UploadResponse, VideoCreation, chunk_at, plan_chunks,
+    AuthMode, ChunkRange, Client, ClientOptions, ErrorClass, OpenFile, TokenListQuery,
+    UploadRequest, UploadResponse, VideoCreation, chunk_at, plan_chunks,
 };
 use ingestd::secret::Secret;
-use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -24,32 +24,9 @@ fn client(em: &Emulator, mode: AuthMode) -> Client {
 
 /// A file of `len` pseudo-random bytes (so that misplaced chunks change the hash).
 fn sample_file(dir: &Path, name: &str, len: u64) -> PathBuf {
-    use std::io::Write;
     let path = dir.join(name);
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let mut x: u64 = len ^ 0x9E37_79B9_7F4A_7C15;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut left = len;
-    while left > 0 {
-        for b in buf.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        f.write_all(&buf[..n]).unwrap();
-        left -= n as u64;
-    }
-    f.flush().unwrap();
+    write_file(&path, len, len);
     path
-}
-
-fn sha256_file(path: &Path) -> String {
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).unwrap();
-    hex::encode(h.finalize())
 }
 
 /// The endpoint's test view of a video: `GET /_emulator/videos/{id}` (see docs/EMULATOR.md).
@@ -69,6 +46,7 @@ fn req(path: &Path, range: Option<ChunkRange>, video_id: Option<&str>) -> Upload
         whole_len: None,
         video_id: video_id.map(str::to_owned),
         observer: None,
+        file: None,
     }
 }
 
@@ -178,6 +156,33 @@ async fn chunked_upload_assembles_the_file() {
         ),
         "{again}"
     );
+}
+
+/// A file handed over open is read through that handle for every chunk, never by its path:
+/// here the path is gone (renamed away) before the first request.
+#[tokio::test]
+async fn chunks_read_the_handed_over_open_file_not_the_path() {
+    let em = Emulator::start();
+    let c = client(&em, AuthMode::Basic);
+    let token = Secret::new(c.create_upload_token(0).await.unwrap().token);
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample_file(dir.path(), "take-02.mp4", 2 * 5 * MIB + 4321);
+    let expected = sha256_file(&path);
+    let total = std::fs::metadata(&path).unwrap().len();
+    let open = OpenFile::open(&path).unwrap();
+    std::fs::rename(&path, dir.path().join("elsewhere.bin")).unwrap();
+    let mut video_id: Option<String> = None;
+    for chunk in plan_chunks(total, 5 * MIB) {
+        let mut r = req(&path, Some(chunk), video_id.as_deref());
+        r.file = Some(open.clone());
+        let resp = c
+            .upload(&token, r)
+            .await
+            .unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+        video_id = Some(resp.video_id);
+    }
+    let seen = emulator_video(&em, video_id.as_deref().unwrap()).await;
+    assert_eq!(seen["sha256"].as_str(), Some(expected.as_str()), "{seen}");
 }
 
 #[tokio::test]

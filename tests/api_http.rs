@@ -172,6 +172,7 @@ fn request(
         whole_len: None,
         video_id: video_id.map(str::to_owned),
         observer: None,
+        file: None,
     }
 }
 

@@ -25,6 +25,17 @@ fn check(config: &Path) -> Output {
         .unwrap()
 }
 
+/// `check-config` with `$CREDENTIALS_DIRECTORY` set to `creds`.
+fn check_with_credentials(config: &Path, creds: &Path) -> Output {
+    ingestd()
+        .arg("check-config")
+        .arg("--config")
+        .arg(config)
+        .env("CREDENTIALS_DIRECTORY", creds)
+        .output()
+        .unwrap()
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -391,23 +402,13 @@ fn credentials_directory_supplies_the_token() {
     let path = write_config(tmp.path(), "[upload]\nworkers = 1\n");
 
     // No credential file yet: no token, a warning, still exit 0.
-    let out = ingestd()
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .env("CREDENTIALS_DIRECTORY", &creds)
-        .output()
-        .unwrap();
+    let out = check_with_credentials(&path, &creds);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("token: none"));
     assert!(text(&out.stderr).contains("warning: no upload token is configured"));
 
     std::fs::write(creds.join("upload-token"), TOKEN).unwrap();
-    let out = ingestd()
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .env("CREDENTIALS_DIRECTORY", &creds)
-        .output()
-        .unwrap();
+    let out = check_with_credentials(&path, &creds);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains(&format!(
@@ -423,11 +424,6 @@ fn credentials_directory_supplies_the_token() {
     std::fs::write(&token, TOKEN).unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
     let path = write_config(tmp.path(), "[api]\nupload_token_file = \"{dir}/token\"\n");
-    let out = ingestd()
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .env("CREDENTIALS_DIRECTORY", &creds)
-        .output()
-        .unwrap();
+    let out = check_with_credentials(&path, &creds);
     assert!(text(&out.stdout).contains(&format!("token: file {}", token.display())));
 }

@@ -21,15 +21,12 @@
 mod common;
 mod hostile_support;
 
-use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Emulator;
-use common::daemon::{set_faults, stats, video};
-use hostile_support::{MIB, Opts, Setup, check_invariants, sha256_file, videos};
+use common::daemon::{requests_with_error, stats, throttle_uploads, video};
+use hostile_support::{MIB, Opts, Setup, check_invariants, sha256_file, videos, write_file};
 use rand::{Rng, SeedableRng};
-use serde_json::json;
 
 const CHUNK: u64 = 5 * MIB;
 
@@ -40,27 +37,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
             .unwrap_or_else(|e| panic!("{name}={v:?} is not a number: {e}")),
         Err(_) => default,
     }
-}
-
-/// `len` seeded pseudo-random bytes (xorshift64, no sparse ranges), written outside the inbox.
-fn write_random(path: &Path, len: u64, seed: u64) {
-    let mut f =
-        std::io::BufWriter::with_capacity(MIB as usize, std::fs::File::create(path).unwrap());
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut buf = vec![0u8; MIB as usize];
-    let mut left = len;
-    while left > 0 {
-        for w in buf.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            w.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = left.min(MIB) as usize;
-        f.write_all(&buf[..n]).unwrap();
-        left -= n as u64;
-    }
-    f.into_inner().unwrap().sync_all().unwrap();
 }
 
 /// The file's row as the journal has it: (state, committed offset, videoId).
@@ -121,12 +97,9 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
     let em = Emulator::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    set_faults(
-        &em,
-        json!([{"path": "/upload", "count": 1_000_000_000u64, "action": "throttle", "bytes_per_sec": rate}]),
-    );
+    throttle_uploads(&em, rate);
     let staged = tmp.path().join("big.mp4");
-    write_random(&staged, len, seed);
+    write_file(&staged, len, seed);
     let sha = sha256_file(&staged);
     let path = setup.inbox.join("big.mp4");
     std::fs::rename(&staged, &path).unwrap();
@@ -172,8 +145,8 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
         }
         let ms = (target - chunk_start.min(target)) * 1000 / rate;
         std::thread::sleep(Duration::from_millis(ms));
-        d.child.kill().unwrap();
-        let _ = d.child.wait();
+        d.process.child.kill().unwrap();
+        let _ = d.process.child.wait();
         killed += 1;
         let check: String = c.query_row("PRAGMA quick_check", [], |r| r.get(0)).unwrap();
         assert_eq!(check, "ok", "journal after kill {killed} (seed {seed})");
@@ -193,8 +166,8 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
         Duration::from_secs(180),
         |state, _, _| state == "done",
     );
-    d.child.kill().unwrap();
-    let _ = d.child.wait();
+    d.process.child.kill().unwrap();
+    let _ = d.process.child.wait();
     drop(c);
     eprintln!("kills:\n  {}", log.join("\n  "));
 
@@ -223,14 +196,7 @@ fn kill_9_at_random_moments_resumes_the_same_video() {
         }
     }
 
-    let answers = |slug: &str| {
-        v["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["error"].as_str() == Some(slug))
-            .count()
-    };
+    let answers = |slug: &str| requests_with_error([&v], slug);
     let overlaps = answers("video-content-range-by-bytes-range-overlap");
     let already = answers("video-source-already-uploaded");
 

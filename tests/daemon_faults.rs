@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::Emulator;
 use common::daemon::{
-    MIB5, Opts, Setup, assert_uploaded_once, count, delete_token, faults, file_row, set_faults,
-    videos, write_token,
+    MIB5, Opts, Setup, assert_uploaded_once, count, delete_token, faults, file_row, integrity,
+    requests_with_error, set_faults, throttle_uploads, video_id, videos, write_token,
 };
 use serde_json::{Value, json};
 
@@ -49,10 +49,7 @@ fn upload_under_with(
     let f = setup.drop_file("clip.mp4", len, len);
     let s = setup.wait_done(1, T);
     d.kill9();
-    let vid = file_row(&s, &f).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let vid = video_id(&s, &f);
     let v = assert_uploaded_once(em, &f, &vid);
     assert_eq!(videos(em).len(), 1, "exactly one video");
     check_journal_and_log(&setup);
@@ -67,25 +64,12 @@ fn upload_under_with(
 /// The invariants of issue 5 that `assert_uploaded_once` does not cover: journal
 /// `PRAGMA integrity_check` = ok, no upload token or API key and no panic in the log.
 fn check_journal_and_log(setup: &Setup) {
-    let c = rusqlite::Connection::open(setup.dir.join("journal.sqlite")).unwrap();
-    let ok: String = c
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
+    assert_eq!(integrity(&setup.dir.join("journal.sqlite")), "ok");
     for line in setup.log().lines() {
         assert!(!line.contains(&setup.token), "token logged: {line}");
         assert!(!line.contains(common::API_KEY), "API key logged: {line}");
         assert!(!line.contains("panicked"), "panic: {line}");
     }
-}
-
-fn errors(v: &Value) -> Vec<String> {
-    v["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["error"].as_str().map(str::to_owned))
-        .collect()
 }
 
 #[test]
@@ -107,7 +91,7 @@ fn response_dropped_after_store_advances_on_overlap() {
     let (_, _, v) = upload_under(&em, Opts::default(), plan, 3 * MIB5 + 4242);
     assert_eq!(v["chunkCount"], 4);
     assert!(
-        errors(&v).contains(&"video-content-range-by-bytes-range-overlap".to_owned()),
+        requests_with_error([&v], "video-content-range-by-bytes-range-overlap") > 0,
         "the resent chunk got the overlap 400: {v:#}"
     );
 }
@@ -119,7 +103,7 @@ fn dropped_response_of_the_last_chunk_means_done() {
     let (_, _, v) = upload_under(&em, Opts::default(), plan, 2 * MIB5 + 4242);
     assert_eq!(v["chunkCount"], 3);
     assert!(
-        errors(&v).contains(&"video-source-already-uploaded".to_owned()),
+        requests_with_error([&v], "video-source-already-uploaded") > 0,
         "the resent last chunk got already-uploaded: {v:#}"
     );
 }
@@ -179,10 +163,7 @@ fn rate_limited_429_waits_the_retry_after_then_completes() {
     assert_ne!(row["state"], "failed");
     let s = setup.wait_done(1, T);
     d.kill9();
-    let vid = file_row(&s, &f).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let vid = video_id(&s, &f);
     assert_uploaded_once(&em, &f, &vid);
     check_journal_and_log(&setup);
 }
@@ -244,7 +225,7 @@ fn stalled_after_storing_a_middle_chunk_times_out_and_advances_on_overlap() {
         upload_under_with(&em, opts, "request_timeout = \"2s\"\n", plan, 3 * MIB5 + 77);
     assert_eq!(v["chunkCount"], 4);
     assert!(
-        errors(&v).contains(&"video-content-range-by-bytes-range-overlap".to_owned()),
+        requests_with_error([&v], "video-content-range-by-bytes-range-overlap") > 0,
         "the re-sent chunk got the overlap 400: {v:#}"
     );
     assert!(
@@ -265,10 +246,7 @@ fn deleted_token_pauses_without_failing_and_a_new_token_resumes() {
         },
     );
     // Slow enough that the queue is still busy when the token goes away.
-    set_faults(
-        &em,
-        json!([{"path": "/upload", "count": 1000000, "action": "throttle", "bytes_per_sec": 8_388_608}]),
-    );
+    throttle_uploads(&em, 8_388_608);
     let mut d = setup.start();
     let files: Vec<_> = (0..4u64)
         .map(|i| setup.drop_file(&format!("q{i}.mp4"), MIB5 + 1000 + i, 50 + i))
@@ -302,10 +280,7 @@ fn deleted_token_pauses_without_failing_and_a_new_token_resumes() {
     assert_ne!(s["token"], "rejected");
     d.kill9();
     for f in &files {
-        let vid = file_row(&s, f).unwrap()["video_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let vid = video_id(&s, f);
         assert_uploaded_once(&em, f, &vid);
     }
     check_journal_and_log(&setup);

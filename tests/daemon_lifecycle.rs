@@ -11,29 +11,19 @@ use std::time::{Duration, Instant};
 
 use common::Emulator;
 use common::daemon::{
-    MIB5, Opts, Setup, assert_uploaded_once, clear_faults, count, file_row, set_faults,
-    sha256_file, videos,
+    MIB5, Opts, Setup, assert_uploaded_once, clear_faults, count, file_row, sha256_file,
+    throttle_uploads, video_id, videos,
 };
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(120);
-
-fn throttle(em: &Emulator, bytes_per_sec: u64) {
-    set_faults(
-        em,
-        json!([{"path": "/upload", "count": 1000000, "action": "throttle", "bytes_per_sec": bytes_per_sec}]),
-    );
-}
 
 /// Waits until `f` is uploading with its videoId committed; returns the videoId.
 fn wait_uploading(setup: &Setup, f: &Path) -> String {
     let s = setup.wait_for("upload in progress with a videoId", T, |s| {
         file_row(s, f).is_some_and(|r| r["state"] == "uploading" && r["video_id"].is_string())
     });
-    file_row(&s, f).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    video_id(&s, f)
 }
 
 fn wait_path(p: &Path, exists: bool, setup: &Setup) {
@@ -60,7 +50,7 @@ fn sigterm_mid_upload_exits_0_and_resumes_the_same_video() {
         },
     );
     // 2 MiB/s: a 5 MiB chunk is in flight for ~2.5 s.
-    throttle(&em, 2 * 1024 * 1024);
+    throttle_uploads(&em, 2 * 1024 * 1024);
     let mut d = setup.start();
     let f = setup.drop_file("term.mp4", 3 * MIB5 + 321, 11);
     let vid = wait_uploading(&setup, &f);
@@ -118,10 +108,7 @@ fn sighup_broken_config_keeps_running_valid_config_adds_a_root() {
     assert!(d.running());
     d.kill9();
     for f in [&a, &b] {
-        let vid = file_row(&s, f).unwrap()["video_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let vid = video_id(&s, f);
         assert_uploaded_once(&em, f, &vid);
     }
 }
@@ -136,7 +123,7 @@ fn after_upload_move_happens_only_after_completion() {
             ..Opts::default()
         },
     );
-    throttle(&em, 8 * 1024 * 1024);
+    throttle_uploads(&em, 8 * 1024 * 1024);
     let mut d = setup.start();
     let f = setup.inbox.join("cam1").join("day").join("m.mp4");
     common::daemon::write_file_atomic(&f, 2 * MIB5 + 5, 31);
@@ -150,10 +137,7 @@ fn after_upload_move_happens_only_after_completion() {
     wait_path(&f, false, &setup);
     d.kill9();
     assert_eq!(sha256_file(&target), sha, "moved content intact");
-    let vid = file_row(&s, &f).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let vid = video_id(&s, &f);
     assert_eq!(
         common::daemon::video(&em, &vid)["sha256"].as_str(),
         Some(&*sha)
@@ -170,7 +154,7 @@ fn after_upload_delete_happens_only_after_completion() {
             ..Opts::default()
         },
     );
-    throttle(&em, 8 * 1024 * 1024);
+    throttle_uploads(&em, 8 * 1024 * 1024);
     let mut d = setup.start();
     let f = setup.drop_file("del.mp4", 2 * MIB5 + 5, 41);
     let sha = sha256_file(&f);
@@ -179,10 +163,7 @@ fn after_upload_delete_happens_only_after_completion() {
     let s = setup.wait_done(1, T);
     wait_path(&f, false, &setup);
     d.kill9();
-    let vid = file_row(&s, &f).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let vid = video_id(&s, &f);
     assert_eq!(
         common::daemon::video(&em, &vid)["sha256"].as_str(),
         Some(&*sha)
@@ -210,7 +191,7 @@ fn modified_during_upload(workers: usize) {
             ..Opts::default()
         },
     );
-    throttle(&em, 4 * 1024 * 1024);
+    throttle_uploads(&em, 4 * 1024 * 1024);
     let mut d = setup.start();
     let f = setup.drop_file("grow.mp4", 2 * MIB5 + 5, 51);
     let old_vid = wait_uploading(&setup, &f);

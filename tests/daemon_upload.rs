@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::Emulator;
-use common::daemon::{MIB5, Opts, Setup, assert_uploaded_once, blake3_file, file_row, videos};
+use common::daemon::{
+    MIB5, Opts, Setup, assert_uploaded_once, blake3_file, file_row, video_id, videos,
+};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -35,10 +37,7 @@ fn small_file_is_one_request_one_video() {
     let f = setup.drop_file("small.mp4", 300_000, 1);
     setup.wait_done(1, T);
     check_done(&em, &setup, &f);
-    let vid = file_row(&setup.status(), &f).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let vid = video_id(&setup.status(), &f);
     let v = common::daemon::video(&em, &vid);
     assert_eq!(
         v["mode"], "whole",
@@ -57,10 +56,7 @@ fn chunked_file_sends_every_later_chunk_with_video_id() {
     let f = setup.drop_file("chunked.mp4", len, 2);
     setup.wait_done(1, T);
     check_done(&em, &setup, &f);
-    let vid = file_row(&setup.status(), &f).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let vid = video_id(&setup.status(), &f);
     let v = common::daemon::video(&em, &vid);
     assert_eq!(v["mode"], "bytes");
     assert_eq!(v["chunkCount"], 4, "{v:#}");

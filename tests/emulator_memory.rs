@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use bytes::Bytes;
 use futures_util::stream;
 use sha2::{Digest, Sha256};
@@ -14,42 +11,6 @@ use sha2::{Digest, Sha256};
 const MIB: u64 = 1024 * 1024;
 const BOUNDARY: &str = "memTestBoundaryQ9x7";
 const BLOCK: usize = 256 * 1024;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(data_dir: &std::path::Path) -> (Proc, String) {
-    let mut child = Command::new(common::bin())
-        .args([
-            "emulator",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-key",
-            common::API_KEY,
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
-    (Proc(child), url)
-}
 
 fn vm_hwm_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -123,11 +84,23 @@ async fn send(
     (status, body)
 }
 
+/// `GET /_emulator/videos/{id}`.
+async fn emulator_video(client: &reqwest::Client, url: &str, id: &str) -> serde_json::Value {
+    client
+        .get(format!("{url}/_emulator/videos/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peak_rss_stays_flat_for_200_mib_requests_and_1_gib_uploads() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (proc, url) = start(tmp.path());
-    let pid = proc.0.id();
+    let em = common::Emulator::start();
+    let url = &em.url;
+    let pid = em.pid();
     let client = reqwest::Client::new();
     let token: serde_json::Value = client
         .post(format!("{url}/upload-tokens"))
@@ -147,17 +120,7 @@ async fn peak_rss_stays_flat_for_200_mib_requests_and_1_gib_uploads() {
     let (status, v) = send(&client, &upload, None, None, 0, 200 * MIB, &mut h).await;
     assert_eq!(status, 201, "{v}");
     let whole_sha = hex::encode(h.finalize());
-    let rec: serde_json::Value = client
-        .get(format!(
-            "{url}/_emulator/videos/{}",
-            v["videoId"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rec = emulator_video(&client, url, v["videoId"].as_str().unwrap()).await;
     assert_eq!(rec["sha256"], whole_sha.as_str());
     // One byte more is refused, after the body was read (and not kept).
     let (status, err) = send(
@@ -201,14 +164,7 @@ async fn peak_rss_stays_flat_for_200_mib_requests_and_1_gib_uploads() {
         from += len;
     }
     let id = id.unwrap();
-    let rec: serde_json::Value = client
-        .get(format!("{url}/_emulator/videos/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rec = emulator_video(&client, url, &id).await;
     assert_eq!(rec["complete"], true);
     assert_eq!(rec["sha256"], hex::encode(h.finalize()).as_str());
     let after_chunked = vm_hwm_kib(pid);

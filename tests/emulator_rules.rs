@@ -109,12 +109,16 @@ impl Api {
         r.body["token"].as_str().unwrap().to_owned()
     }
 
-    async fn upload(&self, token: &str, range: Option<&str>, parts: &[P<'_>]) -> Resp {
-        let mut rb = self
-            .c
+    /// A `POST /upload?token=` request of the multipart form of `parts`, not sent yet.
+    fn upload_request(&self, token: &str, parts: &[P<'_>]) -> reqwest::RequestBuilder {
+        self.c
             .post(format!("{}/upload?token={token}", self.url))
             .header("content-type", content_type())
-            .body(form(parts));
+            .body(form(parts))
+    }
+
+    async fn upload(&self, token: &str, range: Option<&str>, parts: &[P<'_>]) -> Resp {
+        let mut rb = self.upload_request(token, parts);
         if let Some(r) = range {
             rb = rb.header("content-range", r);
         }
@@ -124,6 +128,22 @@ impl Api {
     async fn get(&self, path: &str) -> Resp {
         self.send(self.key(self.c.get(format!("{}{path}", self.url))))
             .await
+    }
+
+    /// POST `body` as JSON to `path`, without credentials.
+    async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send(self.c.post(format!("{}{path}", self.url)).json(&body))
+            .await
+    }
+
+    /// GET `path` with a Bearer access token.
+    async fn get_bearer(&self, path: &str, access: &str) -> Resp {
+        self.send(
+            self.c
+                .get(format!("{}{path}", self.url))
+                .bearer_auth(access),
+        )
+        .await
     }
 
     async fn emu_video(&self, id: &str) -> Value {
@@ -140,13 +160,7 @@ impl Api {
     }
 
     async fn faults(&self, rules: Value) {
-        let r = self
-            .send(
-                self.c
-                    .post(format!("{}/_emulator/faults", self.url))
-                    .json(&rules),
-            )
-            .await;
+        let r = self.post("/_emulator/faults", rules).await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
 }
@@ -479,21 +493,15 @@ async fn happy_paths_both_range_forms_and_whole() {
     // An (empty or foreign) Authorization header is ignored on /upload.
     let r = api
         .send(
-            api.c
-                .post(format!("{}/upload?token={token}", api.url))
-                .header("authorization", "")
-                .header("content-type", content_type())
-                .body(form(&[P::File("file", "auth.mp4", b"abc")])),
+            api.upload_request(&token, &[P::File("file", "auth.mp4", b"abc")])
+                .header("authorization", ""),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let r = api
         .send(
-            api.c
-                .post(format!("{}/upload?token={token}", api.url))
-                .basic_auth("wrong-key", Some(""))
-                .header("content-type", content_type())
-                .body(form(&[P::File("file", "auth.mp4", b"abc")])),
+            api.upload_request(&token, &[P::File("file", "auth.mp4", b"abc")])
+                .basic_auth("wrong-key", Some("")),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -941,38 +949,20 @@ async fn bearer_auth_and_refresh() {
     let em = common::Emulator::start();
     let api = Api::new(&em);
     let r = api
-        .send(
-            api.c
-                .post(format!("{}/auth/api-key", api.url))
-                .json(&json!({"apiKey": common::API_KEY})),
-        )
+        .post("/auth/api-key", json!({"apiKey": common::API_KEY}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["token_type"], "Bearer");
     let access = r.body["access_token"].as_str().unwrap().to_owned();
     let refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
-    let l = api
-        .send(
-            api.c
-                .get(format!("{}/upload-tokens", api.url))
-                .bearer_auth(&access),
-        )
-        .await;
+    let l = api.get_bearer("/upload-tokens", &access).await;
     assert_eq!(l.status, 200);
     let r = api
-        .send(
-            api.c
-                .post(format!("{}/auth/refresh", api.url))
-                .json(&json!({"refreshToken": refresh})),
-        )
+        .post("/auth/refresh", json!({"refreshToken": refresh}))
         .await;
     assert_eq!(r.status, 200);
     let r = api
-        .send(
-            api.c
-                .post(format!("{}/auth/refresh", api.url))
-                .json(&json!({"refreshToken": refresh})),
-        )
+        .post("/auth/refresh", json!({"refreshToken": refresh}))
         .await;
     assert_problem(
         &r,
@@ -983,32 +973,18 @@ async fn bearer_auth_and_refresh() {
 
     // Short-lived access tokens (set through /_emulator/auth) expire; refreshing gives a new one.
     let r = api
-        .send(
-            api.c
-                .post(format!("{}/_emulator/auth", api.url))
-                .json(&json!({"accessTokenTtl": 1})),
-        )
+        .post("/_emulator/auth", json!({"accessTokenTtl": 1}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = api
-        .send(
-            api.c
-                .post(format!("{}/auth/api-key", api.url))
-                .json(&json!({"apiKey": common::API_KEY})),
-        )
+        .post("/auth/api-key", json!({"apiKey": common::API_KEY}))
         .await;
     assert_eq!(r.body["expires_in"], 1);
     let access = r.body["access_token"].as_str().unwrap().to_owned();
     let refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let l = api
-            .send(
-                api.c
-                    .get(format!("{}/upload-tokens", api.url))
-                    .bearer_auth(&access),
-            )
-            .await;
+        let l = api.get_bearer("/upload-tokens", &access).await;
         if l.status == 401 {
             assert_problem(
                 &l,
@@ -1023,11 +999,7 @@ async fn bearer_auth_and_refresh() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let r = api
-        .send(
-            api.c
-                .post(format!("{}/auth/refresh", api.url))
-                .json(&json!({"refreshToken": refresh})),
-        )
+        .post("/auth/refresh", json!({"refreshToken": refresh}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -1065,11 +1037,7 @@ async fn upload_limit_answers_429() {
     assert_eq!(api.get("/upload-tokens").await.status, 200);
     // Lift the limit at run time.
     let r = api
-        .send(
-            api.c
-                .post(format!("{}/_emulator/limits", api.url))
-                .json(&json!({"uploadsPerMinute": 0})),
-        )
+        .post("/_emulator/limits", json!({"uploadsPerMinute": 0}))
         .await;
     assert_eq!(r.status, 200);
     let r = api
@@ -1154,10 +1122,9 @@ async fn fault_fail_and_garbage() {
     assert_eq!(d.status, 204);
     assert_eq!(api.get("/upload-tokens").await.status, 200);
     let bad = api
-        .send(
-            api.c
-                .post(format!("{}/_emulator/faults", api.url))
-                .json(&json!([{"path": "/", "action": "explode"}])),
+        .post(
+            "/_emulator/faults",
+            json!([{"path": "/", "action": "explode"}]),
         )
         .await;
     assert_problem(&bad, 400, "invalid-payload", "bad plan");
@@ -1257,10 +1224,7 @@ async fn fault_drop_delay_throttle_blackhole() {
     api.faults(json!([{"path": "/upload", "action": "drop"}]))
         .await;
     let err = api
-        .c
-        .post(format!("{}/upload?token={token}", api.url))
-        .header("content-type", content_type())
-        .body(form(&[P::File("file", "dropped", &small)]))
+        .upload_request(&token, &[P::File("file", "dropped", &small)])
         .send()
         .await
         .expect_err("dropped connection");
@@ -1274,11 +1238,8 @@ async fn fault_drop_delay_throttle_blackhole() {
     api.faults(json!([{"path": "/upload", "action": "delay", "ms": 3000}]))
         .await;
     let err = api
-        .c
-        .post(format!("{}/upload?token={token}", api.url))
+        .upload_request(&token, &[P::File("file", "delayed", &small)])
         .timeout(Duration::from_millis(300))
-        .header("content-type", content_type())
-        .body(form(&[P::File("file", "delayed", &small)]))
         .send()
         .await
         .expect_err("timeout");
@@ -1307,11 +1268,8 @@ async fn fault_drop_delay_throttle_blackhole() {
     api.faults(json!([{"path": "/upload", "action": "blackhole"}]))
         .await;
     let err = api
-        .c
-        .post(format!("{}/upload?token={token}", api.url))
+        .upload_request(&token, &[P::File("file", "hole", &small)])
         .timeout(Duration::from_millis(500))
-        .header("content-type", content_type())
-        .body(form(&[P::File("file", "hole", &small)]))
         .send()
         .await
         .expect_err("timeout");

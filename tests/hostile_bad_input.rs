@@ -12,9 +12,11 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bad_input_support::{Runner, Tmpfs, integrity};
+use bad_input_support::{Runner, Tmpfs};
 use common::Emulator;
-use common::daemon::{Daemon, Opts, Setup, assert_uploaded_once, file_row, write_file_atomic};
+use common::daemon::{
+    Daemon, Opts, Setup, assert_uploaded_once, file_row, integrity, write_file_atomic,
+};
 use serde_json::Value;
 
 fn config(dir: &Path, endpoint: &str, journal: &Path) -> std::path::PathBuf {

@@ -60,14 +60,6 @@ fn crash_and_restart(
     (setup, files, st)
 }
 
-fn requests_with_error(em: &Emulator, slug: &str) -> usize {
-    videos(em)
-        .iter()
-        .flat_map(|v| v["requests"].as_array().cloned().unwrap_or_default())
-        .filter(|r| r["error"].as_str() == Some(slug))
-        .count()
-}
-
 /// W1: stable, not yet journaled. The restart's initial scan finds the file again, it settles
 /// and is uploaded once.
 #[test]
@@ -132,7 +124,7 @@ fn w3_with_api_key_no_orphan() {
         0
     );
     assert_eq!(
-        requests_with_error(&em, "video-content-range-by-bytes-range-overlap"),
+        requests_with_error(&videos(&em), "video-content-range-by-bytes-range-overlap"),
         1
     );
 }
@@ -176,7 +168,10 @@ fn w5_last_chunk_acknowledged_not_committed() {
         &[12 * MIB],
     );
     assert_eq!(videos(&em).len(), 1);
-    assert_eq!(requests_with_error(&em, "video-source-already-uploaded"), 1);
+    assert_eq!(
+        requests_with_error(&videos(&em), "video-source-already-uploaded"),
+        1
+    );
 }
 
 /// W5b: every offset committed, `done` not. The restart re-checks the file and marks it done

@@ -21,24 +21,6 @@ use serde_json::{Value, json};
 const FINISH_WAIT: Duration = Duration::from_secs(120);
 const CHUNK: u64 = 5 * MIB;
 
-/// Replaces the endpoint's fault plan.
-fn set_plan(em: &Emulator, plan: &Value) {
-    let (status, body) = http(
-        &em.url,
-        "POST",
-        "/_emulator/faults",
-        Some(&plan.to_string()),
-    );
-    assert_eq!(status, 200, "POST /_emulator/faults: {body}");
-}
-
-/// The fault plan as it stands (`fired`, what is left of each rule).
-fn plan_state(em: &Emulator) -> Value {
-    let (status, body) = http(&em.url, "GET", "/_emulator/faults", None);
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 /// Adds `retry_max` to the config's `[upload]` section (hostile_support writes none: the
 /// default 10 min would be fine, but a short one keeps a burst of retries quick).
 fn set_retry_max(setup: &Setup, retry_max: &str) {
@@ -67,7 +49,7 @@ fn run_under(em: &Emulator, plan: Value, sizes: &[u64], fired: u64) -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(tmp.path(), em, &Opts::default());
     set_retry_max(&setup, "2s");
-    set_plan(em, &plan);
+    set_faults(em, plan);
     let mut files = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
         let p = setup.inbox.join(format!("clip-{i}.mp4"));
@@ -86,7 +68,7 @@ fn run_under(em: &Emulator, plan: Value, sizes: &[u64], fired: u64) -> Run {
         files.len(),
         "one video per file, no other"
     );
-    let state = plan_state(em);
+    let state = faults(em);
     let got = state["fired"].as_u64().unwrap();
     assert_eq!(got, fired, "faults fired: {state:#}");
     eprintln!("retries: {:#?}", retry_lines(&setup));
@@ -111,10 +93,7 @@ fn retry_lines(setup: &Setup) -> Vec<String> {
 
 /// Request-body bytes the endpoint has read on upload routes (`/_emulator/stats`).
 fn body_bytes(em: &Emulator) -> u64 {
-    let (status, body) = http(&em.url, "GET", "/_emulator/stats", None);
-    assert_eq!(status, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    v["uploadBodyBytes"].as_u64().unwrap_or(0)
+    stats(em)["uploadBodyBytes"].as_u64().unwrap_or(0)
 }
 
 /// Every request that reached a video, as `(status, error slug)`.
@@ -223,10 +202,7 @@ fn endpoint_restarted_mid_upload_resumes_the_same_video() {
     let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
     set_retry_max(&setup, "2s");
     // Slow enough (2.5 s a chunk) that the restart lands in the middle of the upload.
-    set_plan(
-        &em,
-        &json!([{"path": "/upload", "count": 1_000_000, "action": "throttle", "bytes_per_sec": 2 * MIB}]),
-    );
+    throttle_uploads(&em, 2 * MIB);
     let p = setup.inbox.join("long.mp4");
     write_file(&p, 4 * CHUNK + 321, 5);
     let files = vec![(p.clone(), sha256_file(&p))];
@@ -329,10 +305,7 @@ fn black_holed_connection_times_out_and_completes_when_it_answers_again() {
     );
     // 8 MiB/s at the endpoint (0.6 s a chunk, well within the timeout), so the black hole
     // starts in the middle of the second chunk.
-    set_plan(
-        &em,
-        &json!([{"path": "/upload", "count": 1_000_000, "action": "throttle", "bytes_per_sec": 8 * MIB}]),
-    );
+    throttle_uploads(&em, 8 * MIB);
     let p = setup.inbox.join("clip.mp4");
     write_file(&p, 3 * CHUNK + 17, 3);
     let files = vec![(p.clone(), sha256_file(&p))];
@@ -410,9 +383,9 @@ fn endpoint_down_for_minutes_backs_off_to_retry_max_then_everything_completes() 
     }
     // Slow the endpoint so the outage lands mid-upload (every POST: `/upload` and
     // `/videos/{id}/source`).
-    set_plan(
+    set_faults(
         &em,
-        &json!([{"path": "/", "method": "POST", "count": 1_000_000, "action": "throttle", "bytes_per_sec": 4 * MIB}]),
+        json!([{"path": "/", "method": "POST", "count": 1_000_000, "action": "throttle", "bytes_per_sec": 4 * MIB}]),
     );
     let mut d = setup.start("");
     wait_until(&setup, "a first chunk stored", || {

@@ -57,7 +57,7 @@ fn many_small_files_nested() {
     let dropped = started.elapsed();
     setup.wait_settled(n, Duration::from_secs(600));
     let drained = started.elapsed();
-    let peak = std::fs::read_to_string(format!("/proc/{}/status", d.child.id()))
+    let peak = std::fs::read_to_string(format!("/proc/{}/status", d.process.child.id()))
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with("VmHWM:"))

@@ -35,21 +35,14 @@ fn run(api_key: bool, plan: Value, size: u64) -> Run {
         ..Opts::default()
     };
     let mut setup = Setup::new(tmp.path(), &em, &opts);
-    let (status, body) = http(
-        &em.url,
-        "POST",
-        "/_emulator/faults",
-        Some(&plan.to_string()),
-    );
-    assert_eq!(status, 200, "{body}");
+    set_faults(&em, plan);
     let p = setup.inbox.join("clip.mp4");
     write_file(&p, size, 3);
     let sha = sha256_file(&p);
     let mut d = setup.start("");
     setup.wait_settled(1, FINISH_WAIT);
     d.stop();
-    let (_, plan) = http(&em.url, "GET", "/_emulator/faults", None);
-    let plan: Value = serde_json::from_str(&plan).unwrap();
+    let plan = faults(&em);
     assert_eq!(plan["fired"], 1, "the fault fired: {plan:#}");
     Run {
         status: setup.status(),
@@ -81,11 +74,7 @@ impl Run {
     }
 
     fn requests_with(&self, slug: &str) -> usize {
-        self.videos
-            .iter()
-            .flat_map(|v| v["requests"].as_array().cloned().unwrap_or_default())
-            .filter(|r| r["error"].as_str() == Some(slug))
-            .count()
+        requests_with_error(&self.videos, slug)
     }
 
     /// A single-request upload whose answer was lost after the endpoint stored it, without an

@@ -11,7 +11,7 @@ mod tls_proxy;
 use std::time::Duration;
 
 use common::Emulator;
-use common::daemon::{Opts, Setup, assert_uploaded_once, count, file_row};
+use common::daemon::{Opts, Setup, assert_uploaded_once, count, file_row, video_id};
 use tls_proxy::TlsProxy;
 
 const T: Duration = Duration::from_secs(60);
@@ -56,10 +56,7 @@ fn untrusted_certificate_is_refused_and_ca_file_makes_it_trusted() {
     std::fs::write(&setup.config, text).unwrap();
     d.signal(libc::SIGHUP);
     let s = setup.wait_done(1, T);
-    let vid = file_row(&s, &f).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let vid = video_id(&s, &f);
     assert_uploaded_once(&em, &f, &vid);
     assert!(!setup.log().contains(&setup.token), "no token in the log");
 }

@@ -5,6 +5,7 @@ mod common;
 mod hostile_support;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::Emulator;
@@ -37,6 +38,37 @@ fn start(setup: &mut Setup) -> Daemon {
     }
 }
 
+/// The endpoint, a test directory and a setup with `workers` workers (not started yet).
+fn scene(workers: u32) -> (Emulator, tempfile::TempDir, Setup) {
+    let em = Emulator::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = Opts {
+        workers,
+        ..Opts::default()
+    };
+    let setup = Setup::new(tmp.path(), &em, &opts);
+    (em, tmp, setup)
+}
+
+/// Waits until the one file `p` is finished and checks the invariants with its content as it is
+/// now; returns that `(path, SHA-256)` list.
+fn settled_once(setup: &Setup, em: &Emulator, p: &Path) -> Vec<(PathBuf, String)> {
+    let files = vec![(p.to_owned(), sha256_file(p))];
+    setup.wait_settled(1, WAIT);
+    check_invariants(setup, em, &files);
+    files
+}
+
+/// The ids in a status row's `abandoned_video_ids`.
+fn abandoned(row: &serde_json::Value) -> Vec<&str> {
+    row["abandoned_video_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["video_id"].as_str())
+        .collect()
+}
+
 /// No complete video is a strict prefix of a final file (compared by size and SHA-256 of the
 /// file's first `size` bytes).
 fn assert_no_partial(em: &Emulator, files: &[(std::path::PathBuf, String)]) {
@@ -67,9 +99,7 @@ fn assert_no_partial(em: &Emulator, files: &[(std::path::PathBuf, String)]) {
 /// One upload of the whole file.
 #[test]
 fn slow_writer_with_pauses_shorter_than_settle() {
-    let em = Emulator::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    let (em, _tmp, mut setup) = scene(1);
     let _d = start(&mut setup);
     let p = setup.inbox.join("slow.mp4");
     let mut f = std::fs::File::create(&p).unwrap();
@@ -79,9 +109,7 @@ fn slow_writer_with_pauses_shorter_than_settle() {
         std::thread::sleep(Duration::from_millis(400));
     }
     drop(f);
-    let files = vec![(p.clone(), sha256_file(&p))];
-    setup.wait_settled(1, WAIT);
-    check_invariants(&setup, &em, &files);
+    let files = settled_once(&setup, &em, &p);
     assert_no_partial(&em, &files);
     assert_eq!(videos(&em).len(), 1);
 }
@@ -89,18 +117,14 @@ fn slow_writer_with_pauses_shorter_than_settle() {
 /// Written as `name.part` (excluded), then renamed to `name.mp4`: uploaded once, as `name.mp4`.
 #[test]
 fn part_file_renamed_when_finished() {
-    let em = Emulator::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    let (em, _tmp, mut setup) = scene(1);
     let _d = start(&mut setup);
     let part = setup.inbox.join("rec.mp4.part");
     write_file(&part, 2 * MIB, 3);
     std::thread::sleep(Duration::from_millis(1500)); // longer than settle: .part must stay ignored
     let p = setup.inbox.join("rec.mp4");
     std::fs::rename(&part, &p).unwrap();
-    let files = vec![(p.clone(), sha256_file(&p))];
-    setup.wait_settled(1, WAIT);
-    check_invariants(&setup, &em, &files);
+    settled_once(&setup, &em, &p);
     let vids = videos(&em);
     assert_eq!(vids.len(), 1);
     assert_eq!(vids[0]["title"], "rec.mp4");
@@ -110,9 +134,7 @@ fn part_file_renamed_when_finished() {
 /// clock, so the copy is uploaded once, after it is complete.
 #[test]
 fn cp_preserving_old_mtime() {
-    let em = Emulator::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    let (em, tmp, mut setup) = scene(1);
     let src = tmp.path().join("orig.mp4");
     write_file(&src, 7 * MIB, 5);
     let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
@@ -131,9 +153,7 @@ fn cp_preserving_old_mtime() {
         .status()
         .unwrap();
     assert!(st.success());
-    let files = vec![(p.clone(), sha256_file(&p))];
-    setup.wait_settled(1, WAIT);
-    check_invariants(&setup, &em, &files);
+    let files = settled_once(&setup, &em, &p);
     assert_no_partial(&em, &files);
 }
 
@@ -141,9 +161,7 @@ fn cp_preserving_old_mtime() {
 /// content, not the zeros.
 #[test]
 fn preallocate_then_fill() {
-    let em = Emulator::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    let (em, _tmp, mut setup) = scene(1);
     let _d = start(&mut setup);
     let p = setup.inbox.join("samba.mp4");
     let mut f = std::fs::File::create(&p).unwrap();
@@ -154,9 +172,7 @@ fn preallocate_then_fill() {
         std::thread::sleep(Duration::from_millis(300));
     }
     drop(f);
-    let files = vec![(p.clone(), sha256_file(&p))];
-    setup.wait_settled(1, WAIT);
-    check_invariants(&setup, &em, &files);
+    settled_once(&setup, &em, &p);
     assert_eq!(videos(&em).len(), 1);
 }
 
@@ -165,9 +181,7 @@ fn preallocate_then_fill() {
 /// before the rewrite (it is then a whole file, never a prefix).
 #[test]
 fn faststart_rewrite_via_temp_and_rename() {
-    let em = Emulator::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    let (em, _tmp, mut setup) = scene(1);
     let _d = start(&mut setup);
     let p = setup.inbox.join("fast.mp4");
     write_file(&p, 3 * MIB, 11);
@@ -189,9 +203,7 @@ fn faststart_rewrite_via_temp_and_rename() {
 /// The same name written again after its upload: a new video; the old one stays untouched.
 #[test]
 fn same_name_written_again_after_upload() {
-    let em = Emulator::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    let (em, _tmp, mut setup) = scene(1);
     let _d = start(&mut setup);
     let p = setup.inbox.join("again.mp4");
     write_file(&p, MIB, 21);
@@ -244,21 +256,9 @@ fn wait_child(mut c: std::process::Child) {
     assert!(st.success(), "writer process failed: {st}");
 }
 
-/// Slows `POST /upload` bodies to `bytes_per_sec` (the endpoint reads slowly).
-fn throttle(em: &Emulator, bytes_per_sec: u64) {
-    let plan = format!(
-        r#"[{{"path": "/upload", "count": 1000000, "action": "throttle", "bytes_per_sec": {bytes_per_sec}}}]"#
-    );
-    let (status, body) = http(&em.url, "POST", "/_emulator/faults", Some(&plan));
-    assert_eq!(status, 200, "{body}");
-}
-
 /// `POST /upload` requests the endpoint received so far.
 fn upload_requests(em: &Emulator) -> u64 {
-    let (status, body) = http(&em.url, "GET", "/_emulator/stats", None);
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["requests"]["POST /upload"].as_u64().unwrap_or(0)
+    stats(em)["requests"]["POST /upload"].as_u64().unwrap_or(0)
 }
 
 /// The status row of `p` (the live one if several).
@@ -301,9 +301,7 @@ fn wait_row(
 /// the whole content, never one of a prefix.
 #[test]
 fn close_and_reopen_appends() {
-    let em = Emulator::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
+    let (em, tmp, mut setup) = scene(1);
     let src = tmp.path().join("source.bin");
     write_file(&src, 10 * 300 * 1024, 31);
     let _d = start(&mut setup);
@@ -321,9 +319,7 @@ fn close_and_reopen_appends() {
         sha256_file(&src),
         "the writer wrote it all"
     );
-    let files = vec![(p.clone(), sha256_file(&p))];
-    setup.wait_settled(1, WAIT);
-    check_invariants(&setup, &em, &files);
+    let files = settled_once(&setup, &em, &p);
     assert_no_partial(&em, &files);
     assert_eq!(videos(&em).len(), 1, "{:#?}", videos(&em));
 }
@@ -333,10 +329,8 @@ fn close_and_reopen_appends() {
 /// content as a new video, and the old partial video is reported in `abandoned_video_ids`.
 #[test]
 fn truncated_while_uploading() {
-    let em = Emulator::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut setup = Setup::new(tmp.path(), &em, &Opts::default());
-    throttle(&em, 4 * MIB);
+    let (em, tmp, mut setup) = scene(1);
+    throttle_uploads(&em, 4 * MIB);
     let staged = tmp.path().join("big.mp4");
     write_file(&staged, 20 * MIB + 12_345, 41);
     let old_sha = sha256_file(&staged);
@@ -365,12 +359,7 @@ fn truncated_while_uploading() {
         Some(old_vid.as_str()),
         "a new video"
     );
-    let abandoned: Vec<&str> = row["abandoned_video_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["video_id"].as_str())
-        .collect();
+    let abandoned = abandoned(&row);
     assert!(
         abandoned.contains(&old_vid.as_str()),
         "the old partial video is reported abandoned: {row:#}"
@@ -400,17 +389,8 @@ fn truncated_while_uploading() {
 /// second file uploading next to it is not affected.
 #[test]
 fn deleted_while_uploading() {
-    let em = Emulator::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut setup = Setup::new(
-        tmp.path(),
-        &em,
-        &Opts {
-            workers: 2,
-            ..Opts::default()
-        },
-    );
-    throttle(&em, 4 * MIB);
+    let (em, tmp, mut setup) = scene(2);
+    throttle_uploads(&em, 4 * MIB);
     let staged = tmp.path().join("doomed.mp4");
     write_file(&staged, 20 * MIB + 7, 51);
     let other_staged = tmp.path().join("other.mp4");
@@ -453,11 +433,6 @@ fn deleted_while_uploading() {
     let row = row_of(&st, &p).unwrap();
     assert_eq!(row["state"], "gone", "{row:#}");
     assert!(row["sha256"].is_null(), "never done: {row:#}");
-    let abandoned: Vec<&str> = row["abandoned_video_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["video_id"].as_str())
-        .collect();
+    let abandoned = abandoned(&row);
     assert_eq!(abandoned, [vid.as_str()], "{row:#}");
 }

@@ -376,9 +376,7 @@ async fn bad_entries_are_skipped_and_others_go_on() {
             write(&root.join("sub/real.mp4"), b"r");
             std::os::unix::fs::symlink(root.join("sub/real.mp4"), root.join("link.mp4")).unwrap();
             write(&root.join("good.mp4"), b"g");
-            // Unreadable files or directories cannot be made so here: the tests run as root,
-            // for whom permission bits do not prevent reading. The code path (read_dir/stat
-            // error → logged once, skipped) is shared with the FIFO and loop cases above.
+            // Unreadable directories: `unreadable_directory_is_skipped` (as `nobody` under root).
         },
     )
     .await;
@@ -483,11 +481,12 @@ async fn non_recursive_root_ignores_subdirectories() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_directory_is_skipped() {
-    // Permission bits do not stop root (the CI runs as root): this case runs only as a normal
-    // user. As root, the same code path (read_dir error → logged once, skipped) is reached by
-    // the FIFO and symlink-loop cases of `bad_entries_are_skipped_and_others_go_on`.
+    // Permission bits do not stop root, and CI runs as root: then this test runs itself again
+    // as `nobody` (a separate process of this test binary, through `setpriv`), which they stop.
     if unsafe { libc::geteuid() } == 0 {
-        eprintln!("skipped: running as root, permission bits do not prevent reading");
+        tokio::task::spawn_blocking(|| rerun_as_nobody("unreadable_directory_is_skipped"))
+            .await
+            .unwrap();
         return;
     }
     use std::os::unix::fs::PermissionsExt;
@@ -498,9 +497,67 @@ async fn unreadable_directory_is_skipped() {
         write(&root.join("open.mp4"), b"x");
     })
     .await;
+    // Really unreadable for this process (not root, not a capability): else the test proves
+    // nothing.
+    assert!(
+        fs::read_dir(rig.root.join("locked")).is_err(),
+        "the locked directory is readable: the test runs with privileges"
+    );
     rig.queued(&rig.root.join("open.mp4")).await;
     assert!(!rig.sink.was_seen(&rig.root.join("locked/hidden.mp4")));
     assert_eq!(rig.handle.status()[0].health, Health::Ok);
+    // New files elsewhere still flow after the failed directory.
+    write(&rig.root.join("later.mp4"), b"y");
+    rig.queued(&rig.root.join("later.mp4")).await;
+    assert!(!rig.sink.was_seen(&rig.root.join("locked/hidden.mp4")));
     fs::set_permissions(rig.root.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
     rig.finish().await;
+}
+
+/// Runs the test `name` of this test binary again as `nobody` (uid/gid 65534, no supplementary
+/// groups) and fails if it fails. The binary is copied to a world-readable directory first when
+/// `nobody` cannot reach it where it is.
+fn rerun_as_nobody(name: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    const NOBODY: &str = "65534";
+    let exe = std::env::current_exe().unwrap();
+    let run = |exe: &Path| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"])
+            .arg(exe)
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env("TMPDIR", "/tmp")
+            .output()
+            .expect("setpriv (util-linux) is needed to run this test as nobody")
+    };
+    let reachable = |exe: &Path| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"])
+            .arg(exe)
+            .arg("--list")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let copy_dir = tempfile::tempdir().unwrap();
+    let exe = if reachable(&exe) {
+        exe
+    } else {
+        fs::set_permissions(copy_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = copy_dir.path().join("watch_fs");
+        fs::copy(&exe, &copy).unwrap();
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    };
+    let out = run(&exe);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "as nobody: {text}");
+    // The child really ran the test (a filter matching nothing also succeeds).
+    assert!(
+        text.contains("1 passed"),
+        "as nobody, the test did not run: {text}"
+    );
 }

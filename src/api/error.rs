@@ -298,7 +298,7 @@ impl ApiError {
             source = s.source();
         }
         let connect = err.is_connect();
-        if let Some(hint) = tls_hint(&message).or_else(|| connect.then(|| connect_hint(&message))) {
+        if let Some(hint) = super::hint::hint(&err, &message, connect) {
             message.push_str("; ");
             message.push_str(hint);
         }
@@ -308,30 +308,6 @@ impl ApiError {
             connect,
         }
     }
-}
-
-/// What to do about a connection that could not be made (DNS, refused), from the transport's
-/// message. A refused certificate gets [`tls_hint`] instead.
-fn connect_hint(message: &str) -> &'static str {
-    if message.to_ascii_lowercase().contains("dns") {
-        "the host name of `endpoint` in [api] does not resolve: check the name and this machine's DNS (the upload is retried)"
-    } else {
-        "cannot connect to `endpoint` in [api]: check the address and the network (the upload is retried)"
-    }
-}
-
-/// What to do about a TLS certificate the client refused (rustls' `invalid peer certificate`).
-fn tls_hint(message: &str) -> Option<&'static str> {
-    if !message.contains("invalid peer certificate") {
-        return None;
-    }
-    Some(if message.contains("UnknownIssuer") {
-        "the endpoint's certificate is signed by a CA this machine does not trust: if that is your \
-         own CA (e.g. a TLS-inspecting proxy), set [api] ca_file to its PEM file"
-    } else {
-        "check [api] endpoint (the host name must match the certificate) and the server's \
-         certificate; a certificate from a private CA needs [api] ca_file"
-    })
 }
 
 /// Seconds from `X-RateLimit-Retry-After` (api.video) or `Retry-After` (standard, seconds form).

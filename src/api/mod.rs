@@ -5,13 +5,14 @@
 //! - [`tokens`], [`videos`]: API-key endpoints.
 //! - [`upload`]: `POST /upload?token=…`, whole file or one chunk, streamed from disk.
 //! - [`chunks`]: which byte ranges go in which request.
-//! - [`error`]: [`ApiError`] and its [`ErrorClass`].
+//! - [`error`]: [`ApiError`] and its [`ErrorClass`]; `hint`: what to do about a transport error.
 //! - [`models`]: wire types.
 
 pub mod auth;
 pub mod chunks;
 pub mod client;
 pub mod error;
+mod hint;
 pub mod models;
 pub mod tokens;
 pub mod upload;
@@ -26,4 +27,4 @@ pub use models::{
     SortOrder, TokenListQuery, TokenSortBy, UploadToken, Video, VideoAssets, VideoCreation,
     VideoSource, VideoStatus,
 };
-pub use upload::{BodyObserver, UploadRequest, UploadResponse};
+pub use upload::{BodyObserver, OpenFile, UploadRequest, UploadResponse};

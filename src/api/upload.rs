@@ -11,6 +11,10 @@
 //! safely. If the file ends before `len` bytes (truncated while uploading) the request is aborted
 //! and the error is [`ApiError::FileTruncated`] (class Local): the server never sees a short body
 //! as complete.
+//!
+//! The caller may hand over the file already open ([`OpenFile`], e.g. the handle it opened to check
+//! the file is readable): then every chunk of an upload reads that one handle, never the path
+//! again.
 
 use std::fmt;
 use std::fs::File;
@@ -65,6 +69,38 @@ pub struct UploadRequest {
     /// The video to upload into (every chunk after the first, or a pre-created container).
     pub video_id: Option<String>,
     pub observer: Option<Arc<dyn BodyObserver>>,
+    /// `path`, already open: read instead of opening `path` (the worker opens a file once per
+    /// attempt, for all its chunks). `None`: `path` is opened for this request.
+    pub file: Option<OpenFile>,
+}
+
+/// An open file shared by the requests of one upload. Each piece is read under its lock (seek,
+/// then read), so a read-ahead left running by an aborted request never moves the position under
+/// the next request's read.
+#[derive(Clone, Debug)]
+pub struct OpenFile(Arc<Mutex<File>>);
+
+impl From<File> for OpenFile {
+    fn from(file: File) -> OpenFile {
+        OpenFile(Arc::new(Mutex::new(file)))
+    }
+}
+
+impl OpenFile {
+    /// Opens `path` for reading.
+    pub fn open(path: &std::path::Path) -> io::Result<OpenFile> {
+        File::open(path).map(OpenFile::from)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, File> {
+        // A panic while reading leaves nothing half-done in a `File`: use it on.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The open file's metadata (`fstat`).
+    pub fn metadata(&self) -> io::Result<std::fs::Metadata> {
+        self.lock().metadata()
+    }
 }
 
 impl fmt::Debug for UploadRequest {
@@ -76,6 +112,7 @@ impl fmt::Debug for UploadRequest {
             .field("whole_len", &self.whole_len)
             .field("video_id", &self.video_id)
             .field("observer", &self.observer.is_some())
+            .field("file", &self.file.is_some())
             .finish()
     }
 }
@@ -121,7 +158,7 @@ fn record(failure: &Failure, err: ApiError) {
 /// The part of the body reader that moves to the blocking thread for each piece.
 #[derive(Clone)]
 struct Reader {
-    file: Arc<File>,
+    file: OpenFile,
     observer: Option<Arc<dyn BodyObserver>>,
     gate: Gate,
 }
@@ -142,17 +179,21 @@ impl Reader {
         // `read_to_end` fills the vector's spare capacity without zeroing it first (a memset per
         // piece is ~7 % of the upload's CPU).
         let mut buf = Vec::with_capacity(want);
-        let mut file = &*self.file;
+        let mut file = self.file.lock();
         if let Err(e) = file.seek(io::SeekFrom::Start(pos)) {
             return Piece::Failed(e);
         }
         loop {
-            match file.take((want - buf.len()) as u64).read_to_end(&mut buf) {
+            match (&mut *file)
+                .take((want - buf.len()) as u64)
+                .read_to_end(&mut buf)
+            {
                 Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Piece::Failed(e),
             }
         }
+        drop(file);
         if buf.is_empty() {
             return Piece::Eof;
         }
@@ -285,11 +326,16 @@ impl Client {
             path: req.path.clone(),
             source,
         };
-        let path = req.path.clone();
-        let file = tokio::task::spawn_blocking(move || File::open(path))
-            .await
-            .map_err(|e| file_error(io::Error::other(e.to_string())))?
-            .map_err(file_error)?;
+        let file = match req.file.clone() {
+            Some(file) => file,
+            None => {
+                let path = req.path.clone();
+                tokio::task::spawn_blocking(move || OpenFile::open(&path))
+                    .await
+                    .map_err(|e| file_error(io::Error::other(e.to_string())))?
+                    .map_err(file_error)?
+            }
+        };
         let (offset, len) = match req.range {
             Some(r) => (r.offset, r.len),
             None => match req.whole_len {
@@ -301,7 +347,7 @@ impl Client {
         let gate = Gate::default();
         let stream = body_stream(BodyState {
             reader: Reader {
-                file: Arc::new(file),
+                file,
                 observer: req.observer.clone(),
                 gate: gate.clone(),
             },

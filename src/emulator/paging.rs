@@ -1,8 +1,9 @@
 //! Query parameters shared by list routes and the `pagination` object with its `links` array.
 
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::errors::ApiError;
+use super::errors::{ApiError, ApiResult, json_response};
 
 /// `currentPage` (≥ 1, default 1) and `pageSize` (1–100, default 25).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,27 @@ impl Page {
             usize::try_from((self.current - 1).saturating_mul(self.size)).unwrap_or(usize::MAX);
         let size = usize::try_from(self.size).unwrap_or(100);
         items.iter().skip(start).take(size).cloned().collect()
+    }
+
+    /// The 200 answer of list route `route`: `{"data": [this page], "pagination": …}`, from `all`
+    /// (every match, sorted ascending; reversed first when `desc`) and the request's `query`.
+    pub fn answer<T: Clone>(
+        &self,
+        route: &str,
+        mut all: Vec<T>,
+        desc: bool,
+        to_json: impl Fn(&T) -> Value,
+        query: &[(String, String)],
+    ) -> ApiResult {
+        if desc {
+            all.reverse();
+        }
+        let data: Vec<Value> = self.slice(&all).iter().map(to_json).collect();
+        let pagination = self.pagination(route, all.len() as u64, data.len(), query);
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"data": data, "pagination": pagination}),
+        ))
     }
 
     /// `{currentPage, currentPageItems, pageSize, pagesTotal, itemsTotal, links: [{rel, uri}]}`;

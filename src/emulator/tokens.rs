@@ -1,15 +1,11 @@
 //! Upload-token CRUD (`/upload-tokens`), API key required (PROTOCOL.md §3).
 
-use std::sync::Arc;
-
-use super::extract::{IdPath, SmallBody};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Query;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde_json::json;
 
-use super::auth::require_api_key;
 use super::errors::{ApiError, ApiResult, json_response};
+use super::extract::{IdPath, Keyed, KeyedBody};
 use super::model::UploadToken;
 use super::paging::{Page, descending, param};
 use super::state::Shared;
@@ -29,12 +25,7 @@ pub async fn live_token(shared: &Shared, token: &str) -> bool {
 }
 
 /// `POST /upload-tokens` `{"ttl": seconds}` → 200 UploadToken.
-pub async fn create(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    SmallBody(body): SmallBody,
-) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
+pub async fn create(KeyedBody(shared, body): KeyedBody) -> ApiResult {
     let ttl = if body.iter().all(u8::is_ascii_whitespace) {
         0
     } else {
@@ -68,12 +59,7 @@ pub async fn create(
 
 /// `GET /upload-tokens?sortBy=createdAt|ttl&sortOrder=asc|desc&currentPage&pageSize`.
 /// Default order: `createdAt` ascending (UNCONFIRMED: the service's default is not documented).
-pub async fn list(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(query): Query<Vec<(String, String)>>,
-) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
+pub async fn list(Query(query): Query<Vec<(String, String)>>, Keyed(shared): Keyed) -> ApiResult {
     let page = Page::from_query(&query)?;
     let by_ttl = match param(&query, "sortBy") {
         None | Some("createdAt") => false,
@@ -102,25 +88,11 @@ pub async fn list(
             (t.created_ms, 0, t.seq)
         }
     });
-    if desc {
-        live.reverse();
-    }
-    let items = page.slice(&live);
-    let data: Vec<_> = items.iter().map(UploadToken::to_json).collect();
-    let pagination = page.pagination("/upload-tokens", live.len() as u64, data.len(), &query);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"data": data, "pagination": pagination}),
-    ))
+    page.answer("/upload-tokens", live, desc, UploadToken::to_json, &query)
 }
 
 /// `GET /upload-tokens/{token}` → 200, or 404 (unknown, deleted or expired).
-pub async fn show(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    IdPath(id): IdPath,
-) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
+pub async fn show(IdPath(id): IdPath, Keyed(shared): Keyed) -> ApiResult {
     let now = now_ms();
     let all = shared.tokens.lock().await;
     let t = all
@@ -131,12 +103,7 @@ pub async fn show(
 }
 
 /// `DELETE /upload-tokens/{token}` → 204; the token stops working at once.
-pub async fn delete(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    IdPath(id): IdPath,
-) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
+pub async fn delete(IdPath(id): IdPath, Keyed(shared): Keyed) -> ApiResult {
     let now = now_ms();
     let mut all = shared.tokens.lock().await;
     let before = all.len();

@@ -11,9 +11,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::auth::require_api_key;
 use super::errors::{ApiError, ApiResult, json_response};
-use super::extract::IdPath;
+use super::extract::{IdPath, Keyed};
 use super::model::{Chunk, RequestLog, UploadState, VideoRec};
 use super::paging::param;
 use super::range::{self, ContentRange};
@@ -206,12 +205,11 @@ pub async fn token_upload(
 
 /// `POST /videos/{id}/source` (API key).
 pub async fn source_upload(
-    State(shared): State<Arc<Shared>>,
     IdPath(id): IdPath,
+    Keyed(shared): Keyed,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
     if !shared.video_exists(&id) {
         return Err(ApiError::not_found("videoId"));
     }

@@ -1,16 +1,13 @@
 //! Video containers: `POST /videos`, `GET /videos`, `GET|DELETE /videos/{id}`,
 //! `GET /videos/{id}/status` (API key required).
 
-use std::sync::Arc;
-
-use super::extract::{IdPath, SmallBody};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Query;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::auth::require_api_key;
 use super::errors::{ApiError, ApiResult, json_response};
+use super::extract::{IdPath, Keyed, KeyedBody};
 use super::model::{Metadata, VideoRec};
 use super::paging::{Page, descending, param};
 use super::state::Shared;
@@ -114,13 +111,7 @@ fn parse_creation(body: &[u8], id: String, seq: u64) -> Result<VideoRec, ApiErro
 }
 
 /// `PATCH /videos/{id}` (title, description, tags, metadata, public, panoramic, mp4Support) → 200 Video.
-pub async fn update(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    IdPath(id): IdPath,
-    SmallBody(body): SmallBody,
-) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
+pub async fn update(IdPath(id): IdPath, KeyedBody(shared, body): KeyedBody) -> ApiResult {
     let obj = json_object(&body)?;
     let arc = shared
         .video(&id)
@@ -136,12 +127,7 @@ pub async fn update(
 }
 
 /// `POST /videos` → 201 Video.
-pub async fn create(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    SmallBody(body): SmallBody,
-) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
+pub async fn create(KeyedBody(shared, body): KeyedBody) -> ApiResult {
     let video = parse_creation(&body, new_id("vi"), shared.next_seq())?;
     let snapshot = video.clone();
     shared.blocking(move |s| s.save_video(&snapshot)).await?;
@@ -166,12 +152,7 @@ fn matches(v: &VideoRec, query: &[(String, String)]) -> bool {
 }
 
 /// `GET /videos?title=&tags[]=&metadata[k]=v&sortBy=&sortOrder=&currentPage=&pageSize=`.
-pub async fn list(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(query): Query<Vec<(String, String)>>,
-) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
+pub async fn list(Query(query): Query<Vec<(String, String)>>, Keyed(shared): Keyed) -> ApiResult {
     let page = Page::from_query(&query)?;
     let sort_by = param(&query, "sortBy").unwrap_or("createdAt");
     if !["createdAt", "publishedAt", "updatedAt", "title"].contains(&sort_by) {
@@ -192,16 +173,7 @@ pub async fn list(
         "updatedAt" => all.sort_by_key(|v| (v.updated_ms, v.seq)),
         _ => {}
     }
-    if desc {
-        all.reverse();
-    }
-    let items = page.slice(&all);
-    let data: Vec<Value> = items.iter().map(VideoRec::to_json).collect();
-    let pagination = page.pagination("/videos", all.len() as u64, data.len(), &query);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"data": data, "pagination": pagination}),
-    ))
+    page.answer("/videos", all, desc, VideoRec::to_json, &query)
 }
 
 /// A snapshot of one video, or 404.
@@ -214,34 +186,19 @@ pub async fn snapshot(shared: &Shared, id: &str) -> Result<VideoRec, ApiError> {
 }
 
 /// `GET /videos/{id}`.
-pub async fn show(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    IdPath(id): IdPath,
-) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
+pub async fn show(IdPath(id): IdPath, Keyed(shared): Keyed) -> ApiResult {
     let v = snapshot(&shared, &id).await?;
     Ok(json_response(StatusCode::OK, &v.to_json()))
 }
 
 /// `GET /videos/{id}/status`.
-pub async fn status(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    IdPath(id): IdPath,
-) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
+pub async fn status(IdPath(id): IdPath, Keyed(shared): Keyed) -> ApiResult {
     let v = snapshot(&shared, &id).await?;
     Ok(json_response(StatusCode::OK, &v.status_json()))
 }
 
 /// `DELETE /videos/{id}` → 204; its stored chunks are removed.
-pub async fn delete(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    IdPath(id): IdPath,
-) -> ApiResult {
-    require_api_key(&shared, &headers).await?;
+pub async fn delete(IdPath(id): IdPath, Keyed(shared): Keyed) -> ApiResult {
     let arc = shared
         .remove_video(&id)
         .ok_or_else(|| ApiError::not_found("videoId"))?;

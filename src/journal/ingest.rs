@@ -15,9 +15,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::row::{FileRow, add_note, file_columns, get_row, now_ms, path_bytes};
+use super::row::{FileRow, add_note, file_columns, path_bytes};
 use super::{FileIdentity, FileState, Journal, JournalError, Observation};
 use crate::watch::{Sink, SinkError};
 
@@ -43,12 +43,20 @@ impl Journal {
     /// [`Sink::seen`]: records a batch of observations in one transaction; per observation,
     /// whether the watcher must track it for settling.
     pub fn seen_batch(&self, batch: &[Observation]) -> Result<Vec<bool>, JournalError> {
-        self.scan_tx(|tx, now| {
+        let states = self.scan_tx(|tx, now| {
             batch
                 .iter()
-                .map(|obs| Ok(seen_one(tx, obs, now)?.1 == FileState::Settling))
-                .collect()
-        })
+                .map(|obs| Ok(seen_one(tx, obs, now)?.1))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        // A file that reappeared (rename back, remount) may be queued again at once.
+        if states.contains(&FileState::Queued) {
+            self.work_changed();
+        }
+        Ok(states
+            .into_iter()
+            .map(|s| s == FileState::Settling)
+            .collect())
     }
 
     /// [`Sink::stable`]: `settling` → `queued` for each observation whose row still has exactly
@@ -74,6 +82,11 @@ impl Journal {
                 ])?;
             }
             Ok(n)
+        })
+        .inspect(|&n| {
+            if n > 0 {
+                self.work_changed();
+            }
         })
     }
 
@@ -112,23 +125,20 @@ impl Journal {
     /// `done` means it was uploaded before (same content), `uploading` that a worker (maybe
     /// another process) has it.
     pub fn enqueue(&self, obs: &Observation) -> Result<FileRow, JournalError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let now = now_ms();
-        let (id, state) = seen_one(&tx, obs, now).map_err(|e| self.err(e))?;
-        if state == FileState::Settling {
-            tx.execute(
-                "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1 WHERE id = ?2",
-                params![now, id],
-            )
-            .map_err(|e| self.err(e))?;
+        let row = self.immediate(|tx, now| {
+            let (id, state) = seen_one(tx, obs, now).map_err(|e| self.err(e))?;
+            if state == FileState::Settling {
+                tx.execute(
+                    "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1 WHERE id = ?2",
+                    params![now, id],
+                )
+                .map_err(|e| self.err(e))?;
+            }
+            self.row_in(tx, id)
+        })?;
+        if row.state == FileState::Queued {
+            self.work_changed();
         }
-        let row = get_row(&tx, id)
-            .map_err(|e| self.err(e))?
-            .ok_or(JournalError::NotFound { id })?;
-        tx.commit().map_err(|e| self.err(e))?;
         Ok(row)
     }
 }

@@ -27,6 +27,8 @@ mod schema;
 mod upload;
 
 #[cfg(test)]
+mod tests_idle;
+#[cfg(test)]
 mod tests_ingest;
 #[cfg(test)]
 mod tests_model;
@@ -141,6 +143,9 @@ struct Inner {
     path: PathBuf,
     /// This process's identity, stored in `claimed_by` of the rows it uploads.
     owner: String,
+    /// Signalled after a commit of this process that may have made a row claimable (queued, or
+    /// its retry time moved): idle upload workers wait on it. See [`Journal::work_signal`].
+    work: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -163,6 +168,19 @@ impl Journal {
             .conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What idle upload workers wait on: notified (`notify_waiters`) after every commit of this
+    /// handle's connection that queued a row or changed when one is due (the watcher queueing
+    /// settled files, a scheduled retry, a requeue, `retry`). Commits of other processes are not
+    /// seen here: compare [`Journal::data_version`] for those.
+    pub fn work_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.work.clone()
+    }
+
+    /// Wakes the waiters of [`Journal::work_signal`].
+    fn work_changed(&self) {
+        self.inner.work.notify_waiters();
     }
 
     /// Maps a SQLite error to a [`JournalError`] naming this journal's file.

@@ -74,11 +74,7 @@ fn changed_after_queued_goes_back_to_settling() {
 #[test]
 fn changed_while_uploading_abandons_the_video_and_stops_the_worker() {
     let f = Fixture::new();
-    let id = f.queued("a.mp4", b"0123456789");
-    f.journal.claim(id).unwrap();
-    f.journal.start_upload(id, 4).unwrap();
-    f.journal.commit_video_id(id, "vi1").unwrap();
-    f.journal.commit_offset(id, 4).unwrap();
+    let id = f.uploading("a.mp4", b"0123456789", Some(4), "vi1", 4);
     let changed = f.append("a.mp4", b"x");
     assert_eq!(f.journal.seen(from_ref(&changed)).unwrap(), [true]);
     let row = f.journal.get(id).unwrap().unwrap();
@@ -152,10 +148,7 @@ fn rename_after_upload_is_not_uploaded_again() {
 #[test]
 fn rename_reported_after_gone_restores_the_row_with_its_state_and_progress() {
     let f = Fixture::new();
-    let id = f.queued("a.mp4", b"0123456789");
-    f.journal.claim(id).unwrap();
-    f.journal.commit_video_id(id, "vi1").unwrap();
-    f.journal.commit_offset(id, 5).unwrap();
+    let id = f.uploading("a.mp4", b"0123456789", None, "vi1", 5);
     f.journal.requeue(id).unwrap();
     let moved = f.rename("a.mp4", "b.mp4");
     f.journal.gone(&f.root(), &[f.path("a.mp4")]).unwrap();
@@ -246,10 +239,7 @@ fn gone_and_back_with_the_same_content() {
 #[test]
 fn gone_with_a_started_video_reports_it_abandoned() {
     let f = Fixture::new();
-    let id = f.queued("a.mp4", b"0123456789");
-    f.journal.claim(id).unwrap();
-    f.journal.commit_video_id(id, "vi7").unwrap();
-    f.journal.commit_offset(id, 4).unwrap();
+    let id = f.uploading("a.mp4", b"0123456789", None, "vi7", 4);
     f.journal
         .schedule_retry(id, std::time::SystemTime::now(), 1, "timeout", None)
         .unwrap();

@@ -170,10 +170,7 @@ fn reclaim_resumes_dead_claims_and_leaves_live_ones() {
 #[test]
 fn reset_for_new_video_records_the_abandoned_video() {
     let f = Fixture::new();
-    let id = f.queued("a.mp4", b"0123456789");
-    f.journal.claim(id).unwrap();
-    f.journal.commit_video_id(id, "vi1").unwrap();
-    f.journal.commit_offset(id, 4).unwrap();
+    let id = f.uploading("a.mp4", b"0123456789", None, "vi1", 4);
     let changed = f.append("a.mp4", b"!");
     let row = f
         .journal
@@ -189,11 +186,7 @@ fn reset_for_new_video_records_the_abandoned_video() {
 #[test]
 fn restart_upload_keeps_the_claim_and_forgets_the_video() {
     let f = Fixture::new();
-    let id = f.queued("a.mp4", b"0123456789");
-    f.journal.claim(id).unwrap();
-    f.journal.start_upload(id, 4).unwrap();
-    f.journal.commit_video_id(id, "vi1").unwrap();
-    f.journal.commit_offset(id, 4).unwrap();
+    let id = f.uploading("a.mp4", b"0123456789", Some(4), "vi1", 4);
     let row = f
         .journal
         .restart_upload(id, "the video was deleted")
@@ -416,10 +409,7 @@ fn heartbeat_names_a_running_daemon() {
 fn vanished_file_is_gone_and_resumes_if_it_comes_back() {
     use crate::watch::Sink;
     let f = Fixture::new();
-    let id = f.queued("a.mp4", b"0123456789");
-    f.journal.claim(id).unwrap();
-    f.journal.commit_video_id(id, "vi1").unwrap();
-    f.journal.commit_offset(id, 5).unwrap();
+    let id = f.uploading("a.mp4", b"0123456789", None, "vi1", 5);
     let moved = f.rename("a.mp4", "elsewhere.mp4");
     let row = f
         .journal

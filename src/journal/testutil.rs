@@ -68,6 +68,26 @@ impl Fixture {
         self.journal.find_by_path(&obs.path).unwrap().unwrap().id
     }
 
+    /// A queued file claimed and part-uploaded: chunk size `chunk` (if any) started, `video_id`
+    /// committed, then `offset`; returns its id.
+    pub fn uploading(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        chunk: Option<u64>,
+        video_id: &str,
+        offset: u64,
+    ) -> i64 {
+        let id = self.queued(name, bytes);
+        self.journal.claim(id).unwrap();
+        if let Some(chunk) = chunk {
+            self.journal.start_upload(id, chunk).unwrap();
+        }
+        self.journal.commit_video_id(id, video_id).unwrap();
+        self.journal.commit_offset(id, offset).unwrap();
+        id
+    }
+
     /// A queued file claimed and uploaded to `done` with `video_id`.
     pub fn done(&self, name: &str, bytes: &[u8], video_id: &str) -> i64 {
         let id = self.queued(name, bytes);

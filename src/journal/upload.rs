@@ -22,10 +22,10 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::ingest::{abandon, note_gone_video, reset_to_settling};
-use super::row::{FileRow, add_note, file_columns, get_row, now_ms, to_unix_ms};
+use super::row::{FileRow, add_note, file_columns, from_unix_ms, get_row, now_ms, to_unix_ms};
 use super::{FileIdentity, FileState, Journal, JournalError, owner};
 
 /// Which files `ingestd retry` puts back in the queue.
@@ -52,19 +52,37 @@ impl Journal {
     where
         F: FnOnce(&Connection, &FileRow, i64) -> Result<(), JournalError>,
     {
+        let row = self.immediate(|tx, now| {
+            let row = self.row_in(tx, id)?;
+            f(tx, &row, now)?;
+            self.row_in(tx, id)
+        })?;
+        if row.state == FileState::Queued {
+            // Requeued, or a retry scheduled: idle workers recompute when to look again.
+            self.work_changed();
+        }
+        Ok(row)
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction, with the current time (Unix ms), and commits it.
+    pub(super) fn immediate<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, i64) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
-        let row = get_row(&tx, id)
-            .map_err(|e| self.err(e))?
-            .ok_or(JournalError::NotFound { id })?;
-        f(&tx, &row, now_ms())?;
-        let row = get_row(&tx, id)
-            .map_err(|e| self.err(e))?
-            .ok_or(JournalError::NotFound { id })?;
+        let out = f(&tx, now_ms())?;
         tx.commit().map_err(|e| self.err(e))?;
-        Ok(row)
+        Ok(out)
+    }
+
+    /// Row `id` as `c` sees it; [`JournalError::NotFound`] if there is none.
+    pub(super) fn row_in(&self, c: &Connection, id: i64) -> Result<FileRow, JournalError> {
+        get_row(c, id)
+            .map_err(|e| self.err(e))?
+            .ok_or(JournalError::NotFound { id })
     }
 
     /// Runs one UPDATE inside a transition.
@@ -119,6 +137,19 @@ impl Journal {
         .map_err(|e| self.err(e))
     }
 
+    /// When the next `queued` row becomes due: the earliest `next_attempt_at` (a row without one
+    /// is due at once, reported as the Unix epoch). `None` when nothing is queued. Idle workers
+    /// sleep until then (or until [`Journal::work_signal`] / another process wakes them).
+    pub fn next_due(&self) -> Result<Option<SystemTime>, JournalError> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "SELECT min(coalesce(next_attempt_at, 0)) FROM files WHERE state = 'queued'",
+        )
+        .and_then(|mut st| st.query_row([], |r| r.get::<_, Option<i64>>(0)))
+        .map(|ms| ms.map(from_unix_ms))
+        .map_err(|e| self.err(e))
+    }
+
     /// Claims one given `queued` row now, ignoring its retry wait (`ingestd upload FILE`).
     pub fn claim(&self, id: i64) -> Result<FileRow, JournalError> {
         self.transition(id, |c, row, now| {
@@ -143,43 +174,39 @@ impl Journal {
     /// and starts over. Claims of live processes (e.g. `ingestd run` while `ingestd upload`
     /// starts) are left alone. Returns the reclaimed rows.
     pub fn reclaim_interrupted(&self) -> Result<Vec<FileRow>, JournalError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let now = now_ms();
-        let stale: Vec<FileRow> = tx
-            .prepare(concat!(
-                "SELECT ",
-                file_columns!(),
-                " FROM files WHERE state = 'uploading'"
-            ))
-            .and_then(|mut st| {
-                st.query_map([], FileRow::from_sql)?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(|e| self.err(e))?
-            .into_iter()
-            .filter(|r| !r.claimed_by.as_deref().is_some_and(owner::is_alive))
-            .collect();
-        let mut out = Vec::with_capacity(stale.len());
-        for row in stale {
-            if row.first_chunk_in_flight && row.video_id.is_none() {
-                abandon(&tx, &row, "the process stopped", now).map_err(|e| self.err(e))?;
+        let out = self.immediate(|tx, now| {
+            let stale: Vec<FileRow> = tx
+                .prepare(concat!(
+                    "SELECT ",
+                    file_columns!(),
+                    " FROM files WHERE state = 'uploading'"
+                ))
+                .and_then(|mut st| {
+                    st.query_map([], FileRow::from_sql)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(|e| self.err(e))?
+                .into_iter()
+                .filter(|r| !r.claimed_by.as_deref().is_some_and(owner::is_alive))
+                .collect();
+            let mut out = Vec::with_capacity(stale.len());
+            for row in stale {
+                if row.first_chunk_in_flight && row.video_id.is_none() {
+                    abandon(tx, &row, "the process stopped", now).map_err(|e| self.err(e))?;
+                }
+                self.exec(
+                    tx,
+                    "UPDATE files SET state = 'queued', claimed_by = NULL, first_chunk_in_flight = 0,
+                        updated_at = ?1 WHERE id = ?2",
+                    params![now, row.id],
+                )?;
+                out.push(self.row_in(tx, row.id)?);
             }
-            self.exec(
-                &tx,
-                "UPDATE files SET state = 'queued', claimed_by = NULL, first_chunk_in_flight = 0,
-                    updated_at = ?1 WHERE id = ?2",
-                params![now, row.id],
-            )?;
-            out.push(
-                get_row(&tx, row.id)
-                    .map_err(|e| self.err(e))?
-                    .ok_or(JournalError::NotFound { id: row.id })?,
-            );
+            Ok(out)
+        })?;
+        if !out.is_empty() {
+            self.work_changed();
         }
-        tx.commit().map_err(|e| self.err(e))?;
         Ok(out)
     }
 
@@ -477,52 +504,46 @@ impl Journal {
     /// progress kept); queued rows waiting for a retry become due now. Other states are skipped.
     /// An unknown id fails the whole call ([`JournalError::NotFound`]) and changes nothing.
     pub fn retry_failed(&self, selection: &RetrySelection) -> Result<RetryOutcome, JournalError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let now = now_ms();
-        let ids: Vec<i64> = match selection {
-            RetrySelection::Ids(ids) => ids.clone(),
-            RetrySelection::AllFailed => tx
-                .prepare("SELECT id FROM files WHERE state = 'failed' ORDER BY id")
-                .and_then(|mut st| {
-                    st.query_map([], |r| r.get(0))?
-                        .collect::<rusqlite::Result<Vec<i64>>>()
-                })
-                .map_err(|e| self.err(e))?,
-        };
-        let mut out = RetryOutcome::default();
-        for id in ids {
-            let row = get_row(&tx, id)
-                .map_err(|e| self.err(e))?
-                .ok_or(JournalError::NotFound { id })?;
-            let waiting = row.state == FileState::Queued && row.next_attempt_at.is_some();
-            if row.state == FileState::Failed {
-                self.exec(
-                    &tx,
-                    "UPDATE files SET state = 'queued', queued_at = ?1, attempts = 0,
-                        next_attempt_at = NULL, last_error = NULL, last_error_slug = NULL,
-                        updated_at = ?1 WHERE id = ?2",
-                    params![now, id],
-                )?;
-            } else if waiting {
-                self.exec(
-                    &tx,
-                    "UPDATE files SET next_attempt_at = NULL, attempts = 0, updated_at = ?1 WHERE id = ?2",
-                    params![now, id],
-                )?;
-            } else {
-                out.skipped.push((id, row.state));
-                continue;
+        let out = self.immediate(|tx, now| {
+            let ids: Vec<i64> = match selection {
+                RetrySelection::Ids(ids) => ids.clone(),
+                RetrySelection::AllFailed => tx
+                    .prepare("SELECT id FROM files WHERE state = 'failed' ORDER BY id")
+                    .and_then(|mut st| {
+                        st.query_map([], |r| r.get(0))?
+                            .collect::<rusqlite::Result<Vec<i64>>>()
+                    })
+                    .map_err(|e| self.err(e))?,
+            };
+            let mut out = RetryOutcome::default();
+            for id in ids {
+                let row = self.row_in(tx, id)?;
+                let waiting = row.state == FileState::Queued && row.next_attempt_at.is_some();
+                if row.state == FileState::Failed {
+                    self.exec(
+                        tx,
+                        "UPDATE files SET state = 'queued', queued_at = ?1, attempts = 0,
+                            next_attempt_at = NULL, last_error = NULL, last_error_slug = NULL,
+                            updated_at = ?1 WHERE id = ?2",
+                        params![now, id],
+                    )?;
+                } else if waiting {
+                    self.exec(
+                        tx,
+                        "UPDATE files SET next_attempt_at = NULL, attempts = 0, updated_at = ?1 WHERE id = ?2",
+                        params![now, id],
+                    )?;
+                } else {
+                    out.skipped.push((id, row.state));
+                    continue;
+                }
+                out.requeued.push(self.row_in(tx, id)?);
             }
-            out.requeued.push(
-                get_row(&tx, id)
-                    .map_err(|e| self.err(e))?
-                    .ok_or(JournalError::NotFound { id })?,
-            );
+            Ok(out)
+        })?;
+        if !out.requeued.is_empty() {
+            self.work_changed();
         }
-        tx.commit().map_err(|e| self.err(e))?;
         Ok(out)
     }
 

@@ -150,15 +150,14 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
     }
     h.push_str("</table>");
 
-    h.push_str("<h2>Uploading</h2>");
-    if s.uploading.is_empty() {
-        h.push_str("<p class=\"muted\" id=\"uploading-none\">Nothing is uploading.</p>");
-    } else {
-        h.push_str(
-            "<table id=\"uploading\"><tr><th>File</th><th>Progress</th><th>Sent</th>\
-             <th>Rate</th></tr>",
-        );
-        for u in &s.uploading {
+    list_section(
+        h,
+        "Uploading",
+        "uploading",
+        "Nothing is uploading.",
+        &["File", "Progress", "Sent", "Rate"],
+        &s.uploading,
+        |h, u| {
             write!(
                 h,
                 "<tr data-id=\"{id}\"><td class=\"path\">{}</td><td><progress id=\"progress-{id}\" \
@@ -172,20 +171,17 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
                 size(u.size),
                 size(u.rate_bytes_per_sec as u64),
                 id = u.id,
-            )?;
-        }
-        h.push_str("</table>");
-    }
-
-    h.push_str("<h2>Waiting and failed</h2>");
-    if s.pending.is_empty() {
-        h.push_str("<p class=\"muted\" id=\"pending-none\">No file is waiting.</p>");
-    } else {
-        h.push_str(
-            "<table id=\"pending\"><tr><th>#</th><th>File</th><th>State</th><th>Size</th>\
-             <th>Reason</th></tr>",
-        );
-        for p in &s.pending {
+            )
+        },
+    )?;
+    list_section(
+        h,
+        "Waiting and failed",
+        "pending",
+        "No file is waiting.",
+        &["#", "File", "State", "Size", "Reason"],
+        &s.pending,
+        |h, p| {
             write!(
                 h,
                 "<tr data-id=\"{}\" data-state=\"{}\"><td class=\"num\">{}</td>\
@@ -203,20 +199,17 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
                 p.state,
                 size(p.size),
                 esc(&p.reason)
-            )?;
-        }
-        h.push_str("</table>");
-    }
-
-    h.push_str("<h2>Recently uploaded</h2>");
-    if s.recent.is_empty() {
-        h.push_str("<p class=\"muted\" id=\"recent-none\">Nothing uploaded yet.</p>");
-    } else {
-        h.push_str(
-            "<table id=\"recent\"><tr><th>File</th><th>videoId</th><th>Size</th>\
-             <th>Uploaded at</th></tr>",
-        );
-        for d in &s.recent {
+            )
+        },
+    )?;
+    list_section(
+        h,
+        "Recently uploaded",
+        "recent",
+        "Nothing uploaded yet.",
+        &["File", "videoId", "Size", "Uploaded at"],
+        &s.recent,
+        |h, d| {
             write!(
                 h,
                 "<tr data-id=\"{}\"><td class=\"path\">{}</td><td class=\"video-id\">{}</td>\
@@ -226,10 +219,35 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
                 esc(&d.video_id),
                 size(d.size),
                 esc(d.done_at.as_deref().unwrap_or(""))
-            )?;
-        }
-        h.push_str("</table>");
+            )
+        },
+    )
+}
+
+/// `<h2>title</h2>`, then the muted line `empty` (`id="ID-none"`) when there are no `items`, else
+/// `<table id="ID">` with the header cells `head` and one `row` per item.
+fn list_section<T>(
+    h: &mut String,
+    title: &str,
+    id: &str,
+    empty: &str,
+    head: &[&str],
+    items: &[T],
+    row: impl Fn(&mut String, &T) -> std::fmt::Result,
+) -> std::fmt::Result {
+    write!(h, "<h2>{title}</h2>")?;
+    if items.is_empty() {
+        return write!(h, "<p class=\"muted\" id=\"{id}-none\">{empty}</p>");
     }
+    write!(h, "<table id=\"{id}\"><tr>")?;
+    for cell in head {
+        write!(h, "<th>{cell}</th>")?;
+    }
+    h.push_str("</tr>");
+    for item in items {
+        row(h, item)?;
+    }
+    h.push_str("</table>");
     Ok(())
 }
 

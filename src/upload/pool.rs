@@ -2,14 +2,24 @@
 //! SIGHUP. Workers retired by a resize finish their current file first. The workers' context
 //! (api client, API key, `[upload]` settings) can be replaced on SIGHUP too: each worker takes
 //! the current one when it claims its next file; a file in progress keeps the one it began with.
+//!
+//! Idle workers do not poll: they sleep until the next retry is due or they are woken. Work this
+//! process queues wakes them through the journal's [`Journal::work_signal`]; work queued by other
+//! processes (`ingestd retry` writes the journal directly) is noticed by one pool task reading
+//! `PRAGMA data_version` once per [`FOREIGN_CHECK`], which then wakes them the same way.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::journal::Journal;
 use crate::upload::worker::{WorkerContext, WorkerError, run_worker};
+
+/// How often the pool looks for journal changes made by other processes.
+pub const FOREIGN_CHECK: Duration = Duration::from_secs(1);
 
 struct Slot {
     retire: CancellationToken,
@@ -22,17 +32,25 @@ pub struct Pool {
     shutdown: CancellationToken,
     wake: Arc<Notify>,
     slots: Vec<Slot>,
+    foreign: JoinHandle<()>,
 }
 
 impl Pool {
     /// Starts `workers` workers. Rows left `uploading` by a crashed process must have been
     /// reclaimed (`Journal::reclaim_interrupted`) before.
     pub fn spawn(ctx: WorkerContext, workers: usize, shutdown: CancellationToken) -> Pool {
+        let wake = ctx.journal.work_signal();
+        let foreign = tokio::spawn(watch_other_processes(
+            ctx.journal.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        ));
         let mut pool = Pool {
             ctx: watch::Sender::new(ctx),
             shutdown,
-            wake: Arc::new(Notify::new()),
+            wake,
             slots: Vec::new(),
+            foreign,
         };
         pool.resize(workers);
         pool
@@ -86,6 +104,7 @@ impl Pool {
 
     /// Waits for every worker to end (after the shutdown token was cancelled).
     pub async fn join(self) -> Result<(), WorkerError> {
+        self.foreign.abort();
         let mut first_err = None;
         for slot in self.slots {
             match slot.handle.await {
@@ -103,6 +122,34 @@ impl Pool {
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+/// Wakes idle workers when another process changed the journal (`ingestd retry`, `ingestd
+/// upload`): `PRAGMA data_version` of our connection changes only for other connections'
+/// commits. One short read per [`FOREIGN_CHECK`] for the whole pool, whatever its size.
+async fn watch_other_processes(journal: Journal, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let mut last = None;
+    let mut tick = tokio::time::interval(FOREIGN_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let j = journal.clone();
+        match tokio::task::spawn_blocking(move || j.data_version()).await {
+            Ok(Ok(v)) => {
+                if last.is_some_and(|l| l != v) {
+                    tracing::debug!("the journal was changed by another process: waking workers");
+                    wake.notify_waiters();
+                }
+                last = Some(v);
+            }
+            // The workers report a failing journal themselves; this check just tries again.
+            Ok(Err(e)) => tracing::debug!("journal data_version: {e}"),
+            Err(e) => tracing::debug!("journal data_version task: {e}"),
         }
     }
 }

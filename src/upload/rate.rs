@@ -110,6 +110,16 @@ mod tests {
 
     const MIB: u64 = 1024 * 1024;
 
+    /// The virtual time since `start` is within `ms` milliseconds.
+    fn assert_virtual_ms(start: tokio::time::Instant, ms: std::ops::RangeInclusive<u64>) {
+        let elapsed = start.elapsed();
+        let (lo, hi) = (
+            Duration::from_millis(*ms.start()),
+            Duration::from_millis(*ms.end()),
+        );
+        assert!(elapsed >= lo && elapsed <= hi, "{elapsed:?}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn ten_mib_at_one_mib_per_second_takes_about_ten_virtual_seconds() {
         let limit = RateLimit::new(MIB);
@@ -118,12 +128,8 @@ mod tests {
         for _ in 0..(10 * MIB / (64 * 1024)) {
             limit.acquire(64 * 1024).await;
         }
-        let elapsed = start.elapsed();
         // The first second's worth is the initial burst, so ≈ 9 s; never less than 8.9 s.
-        assert!(
-            elapsed >= Duration::from_millis(8_900) && elapsed <= Duration::from_millis(10_100),
-            "{elapsed:?}"
-        );
+        assert_virtual_ms(start, 8_900..=10_100);
     }
 
     #[tokio::test(start_paused = true)]
@@ -131,11 +137,7 @@ mod tests {
         let limit = RateLimit::new(MIB);
         let start = tokio::time::Instant::now();
         limit.acquire(5 * MIB).await;
-        let elapsed = start.elapsed();
-        assert!(
-            elapsed >= Duration::from_millis(3_900) && elapsed <= Duration::from_millis(5_100),
-            "{elapsed:?}"
-        );
+        assert_virtual_ms(start, 3_900..=5_100);
     }
 
     #[tokio::test(start_paused = true)]
@@ -156,11 +158,7 @@ mod tests {
             w.await.unwrap();
         }
         // 4 × 40 × 64 KiB = 10 MiB in total at 1 MiB/s.
-        let elapsed = start.elapsed();
-        assert!(
-            elapsed >= Duration::from_millis(8_900) && elapsed <= Duration::from_millis(10_100),
-            "{elapsed:?}"
-        );
+        assert_virtual_ms(start, 8_900..=10_100);
     }
 
     #[tokio::test(start_paused = true)]

@@ -69,7 +69,7 @@ async fn a_refused_first_request_records_no_orphan() {
     let err = attempt_twice(&f, &context(&f, &url), id).await;
     assert!(err.contains("Connection refused"), "{err}");
     assert!(
-        err.ends_with("check the address and the network (the upload is retried)"),
+        err.ends_with("that the service listens there (the upload is retried)"),
         "{err}"
     );
 }
@@ -121,4 +121,22 @@ async fn a_real_possible_orphan_is_noted_once() {
         .filter(|n| n.kind == NoteKind::Orphan)
         .count();
     assert_eq!(orphans, 1, "noted once, not at every attempt");
+}
+
+#[test]
+fn idle_workers_sleep_until_the_next_due_row_at_most_idle_max() {
+    use super::worker::{IDLE_MAX, idle_nap};
+    use std::time::SystemTime;
+    let now = SystemTime::now();
+    assert_eq!(idle_nap(None, now), IDLE_MAX, "nothing queued");
+    assert_eq!(
+        idle_nap(Some(now + Duration::from_secs(7)), now),
+        Duration::from_secs(7)
+    );
+    assert_eq!(idle_nap(Some(now + 3 * IDLE_MAX), now), IDLE_MAX);
+    assert_eq!(
+        idle_nap(Some(SystemTime::UNIX_EPOCH), now),
+        Duration::ZERO,
+        "due already"
+    );
 }

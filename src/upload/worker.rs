@@ -102,7 +102,28 @@ fn same_content(a: &FileIdentity, b: &FileIdentity) -> bool {
     a.same_content(b)
 }
 
+/// The longest an idle worker sleeps without being woken: a safety net only. Work queued by this
+/// process wakes the workers through [`Journal::work_signal`], work queued by another process
+/// (`ingestd retry`, `ingestd upload`) through the pool's `PRAGMA data_version` check, and a
+/// retry's time is known in advance ([`Journal::next_due`]).
+pub const IDLE_MAX: Duration = Duration::from_secs(60);
+
+/// How long an idle worker sleeps when nothing is due at `now`: until the next queued row is due
+/// (`next_due`), at most [`IDLE_MAX`]. Zero when a row is due already.
+pub fn idle_nap(next_due: Option<SystemTime>, now: SystemTime) -> Duration {
+    match next_due {
+        Some(at) => at
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(IDLE_MAX),
+        None => IDLE_MAX,
+    }
+}
+
 /// The worker loop: claim, upload, repeat, until `shutdown`.
+///
+/// When nothing is due it sleeps until the next queued row is due or `wake` is notified (new
+/// work), never polling the journal on a timer.
 ///
 /// `retire` stops claiming new files (a child of `shutdown`, also cancelled by a pool resize);
 /// `shutdown` starts the deadline for the request in flight.
@@ -124,12 +145,20 @@ pub async fn run_worker(
             return Ok(());
         }
         let ctx = contexts.borrow().clone();
+        // Registered before looking, so a wake-up between the look and the sleep is not lost.
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let row = j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await?;
         let Some(row) = row else {
+            let nap = idle_nap(j(&ctx.journal, |j| j.next_due()).await?, SystemTime::now());
+            if nap.is_zero() {
+                continue; // a row became due since the claim (another worker may take it)
+            }
             tokio::select! {
                 _ = retire.cancelled() => return Ok(()),
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = woken => {}
+                _ = tokio::time::sleep(nap) => {}
             }
             continue;
         };
@@ -220,14 +249,18 @@ pub async fn upload_file(
     }
 
     // A file that cannot be opened (permissions) is reported before any request, so it never
-    // leaves a possible orphan nor an empty video; it is retried until it becomes readable.
-    if let Err(e) = tokio::fs::File::open(&path).await {
-        let msg = format!(
-            "cannot read {}: {e}; make it readable by the user ingestd runs as (retried until then)",
-            path.display()
-        );
-        return local_failure(ctx, &row, msg).await;
-    }
+    // leaves a possible orphan nor an empty video; it is retried until it becomes readable. The
+    // handle opened here is the one every chunk of this attempt reads.
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => api::OpenFile::from(f.into_std().await),
+        Err(e) => {
+            let msg = format!(
+                "cannot read {}: {e}; make it readable by the user ingestd runs as (retried until then)",
+                path.display()
+            );
+            return local_failure(ctx, &row, msg).await;
+        }
+    };
 
     // 3. with an API key, create the video first.
     if row.video_id.is_none()
@@ -301,6 +334,13 @@ pub async fn upload_file(
             j(&ctx.journal, move |j| j.requeue(id)).await?;
             return Ok(Outcome::Released);
         }
+        // The chunks read the handle opened above, so a file deleted, moved away or replaced
+        // since the previous chunk is noticed here, by its path (as a fresh open would).
+        if offset > row.bytes_uploaded
+            && let Some(outcome) = file_left(ctx, &row, offset).await?
+        {
+            break Some(outcome);
+        }
         let range = if single {
             None
         } else {
@@ -319,6 +359,7 @@ pub async fn upload_file(
             whole_len: Some(total),
             video_id: row.video_id.clone(),
             observer: Some(tap.clone() as Arc<dyn BodyObserver>),
+            file: Some(file.clone()),
         };
         fail::fail_point!("before-send");
         let token = ctx.token.current();
@@ -414,6 +455,7 @@ pub async fn upload_file(
             }
         }
     };
+    drop(file); // every byte is sent: the after_upload action may move or delete the file
     if let Some(outcome) = result {
         return Ok(outcome);
     }

@@ -259,7 +259,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes the token file (mode 0600).
+/// Writes a secret file (an upload token or an API key, newline-terminated) atomically, mode 0600.
 pub fn write_token(path: &Path, token: &str) {
     use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("new");
@@ -305,6 +305,15 @@ pub fn status(config: &Path) -> Value {
     })
 }
 
+/// `PRAGMA integrity_check` of a journal (opened read-only): `"ok"` when it is intact.
+pub fn integrity(journal: &Path) -> String {
+    let c =
+        rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap()
+}
+
 /// `counts[state]` of a status object.
 pub fn count(s: &Value, state: &str) -> u64 {
     s["counts"][state].as_u64().unwrap_or(0)
@@ -317,6 +326,15 @@ pub fn file_row<'a>(s: &'a Value, path: &Path) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|f| f["path"].as_str() == Some(&*p))
+}
+
+/// The `video_id` of the status row of `path` (panics if there is no row or no id yet).
+pub fn video_id(s: &Value, path: &Path) -> String {
+    let row = file_row(s, path).unwrap_or_else(|| panic!("no row for {}: {s:#}", path.display()));
+    row["video_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no video_id: {row:#}"))
+        .to_owned()
 }
 
 /// A running `ingestd run`; SIGKILLed on drop.
@@ -436,6 +454,15 @@ pub fn set_faults(em: &Emulator, plan: Value) {
     })
 }
 
+/// Slows every `POST /upload` body to `bytes_per_sec` for the rest of the test (the endpoint
+/// reads slowly), replacing the fault plan.
+pub fn throttle_uploads(em: &Emulator, bytes_per_sec: u64) {
+    set_faults(
+        em,
+        serde_json::json!([{"path": "/upload", "count": 1_000_000, "action": "throttle", "bytes_per_sec": bytes_per_sec}]),
+    );
+}
+
 /// `GET /_emulator/faults`.
 pub fn faults(em: &Emulator) -> Value {
     get_json(&format!("{}/_emulator/faults", em.url))
@@ -463,6 +490,20 @@ pub fn delete_token(em: &Emulator, token: &str) {
             .unwrap();
         assert_eq!(r.status().as_u16(), 204, "DELETE token");
     })
+}
+
+/// How many requests the `videos` (`/_emulator/videos` entries) received were answered with the
+/// error `slug`.
+pub fn requests_with_error<'a>(videos: impl IntoIterator<Item = &'a Value>, slug: &str) -> usize {
+    videos
+        .into_iter()
+        .flat_map(|v| {
+            v["requests"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no requests in {v:#}"))
+        })
+        .filter(|r| r["error"].as_str() == Some(slug))
+        .count()
 }
 
 /// Checks the service side of one uploaded file: exactly one complete video with the file's

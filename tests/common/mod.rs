@@ -102,6 +102,11 @@ impl Emulator {
         self.url.trim_start_matches("http://").to_owned()
     }
 
+    /// The process id (e.g. to read `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

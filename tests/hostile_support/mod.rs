@@ -3,84 +3,22 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Shared with the other daemon tests.
-pub use crate::common::daemon::{create_token, sha256_file, videos};
+use crate::common::daemon::write_token;
+/// Shared with the other daemon tests (not every test file uses each).
+#[allow(unused_imports)]
+pub use crate::common::daemon::{
+    create_token, faults, requests_with_error, set_faults, sha256_file, stats, throttle_uploads,
+    videos, write_file,
+};
 use crate::common::{self, API_KEY, Emulator};
 
 pub const MIB: u64 = 1024 * 1024;
-
-/// A GET/POST to the emulator over plain HTTP/1.1 (no client library needed).
-pub fn http(base: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let addr = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).expect("connect to the emulator");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
-    };
-    (status, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((len, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-    out
-}
-
-/// Deterministic pseudo-random content (so that prefixes differ from other files).
-pub fn write_file(path: &Path, size: u64, seed: u64) {
-    let mut f = std::fs::File::create(path).unwrap();
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut left = size;
-    let mut buf = vec![0u8; 64 * 1024];
-    while left > 0 {
-        for b in buf.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        f.write_all(&buf[..n]).unwrap();
-        left -= n as u64;
-    }
-    f.sync_all().unwrap();
-}
 
 /// Options of one test setup's config.
 #[derive(Clone)]
@@ -118,18 +56,15 @@ impl Default for Opts {
 
 impl Setup {
     pub fn new(dir: &Path, em: &Emulator, opts: &Opts) -> Setup {
-        use std::os::unix::fs::PermissionsExt;
         let inbox = dir.join("inbox");
         std::fs::create_dir_all(&inbox).unwrap();
         let token = create_token(em);
         let token_file = dir.join("upload-token");
-        std::fs::write(&token_file, &token).unwrap();
-        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_token(&token_file, &token);
         let mut api_extra = String::new();
         if opts.api_key {
             let key_file = dir.join("api-key");
-            std::fs::write(&key_file, API_KEY).unwrap();
-            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            write_token(&key_file, API_KEY);
             api_extra = format!("api_key_file = \"{}\"\n", key_file.display());
         }
         let mut upload_extra = String::new();
@@ -197,22 +132,15 @@ impl Setup {
         {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Daemon { child, log }
+        Daemon {
+            process: common::daemon::Daemon { child },
+            log,
+        }
     }
 
-    /// `ingestd status --json --all`.
+    /// `ingestd status --all --json`.
     pub fn status(&self) -> Value {
-        let out = Command::new(common::bin())
-            .args(["status", "--json", "--all", "--config"])
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "status failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        common::daemon::status(&self.config)
     }
 
     /// Polls `status` until every file is `done` or `failed` and there are `n` of them.
@@ -251,55 +179,35 @@ impl Setup {
 
     /// The journal's own check, from outside the daemon.
     pub fn integrity_check(&self) -> String {
-        let c = rusqlite::Connection::open(&self.journal).unwrap();
-        c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
-            .unwrap()
+        common::daemon::integrity(&self.journal)
     }
 }
 
-/// A running `ingestd run`; killed on drop.
+/// A running `ingestd run` and its log file; killed on drop.
 pub struct Daemon {
-    pub child: Child,
+    pub process: common::daemon::Daemon,
     pub log: PathBuf,
 }
 
 impl Daemon {
     /// Waits for the process to end by itself (a failpoint abort).
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let until = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(
-                Instant::now() < until,
+        self.process.wait_exit(timeout).unwrap_or_else(|| {
+            panic!(
                 "the daemon did not stop within {timeout:?}; log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                self.log_text()
+            )
+        })
     }
 
     /// SIGTERM, then wait.
     pub fn stop(&mut self) {
-        unsafe { libc_kill(self.child.id() as i32, 15) };
+        self.process.signal(libc::SIGTERM);
         let _ = self.wait_exit(Duration::from_secs(60));
     }
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

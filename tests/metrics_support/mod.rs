@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::common::{self, API_KEY, Emulator};
+use crate::common::daemon::{create_token, write_file};
+use crate::common::{self, Emulator};
 
 /// How long any condition is waited for before the test fails.
 pub const T: Duration = Duration::from_secs(60);
@@ -25,30 +26,6 @@ pub fn wait_for<R>(what: &str, mut f: impl FnMut() -> Option<R>) -> R {
         assert!(start.elapsed() < T, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// `ingestd token create` against the emulator; returns the upload token.
-pub fn create_token(em: &Emulator) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(common::bin())
-        .arg("--config")
-        .arg(dir.path().join("none.toml"))
-        .args([
-            "token",
-            "create",
-            "--ttl",
-            "0",
-            "--json",
-            "--endpoint",
-            &em.url,
-        ])
-        .env("APIVIDEO_API_KEY", API_KEY)
-        .env_remove("INGESTD_CONFIG")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["token"].as_str().unwrap().to_owned()
 }
 
 /// A fresh directory with an inbox, an upload token file and a config listening on `listen`;
@@ -180,14 +157,7 @@ impl Daemon {
     /// Writes a file of `len` pseudo-random bytes into the inbox.
     pub fn drop_file(&self, name: &str, len: usize) -> PathBuf {
         let path = self.inbox.join(name);
-        let mut seed = len as u64 | 1;
-        let data: Vec<u8> = (0..len)
-            .map(|_| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                (seed >> 33) as u8
-            })
-            .collect();
-        std::fs::write(&path, data).unwrap();
+        write_file(&path, len as u64, len as u64);
         path
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use super::{human_duration, human_size, rfc3339};
+use super::{human_duration, human_size, last_error, rfc3339};
 use crate::cli::{Cli, ExplainArgs, load_config};
 use crate::config::{Config, WatchConfig, WatchMode};
 use crate::journal::{FileIdentity, FileRow, FileState, Journal, JournalError, TokenState};
@@ -186,14 +186,7 @@ fn describe_row(
             super::token_advice(config, token.reason.as_deref()),
         )
     });
-    let error = || {
-        let slug = row
-            .last_error_slug
-            .as_deref()
-            .map(|s| format!("{s}: "))
-            .unwrap_or_default();
-        row.last_error.as_deref().map(|e| format!("{slug}{e}"))
-    };
+    let error = || last_error(row);
     match row.state {
         FileState::Settling => {
             let age = now.duration_since(row.changed_at).unwrap_or_default();

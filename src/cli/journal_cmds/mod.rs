@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use super::{Cli, RetryArgs, load_config};
 use crate::config::{Config, TokenSource};
-use crate::journal::{Journal, JournalError, RetrySelection};
+use crate::journal::{FileRow, Journal, JournalError, RetrySelection};
 
 mod explain;
 mod status;
@@ -124,6 +124,17 @@ pub(crate) fn attempt_suffix(attempts: u32) -> String {
     } else {
         format!(" (attempt {attempts})")
     }
+}
+
+/// The row's last error as `slug: message` (`message` alone without a slug); `None` if there is
+/// none.
+pub(crate) fn last_error(row: &FileRow) -> Option<String> {
+    let slug = row
+        .last_error_slug
+        .as_deref()
+        .map(|s| format!("{s}: "))
+        .unwrap_or_default();
+    row.last_error.as_deref().map(|e| format!("{slug}{e}"))
 }
 
 /// `1.5 GiB`-style size (the status page's format).

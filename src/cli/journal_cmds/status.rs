@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use super::{human_duration, human_size, rfc3339};
+use super::{human_duration, human_size, last_error, rfc3339};
 use crate::cli::{Cli, StatusArgs, load_config};
 use crate::journal::{
     Counts, DaemonInfo, FileNote, FileRow, FileState, Journal, JournalError, NoteKind, TokenState,
@@ -327,17 +327,7 @@ fn write_table(
 }
 
 fn note(f: &FileRow, now: SystemTime) -> String {
-    let error = || {
-        let slug = f
-            .last_error_slug
-            .as_deref()
-            .map(|s| format!("{s}: "))
-            .unwrap_or_default();
-        f.last_error
-            .as_deref()
-            .map(|e| format!("{slug}{e}"))
-            .unwrap_or_default()
-    };
+    let error = || last_error(f).unwrap_or_default();
     match f.state {
         FileState::Settling => {
             let age = now.duration_since(f.changed_at).unwrap_or_default();
