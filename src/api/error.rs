@@ -211,6 +211,15 @@ impl ApiError {
         matches!(self, ApiError::Network { connect: true, .. })
     }
 
+    /// True when the endpoint turned the request down (a 4xx answer, or a redirect not
+    /// followed), so it created no video: a first request that ends this way leaves no possible
+    /// orphan. A 5xx or an unreadable 2xx answer may come after the video was stored: false.
+    pub fn created_nothing(&self) -> bool {
+        self.nothing_sent()
+            || matches!(self, ApiError::Http { status, .. } if (400..500).contains(status))
+            || matches!(self, ApiError::Redirect { .. })
+    }
+
     /// The HTTP status, when the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {

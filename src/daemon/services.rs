@@ -162,7 +162,7 @@ impl Services {
         .await
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
         for row in &reclaimed {
-            tracing::info!(path = %row.path.display(), video_id = ?row.video_id, offset = row.bytes_uploaded, "resuming an upload interrupted by a stop or crash");
+            tracing::info!(path = %row.path.display(), video_id = row.video_id.as_deref(), offset = row.bytes_uploaded, "resuming an upload interrupted by a stop or crash");
         }
         finish_interrupted_actions(&journal, config).await;
         let gate = TokenGate::new(token);
@@ -502,7 +502,7 @@ async fn finish_interrupted_actions(journal: &Journal, config: &Config) {
                 let o =
                     crate::upload::after::apply_async(action, row.root.clone(), row.path.clone())
                         .await;
-                tracing::info!(path = %row.path.display(), video_id = ?row.video_id, "finished a post-upload action interrupted by a stop: {}", o.message());
+                tracing::info!(path = %row.path.display(), video_id = row.video_id.as_deref(), "finished a post-upload action interrupted by a stop: {}", o.message());
                 o.message()
             }
             Ok(_) => "skipped: the file changed after its upload".to_owned(),

@@ -1,5 +1,6 @@
-//! Unit tests of one upload attempt against endpoints that cannot be reached: a first request
-//! that never left records no possible orphan; an unreadable file is reported before any request.
+//! Unit tests of one upload attempt against endpoints that cannot be reached or turn the request
+//! down: a first request that never left, or got a 4xx, records no possible orphan (a 5xx keeps
+//! the mark); an unreadable file is reported before any request.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -138,5 +139,68 @@ fn idle_workers_sleep_until_the_next_due_row_at_most_idle_max() {
         idle_nap(Some(SystemTime::UNIX_EPOCH), now),
         Duration::ZERO,
         "due already"
+    );
+}
+
+/// A loopback server answering every request with `status` and an api.video problem body.
+fn answering(status: u16, slug: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let body = format!(
+        r#"{{"type":"https://docs.api.video/reference/{slug}","title":"turned down","status":{status}}}"#
+    );
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            // Read the head and whatever body arrives, then answer and close.
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = std::io::Read::read(&mut s, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = std::io::Write::write_all(&mut s, answer.as_bytes());
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_first_request_turned_down_leaves_no_orphan_mark() {
+    for (status, slug) in [(400, "invalid-attribute"), (401, "unauthorized")] {
+        let f = Fixture::new();
+        let id = f.queued("a.mp4", b"0123456789");
+        let ctx = context(&f, &answering(status, slug));
+        let row = f.journal.claim(id).unwrap();
+        upload_file(&ctx, row, &CancellationToken::new())
+            .await
+            .unwrap();
+        let row = f.journal.get(id).unwrap().unwrap();
+        assert!(
+            !row.first_chunk_in_flight,
+            "{status}: a turned-down first request created no video"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_first_request_answered_503_keeps_the_orphan_mark() {
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123456789");
+    let ctx = context(&f, &answering(503, "service-unavailable"));
+    let row = f.journal.claim(id).unwrap();
+    upload_file(&ctx, row, &CancellationToken::new())
+        .await
+        .unwrap();
+    let row = f.journal.get(id).unwrap().unwrap();
+    assert!(
+        row.first_chunk_in_flight,
+        "a 5xx may come after the video was stored"
     );
 }

@@ -280,7 +280,7 @@ pub async fn upload_file(
         match keyed.create_video(&creation).await {
             Ok(video) => {
                 let vid = video.video_id.clone();
-                info!(path = %path.display(), video_id = %vid, "created video with the API key");
+                info!(path = %path.display(), video_id = vid.as_str(), "created video with the API key");
                 let v = vid.clone();
                 j(&ctx.journal, move |j| j.commit_video_id(id, &v)).await?;
                 row.video_id = Some(vid);
@@ -330,7 +330,7 @@ pub async fn upload_file(
         }
         if shutdown.is_cancelled() {
             // Stopping: the acknowledged chunks are committed; the next one waits for a restart.
-            info!(path = %path.display(), video_id = ?row.video_id, offset, "stopping between chunks; resumes here on restart");
+            info!(path = %path.display(), video_id = row.video_id.as_deref(), offset, "stopping between chunks; resumes here on restart");
             j(&ctx.journal, move |j| j.requeue(id)).await?;
             return Ok(Outcome::Released);
         }
@@ -386,7 +386,7 @@ pub async fn upload_file(
                     let v = resp.video_id.clone();
                     fail::fail_point!("after-first-chunk-before-commit");
                     j(&ctx.journal, move |j| j.commit_video_id(id, &v)).await?;
-                    info!(path = %path.display(), video_id = %resp.video_id, "upload started");
+                    info!(path = %path.display(), video_id = resp.video_id.as_str(), "upload started");
                     row.video_id = Some(resp.video_id.clone());
                 }
                 offset += len;
@@ -406,7 +406,7 @@ pub async fn upload_file(
                 // The service already has exactly this chunk (a response lost before a crash or
                 // a reset): hash it from disk and advance.
                 let Some(r) = range else { break None };
-                info!(path = %path.display(), video_id = ?row.video_id, from = r.offset, "chunk already stored by api.video: advancing");
+                info!(path = %path.display(), video_id = row.video_id.as_deref(), from = r.offset, "chunk already stored by api.video: advancing");
                 tap.0.restore(snapshot);
                 if !still_ours(ctx, &row).await? {
                     return Ok(released_by_watcher(&row, None));
@@ -442,8 +442,9 @@ pub async fn upload_file(
             }
             Err(e) => {
                 tap.0.restore(snapshot);
-                if first_request && e.nothing_sent() {
-                    // DNS or connect failure: no byte left, no video can exist (no orphan).
+                if first_request && e.created_nothing() {
+                    // DNS or connect failure (no byte left), or a 4xx answer (turned down): no
+                    // video can exist, so no possible orphan.
                     j(&ctx.journal, move |j| j.clear_first_chunk_in_flight(id)).await?;
                 }
                 if e.class() == ErrorClass::Local
@@ -523,7 +524,7 @@ async fn still_ours(ctx: &WorkerContext, row: &FileRow) -> Result<bool, WorkerEr
 fn released_by_watcher(row: &FileRow, new_video: Option<&str>) -> Outcome {
     warn!(
         path = %row.path.display(),
-        video_id = ?row.video_id.as_deref().or(new_video),
+        video_id = row.video_id.as_deref().or(new_video),
         "the file changed during its upload: this upload stops (the journal recorded the started video as abandoned); the file settles again and uploads as a new video"
     );
     Outcome::Released
@@ -565,7 +566,7 @@ async fn file_left(
                 "the file was deleted during its upload, after {offset} of {} bytes",
                 row.identity.size
             );
-            warn!(path, video_id, "{msg}: not retried");
+            warn!(path, video_id = video_id.as_deref(), "{msg}: not retried");
             j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
         }
     }
