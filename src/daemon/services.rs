@@ -24,6 +24,10 @@ use super::DaemonError;
 use super::status_line::StatusCounts;
 use super::watcher_slot::WatcherSlot;
 
+/// How old the daemon's heartbeat in the journal may get before the status tick writes a new
+/// one (`status` shows it; under systemd the watchdog writes it every `WatchdogSec`/2 already).
+const HEARTBEAT_MAX_AGE: Duration = Duration::from_secs(30);
+
 /// Everything `run` keeps alive.
 pub struct Services {
     pub journal: Journal,
@@ -322,7 +326,7 @@ impl Services {
             if mirror || overwritten()? {
                 j.set_token_state(state, reason.as_deref())?;
             }
-            j.heartbeat()?;
+            j.heartbeat_if_older(HEARTBEAT_MAX_AGE)?;
             j.summary()
         })
         .await

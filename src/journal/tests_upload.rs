@@ -406,6 +406,38 @@ fn heartbeat_names_a_running_daemon() {
 }
 
 #[test]
+fn heartbeat_if_older_writes_only_when_stale_or_not_ours() {
+    let f = Fixture::new();
+    let at = |f: &Fixture| f.journal.daemon_info().unwrap().map(|d| d.heartbeat_at);
+    f.journal
+        .heartbeat_if_older(Duration::from_secs(30))
+        .unwrap();
+    assert!(at(&f).is_some(), "none recorded: written");
+    f.sql("UPDATE kv SET at = at - 1000 WHERE key = 'daemon'");
+    let moved = at(&f).unwrap();
+    f.journal
+        .heartbeat_if_older(Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(at(&f).unwrap(), moved, "fresh and ours: no write");
+    f.journal
+        .heartbeat_if_older(Duration::from_millis(500))
+        .unwrap();
+    assert!(at(&f).unwrap() > moved, "older than max_age: written");
+    f.sql(&format!(
+        "UPDATE kv SET value = '{{\"owner\":\"{DEAD_OWNER}\",\"pid\":1}}' WHERE key = 'daemon'"
+    ));
+    f.journal
+        .heartbeat_if_older(Duration::from_secs(30))
+        .unwrap();
+    let d = f.journal.daemon_info().unwrap().unwrap();
+    assert_eq!(
+        d.pid,
+        std::process::id(),
+        "another owner's heartbeat: written"
+    );
+}
+
+#[test]
 fn vanished_file_is_gone_and_resumes_if_it_comes_back() {
     use crate::watch::Sink;
     let f = Fixture::new();
