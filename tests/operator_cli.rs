@@ -32,6 +32,12 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// The standard error of `out`, after checking that it exited with `code`.
+fn stderr_of(out: &Output, code: i32) -> String {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// `ingestd run` from a shell (no systemd watchdog): `status` names the running daemon; it said
 /// "no heartbeat recorded" because only the watchdog wrote the heartbeat.
 #[test]
@@ -132,8 +138,7 @@ fn run_without_a_watch_root_exits_78() {
     let cut = text_no_roots.find("[[watch]]").unwrap();
     std::fs::write(&setup.config, &text_no_roots[..cut]).unwrap();
     let out = ingestd(&["run"], &setup.config);
-    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_of(&out, 78);
     assert!(
         err.contains("no [[watch]] section") && err.contains("path = \"/srv/recordings\""),
         "{err}"
@@ -320,15 +325,7 @@ fn a_second_daemon_on_the_same_journal_warns() {
     let log = setup.dir.join("second.log");
     let _second = common::daemon::Daemon::start(&setup.config, &log);
     let want = format!("another `ingestd run` (pid {pid}) uses this journal");
-    let start = std::time::Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains(&want) {
-            break;
-        }
-        assert!(start.elapsed() < T, "no warning in:\n{text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::daemon::wait_text(&log, &want, T);
 }
 
 /// `ingestd upload` of files in a watch root while the daemon runs: the daemon may claim some
@@ -382,8 +379,7 @@ fn retry_of_an_unknown_id_says_where_the_ids_are() {
             .success()
     );
     let out = ingestd(&["retry", "999"], &setup.config);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_of(&out, 1);
     assert!(
         err.contains("no file #999") && err.contains("ingestd status --all"),
         "{err}"
@@ -413,8 +409,7 @@ fn run_without_a_token_is_one_line() {
         .env_remove("CREDENTIALS_DIRECTORY")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_of(&out, 78);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no upload token configured"), "{err}");
 }
@@ -439,8 +434,7 @@ fn check_config_refuses_an_empty_credential() {
         .env("CREDENTIALS_DIRECTORY", &creds)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_of(&out, 78);
     assert!(
         err.contains("credential `upload-token`")
             && err.contains("is empty")
@@ -537,8 +531,7 @@ fn emulator_on_a_taken_port_says_so_once() {
         .arg(tmp.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_of(&out, 1);
     assert_eq!(
         err.trim_end(),
         format!(

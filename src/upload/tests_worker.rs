@@ -171,19 +171,24 @@ fn answering(status: u16, slug: &str) -> String {
     url
 }
 
+/// One first attempt of a new file against a server answering `status`; returns whether the
+/// row is still marked "first chunk in flight" (a possible orphan at the next attempt).
+async fn first_attempt_against(status: u16, slug: &str) -> bool {
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123456789");
+    let ctx = context(&f, &answering(status, slug));
+    let row = f.journal.claim(id).unwrap();
+    upload_file(&ctx, row, &CancellationToken::new())
+        .await
+        .unwrap();
+    f.journal.get(id).unwrap().unwrap().first_chunk_in_flight
+}
+
 #[tokio::test]
 async fn a_first_request_turned_down_leaves_no_orphan_mark() {
     for (status, slug) in [(400, "invalid-attribute"), (401, "unauthorized")] {
-        let f = Fixture::new();
-        let id = f.queued("a.mp4", b"0123456789");
-        let ctx = context(&f, &answering(status, slug));
-        let row = f.journal.claim(id).unwrap();
-        upload_file(&ctx, row, &CancellationToken::new())
-            .await
-            .unwrap();
-        let row = f.journal.get(id).unwrap().unwrap();
         assert!(
-            !row.first_chunk_in_flight,
+            !first_attempt_against(status, slug).await,
             "{status}: a turned-down first request created no video"
         );
     }
@@ -191,16 +196,8 @@ async fn a_first_request_turned_down_leaves_no_orphan_mark() {
 
 #[tokio::test]
 async fn a_first_request_answered_503_keeps_the_orphan_mark() {
-    let f = Fixture::new();
-    let id = f.queued("a.mp4", b"0123456789");
-    let ctx = context(&f, &answering(503, "service-unavailable"));
-    let row = f.journal.claim(id).unwrap();
-    upload_file(&ctx, row, &CancellationToken::new())
-        .await
-        .unwrap();
-    let row = f.journal.get(id).unwrap().unwrap();
     assert!(
-        row.first_chunk_in_flight,
+        first_attempt_against(503, "service-unavailable").await,
         "a 5xx may come after the video was stored"
     );
 }

@@ -160,16 +160,7 @@ impl Setup {
 
     /// Polls the daemon log until it contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) {
-        let start = Instant::now();
-        while !self.log().contains(needle) {
-            if start.elapsed() > timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting for {needle:?} in the daemon log:\n{}",
-                    self.log_tail(60)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_text(&self.dir.join("daemon.log"), needle, timeout);
     }
 
     /// Waits until `n` files are `done`.
@@ -200,6 +191,28 @@ impl Setup {
 }
 
 /// Writes `len` pseudo-random bytes (seeded) to `path` through a `.name.tmp` sibling + rename.
+/// Polls the file at `path` (a log) until it contains `needle`; panics with its last lines after
+/// `timeout`.
+pub fn wait_text(path: &Path, needle: &str, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        if start.elapsed() > timeout {
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "timed out after {timeout:?} waiting for {needle:?} in {}:\n{}",
+                path.display(),
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn write_file_atomic(path: &Path, len: u64, seed: u64) {
     let tmp = path.with_file_name(format!(
         ".{}.tmp",
