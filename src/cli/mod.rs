@@ -15,6 +15,7 @@ mod demo;
 mod emulator;
 mod generate;
 mod journal_cmds;
+mod log_writer;
 mod run;
 mod token;
 mod upload;
@@ -294,7 +295,7 @@ fn init_tracing(format: LogFormat) {
     let ansi = std::env::var_os("JOURNAL_STREAM").is_none() && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer::Stderr)
         .with_ansi(ansi);
     let _ = match format {
         LogFormat::Human => builder.try_init(),

@@ -82,6 +82,8 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     }
 
     let bars = MultiProgress::new();
+    // Log lines (retries, warnings) are written above the bars, not through them.
+    let _bars_shown = super::log_writer::show_bars(&bars);
     let style = ProgressStyle::with_template(
         "{prefix:24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
     )
