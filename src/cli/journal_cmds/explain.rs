@@ -222,9 +222,9 @@ fn describe_row(
             }
             if row.bytes_uploaded > 0 {
                 out.push(format!(
-                    "it resumes at {} of {} bytes (videoId {})",
-                    row.bytes_uploaded,
-                    row.identity.size,
+                    "it resumes at {} of {} (videoId {})",
+                    human_size(row.bytes_uploaded),
+                    human_size(row.identity.size),
                     row.video_id.as_deref().unwrap_or("?")
                 ));
             }
@@ -233,9 +233,9 @@ fn describe_row(
         FileState::Uploading => {
             let pct = row.bytes_uploaded as f64 * 100.0 / row.identity.size.max(1) as f64;
             out.push(format!(
-                "#{id} uploading: {} of {} bytes ({pct:.1}%), videoId {}",
-                row.bytes_uploaded,
-                row.identity.size,
+                "#{id} uploading: {} of {} ({pct:.1}%), videoId {}",
+                human_size(row.bytes_uploaded),
+                human_size(row.identity.size),
                 row.video_id.as_deref().unwrap_or("not assigned yet")
             ));
             out.extend(paused);
