@@ -91,6 +91,18 @@ pub fn format_size(bytes: u64) -> String {
             return format!("{:.1} {name}", bytes as f64 / size as f64);
         }
     }
+    // Written with decimal units (`6 MB`): shown the same way.
+    const DECIMAL: [(&str, u64); 4] = [
+        ("TB", 1_000_000_000_000),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("kB", 1_000),
+    ];
+    for (name, size) in DECIMAL {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{} {name}", bytes / size);
+        }
+    }
     format!("{bytes} B")
 }
 
@@ -150,9 +162,21 @@ mod tests {
     fn formatting() {
         assert_eq!(format_size(64 * MIB), "64 MiB");
         assert_eq!(format_size(1536 * MIB), "1.5 GiB");
-        assert_eq!(format_size(1000), "1000 B");
+        assert_eq!(format_size(1000), "1 kB");
+        assert_eq!(format_size(6_000_000), "6 MB");
+        assert_eq!(format_size(1001), "1001 B");
         assert_eq!(format_size(1536), "1.5 KiB");
         assert_eq!(format_size(1500), "1500 B");
+        for n in [
+            1000,
+            6_000_000,
+            1500,
+            5 * MIB + 1,
+            64 * MIB,
+            2_000_000_000_000,
+        ] {
+            assert_eq!(parse_size(&format_size(n)).unwrap(), n, "round trip of {n}");
+        }
         assert_eq!(format_size(5 * MIB + 1), "5242881 B");
         assert_eq!(format_duration(Duration::from_secs(600)), "10m");
     }
