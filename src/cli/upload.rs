@@ -16,7 +16,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use super::{Cli, Exit, UploadArgs};
-use crate::config::{AfterUpload, Config, UploadConfig};
+use crate::config::Config;
 use crate::daemon::services::{open_journal, read_token, worker_context};
 use crate::journal::{
     FileIdentity, FileRow, FileState, Journal, JournalError, Observation, RetrySelection,
@@ -48,7 +48,7 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for file in &args.files {
         match enqueue(&journal, &config, file).await {
-            Ok(Some((id, in_root))) => ids.push((id, file.clone(), in_root)),
+            Ok(Some(id)) => ids.push((id, file.clone())),
             Ok(None) => {}
             Err(e) => {
                 eprintln!("{}: {e:#}", file.display());
@@ -62,14 +62,6 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     let rate = Arc::new(RwLock::new(RateLimit::new(config.upload.max_rate)));
     let ctx =
         worker_context(&config, journal.clone(), gate, board.clone(), rate).map_err(to_exit)?;
-    // `after_upload` is about the watch roots: a file given by hand from elsewhere is kept.
-    let outside_ctx = WorkerContext {
-        config: Arc::new(UploadConfig {
-            after_upload: AfterUpload::Keep,
-            ..(*ctx.config).clone()
-        }),
-        ..ctx.clone()
-    };
 
     let shutdown = CancellationToken::new();
     {
@@ -90,7 +82,7 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     let mut file_bars = Vec::new();
-    for (id, path, _) in &ids {
+    for (id, path) in &ids {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = bars.add(ProgressBar::new(size));
         bar.set_style(style.clone());
@@ -124,8 +116,8 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
 
     let workers = config.upload.workers.max(1);
     let results: Vec<(i64, Result<Outcome, String>)> =
-        futures_util::stream::iter(ids.iter().map(|(id, _, in_root)| {
-            let ctx = if *in_root { &ctx } else { &outside_ctx }.clone();
+        futures_util::stream::iter(ids.iter().map(|(id, _)| {
+            let ctx = ctx.clone();
             let shutdown = shutdown.clone();
             let id = *id;
             async move { (id, upload_one(&ctx, id, &shutdown).await) }
@@ -173,7 +165,11 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     None
                 };
-                format!("{name}: {}", not_uploaded(&other, row.as_ref(), token))
+                let advice = super::journal_cmds::token_advice(&config, token.as_deref());
+                format!(
+                    "{name}: {}",
+                    not_uploaded(&other, row.as_ref(), token, &advice)
+                )
             }
             Err(e) => {
                 failed += 1;
@@ -195,11 +191,17 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Why a file is not uploaded, and what to do about it.
-fn not_uploaded(outcome: &Outcome, row: Option<&FileRow>, token_reason: Option<String>) -> String {
+/// `advice`: what to do about a rejected token, for its source ([`super::journal_cmds::token_advice`]).
+fn not_uploaded(
+    outcome: &Outcome,
+    row: Option<&FileRow>,
+    token_reason: Option<String>,
+    advice: &str,
+) -> String {
     let error = row.and_then(|r| r.last_error.clone());
     match outcome {
         Outcome::TokenPaused => format!(
-            "not uploaded: api.video rejected the upload token ({}); write a new token to the token file (`ingestd token create`), then run the same command again",
+            "not uploaded: api.video rejected the upload token ({}); {advice} (`ingestd token create` makes one), then run the same command again",
             token_reason.or(error).unwrap_or_else(|| "no reason given".into())
         ),
         Outcome::Failed => format!(
@@ -217,21 +219,16 @@ fn not_uploaded(outcome: &Outcome, row: Option<&FileRow>, token_reason: Option<S
             }
             Some(r) => format!(
                 "not uploaded: stopped at {} of {}; run the same command again to resume",
-                crate::metrics::format::size(r.bytes_uploaded),
-                crate::metrics::format::size(r.identity.size)
+                super::journal_cmds::human_size(r.bytes_uploaded),
+                super::journal_cmds::human_size(r.identity.size)
             ),
             None => "not uploaded".into(),
         },
     }
 }
 
-/// Records the file in the journal and queues it now: its id, and whether it is under a watch
-/// root. `None` when there is nothing to do (already uploaded with this content).
-async fn enqueue(
-    journal: &Journal,
-    config: &Config,
-    file: &Path,
-) -> anyhow::Result<Option<(i64, bool)>> {
+/// Records the file in the journal and queues it now: its id. `None` when there is nothing to do (already uploaded with this content).
+async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Result<Option<i64>> {
     let path = std::fs::canonicalize(file).context("cannot open it")?;
     let meta = std::fs::metadata(&path).context("cannot stat it")?;
     if !meta.is_file() {
@@ -275,9 +272,9 @@ async fn enqueue(
             if let Some(e) = &row.last_error {
                 println!("{}: trying again (last error: {e})", path.display());
             }
-            Ok(Some((id, watched.is_some())))
+            Ok(Some(id))
         }
-        _ => Ok(Some((row.id, watched.is_some()))),
+        _ => Ok(Some(row.id)),
     }
 }
 

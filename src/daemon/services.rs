@@ -105,6 +105,7 @@ pub fn worker_context(
         policy: Arc::new(RetryPolicy::new(config.upload.retry_max)),
         video_meta,
         metrics: crate::metrics::Counters::default(),
+        watch_roots: Arc::new(config.watch.iter().map(|w| w.path.clone()).collect()),
     })
 }
 
@@ -493,12 +494,9 @@ async fn finish_interrupted_actions(journal: &Journal, config: &Config) {
         }
     };
     for row in rows {
-        // `ingestd upload` of a file outside every watch root keeps it: so does this.
-        let action = if config.watch.iter().any(|w| w.path == row.root) {
-            config.upload.after_upload.clone()
-        } else {
-            crate::config::AfterUpload::Keep
-        };
+        let roots: Vec<_> = config.watch.iter().map(|w| w.path.clone()).collect();
+        let action =
+            crate::upload::after::action_for(&config.upload.after_upload, &roots, &row.root);
         let outcome = match std::fs::metadata(&row.path) {
             Ok(m)
                 if crate::journal::FileIdentity::from_metadata(&m).same_content(&row.identity) =>

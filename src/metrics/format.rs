@@ -34,6 +34,26 @@ pub fn duration_secs(secs: f64) -> String {
     humantime::format_duration(d).to_string()
 }
 
+/// ` (attempt N)`, or nothing for a wait that counted no attempt (a 429, a paused token).
+pub(crate) fn attempt_suffix(attempts: u32) -> String {
+    if attempts == 0 {
+        String::new()
+    } else {
+        format!(" (attempt {attempts})")
+    }
+}
+
+/// The row's last error as `slug: message` (`message` alone without a slug); `None` if there is
+/// none.
+pub(crate) fn last_error(row: &crate::journal::FileRow) -> Option<String> {
+    let slug = row
+        .last_error_slug
+        .as_deref()
+        .map(|s| format!("{s}: "))
+        .unwrap_or_default();
+    row.last_error.as_deref().map(|e| format!("{slug}{e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

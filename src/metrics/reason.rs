@@ -3,18 +3,12 @@
 
 use std::time::SystemTime;
 
-use super::format::{rfc3339, size};
+use super::format::{attempt_suffix, last_error, rfc3339, size};
 use crate::journal::{FileRow, FileState};
 
 /// Why `row` is not uploaded (yet). `paused`: the upload token was rejected.
 pub fn reason(row: &FileRow, paused: bool, now: SystemTime) -> String {
-    let error = row
-        .last_error
-        .as_deref()
-        .map(|e| match &row.last_error_slug {
-            Some(slug) => format!("{slug}: {e}"),
-            None => e.to_owned(),
-        });
+    let error = last_error(row);
     let mut text = match row.state {
         FileState::Settling => {
             "settling: waiting until the file stops changing (settle time)".to_owned()
@@ -23,11 +17,7 @@ pub fn reason(row: &FileRow, paused: bool, now: SystemTime) -> String {
             Some(t) => format!(
                 "waiting for retry at {}{}{}",
                 rfc3339(t),
-                // A 429 or a paused token waits without counting an attempt.
-                match row.attempts {
-                    0 => String::new(),
-                    n => format!(" (attempt {n})"),
-                },
+                attempt_suffix(row.attempts),
                 error
                     .map(|e| format!("; last error: {e}"))
                     .unwrap_or_default()

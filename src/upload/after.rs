@@ -106,6 +106,17 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> AfterError
 }
 
 /// Runs `action` on `path`, found under the watch root `root`.
+/// The action for a file recorded under `root`: the configured one when `root` is one of the
+/// watch roots, else `keep`. `after_upload` is about the watch roots; a file given to
+/// `ingestd upload` from elsewhere is never deleted or moved, by whichever process uploads it.
+pub fn action_for(configured: &AfterUpload, watch_roots: &[PathBuf], root: &Path) -> AfterUpload {
+    if watch_roots.iter().any(|r| r == root) {
+        configured.clone()
+    } else {
+        AfterUpload::Keep
+    }
+}
+
 pub fn apply(action: &AfterUpload, root: &Path, path: &Path) -> AfterOutcome {
     match action {
         AfterUpload::Keep => AfterOutcome::Kept,
@@ -348,6 +359,24 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_action_applies_only_under_a_watch_root() {
+        let roots = vec![PathBuf::from("/srv/in")];
+        let delete = AfterUpload::Delete;
+        assert_eq!(action_for(&delete, &roots, Path::new("/srv/in")), delete);
+        for outside in ["/home/me", "/srv/in/sub", "/srv"] {
+            assert_eq!(
+                action_for(&delete, &roots, Path::new(outside)),
+                AfterUpload::Keep,
+                "{outside}"
+            );
+        }
+        assert_eq!(
+            action_for(&delete, &[], Path::new("/srv/in")),
+            AfterUpload::Keep
+        );
+    }
     use std::cell::Cell;
 
     struct Tree {

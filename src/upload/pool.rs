@@ -66,16 +66,6 @@ impl Pool {
         self.ctx.send_replace(ctx);
     }
 
-    /// Wakes idle workers (new files were queued).
-    pub fn wake(&self) {
-        self.wake.notify_waiters();
-    }
-
-    /// A handle that wakes idle workers, for the watcher side.
-    pub fn waker(&self) -> Arc<Notify> {
-        self.wake.clone()
-    }
-
     pub fn len(&self) -> usize {
         self.slots.len()
     }

@@ -34,7 +34,18 @@ fn context(f: &Fixture, endpoint: &str) -> WorkerContext {
         policy: Arc::new(RetryPolicy::new(Duration::from_secs(1))),
         video_meta: Arc::new(|_| VideoMeta::default()),
         metrics: crate::metrics::Counters::default(),
+        watch_roots: Arc::default(),
     }
+}
+
+/// The "possible orphan" notes of row `id`.
+fn orphan_notes(f: &Fixture, id: i64) -> Vec<crate::journal::FileNote> {
+    f.journal
+        .notes(Some(id))
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.kind == NoteKind::Orphan)
+        .collect()
 }
 
 /// Two attempts of `id`; returns the row's last error.
@@ -49,13 +60,7 @@ async fn attempt_twice(f: &Fixture, ctx: &WorkerContext, id: i64) -> String {
     let row = f.journal.get(id).unwrap().unwrap();
     assert_eq!(row.state, FileState::Queued);
     assert!(!row.first_chunk_in_flight);
-    let orphans: Vec<_> = f
-        .journal
-        .notes(Some(id))
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.kind == NoteKind::Orphan)
-        .collect();
+    let orphans = orphan_notes(f, id);
     assert!(orphans.is_empty(), "no possible orphan: {orphans:?}");
     row.last_error.unwrap_or_default()
 }
@@ -114,14 +119,11 @@ async fn a_real_possible_orphan_is_noted_once() {
             .await
             .unwrap();
     }
-    let orphans = f
-        .journal
-        .notes(Some(id))
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.kind == NoteKind::Orphan)
-        .count();
-    assert_eq!(orphans, 1, "noted once, not at every attempt");
+    assert_eq!(
+        orphan_notes(&f, id).len(),
+        1,
+        "noted once, not at every attempt"
+    );
 }
 
 #[test]

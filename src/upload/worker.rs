@@ -49,6 +49,8 @@ pub struct WorkerContext {
     pub video_meta: Arc<dyn Fn(&FileRow) -> VideoMeta + Send + Sync>,
     /// Prometheus counters (bytes uploaded, outcomes, retries).
     pub metrics: crate::metrics::Counters,
+    /// The watch roots: `after_upload` applies only to files recorded under one of them.
+    pub watch_roots: Arc<Vec<std::path::PathBuf>>,
 }
 
 /// What a video created with the API key is given.
@@ -493,7 +495,7 @@ pub async fn upload_file(
     // 7. after_upload, only now.
     fail::fail_point!("before-after-upload");
     let root = row.root.clone();
-    let action = ctx.config.after_upload.clone();
+    let action = after::action_for(&ctx.config.after_upload, &ctx.watch_roots, &root);
     let p = path.clone();
     let outcome = after::apply_async(action, root, p).await;
     let text = outcome.message();

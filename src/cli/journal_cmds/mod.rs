@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use super::{Cli, RetryArgs, load_config};
 use crate::config::{Config, TokenSource};
-use crate::journal::{FileRow, Journal, JournalError, RetrySelection};
+use crate::journal::{Journal, JournalError, RetrySelection};
 
 mod explain;
 mod status;
@@ -116,26 +116,7 @@ pub(crate) fn token_advice(config: &Config, reason: Option<&str>) -> String {
     }
 }
 
-/// ` (attempt N)` after a retry time; nothing when no attempt was counted (a 429 or a paused
-/// token waits without burning attempts, and "attempt 0" read as a bug).
-pub(crate) fn attempt_suffix(attempts: u32) -> String {
-    if attempts == 0 {
-        String::new()
-    } else {
-        format!(" (attempt {attempts})")
-    }
-}
-
-/// The row's last error as `slug: message` (`message` alone without a slug); `None` if there is
-/// none.
-pub(crate) fn last_error(row: &FileRow) -> Option<String> {
-    let slug = row
-        .last_error_slug
-        .as_deref()
-        .map(|s| format!("{s}: "))
-        .unwrap_or_default();
-    row.last_error.as_deref().map(|e| format!("{slug}{e}"))
-}
+pub(crate) use crate::metrics::format::{attempt_suffix, last_error};
 
 /// `1.5 GiB`-style size (the status page's format).
 pub(crate) use crate::metrics::format::size as human_size;
