@@ -95,6 +95,13 @@ fn sighup_broken_config_keeps_running_valid_config_adds_a_root() {
         d.running(),
         "a broken config on SIGHUP must not stop the daemon"
     );
+    // Valid TOML but nothing to watch: refused the same way (the daemon would sit idle).
+    let text = setup.config_text();
+    let cut = text.find("[[watch]]").unwrap();
+    std::fs::write(&setup.config, &text[..cut]).unwrap();
+    d.signal(libc::SIGHUP);
+    setup.wait_log("no [[watch]] section", T);
+    assert!(d.running());
     let a = setup.drop_file("after-broken.mp4", 200_000, 21);
     setup.wait_done(1, T);
 

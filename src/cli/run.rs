@@ -18,14 +18,10 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // A missing token first (a fresh install lacks it most), as one line: the daemon would log
     // the configuration's "no upload token" warning before failing the same way.
     crate::daemon::services::read_token(&config).map_err(fail)?;
-    if config.watch.is_empty() {
-        // Valid for `upload` and `token`, but a daemon without a root would sit idle.
+    if let Some(message) = crate::daemon::not_runnable(&config) {
         return Err(Exit {
             code: crate::config::EXIT_CONFIG,
-            message: format!(
-                "{}: no [[watch]] section: `ingestd run` has nothing to watch; add one, such as\n\n[[watch]]\npath = \"/srv/recordings\"",
-                cli.config.display()
-            ),
+            message,
         }
         .into());
     }

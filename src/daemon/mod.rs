@@ -226,12 +226,27 @@ async fn warn_if_another_daemon(journal: &crate::journal::Journal) {
     }
 }
 
+/// Why `config` cannot run a daemon although it is valid for `upload` and `token`: no
+/// `[[watch]]` (the daemon would sit idle). Checked at start (`ingestd run`) and on SIGHUP.
+pub fn not_runnable(config: &Config) -> Option<String> {
+    config.watch.is_empty().then(|| {
+        format!(
+            "{}: no [[watch]] section: `ingestd run` has nothing to watch; add one, such as\n\n[[watch]]\npath = \"/srv/recordings\"",
+            config.source.display()
+        )
+    })
+}
+
 /// SIGHUP: re-read and validate the configuration; on error keep the old one and say why.
 /// Returns true when a new configuration was loaded.
 fn reload(config: &mut Config, notifier: &Notifier) -> bool {
     send(notifier, notifier.reloading(), "RELOADING=1");
     match Config::load(&config.source) {
         Ok(new) => {
+            if let Some(why) = not_runnable(&new) {
+                tracing::error!("reload failed, keeping the running configuration: {why}");
+                return false;
+            }
             for warning in &new.warnings {
                 tracing::warn!("{warning}");
             }
