@@ -227,8 +227,12 @@ fn token_source(
         (None, None) => match token::credential(opts.credentials_directory.as_deref()) {
             Some(p) => {
                 // `run` would refuse an empty credential: say so here (ExecStartPre) already.
-                let empty = std::fs::read_to_string(&p).is_ok_and(|t| t.trim().is_empty());
-                if opts.check_files && empty {
+                // Read only when files are checked, and held as a Secret (never shown by Debug).
+                let empty = opts.check_files
+                    && std::fs::read_to_string(&p)
+                        .map(crate::secret::Secret::new)
+                        .is_ok_and(|t| t.expose().trim().is_empty());
+                if empty {
                     return Err(cx.whole(format!(
                         "the systemd credential `upload-token` ({}) is empty and the configuration sets no token; write the upload token into the file the unit's LoadCredential= names (/etc/ingestd/upload-token), then `systemctl restart ingestd`",
                         p.display()
