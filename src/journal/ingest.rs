@@ -43,19 +43,20 @@ impl Journal {
     /// [`Sink::seen`]: records a batch of observations in one transaction; per observation,
     /// whether the watcher must track it for settling.
     pub fn seen_batch(&self, batch: &[Observation]) -> Result<Vec<bool>, JournalError> {
-        let states = self.scan_tx(|tx, now| {
+        let seen = self.scan_tx(|tx, now| {
             batch
                 .iter()
-                .map(|obs| Ok(seen_one(tx, obs, now)?.1))
+                .map(|obs| seen_one(tx, obs, now))
                 .collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        // A file that reappeared (rename back, remount) may be queued again at once.
-        if states.contains(&FileState::Queued) {
+        // A file that reappeared (rename back, remount) may be queued again at once; a queued
+        // file seen again unchanged is no new work.
+        if seen.iter().any(|s| s.state == FileState::Queued && s.moved) {
             self.work_changed();
         }
-        Ok(states
+        Ok(seen
             .into_iter()
-            .map(|s| s == FileState::Settling)
+            .map(|s| s.state == FileState::Settling)
             .collect())
     }
 
@@ -126,7 +127,7 @@ impl Journal {
     /// another process) has it.
     pub fn enqueue(&self, obs: &Observation) -> Result<FileRow, JournalError> {
         let row = self.immediate(|tx, now| {
-            let (id, state) = seen_one(tx, obs, now).map_err(|e| self.err(e))?;
+            let Seen { id, state, .. } = seen_one(tx, obs, now).map_err(|e| self.err(e))?;
             if state == FileState::Settling {
                 tx.execute(
                     "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1 WHERE id = ?2",
@@ -195,9 +196,21 @@ fn is_live(state: FileState) -> bool {
     !matches!(state, FileState::Done | FileState::Gone)
 }
 
-/// One observation (see the module docs); returns the row's id and state afterwards.
-fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<(i64, FileState)> {
+/// What [`seen_one`] left: the row, its state, and whether a row followed its file here.
+struct Seen {
+    id: i64,
+    state: FileState,
+    moved: bool,
+}
+
+/// One observation (see the module docs).
+fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<Seen> {
     let current = row_at_path(c, &obs.path)?;
+    let mut moved = false;
+    let mut follow = |src: &FileRow| {
+        moved = true;
+        move_row(c, src, obs, now)
+    };
     let (id, state) = match current {
         Some(row) if is_live(row.state) && row.identity == obs.identity => (row.id, row.state),
         Some(row) if is_live(row.state) => {
@@ -213,7 +226,7 @@ fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<(i6
                     "UPDATE files SET state = 'gone', claimed_by = NULL, updated_at = ?1 WHERE id = ?2",
                 )?
                 .execute(params![now, row.id])?;
-                move_row(c, &src, obs, now)?
+                follow(&src)?
             } else {
                 reset_to_settling(c, &row, &obs.identity, "the file changed", now)?;
                 (row.id, FileState::Settling)
@@ -222,14 +235,14 @@ fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<(i6
         Some(row) if row.identity.same_content(&obs.identity) => match row.state {
             FileState::Done => (row.id, FileState::Done),
             // gone, and back with the same content (remount, undelete).
-            _ => move_row(c, &row, obs, now)?,
+            _ => follow(&row)?,
         },
         _ => match rename_source(c, obs)? {
-            Some(src) => move_row(c, &src, obs, now)?,
+            Some(src) => follow(&src)?,
             None => (insert(c, obs, now)?, FileState::Settling),
         },
     };
-    Ok((id, state))
+    Ok(Seen { id, state, moved })
 }
 
 /// A rename (or a `gone` file back at its path): the row follows its file to `obs.path`, keeping

@@ -106,3 +106,19 @@ fn data_version_sees_other_connections_only() {
     assert_ne!(v1, v0, "another connection's commit");
     assert_eq!(f.journal.data_version().unwrap(), v1, "unchanged since");
 }
+
+#[test]
+fn a_queued_file_seen_again_unchanged_wakes_nobody() {
+    let f = Fixture::new();
+    let obs = f.write("a.mp4", b"a");
+    f.journal.seen_batch(std::slice::from_ref(&obs)).unwrap();
+    f.journal.stable_batch(std::slice::from_ref(&obs)).unwrap();
+    let signal = f.journal.work_signal();
+    let w = waiter(&signal);
+    // A periodic rescan sees the queued file again, unchanged.
+    assert_eq!(
+        f.journal.seen_batch(std::slice::from_ref(&obs)).unwrap(),
+        vec![false]
+    );
+    assert!(!woken(w), "no new work: idle workers stay asleep");
+}
