@@ -117,7 +117,10 @@ impl Client {
             .default_headers(headers)
             .connect_timeout(opts.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .tcp_keepalive(Duration::from_secs(30));
+            .tcp_keepalive(Duration::from_secs(30))
+            // Dropped connections close with a RST: bytes of an abandoned upload body still in
+            // the kernel's buffers must never complete a request (api::linger).
+            .connector_layer(super::linger::AbortiveCloseLayer);
         if let Some(path) = &opts.ca_file {
             let pem = std::fs::read(path).map_err(|e| {
                 ApiError::Setup(format!("cannot read CA file {}: {e}", path.display()))

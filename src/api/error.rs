@@ -140,6 +140,10 @@ pub enum ApiError {
         at: u64,
         expected_end: u64,
     },
+    /// The caller stopped the upload before the last piece of its body left (its observer
+    /// refused it, e.g. the journal could not record it).
+    #[error("upload stopped before its last byte: {reason}")]
+    Stopped { reason: String },
     /// An API-key call on a client built without [`Client::with_api_key`](super::Client::with_api_key).
     #[error("no API key: set APIVIDEO_API_KEY or api.api_key_file")]
     NoApiKey,
@@ -186,9 +190,10 @@ impl ApiError {
             | ApiError::InvalidResponse { .. }
             | ApiError::Timeout { .. }
             | ApiError::Network { .. } => ErrorClass::Transient,
-            ApiError::File { .. } | ApiError::FileTruncated { .. } | ApiError::Setup(_) => {
-                ErrorClass::Local
-            }
+            ApiError::File { .. }
+            | ApiError::FileTruncated { .. }
+            | ApiError::Stopped { .. }
+            | ApiError::Setup(_) => ErrorClass::Local,
             ApiError::NoApiKey => ErrorClass::ApiKeyRejected,
         }
     }

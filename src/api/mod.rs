@@ -7,12 +7,14 @@
 //! - [`chunks`]: which byte ranges go in which request.
 //! - [`error`]: [`ApiError`] and its [`ErrorClass`]; `hint`: what to do about a transport error.
 //! - [`models`]: wire types.
+//! - [`linger`]: upload connections close with a RST (`SO_LINGER {on, 0}`), never gracefully.
 
 pub mod auth;
 pub mod chunks;
 pub mod client;
 pub mod error;
 mod hint;
+pub mod linger;
 pub mod models;
 pub mod tokens;
 pub mod upload;

@@ -51,6 +51,13 @@ pub trait BodyObserver: Send + Sync + 'static {
     /// The bytes about to be sent, in file order (hashing, progress). Called on a blocking
     /// thread, never after [`Client::upload`] has returned.
     fn on_bytes(&self, data: &[u8]);
+
+    /// Awaited just before the last piece of the body is handed to the connection: until then
+    /// the endpoint cannot complete the request (an aborted connection closes with a RST). An
+    /// error stops the request before that piece; it then fails with [`ApiError::Stopped`].
+    fn before_last_piece(&self) -> BoxFuture<'static, Result<(), String>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// One upload request. Cloning is cheap (the observer is shared), e.g. to retry it.
@@ -146,6 +153,16 @@ impl Gate {
 
     fn close(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+}
+
+/// Closes its gate when dropped: an upload future dropped mid-request (shutdown deadline,
+/// cancellation) stops its body at the next piece, whatever the connection still does.
+struct CloseOnDrop(Gate);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -281,6 +298,12 @@ fn body_stream(
         }
         if let Some(observer) = &st.reader.observer {
             observer.before_send(data.len()).await;
+            if st.pos >= st.end
+                && let Err(reason) = observer.before_last_piece().await
+            {
+                let io = io::Error::other(reason.clone());
+                return st.fail(ApiError::Stopped { reason }, io);
+            }
         }
         Ok(Some((data, st)))
     })
@@ -345,6 +368,7 @@ impl Client {
         };
         let failure: Failure = Arc::new(Mutex::new(None));
         let gate = Gate::default();
+        let closer = CloseOnDrop(gate.clone());
         let stream = body_stream(BodyState {
             reader: Reader {
                 file,
@@ -382,7 +406,7 @@ impl Client {
             )
             .await;
         // From here on the observer sees nothing more of this request (a retry rolls it back).
-        gate.close();
+        drop(closer);
         if let Some(local) = failure.lock().ok().and_then(|mut f| f.take()) {
             return Err(local);
         }

@@ -318,9 +318,9 @@ pub(crate) fn abandon(c: &Connection, row: &FileRow, why: &str, now: i64) -> rus
             row.bytes_uploaded, row.identity.size
         );
         add_note(c, row.id, "abandoned", Some(video_id), &reason, now)?;
-    } else if row.first_chunk_in_flight {
+    } else if row.possible_orphan() {
         let reason = format!(
-            "{why} while the first chunk was in flight: a video titled after the file may exist"
+            "{why} after the first request's whole body was sent, before its answer: a video titled after the file may exist"
         );
         add_note(c, row.id, "orphan", None, &reason, now)?;
     }
@@ -354,7 +354,7 @@ pub(crate) fn reset_to_settling(
         "UPDATE files SET dev = ?1, ino = ?2, size = ?3, mtime_ns = ?4, ctime_ns = ?5,
             state = 'settling', changed_at = ?6, updated_at = ?6, queued_at = NULL,
             claimed_by = NULL, video_id = NULL, chunk_size = NULL, bytes_uploaded = 0,
-            first_chunk_in_flight = 0, content_hash = NULL, attempts = 0, next_attempt_at = NULL,
+            first_chunk_in_flight = 0, first_body_sent = 0, content_hash = NULL, attempts = 0, next_attempt_at = NULL,
             last_error = NULL, last_error_slug = NULL, done_at = NULL, after_upload = NULL
          WHERE id = ?7",
     )?

@@ -31,6 +31,9 @@ pub struct FileRow {
     pub bytes_uploaded: u64,
     /// The first chunk was sent without a committed `videoId` (orphan window W3).
     pub first_chunk_in_flight: bool,
+    /// The first request's body was fully handed to the connection (committed just before its
+    /// last piece): only then can a first request without an answer have created a video.
+    pub first_body_sent: bool,
     /// The content hash, `ALGORITHM:HEX` (`blake3:…`, `sha256:…`), set when done (the receipt).
     pub content_hash: Option<String>,
     /// Failed attempts since the last progress.
@@ -51,6 +54,12 @@ pub struct FileRow {
 
 /// The SELECT list that [`FileRow::from_sql`] reads, in order (a macro so `concat!` can use it).
 impl FileRow {
+    /// A first request left without an answer after its whole body was sent: api.video may
+    /// hold a video this row cannot name (window W3).
+    pub fn possible_orphan(&self) -> bool {
+        self.video_id.is_none() && self.first_chunk_in_flight && self.first_body_sent
+    }
+
     /// The receipt's hex digest if it was made with `algorithm` (`"blake3"`, `"sha256"`).
     pub fn receipt_hex(&self, algorithm: &str) -> Option<&str> {
         let (algo, hex) = self.content_hash.as_deref()?.split_once(':')?;
@@ -63,7 +72,7 @@ macro_rules! file_columns {
         "id, path, root, dev, ino, size, mtime_ns, ctime_ns, state, changed_at, queued_at, \
          video_id, chunk_size, bytes_uploaded, first_chunk_in_flight, content_hash, attempts, \
          next_attempt_at, last_error, last_error_slug, created_at, updated_at, done_at, after_upload, \
-         claimed_by"
+         claimed_by, first_body_sent"
     };
 }
 pub(crate) use file_columns;
@@ -106,6 +115,7 @@ impl FileRow {
             done_at: r.get::<_, Option<i64>>(22)?.map(from_unix_ms),
             after_upload: r.get(23)?,
             claimed_by: r.get(24)?,
+            first_body_sent: r.get(25)?,
         })
     }
 }

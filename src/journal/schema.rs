@@ -7,7 +7,7 @@
 pub const APPLICATION_ID: i64 = 0x696e_6764;
 
 /// Migration steps, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3_FIRST_BODY_SENT];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -81,4 +81,11 @@ ALTER TABLE files RENAME COLUMN sha256 TO content_hash;
 UPDATE files SET content_hash = 'sha256:' || content_hash
  WHERE content_hash IS NOT NULL AND instr(content_hash, ':') = 0;
 CREATE INDEX files_done_no_action ON files (id) WHERE state = 'done' AND after_upload IS NULL;
+"#;
+
+/// Issue 11: "the first request's body was fully handed to the socket", next to "in flight". Only
+/// a first request whose last body byte left the process can have created a video (an aborted
+/// connection closes with a RST), so only such a row is a possible orphan.
+const V3_FIRST_BODY_SENT: &str = r#"
+ALTER TABLE files ADD COLUMN first_body_sent INTEGER NOT NULL DEFAULT 0;
 "#;

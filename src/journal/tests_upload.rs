@@ -120,6 +120,38 @@ fn commit_offset_resets_attempts() {
     assert_eq!(f.journal.reset_attempts(id).unwrap().attempts, 0);
 }
 
+/// A first request whose last body byte never left (its connection resets when the process
+/// dies) cannot have created a video: the reclaim notes no possible orphan for it; one whose
+/// whole body left is noted.
+#[test]
+fn reclaim_notes_an_orphan_only_after_the_whole_first_body_left() {
+    let f = Fixture::new();
+    let partial = f.queued("a.mp4", b"0123456789");
+    let whole = f.queued("b.mp4", b"0123456789");
+    for id in [partial, whole] {
+        f.journal.claim(id).unwrap();
+        f.journal.mark_first_chunk_in_flight(id).unwrap();
+    }
+    let row = f.journal.mark_first_body_sent(whole).unwrap();
+    assert!(row.possible_orphan());
+    assert!(!f.journal.get(partial).unwrap().unwrap().possible_orphan());
+    f.sql(&format!(
+        "UPDATE files SET claimed_by = '{DEAD_OWNER}' WHERE id IN ({partial}, {whole})"
+    ));
+    f.journal.reclaim_interrupted().unwrap();
+    assert!(f.journal.notes(Some(partial)).unwrap().is_empty());
+    let notes = f.journal.notes(Some(whole)).unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].kind, NoteKind::Orphan);
+    for id in [partial, whole] {
+        let r = f.journal.get(id).unwrap().unwrap();
+        assert!(!r.first_chunk_in_flight && !r.first_body_sent, "{r:?}");
+    }
+    // Only a first request in flight can be marked.
+    f.journal.claim(partial).unwrap();
+    assert!(f.journal.mark_first_body_sent(partial).is_err());
+}
+
 #[test]
 fn reclaim_resumes_dead_claims_and_leaves_live_ones() {
     let f = Fixture::new();
@@ -133,6 +165,7 @@ fn reclaim_resumes_dead_claims_and_leaves_live_ones() {
     f.journal.commit_video_id(resumed, "vi1").unwrap();
     f.journal.commit_offset(resumed, 4).unwrap();
     f.journal.mark_first_chunk_in_flight(orphaned).unwrap();
+    f.journal.mark_first_body_sent(orphaned).unwrap();
     f.sql(&format!(
         "UPDATE files SET claimed_by = '{DEAD_OWNER}' WHERE id IN ({resumed}, {orphaned})"
     ));

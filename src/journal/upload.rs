@@ -191,12 +191,12 @@ impl Journal {
                 .collect();
             let mut out = Vec::with_capacity(stale.len());
             for row in stale {
-                if row.first_chunk_in_flight && row.video_id.is_none() {
+                if row.possible_orphan() {
                     abandon(tx, &row, "the process stopped", now).map_err(|e| self.err(e))?;
                 }
                 self.exec(
                     tx,
-                    "UPDATE files SET state = 'queued', claimed_by = NULL, first_chunk_in_flight = 0,
+                    "UPDATE files SET state = 'queued', claimed_by = NULL, first_chunk_in_flight = 0, first_body_sent = 0,
                         updated_at = ?1 WHERE id = ?2",
                     params![now, row.id],
                 )?;
@@ -237,7 +237,26 @@ impl Journal {
             }
             self.exec(
                 c,
-                "UPDATE files SET first_chunk_in_flight = 1, updated_at = ?1 WHERE id = ?2",
+                "UPDATE files SET first_chunk_in_flight = 1, first_body_sent = 0, updated_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
+        })
+    }
+
+    /// Just before the last piece of the first request's body is handed to the connection: from
+    /// now on the endpoint may complete it, so a missing answer means a possible orphan.
+    pub fn mark_first_body_sent(&self, id: i64) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            if !row.first_chunk_in_flight || row.video_id.is_some() {
+                return Err(JournalError::Invalid {
+                    id,
+                    message: "no first request in flight".into(),
+                });
+            }
+            self.exec(
+                c,
+                "UPDATE files SET first_body_sent = 1, updated_at = ?1 WHERE id = ?2",
                 params![now, id],
             )
         })
@@ -250,7 +269,7 @@ impl Journal {
             self.require_claimed(row)?;
             self.exec(
                 c,
-                "UPDATE files SET first_chunk_in_flight = 0, updated_at = ?1 WHERE id = ?2",
+                "UPDATE files SET first_chunk_in_flight = 0, first_body_sent = 0, updated_at = ?1 WHERE id = ?2",
                 params![now, id],
             )
         })
@@ -269,7 +288,7 @@ impl Journal {
             }
             self.exec(
                 c,
-                "UPDATE files SET video_id = ?1, first_chunk_in_flight = 0, updated_at = ?2 WHERE id = ?3",
+                "UPDATE files SET video_id = ?1, first_chunk_in_flight = 0, first_body_sent = 0, updated_at = ?2 WHERE id = ?3",
                 params![video_id, now, id],
             )
         })
@@ -307,7 +326,7 @@ impl Journal {
             add_note(c, id, "orphan", None, note, now).map_err(|e| self.err(e))?;
             self.exec(
                 c,
-                "UPDATE files SET first_chunk_in_flight = 0, updated_at = ?1 WHERE id = ?2",
+                "UPDATE files SET first_chunk_in_flight = 0, first_body_sent = 0, updated_at = ?1 WHERE id = ?2",
                 params![now, id],
             )
         })
@@ -362,7 +381,7 @@ impl Journal {
             self.exec(
                 c,
                 "UPDATE files SET video_id = NULL, chunk_size = NULL, bytes_uploaded = 0,
-                    first_chunk_in_flight = 0, updated_at = ?1 WHERE id = ?2",
+                    first_chunk_in_flight = 0, first_body_sent = 0, updated_at = ?1 WHERE id = ?2",
                 params![now, id],
             )
         })
@@ -387,7 +406,7 @@ impl Journal {
             self.exec(
                 c,
                 "UPDATE files SET state = 'done', content_hash = ?1, video_id = ?2, bytes_uploaded = size,
-                    first_chunk_in_flight = 0, claimed_by = NULL, next_attempt_at = NULL,
+                    first_chunk_in_flight = 0, first_body_sent = 0, claimed_by = NULL, next_attempt_at = NULL,
                     last_error = NULL, last_error_slug = NULL, done_at = ?3, updated_at = ?3
                  WHERE id = ?4",
                 params![content_hash, video_id, now, id],
@@ -477,6 +496,35 @@ impl Journal {
                 c,
                 "UPDATE files SET state = 'queued', claimed_by = NULL, updated_at = ?1 WHERE id = ?2",
                 params![now, id],
+            )
+        })
+    }
+
+    /// The shutdown deadline stopped a request: back to `queued` with `why` as the last error
+    /// (`status` shows it). Unless `body_sent` (a first request whose last body byte left), the
+    /// first-request marks are cleared: a request aborted before its last byte (its connection
+    /// closes with a RST) cannot have created a video. With `body_sent` they stay and the next
+    /// attempt reports the possible orphan.
+    pub fn requeue_stopped(
+        &self,
+        id: i64,
+        why: &str,
+        body_sent: bool,
+    ) -> Result<FileRow, JournalError> {
+        self.transition(id, |c, row, now| {
+            self.require_claimed(row)?;
+            let clear = if body_sent {
+                ""
+            } else {
+                "first_chunk_in_flight = 0, first_body_sent = 0,"
+            };
+            self.exec(
+                c,
+                &format!(
+                    "UPDATE files SET state = 'queued', claimed_by = NULL, {clear} last_error = ?1,
+                        last_error_slug = NULL, updated_at = ?2 WHERE id = ?3"
+                ),
+                params![why, now, id],
             )
         })
     }

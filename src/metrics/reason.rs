@@ -82,6 +82,7 @@ mod tests {
             chunk_size: None,
             bytes_uploaded: 0,
             first_chunk_in_flight: false,
+            first_body_sent: false,
             content_hash: None,
             attempts: 0,
             next_attempt_at: None,

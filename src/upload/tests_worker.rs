@@ -108,6 +108,7 @@ async fn a_real_possible_orphan_is_noted_once() {
     // A first request was in flight when the process stopped.
     f.journal.claim(id).unwrap();
     f.journal.mark_first_chunk_in_flight(id).unwrap();
+    f.journal.mark_first_body_sent(id).unwrap();
     f.journal.requeue(id).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -202,4 +203,41 @@ async fn a_first_request_answered_503_keeps_the_orphan_mark() {
         first_attempt_against(503, "service-unavailable").await,
         "a 5xx may come after the video was stored"
     );
+}
+
+/// A loopback server that reads the first bytes of each request, then resets the connection.
+fn resetting_after_a_few_bytes() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+        }
+    });
+    url
+}
+
+/// A first request cut off before its last body byte left (the endpoint reset the connection)
+/// cannot have created a video: no possible-orphan mark stays, none is noted next time.
+#[tokio::test]
+async fn a_first_request_cut_before_its_last_byte_leaves_no_orphan_mark() {
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", &vec![5u8; 4 << 20]);
+    let ctx = context(&f, &resetting_after_a_few_bytes());
+    for _ in 0..2 {
+        let row = f.journal.claim(id).unwrap();
+        let out = upload_file(&ctx, row, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(matches!(out, Outcome::Retry), "{out:?}");
+        let row = f.journal.get(id).unwrap().unwrap();
+        assert!(
+            !row.first_chunk_in_flight && !row.first_body_sent,
+            "{row:?}"
+        );
+    }
+    assert!(orphan_notes(&f, id).is_empty());
 }

@@ -240,7 +240,7 @@ pub async fn upload_file(
     };
     let total = row.identity.size;
 
-    if row.first_chunk_in_flight && row.video_id.is_none() {
+    if row.possible_orphan() {
         let note = format!(
             "the first request of {} got no answer (ingestd stopped, or the answer was lost): api.video may hold a video titled {:?} that ingestd cannot name (possible orphan); the file is uploaded again as a new video — set [api] api_key_file to close this window",
             path.display(),
@@ -321,7 +321,10 @@ pub async fn upload_file(
         Ok(r) => r.clone(),
         Err(p) => p.into_inner().clone(),
     };
-    let tap = Arc::new(Tap(UploadTap::new(rate, hasher, progress.clone())));
+    let tap = Arc::new(Tap(
+        UploadTap::new(rate, hasher, progress.clone()),
+        FirstBody::new(ctx.journal.clone(), id),
+    ));
 
     let single = total <= chunk_size;
     let mut offset = row.bytes_uploaded;
@@ -354,6 +357,7 @@ pub async fn upload_file(
             j(&ctx.journal, move |j| j.mark_first_chunk_in_flight(id)).await?;
         }
         let snapshot = tap.0.snapshot();
+        tap.1.arm(first_request);
         let req = UploadRequest {
             path: path.clone(),
             file_name: file_name(&path),
@@ -365,14 +369,21 @@ pub async fn upload_file(
         };
         fail::fail_point!("before-send");
         let token = ctx.token.current();
+        // On shutdown a first request may finish within `shutdown_timeout` (losing it may cost an
+        // orphan video); any other chunk is cancelled at once (it costs at most that chunk).
+        let grace = if first_request {
+            ctx.config.shutdown_timeout
+        } else {
+            Duration::ZERO
+        };
         let sent = tokio::select! {
             r = ctx.client.upload(&token, req) => r,
-            _ = deadline_after(shutdown, ctx.config.shutdown_timeout) => {
-                warn!(path = %path.display(), "shutdown deadline reached: aborting the request in flight; it resumes at byte {offset} on restart");
-                j(&ctx.journal, move |j| j.requeue(id)).await?;
-                return Ok(Outcome::Released);
+            _ = deadline_after(shutdown, grace) => {
+                tap.1.arm(false);
+                return stopped_at_shutdown(ctx, &row, offset, first_request, tap.1.sent()).await;
             }
         };
+        tap.1.arm(false);
         match sent {
             Ok(resp) => {
                 if ctx.token.state() != crate::upload::token::TokenState::Ok {
@@ -444,9 +455,10 @@ pub async fn upload_file(
             }
             Err(e) => {
                 tap.0.restore(snapshot);
-                if first_request && e.created_nothing() {
-                    // DNS or connect failure (no byte left), or a 4xx answer (turned down): no
-                    // video can exist, so no possible orphan.
+                if first_request && (e.created_nothing() || !tap.1.sent()) {
+                    // DNS or connect failure, a 4xx answer (turned down), or a body whose last
+                    // byte never left (the connection closed with a RST): no video can exist,
+                    // so no possible orphan.
                     j(&ctx.journal, move |j| j.clear_first_chunk_in_flight(id)).await?;
                 }
                 if e.class() == ErrorClass::Local
@@ -574,6 +586,39 @@ async fn file_left(
     }
     ctx.metrics.outcome(UploadOutcome::Abandoned);
     Ok(Some(Outcome::Released))
+}
+
+/// The shutdown deadline stopped the request at `offset`: the journal and the log say whether a
+/// first request was aborted before its last byte (no video can exist) or after it (a possible
+/// orphan, reported by the next attempt), or a later chunk was cancelled (it is sent again).
+async fn stopped_at_shutdown(
+    ctx: &WorkerContext,
+    row: &FileRow,
+    offset: u64,
+    first_request: bool,
+    body_sent: bool,
+) -> Result<Outcome, WorkerError> {
+    let id = row.id;
+    let path = row.path.display().to_string();
+    let why = match (first_request, body_sent) {
+        (true, false) => format!(
+            "shutdown: the first request did not finish within shutdown_timeout ({} s) and was aborted before its last byte (connection reset): no video was created; it starts again on restart",
+            ctx.config.shutdown_timeout.as_secs()
+        ),
+        (true, true) => format!(
+            "shutdown: the first request's body was sent but no answer came within shutdown_timeout ({} s): api.video may hold a video (possible orphan, reported on restart)",
+            ctx.config.shutdown_timeout.as_secs()
+        ),
+        (false, _) => format!(
+            "shutdown: the chunk at byte {offset} was cancelled (connection reset); it resumes there on restart"
+        ),
+    };
+    warn!(path, video_id = row.video_id.as_deref(), "{why}");
+    j(&ctx.journal, move |j| {
+        j.requeue_stopped(id, &why, body_sent)
+    })
+    .await?;
+    Ok(Outcome::Released)
 }
 
 /// Resolves `deadline` after `shutdown` is cancelled (never, while it is not).
@@ -704,8 +749,45 @@ async fn extend_hash(tap: &Arc<Tap>, path: &Path, end: u64) -> Result<(), hash::
     Ok(())
 }
 
-/// The api client's body observer: rate limit, SHA-256 and progress for one file.
-struct Tap(UploadTap);
+/// The api client's body observer: rate limit, SHA-256 and progress for one file, and the first
+/// request's "body fully handed over" mark.
+struct Tap(UploadTap, FirstBody);
+
+/// Tracks whether the first request's (no `videoId`) last body byte left: committed to the
+/// journal just before the last piece goes, so a kill after it is reported as a possible orphan
+/// and a kill before it is not (the connection resets; the body never completes).
+struct FirstBody {
+    journal: Journal,
+    id: i64,
+    /// A first request is in flight.
+    armed: std::sync::atomic::AtomicBool,
+    /// Its last piece was handed over (after the journal recorded it).
+    sent: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FirstBody {
+    fn new(journal: Journal, id: i64) -> FirstBody {
+        FirstBody {
+            journal,
+            id,
+            armed: Default::default(),
+            sent: Default::default(),
+        }
+    }
+
+    /// Before each request: `first` when it carries no `videoId`; after it: `false`.
+    fn arm(&self, first: bool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if first {
+            self.sent.store(false, SeqCst);
+        }
+        self.armed.store(first, SeqCst);
+    }
+
+    fn sent(&self) -> bool {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
 
 impl BodyObserver for Tap {
     fn before_send(&self, n: usize) -> futures_util::future::BoxFuture<'static, ()> {
@@ -714,5 +796,23 @@ impl BodyObserver for Tap {
 
     fn on_bytes(&self, data: &[u8]) {
         self.0.on_bytes(data);
+    }
+
+    fn before_last_piece(&self) -> futures_util::future::BoxFuture<'static, Result<(), String>> {
+        if !self.1.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        let (journal, id, sent) = (self.1.journal.clone(), self.1.id, self.1.sent.clone());
+        Box::pin(async move {
+            // Kill here: every byte but the last piece left; no video can exist, none is reported.
+            fail::fail_point!("first-body-nearly-written");
+            j(&journal, move |j| j.mark_first_body_sent(id))
+                .await
+                .map_err(|e| format!("cannot record the first request's last byte: {e}"))?;
+            sent.store(true, std::sync::atomic::Ordering::SeqCst);
+            // Kill here: the last piece never leaves; the journal reports a possible orphan.
+            fail::fail_point!("first-body-written");
+            Ok(())
+        })
     }
 }

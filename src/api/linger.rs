@@ -1,0 +1,196 @@
+//! Abortive close for upload connections: every TCP connection the client opens gets
+//! `SO_LINGER {on, 0}`, so whenever it is closed — the process dies (kill -9, power loss aside),
+//! a request is cancelled (shutdown deadline, the file changed) or a timeout fires — the kernel
+//! discards what is still in the socket's send buffer and sends a RST instead of a FIN.
+//!
+//! Why: a graceful close keeps sending the buffered bytes (several MiB on loopback, bandwidth ×
+//! RTT on a WAN), so a dropped first request could still arrive whole and create a video nobody
+//! ever learns the id of (an orphan). With a RST the service sees a truncated body.
+//!
+//! How: reqwest has no linger option and does not expose the socket. Its
+//! [`connector_layer`](reqwest::ClientBuilder::connector_layer) hook sees each new connection
+//! once, after TCP (and TLS) are set up, as a [`Connection`] whose [`HttpInfo`] names the local and
+//! peer addresses. [`AbortiveCloseLayer`] finds the descriptor with that address pair among the
+//! process's open sockets (`/proc/self/fd`, once per new connection, not per request) and sets the
+//! option on it. Connection reuse, TLS and HTTP/2 are untouched: the layer returns the same
+//! connection. A connection whose socket cannot be found or set is refused (an upload must not
+//! go out on a connection that would close gracefully).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::http::Extensions;
+use hyper_util::client::legacy::connect::{Connection, HttpInfo};
+
+/// Wraps a connector so that every connection it makes closes with a RST.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AbortiveCloseLayer;
+
+impl<S> tower_layer::Layer<S> for AbortiveCloseLayer {
+    type Service = AbortiveClose<S>;
+
+    fn layer(&self, inner: S) -> AbortiveClose<S> {
+        AbortiveClose(inner)
+    }
+}
+
+/// The connector service of [`AbortiveCloseLayer`].
+#[derive(Debug, Clone)]
+pub struct AbortiveClose<S>(S);
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, R> tower_service::Service<R> for AbortiveClose<S>
+where
+    S: tower_service::Service<R>,
+    S::Response: Connection + Send + 'static,
+    S::Error: From<io::Error> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let connecting = self.0.call(req);
+        Box::pin(async move {
+            let conn = connecting.await?;
+            let mut extras = Extensions::new();
+            conn.connected().get_extras(&mut extras);
+            let info = extras.get::<HttpInfo>().ok_or_else(|| {
+                io::Error::other("abortive close: the connection has no TCP address to find it by")
+            })?;
+            set_abortive_close(info.local_addr(), info.remote_addr())?;
+            Ok(conn)
+        })
+    }
+}
+
+/// Sets `SO_LINGER {on, 0}` on this process's TCP socket connected from `local` to `peer`.
+pub fn set_abortive_close(local: SocketAddr, peer: SocketAddr) -> io::Result<()> {
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let Some(fd) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: `fd` was open when listed; the borrow lives only for the calls below. If it was
+        // closed meanwhile the calls fail with EBADF; if the number was reused, the address pair
+        // (unique among connected TCP sockets) tells it is not ours.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let sock = socket2::SockRef::from(&borrowed);
+        let addr = |a: io::Result<socket2::SockAddr>| a.ok().and_then(|a| a.as_socket());
+        if addr(sock.local_addr()) == Some(local) && addr(sock.peer_addr()) == Some(peer) {
+            return sock.set_linger(Some(Duration::ZERO));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("abortive close: no socket {local} -> {peer} among this process's descriptors"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    /// What the server side reads after the client dropped its end with unsent bytes pending.
+    fn server_sees(abortive: bool) -> io::Result<usize> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        if abortive {
+            set_abortive_close(client.local_addr().unwrap(), client.peer_addr().unwrap()).unwrap();
+        }
+        drop(client);
+        let mut buf = [0u8; 16];
+        server.read(&mut buf)
+    }
+
+    #[test]
+    fn finds_and_sets_the_socket() {
+        assert_eq!(server_sees(false).unwrap(), 0, "a graceful close is an EOF");
+        let e = server_sees(true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    #[test]
+    fn an_unknown_pair_is_an_error() {
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let e = set_abortive_close(a, a).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    /// A listener whose connections have a small receive buffer: a client's unsent bytes stay in
+    /// its own send buffer, where only an orderly close would still deliver them.
+    fn small_window_listener() -> TcpListener {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        sock.bind(&addr.into()).unwrap();
+        sock.listen(1).unwrap();
+        sock.into()
+    }
+
+    /// An upload request cancelled while its body is still streaming: the server sees its
+    /// connection reset, not an orderly end (which would deliver the bytes still buffered).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_upload_resets_its_connection() {
+        let listener = small_window_listener();
+        let addr = listener.local_addr().unwrap();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (dropped_tx, dropped_rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut total = conn.read(&mut buf).unwrap();
+            let _ = started_tx.send(());
+            // Stop reading until the client dropped the request: its bytes pile up.
+            let _ = dropped_rx.recv();
+            loop {
+                match conn.read(&mut buf) {
+                    Ok(0) => return Ok(total),
+                    Ok(n) => total += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        });
+        let url: reqwest::Url = format!("http://{addr}/").parse().unwrap();
+        let client = crate::api::Client::new(crate::api::ClientOptions::new(url.clone())).unwrap();
+        // A body that never ends.
+        let body = futures_util::stream::repeat_with(|| {
+            Ok::<_, io::Error>(bytes::Bytes::from(vec![7u8; 256 << 10]))
+        });
+        let request = client
+            .http()
+            .post(url)
+            .body(reqwest::Body::wrap_stream(body))
+            .send();
+        tokio::select! {
+            r = request => panic!("the request ended: {r:?}"),
+            r = started_rx => r.unwrap(),
+        }
+        // The request future is dropped: the connection is closed.
+        dropped_tx.send(()).unwrap();
+        let end = tokio::task::spawn_blocking(move || server.join().unwrap())
+            .await
+            .unwrap();
+        let e = end.expect_err("the server read an orderly end (FIN), not a reset");
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+    }
+}
