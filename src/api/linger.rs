@@ -15,6 +15,12 @@
 //! option on it. Connection reuse, TLS and HTTP/2 are untouched: the layer returns the same
 //! connection. A connection whose socket cannot be found or set is refused (an upload must not
 //! go out on a connection that would close gracefully).
+//!
+//! The same socket also gets `TCP_NOTSENT_LOWAT` ([`NOTSENT_LOWAT`]): the connection takes more
+//! body only once less than that is still unsent in the kernel, so "the last body byte left the
+//! process" (what the journal records before a first request's last piece) is at most that much
+//! ahead of "the last byte is on its way"; a RST discards only what is still unsent. Throughput is
+//! unaffected: what is in flight is bounded by the congestion window, not by this.
 
 use std::future::Future;
 use std::io;
@@ -26,6 +32,9 @@ use std::time::Duration;
 
 use hyper::http::Extensions;
 use hyper_util::client::legacy::connect::{Connection, HttpInfo};
+
+/// Unsent bytes the kernel may hold before the connection asks for more of a body.
+pub const NOTSENT_LOWAT: u32 = 128 * 1024;
 
 /// Wraps a connector so that every connection it makes closes with a RST.
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,7 +84,7 @@ where
     }
 }
 
-/// Sets `SO_LINGER {on, 0}` on this process's TCP socket connected from `local` to `peer`.
+/// Sets `SO_LINGER {on, 0}` (and `TCP_NOTSENT_LOWAT`) on this process's TCP socket connected from `local` to `peer`.
 pub fn set_abortive_close(local: SocketAddr, peer: SocketAddr) -> io::Result<()> {
     for entry in std::fs::read_dir("/proc/self/fd")? {
         let Some(fd) = entry?
@@ -92,7 +101,8 @@ pub fn set_abortive_close(local: SocketAddr, peer: SocketAddr) -> io::Result<()>
         let sock = socket2::SockRef::from(&borrowed);
         let addr = |a: io::Result<socket2::SockAddr>| a.ok().and_then(|a| a.as_socket());
         if addr(sock.local_addr()) == Some(local) && addr(sock.peer_addr()) == Some(peer) {
-            return sock.set_linger(Some(Duration::ZERO));
+            sock.set_linger(Some(Duration::ZERO))?;
+            return sock.set_tcp_notsent_lowat(NOTSENT_LOWAT);
         }
     }
     Err(io::Error::new(

@@ -39,6 +39,10 @@ const OP: &str = "POST /upload";
 /// Bytes read from the file per piece of the request body (512 KiB: few syscalls and thread
 /// hand-offs per GiB; at most two pieces per request are in memory at once).
 const PIECE: usize = 512 * 1024;
+/// The last piece of a body is at most this long (split off the piece before it): the journal
+/// records a first request's body as sent just before its last piece goes, so a small last piece
+/// keeps that record close to the moment the body really completes.
+const LAST_PIECE: u64 = 64 * 1024;
 
 /// Watches the body of an upload as it streams out of the file.
 pub trait BodyObserver: Send + Sync + 'static {
@@ -229,7 +233,13 @@ impl Reader {
 
     /// Starts reading the piece at `pos` on the blocking pool.
     fn spawn(&self, pos: u64, end: u64) -> JoinHandle<Piece> {
-        let want = PIECE.min(usize::try_from(end - pos).unwrap_or(PIECE));
+        let left = end - pos;
+        let left = if left > LAST_PIECE && left <= PIECE as u64 + LAST_PIECE {
+            left - LAST_PIECE // the next piece is the last one, LAST_PIECE long
+        } else {
+            left
+        };
+        let want = PIECE.min(usize::try_from(left).unwrap_or(PIECE));
         let reader = self.clone();
         tokio::task::spawn_blocking(move || reader.read(pos, want))
     }

@@ -119,12 +119,27 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
             let mut req = req.map(Body::new);
             req.extensions_mut().insert(ConnHandle(svc_ctl.clone()));
             let mut router = router.clone();
-            tower_service::Service::call(&mut router, req)
+            // Like a real server, a request whose body arrived whole is processed even if its
+            // client went away meanwhile (killed, or closed its end): the handler runs on its own
+            // task, so a dropped connection does not cancel it.
+            let handling = tokio::spawn(tower_service::Service::call(&mut router, req));
+            async move {
+                match handling.await {
+                    Ok(res) => res,
+                    Err(e) => Ok(axum::response::IntoResponse::into_response((
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        e.to_string(),
+                    ))),
+                }
+            }
         });
         let shutdown = shutdown.clone();
         conns.spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                // A client that shuts down its sending side (or dies: the kernel sends a FIN
+                // after the buffered bytes) still has its complete request read and processed.
+                .half_close(true)
                 .serve_connection(io, service);
             tokio::select! {
                 res = conn => {

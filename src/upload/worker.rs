@@ -810,6 +810,10 @@ impl BodyObserver for Tap {
                 .await
                 .map_err(|e| format!("cannot record the first request's last byte: {e}"))?;
             sent.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::debug!(
+                id,
+                "first request: its last piece leaves now (body recorded as sent)"
+            );
             // Kill here: the last piece never leaves; the journal reports a possible orphan.
             fail::fail_point!("first-body-written");
             Ok(())
