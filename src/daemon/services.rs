@@ -35,6 +35,8 @@ pub struct Services {
     pub board: Board,
     pub rate: Arc<RwLock<RateLimit>>,
     pool: Pool,
+    /// The workers' counters (they see them as `upload::UploadEvents`).
+    counters: crate::metrics::Counters,
     watcher: WatcherSlot,
     roots: Vec<WatchConfig>,
     /// The `[metrics]` listener, when configured.
@@ -104,7 +106,7 @@ pub fn worker_context(
         board,
         policy: Arc::new(RetryPolicy::new(config.upload.retry_max)),
         video_meta,
-        metrics: crate::metrics::Counters::default(),
+        metrics: Arc::new(crate::upload::NoEvents),
         watch_roots: Arc::new(config.watch.iter().map(|w| w.path.clone()).collect()),
     })
 }
@@ -173,13 +175,15 @@ impl Services {
         let gate = TokenGate::new(token);
         let board = Board::default();
         let rate = Arc::new(RwLock::new(RateLimit::new(config.upload.max_rate)));
-        let ctx = worker_context(
+        let counters = crate::metrics::Counters::default();
+        let mut ctx = worker_context(
             config,
             journal.clone(),
             gate.clone(),
             board.clone(),
             rate.clone(),
         )?;
+        ctx.metrics = Arc::new(counters.clone());
 
         let slot = WatcherSlot::default();
         let metrics = match (listener, &config.metrics) {
@@ -189,7 +193,7 @@ impl Services {
                     journal: journal.clone(),
                     gate: gate.clone(),
                     board: board.clone(),
-                    counters: ctx.metrics.clone(),
+                    counters: counters.clone(),
                     roots: Arc::new(move || watchers.status()),
                 };
                 Some(MetricsListener::spawn(
@@ -223,6 +227,7 @@ impl Services {
             board,
             rate,
             pool,
+            counters,
             watcher: slot,
             roots: config.watch.clone(),
             metrics,
@@ -390,7 +395,7 @@ impl Services {
                         journal: self.journal.clone(),
                         gate: self.gate.clone(),
                         board: self.board.clone(),
-                        counters: self.pool.context().metrics,
+                        counters: self.counters.clone(),
                         roots: Arc::new(move || watchers.status()),
                     };
                     Some(MetricsListener::spawn(

@@ -7,63 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::{Registry, Unit};
 
-/// How an upload ended, for `ingestd_uploads_total{outcome}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UploadOutcome {
-    /// Uploaded and committed as `done`.
-    Done,
-    /// Parked as `failed` (a permanent error).
-    Failed,
-    /// Given up after it started: the file changed or vanished.
-    Abandoned,
-}
-
-impl UploadOutcome {
-    pub const ALL: [UploadOutcome; 3] = [
-        UploadOutcome::Done,
-        UploadOutcome::Failed,
-        UploadOutcome::Abandoned,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UploadOutcome::Done => "done",
-            UploadOutcome::Failed => "failed",
-            UploadOutcome::Abandoned => "abandoned",
-        }
-    }
-}
-
-/// Why a request is retried, for `ingestd_retries_total{class}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryKind {
-    /// Network error, timeout, 5xx.
-    Transient,
-    /// 429 (or 503 with retry-after).
-    RateLimited,
-    /// 401 on the upload token: the pool paused until the token changes.
-    TokenRejected,
-    /// A local problem (reading the file).
-    Local,
-}
-
-impl RetryKind {
-    pub const ALL: [RetryKind; 4] = [
-        RetryKind::Transient,
-        RetryKind::RateLimited,
-        RetryKind::TokenRejected,
-        RetryKind::Local,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RetryKind::Transient => "transient",
-            RetryKind::RateLimited => "rate_limited",
-            RetryKind::TokenRejected => "token_rejected",
-            RetryKind::Local => "local",
-        }
-    }
-}
+pub use crate::upload::events::{RetryKind, UploadOutcome};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
@@ -104,6 +48,21 @@ impl Default for Counters {
                 .inc_by(0);
         }
         c
+    }
+}
+
+/// The workers report through [`crate::upload::UploadEvents`] (upload sits below metrics).
+impl crate::upload::UploadEvents for Counters {
+    fn uploaded(&self, bytes: u64) {
+        Counters::uploaded(self, bytes);
+    }
+
+    fn outcome(&self, outcome: UploadOutcome) {
+        Counters::outcome(self, outcome);
+    }
+
+    fn retry(&self, kind: RetryKind) {
+        Counters::retry(self, kind);
     }
 }
 

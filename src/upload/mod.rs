@@ -68,6 +68,7 @@
 pub mod after;
 pub mod backoff;
 pub mod board;
+pub mod events;
 pub mod hash;
 pub mod pool;
 pub mod progress;
@@ -80,6 +81,7 @@ pub mod worker;
 
 pub use after::{AfterError, AfterOutcome};
 pub use backoff::{Backoff, Decision, RetryClass, RetryNote, RetryPolicy};
+pub use events::{NoEvents, RetryKind, UploadEvents, UploadOutcome};
 pub use hash::{ContentHasher, HashError, HashSnapshot, hash_prefix, hash_prefix_async};
 pub use progress::{Progress, UploadTap};
 pub use rate::RateLimit;

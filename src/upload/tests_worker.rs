@@ -33,7 +33,7 @@ fn context(f: &Fixture, endpoint: &str) -> WorkerContext {
         board: Board::default(),
         policy: Arc::new(RetryPolicy::new(Duration::from_secs(1))),
         video_meta: Arc::new(|_| VideoMeta::default()),
-        metrics: crate::metrics::Counters::default(),
+        metrics: Arc::new(super::NoEvents),
         watch_roots: Arc::default(),
     }
 }

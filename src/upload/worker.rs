@@ -22,10 +22,10 @@ use tracing::{info, warn};
 use crate::api::{self, ApiError, BodyObserver, ChunkRange, ErrorClass, UploadRequest};
 use crate::config::UploadConfig;
 use crate::journal::{FileIdentity, FileRow, Journal, TokenState};
-use crate::metrics::{RetryKind, UploadOutcome};
 use crate::upload::after;
 use crate::upload::backoff::{Decision, RetryClass, RetryPolicy};
 use crate::upload::board::Board;
+use crate::upload::events::{RetryKind, UploadEvents, UploadOutcome};
 use crate::upload::hash::{self, ContentHasher};
 use crate::upload::progress::{Progress, UploadTap};
 use crate::upload::rate::RateLimit;
@@ -47,8 +47,8 @@ pub struct WorkerContext {
     pub policy: Arc<RetryPolicy>,
     /// Watch-root title templates, tags and metadata, by root path.
     pub video_meta: Arc<dyn Fn(&FileRow) -> VideoMeta + Send + Sync>,
-    /// Prometheus counters (bytes uploaded, outcomes, retries).
-    pub metrics: crate::metrics::Counters,
+    /// Where bytes uploaded, outcomes and retries are reported (the daemon's Prometheus counters).
+    pub metrics: Arc<dyn UploadEvents>,
     /// The watch roots: `after_upload` applies only to files recorded under one of them.
     pub watch_roots: Arc<Vec<std::path::PathBuf>>,
 }
