@@ -290,8 +290,8 @@ fn upload_command_uploads_once_and_reports() {
     assert!(!missing.status.success(), "a missing file is an error");
 }
 
-/// A wrong API key (401 on `POST /videos`) pauses the uploads like a rejected token: nothing is
-/// marked failed, one log line says what to do. Fixing `api.api_key_file` and sending SIGHUP
+/// A wrong API key (401 on `POST /videos`) pauses the uploads in its own state (`status`:
+/// `"paused": "API key rejected"`; only SIGHUP lifts it): nothing is marked failed, one log line says what to do. Fixing `api.api_key_file` and sending SIGHUP
 /// resumes them with the new key and the reloaded `[upload]` settings (`after_upload` too).
 #[test]
 fn wrong_api_key_pauses_and_sighup_with_the_right_key_resumes() {
@@ -314,13 +314,15 @@ fn wrong_api_key_pauses_and_sighup_with_the_right_key_resumes() {
     std::fs::write(&setup.config, with_key(setup.config_text())).unwrap();
     let d = setup.start();
     let f = setup.drop_file("clip.mp4", 1024 * 1024, 7);
+    // Its own pause, by type: `paused` says so, the token is not called rejected.
     let s = setup.wait_for("uploads paused by the API key", T, |s| {
-        s["token"] == "rejected"
+        s["paused"] == "API key rejected"
     });
+    assert_ne!(s["token"], "rejected", "{s:#}");
     assert!(
         s["token_reason"]
             .as_str()
-            .is_some_and(|r| r.starts_with("API key rejected")),
+            .is_some_and(|r| r.contains("authentication-invalid-api-key")),
         "{s:#}"
     );
     assert_eq!(count(&s, "failed"), 0, "nothing failed: {s:#}");

@@ -316,9 +316,11 @@ impl Services {
             token::TokenState::Unknown => TokenState::Unknown,
             token::TokenState::Ok => TokenState::Ok,
             token::TokenState::Rejected { .. } => TokenState::Rejected,
+            token::TokenState::ApiKeyRejected { .. } => TokenState::ApiKeyRejected,
         };
         let reason = match self.gate.state() {
-            token::TokenState::Rejected { reason } => Some(reason),
+            token::TokenState::Rejected { reason }
+            | token::TokenState::ApiKeyRejected { reason } => Some(reason),
             _ => None,
         };
         let mirror = self.mirrored != Some(state);
@@ -348,7 +350,7 @@ impl Services {
             oldest: summary
                 .oldest_queued_at
                 .and_then(|t| SystemTime::now().duration_since(t).ok()),
-            token_rejected: state == TokenState::Rejected,
+            token_rejected: state.pause().is_some(),
         })
     }
 

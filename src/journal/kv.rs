@@ -20,6 +20,9 @@ pub enum TokenState {
     Rejected,
     /// Not known yet (no request since start or since the token changed).
     Unknown,
+    /// api.video refused the API key (401 on `POST /videos`): uploads are paused until SIGHUP
+    /// (which re-reads `api.api_key_file`); a successful chunk does not lift it.
+    ApiKeyRejected,
 }
 
 impl TokenState {
@@ -28,6 +31,25 @@ impl TokenState {
             TokenState::Ok => "ok",
             TokenState::Rejected => "rejected",
             TokenState::Unknown => "unknown",
+            TokenState::ApiKeyRejected => "api_key_rejected",
+        }
+    }
+
+    /// `status --json`'s `token` (`ok`, `rejected`, `unknown`): an API-key pause says nothing
+    /// about the token.
+    pub fn token_str(self) -> &'static str {
+        match self {
+            TokenState::ApiKeyRejected => "unknown",
+            s => s.as_str(),
+        }
+    }
+
+    /// Why uploads are paused, if they are.
+    pub fn pause(self) -> Option<&'static str> {
+        match self {
+            TokenState::Rejected => Some("upload token rejected"),
+            TokenState::ApiKeyRejected => Some("API key rejected"),
+            TokenState::Ok | TokenState::Unknown => None,
         }
     }
 
@@ -35,6 +57,7 @@ impl TokenState {
         match s {
             "ok" => TokenState::Ok,
             "rejected" => TokenState::Rejected,
+            "api_key_rejected" => TokenState::ApiKeyRejected,
             _ => TokenState::Unknown,
         }
     }

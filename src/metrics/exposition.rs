@@ -68,14 +68,14 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
     counters.register(&mut r);
 
     let token = Family::<StateLabel, Gauge>::default();
-    for s in ["unknown", "ok", "rejected"] {
+    for s in ["unknown", "ok", "rejected", "api_key_rejected"] {
         token
             .get_or_create(&StateLabel { state: s })
             .set(i64::from(snapshot.token.state == s));
     }
     r.register(
         "token_state",
-        "1 for the upload token's current state (unknown, ok, rejected: uploads paused)",
+        "1 for the upload token's current state (unknown, ok, rejected: uploads paused; api_key_rejected: uploads paused until SIGHUP)",
         token,
     );
 

@@ -80,7 +80,7 @@ pub fn fragment(s: &Snapshot) -> String {
 fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
     let class = match s.token.state {
         "ok" => "ok",
-        "rejected" => "bad",
+        "rejected" | "api_key_rejected" => "bad",
         _ => "unknown",
     };
     write!(

@@ -137,12 +137,16 @@ impl Sources {
                 state: "rejected",
                 reason: Some(scrub(&reason, self.gate.current().expose())),
             },
+            TokenState::ApiKeyRejected { reason } => TokenView {
+                state: "api_key_rejected",
+                reason: Some(scrub(&reason, self.gate.current().expose())),
+            },
             s => TokenView {
                 state: s.as_str(),
                 reason: None,
             },
         };
-        let paused = token.state == "rejected";
+        let paused = matches!(token.state, "rejected" | "api_key_rejected");
         let roots = (self.roots)();
         let inotify_watches = roots.iter().map(|r| r.watches as u64).sum();
         let roots = roots.iter().map(root_view).collect();

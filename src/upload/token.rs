@@ -21,6 +21,9 @@ pub enum TokenState {
     Ok,
     /// api.video answered 401; uploads are paused.
     Rejected { reason: String },
+    /// api.video refused the API key: paused until SIGHUP ([`TokenGate::replace`] with `force`);
+    /// neither a new token nor a successful chunk lifts it.
+    ApiKeyRejected { reason: String },
 }
 
 impl TokenState {
@@ -29,6 +32,7 @@ impl TokenState {
             TokenState::Unknown => "unknown",
             TokenState::Ok => "ok",
             TokenState::Rejected { .. } => "rejected",
+            TokenState::ApiKeyRejected { .. } => "api_key_rejected",
         }
     }
 }
@@ -63,7 +67,7 @@ impl TokenGate {
     /// Records a successful upload request.
     pub fn accepted(&self) {
         self.state.send_if_modified(|s| {
-            if *s == TokenState::Ok {
+            if matches!(s, TokenState::Ok | TokenState::ApiKeyRejected { .. }) {
                 false
             } else {
                 *s = TokenState::Ok;
@@ -88,6 +92,20 @@ impl TokenGate {
 
     /// A token was (re)loaded. Resumes the pool if the token differs from the current one, or
     /// always when `force` (SIGHUP). Returns true when the pool was resumed.
+    /// api.video refused the API key: pause until SIGHUP. True if this paused the pool now.
+    pub fn reject_api_key(&self, reason: &str) -> bool {
+        self.state.send_if_modified(|s| {
+            if matches!(s, TokenState::ApiKeyRejected { .. }) {
+                false
+            } else {
+                *s = TokenState::ApiKeyRejected {
+                    reason: reason.to_owned(),
+                };
+                true
+            }
+        })
+    }
+
     pub fn replace(&self, token: Secret, force: bool) -> bool {
         let changed = {
             let mut cur = match self.token.write() {
@@ -100,7 +118,12 @@ impl TokenGate {
         };
         if changed || force {
             self.state.send_if_modified(|s| {
-                if matches!(s, TokenState::Rejected { .. }) {
+                let lifts = match s {
+                    TokenState::Rejected { .. } => true,
+                    TokenState::ApiKeyRejected { .. } => force,
+                    _ => false,
+                };
+                if lifts {
                     *s = TokenState::Unknown;
                     true
                 } else {
@@ -119,7 +142,10 @@ impl TokenGate {
             if shutdown.is_cancelled() {
                 return false;
             }
-            if !matches!(*rx.borrow_and_update(), TokenState::Rejected { .. }) {
+            if !matches!(
+                *rx.borrow_and_update(),
+                TokenState::Rejected { .. } | TokenState::ApiKeyRejected { .. }
+            ) {
                 return true;
             }
             tokio::select! {
@@ -133,6 +159,27 @@ impl TokenGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rejected API key pauses until SIGHUP (`replace` with `force`): a successful chunk or a
+    /// new token does not lift it.
+    #[tokio::test]
+    async fn an_api_key_pause_lifts_only_on_sighup() {
+        let gate = TokenGate::new(Secret::new("to1".to_owned()));
+        assert!(gate.reject_api_key("401 on POST /videos"));
+        assert!(!gate.reject_api_key("again"), "one pause, one log line");
+        gate.accepted();
+        assert!(matches!(gate.state(), TokenState::ApiKeyRejected { .. }));
+        gate.replace(Secret::new("to2".to_owned()), false);
+        assert!(matches!(gate.state(), TokenState::ApiKeyRejected { .. }));
+        let stop = CancellationToken::new();
+        let waiting = tokio::spawn({
+            let (gate, stop) = (gate.clone(), stop.clone());
+            async move { gate.wait_usable(&stop).await }
+        });
+        assert!(gate.replace(Secret::new("to2".to_owned()), true), "SIGHUP");
+        assert!(waiting.await.unwrap());
+        assert_eq!(gate.state(), TokenState::Unknown);
+    }
 
     #[tokio::test]
     async fn reject_pauses_until_replaced() {

@@ -386,7 +386,11 @@ pub async fn upload_file(
         tap.1.arm(false);
         match sent {
             Ok(resp) => {
-                if ctx.token.state() != crate::upload::token::TokenState::Ok {
+                if matches!(
+                    ctx.token.state(),
+                    crate::upload::token::TokenState::Unknown
+                        | crate::upload::token::TokenState::Rejected { .. }
+                ) {
                     // Mirror the recovery at once (a pause was written to the journal at once
                     // too), so `status` never shows a stale "rejected" while uploads run.
                     ctx.token.accepted();
@@ -700,12 +704,13 @@ async fn handle_error(
         Decision::PauseForToken => {
             ctx.metrics.retry(RetryKind::TokenRejected);
             let api_key = e.class() == ErrorClass::ApiKeyRejected;
-            let reason = if api_key {
-                format!("API key rejected: {e}")
+            let reason = e.to_string();
+            let paused_now = if api_key {
+                ctx.token.reject_api_key(&reason)
             } else {
-                e.to_string()
+                ctx.token.reject(&reason)
             };
-            if ctx.token.reject(&reason) {
+            if paused_now {
                 if api_key {
                     warn!(
                         "api.video rejected the API key ({}): uploads paused; fix api.api_key_file (or APIVIDEO_API_KEY) and send SIGHUP",
@@ -719,8 +724,13 @@ async fn handle_error(
                 }
             }
             let r = reason.clone();
+            let state = if api_key {
+                TokenState::ApiKeyRejected
+            } else {
+                TokenState::Rejected
+            };
             j(&ctx.journal, move |j| {
-                j.set_token_state(TokenState::Rejected, Some(&r))?;
+                j.set_token_state(state, Some(&r))?;
                 j.requeue(id)
             })
             .await?;

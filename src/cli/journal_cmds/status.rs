@@ -1,6 +1,6 @@
 //! `ingestd status [--json] [--all]`: the JSON object of DESIGN §5, or a table.
 //!
-//! JSON: `{"counts": {state: n, …all six…}, "token": "ok"|"rejected"|"unknown", "files": [...]}`
+//! JSON: `{"counts": {state: n, …all six…}, "token": "ok"|"rejected"|"unknown", "paused": null|"upload token rejected"|"API key rejected", "files": [...]}`
 //! where each file has at least `id`, `path`, `state`, `size`, `bytes_uploaded`, `video_id`,
 //! `attempts`, `last_error`, `next_attempt_at` (RFC 3339 or null) and DESIGN's `sha256_or_blake3`
 //! as two keys, `blake3` and `sha256`: the receipt's hex under the key of the algorithm it was
@@ -174,7 +174,8 @@ fn header_json(r: &Report) -> Value {
     json!({
         "journal": r.journal.to_string_lossy(),
         "counts": counts,
-        "token": r.token.state.as_str(),
+        "token": r.token.state.token_str(),
+        "paused": r.token.state.pause(),
         "token_reason": r.token.reason,
         "token_since": time(r.token.since),
         "daemon": r.daemon.as_ref().map(|d| json!({
@@ -249,6 +250,19 @@ fn write_table(
                 .map(|x| format!(" ({x})"))
                 .unwrap_or_default(),
             r.token_advice,
+        )?,
+        TokenState::ApiKeyRejected => writeln!(
+            out,
+            "API key rejected{}{} — uploads are paused until the daemon re-reads the key: fix api.api_key_file (or APIVIDEO_API_KEY) and send SIGHUP (systemctl reload ingestd)",
+            r.token
+                .since
+                .map(|t| format!(" since {}", rfc3339(t)))
+                .unwrap_or_default(),
+            r.token
+                .reason
+                .as_deref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default(),
         )?,
         state => writeln!(out, "token: {}", state.as_str())?,
     }
