@@ -102,6 +102,11 @@ impl OpenFile {
         File::open(path).map(OpenFile::from)
     }
 
+    /// The open file itself (for positioned reads elsewhere, e.g. resume hashing).
+    pub fn file(&self) -> &File {
+        &self.0
+    }
+
     /// The open file's metadata (`fstat`).
     pub fn metadata(&self) -> io::Result<std::fs::Metadata> {
         self.0.metadata()

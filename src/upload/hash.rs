@@ -13,7 +13,7 @@
 //! A receipt is written `ALGORITHM:HEX` ([`ContentHasher::receipt`]).
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -157,20 +157,33 @@ impl ContentHasher {
     /// Hashes bytes `[bytes_hashed(), end)` of `path` from disk (blocking, streamed through a
     /// fixed buffer). Used to resume, and to account for a chunk the service already had.
     pub fn extend_from_file(&mut self, path: &Path, end: u64) -> Result<(), HashError> {
+        if end <= self.bytes {
+            return Ok(());
+        }
+        let file = File::open(path).map_err(|source| HashError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.extend_from_open(&file, path, end)
+    }
+
+    /// Like [`ContentHasher::extend_from_file`], through an already open handle (positioned
+    /// reads: the handle's position is not used); `path` only names the file in errors.
+    pub fn extend_from_open(
+        &mut self,
+        file: &File,
+        path: &Path,
+        end: u64,
+    ) -> Result<(), HashError> {
+        use std::os::unix::fs::FileExt;
         let io_err = |source| HashError::Io {
             path: path.to_owned(),
             source,
         };
-        let start = self.bytes;
-        if end <= start {
-            return Ok(());
-        }
-        let mut file = File::open(path).map_err(io_err)?;
-        file.seek(SeekFrom::Start(start)).map_err(io_err)?;
-        let mut reader = file.take(end - start);
         let mut buf = vec![0u8; BUF_SIZE];
-        loop {
-            let n = match reader.read(&mut buf) {
+        while self.bytes < end {
+            let want = usize::try_from(end - self.bytes).map_or(BUF_SIZE, |w| w.min(BUF_SIZE));
+            let n = match file.read_at(&mut buf[..want], self.bytes) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -276,6 +289,25 @@ mod tests {
             hash_prefix(f.path(), 0, A).unwrap().finalize_hex(),
             sha_hex(b"")
         );
+    }
+
+    #[test]
+    fn extend_from_open_reads_the_held_handle_not_the_path() {
+        let data = sample(50_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap(); // only the handle is left
+        let mut h = ContentHasher::new(A);
+        h.extend_from_open(&file, &path, 20_000).unwrap();
+        h.extend_from_open(&file, &path, 50_000).unwrap();
+        assert_eq!(h.finalize_hex(), sha_hex(&data));
+        let mut short = ContentHasher::new(A);
+        assert!(matches!(
+            short.extend_from_open(&file, &path, 60_000),
+            Err(HashError::Truncated { .. })
+        ));
     }
 
     #[test]

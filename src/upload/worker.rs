@@ -307,8 +307,9 @@ pub async fn upload_file(
 
     // Hash what was already sent (resume), then stream the rest through the hasher.
     let hasher = if row.bytes_uploaded > 0 {
-        match hash::hash_prefix_async(path.clone(), row.bytes_uploaded, ctx.config.hash).await {
-            Ok(h) => h,
+        let mut h = ContentHasher::new(ctx.config.hash);
+        match extend_through(&mut h, &file, &path, row.bytes_uploaded).await {
+            Ok(()) => h,
             Err(e) => {
                 return local_failure(ctx, &row, format!("reading {}: {e}", path.display())).await;
             }
@@ -428,7 +429,7 @@ pub async fn upload_file(
                 if !still_ours(ctx, &row).await? {
                     return Ok(released_by_watcher(&row, None));
                 }
-                if let Err(e) = extend_hash(&tap, &path, r.offset + r.len).await {
+                if let Err(e) = extend_hash(&tap, &file, &path, r.offset + r.len).await {
                     break Some(
                         local_failure(ctx, &row, format!("reading {}: {e}", path.display()))
                             .await?,
@@ -447,7 +448,7 @@ pub async fn upload_file(
                 if !still_ours(ctx, &row).await? {
                     return Ok(released_by_watcher(&row, None));
                 }
-                if let Err(e) = extend_hash(&tap, &path, total).await {
+                if let Err(e) = extend_hash(&tap, &file, &path, total).await {
                     break Some(
                         local_failure(ctx, &row, format!("reading {}: {e}", path.display()))
                             .await?,
@@ -749,13 +750,31 @@ async fn handle_error(
 }
 
 /// Extends the tap's hash from disk up to `end` (a chunk the service already had).
-async fn extend_hash(tap: &Arc<Tap>, path: &Path, end: u64) -> Result<(), hash::HashError> {
+async fn extend_hash(
+    tap: &Arc<Tap>,
+    file: &api::OpenFile,
+    path: &Path,
+    end: u64,
+) -> Result<(), hash::HashError> {
     let mut h = tap.0.hasher();
-    let p = path.to_owned();
-    let h = tokio::task::spawn_blocking(move || h.extend_from_file(&p, end).map(|_| h))
-        .await
-        .map_err(|e| hash::HashError::Join(e.to_string()))??;
+    extend_through(&mut h, file, path, end).await?;
     tap.0.replace(h);
+    Ok(())
+}
+
+/// Extends `hasher` up to `end` through the upload's held handle, off the async runtime.
+async fn extend_through(
+    hasher: &mut ContentHasher,
+    file: &api::OpenFile,
+    path: &Path,
+    end: u64,
+) -> Result<(), hash::HashError> {
+    let (mut h, file, p) = (hasher.clone(), file.clone(), path.to_owned());
+    let h =
+        tokio::task::spawn_blocking(move || h.extend_from_open(file.file(), &p, end).map(|_| h))
+            .await
+            .map_err(|e| hash::HashError::Join(e.to_string()))??;
+    *hasher = h;
     Ok(())
 }
 
