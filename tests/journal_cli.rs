@@ -131,7 +131,7 @@ fn populate(s: &Setup, j: &Journal) -> [i64; 6] {
     j.commit_video_id(done, "vi-done").unwrap();
     j.mark_done(done, "sha256:5d41402abc4b2a76b9719d911017c592", "vi-done")
         .unwrap();
-    j.record_after_upload(done, "kept").unwrap();
+    j.record_after_upload(done, "kept", false).unwrap();
     [settling, queued, uploading, waiting, failed, done]
 }
 

@@ -512,14 +512,18 @@ async fn finish_interrupted_actions(journal: &Journal, config: &Config) {
                     crate::upload::after::apply_async(action, row.root.clone(), row.path.clone())
                         .await;
                 tracing::info!(path = %row.path.display(), video_id = row.video_id.as_deref(), "finished a post-upload action interrupted by a stop: {}", o.message());
-                o.message()
+                (o.message(), !o.is_success())
             }
-            Ok(_) => "skipped: the file changed after its upload".to_owned(),
-            Err(_) => "skipped: the file is no longer there".to_owned(),
+            Ok(_) => (
+                "skipped: the file changed after its upload".to_owned(),
+                false,
+            ),
+            Err(_) => ("skipped: the file is no longer there".to_owned(), false),
         };
+        let (outcome, failed) = outcome;
         let (j, id) = (journal.clone(), row.id);
         if let Ok(Err(e)) =
-            tokio::task::spawn_blocking(move || j.record_after_upload(id, &outcome)).await
+            tokio::task::spawn_blocking(move || j.record_after_upload(id, &outcome, failed)).await
         {
             tracing::error!("{e}");
         }

@@ -196,8 +196,7 @@ impl Journal {
                 "SELECT ",
                 file_columns!(),
                 " FROM files WHERE state IN ('settling', 'queued', 'uploading', 'failed')
-                   OR (state = 'done' AND (after_upload LIKE 'delete failed:%'
-                                           OR after_upload LIKE 'move failed:%'))
+                   OR (state = 'done' AND after_upload_failed = 1)
                  ORDER BY id"
             )
         };

@@ -85,7 +85,13 @@ CREATE INDEX files_done_no_action ON files (id) WHERE state = 'done' AND after_u
 
 /// Issue 11: "the first request's body was fully handed to the socket", next to "in flight". Only
 /// a first request whose last body byte left the process can have created a video (an aborted
-/// connection closes with a RST), so only such a row is a possible orphan.
+/// connection closes with a RST), so only such a row is a possible orphan. And whether the
+/// post-upload action failed, as a column (decisions on types, not on message text).
 const V3_FIRST_BODY_SENT: &str = r#"
 ALTER TABLE files ADD COLUMN first_body_sent INTEGER NOT NULL DEFAULT 0;
+-- `status` lists done files whose delete or move failed by this column, not by message text.
+ALTER TABLE files ADD COLUMN after_upload_failed INTEGER NOT NULL DEFAULT 0;
+UPDATE files SET after_upload_failed = 1
+ WHERE after_upload LIKE 'delete failed:%' OR after_upload LIKE 'move failed:%';
+CREATE INDEX files_after_upload_failed ON files (id) WHERE after_upload_failed = 1;
 "#;

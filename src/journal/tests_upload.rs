@@ -49,7 +49,7 @@ fn a_whole_chunked_upload_leaves_a_receipt() {
     assert_eq!(row.bytes_uploaded, 10);
     assert!(row.done_at.is_some());
     assert_eq!(row.claimed_by, None);
-    let row = f.journal.record_after_upload(id, "kept").unwrap();
+    let row = f.journal.record_after_upload(id, "kept", false).unwrap();
     assert_eq!(row.after_upload.as_deref(), Some("kept"));
 }
 
@@ -552,7 +552,8 @@ fn list_without_all_shows_done_files_whose_delete_or_move_failed() {
         f.journal.commit_video_id(id, "vi1").unwrap();
         f.journal.commit_offset(id, 4).unwrap();
         f.journal.mark_done(id, "blake3:ab", "vi1").unwrap();
-        f.journal.record_after_upload(id, outcome).unwrap();
+        let failed = outcome.contains("failed:");
+        f.journal.record_after_upload(id, outcome, failed).unwrap();
         id
     };
     done("kept.mp4", "kept");

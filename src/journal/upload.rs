@@ -531,7 +531,13 @@ impl Journal {
 
     /// Records the outcome of the post-upload action (`kept`, `deleted`, `moved to …`, or an
     /// error) on a `done` row.
-    pub fn record_after_upload(&self, id: i64, outcome: &str) -> Result<FileRow, JournalError> {
+    /// `failed`: the delete or move failed (`status` lists the row until it is fixed).
+    pub fn record_after_upload(
+        &self,
+        id: i64,
+        outcome: &str,
+        failed: bool,
+    ) -> Result<FileRow, JournalError> {
         self.transition(id, |c, row, now| {
             if row.state != FileState::Done {
                 return Err(JournalError::WrongState {
@@ -542,8 +548,9 @@ impl Journal {
             }
             self.exec(
                 c,
-                "UPDATE files SET after_upload = ?1, updated_at = ?2 WHERE id = ?3",
-                params![outcome, now, id],
+                "UPDATE files SET after_upload = ?1, after_upload_failed = ?2, updated_at = ?3
+                 WHERE id = ?4",
+                params![outcome, failed, now, id],
             )
         })
     }

@@ -56,8 +56,7 @@ impl AfterOutcome {
     }
 }
 
-/// `ingestd status` (without `--all`) lists done files whose outcome starts with
-/// `delete failed:` or `move failed:` (`Journal::for_each_file`): keep those prefixes.
+/// The journal's `after_upload` text (`status` picks failed actions by a column, not by it).
 impl fmt::Display for AfterOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

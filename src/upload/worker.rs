@@ -519,7 +519,11 @@ pub async fn upload_file(
     if !outcome.is_success() {
         warn!(path = %path.display(), video_id, "{text}");
     }
-    j(&ctx.journal, move |j| j.record_after_upload(id, &text)).await?;
+    let failed = !outcome.is_success();
+    j(&ctx.journal, move |j| {
+        j.record_after_upload(id, &text, failed)
+    })
+    .await?;
     Ok(Outcome::Done { video_id })
 }
 
