@@ -119,10 +119,13 @@ pub enum ApiError {
     #[error("{op}: no answer within {} s", after.as_secs())]
     Timeout { op: &'static str, after: Duration },
     /// Connection refused, reset, DNS, TLS…
-    #[error("{op}: {message}")]
+    #[error("{op}: {message}{}", hint.map(|h| format!("; {h}")).unwrap_or_default())]
     Network {
         op: &'static str,
+        /// The transport's words.
         message: String,
+        /// What to do about it (`api::hint`, chosen by error type), shown after the message.
+        hint: Option<&'static str>,
         /// The connection was never established (DNS, refused, TLS handshake): no byte of the
         /// request reached the endpoint.
         connect: bool,
@@ -312,13 +315,11 @@ impl ApiError {
             source = s.source();
         }
         let connect = err.is_connect();
-        if let Some(hint) = super::hint::hint(&err, &message, connect) {
-            message.push_str("; ");
-            message.push_str(hint);
-        }
+        let hint = super::hint::hint(&err, &message, connect);
         ApiError::Network {
             op,
             message,
+            hint,
             connect,
         }
     }
@@ -681,6 +682,7 @@ mod tests {
             ApiError::Network {
                 op: "POST /upload",
                 message: format!("reset {TOKEN}"),
+                hint: None,
                 connect: false,
             },
             ApiError::Redirect {

@@ -214,14 +214,12 @@ fn api_failure(e: ApiError, source: &KeySource) -> anyhow::Error {
     }
     if let ApiError::Network {
         op,
-        message,
+        message: cause,
         connect: true,
+        ..
     } = &e
     {
         // The transport's words without the daemon's hint (which names [api] and retries).
-        let cause = message
-            .split_once("; ")
-            .map_or(message.as_str(), |(c, _)| c);
         let which = if source.from_flag {
             "--endpoint"
         } else {
@@ -416,7 +414,11 @@ mod tests {
     fn unreachable_endpoint_names_it_without_the_daemon_hint() {
         let e = ApiError::Network {
             op: "GET /upload-tokens",
-            message: "error sending request: tcp connect error: Connection refused (os error 111); cannot connect to `endpoint` in [api]: check the address and the network (the upload is retried)".into(),
+            message: "error sending request: tcp connect error: Connection refused (os error 111)"
+                .into(),
+            hint: Some(
+                "cannot connect to `endpoint` in [api]: check the address and the network (the upload is retried)",
+            ),
             connect: true,
         };
         let source = KeySource {
