@@ -286,14 +286,6 @@ async fn wait_for_other(
     shutdown: &CancellationToken,
 ) -> Result<Option<Outcome>, String> {
     for poll in 0u64.. {
-        if poll % 25 == 24 {
-            // A claim whose process died (killed daemon) goes back to the queue.
-            let j = ctx.journal.clone();
-            tokio::task::spawn_blocking(move || j.reclaim_interrupted())
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-        }
         let j = ctx.journal.clone();
         let row = tokio::task::spawn_blocking(move || j.get(id))
             .await
@@ -301,6 +293,15 @@ async fn wait_for_other(
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("file {id} left the journal"))?;
         match row.state {
+            // A claim whose process died (killed daemon) goes back to the queue; checked every
+            // 5 s by reading the row, so waiting writes nothing while the daemon is alive.
+            FileState::Uploading if poll % 25 == 24 && row.claim_is_stale() => {
+                let j = ctx.journal.clone();
+                tokio::task::spawn_blocking(move || j.reclaim_interrupted())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+            }
             FileState::Uploading => {}
             FileState::Queued => return Ok(None),
             FileState::Done => {

@@ -54,6 +54,13 @@ pub struct FileRow {
 
 /// The SELECT list that [`FileRow::from_sql`] reads, in order (a macro so `concat!` can use it).
 impl FileRow {
+    /// Claimed by a process that is no longer running (killed daemon): a reclaim would requeue it.
+    pub fn claim_is_stale(&self) -> bool {
+        self.claimed_by
+            .as_deref()
+            .is_some_and(|owner| !super::owner::is_alive(owner))
+    }
+
     /// A first request left without an answer after its whole body was sent: api.video may
     /// hold a video this row cannot name (window W3).
     pub fn possible_orphan(&self) -> bool {

@@ -573,3 +573,17 @@ fn list_without_all_shows_done_files_whose_delete_or_move_failed() {
     assert_eq!(listed, [stuck_move, stuck_delete]);
     assert_eq!(f.journal.list(true).unwrap().len(), 4);
 }
+
+/// `ingestd upload` waiting on the daemon reads the claim's owner instead of writing a reclaim
+/// every few seconds: only a claim of a dead process is stale.
+#[test]
+fn a_claim_is_stale_only_when_its_process_is_gone() {
+    let f = Fixture::new();
+    let id = f.queued("a.mp4", b"0123");
+    let row = f.journal.claim(id).unwrap();
+    assert!(!row.claim_is_stale(), "this process is alive");
+    f.sql(&format!(
+        "UPDATE files SET claimed_by = '{DEAD_OWNER}' WHERE id = {id}"
+    ));
+    assert!(f.journal.get(id).unwrap().unwrap().claim_is_stale());
+}
