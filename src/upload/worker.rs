@@ -151,18 +151,19 @@ pub async fn run_worker(
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let row = j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await?;
-        let Some(row) = row else {
-            let nap = idle_nap(j(&ctx.journal, |j| j.next_due()).await?, SystemTime::now());
-            if nap.is_zero() {
-                continue; // a row became due since the claim (another worker may take it)
-            }
+        // One read per idle wake-up: when is the next row due? Claim (a write) only if one is.
+        let nap = idle_nap(j(&ctx.journal, |j| j.next_due()).await?, SystemTime::now());
+        if !nap.is_zero() {
             tokio::select! {
                 _ = retire.cancelled() => return Ok(()),
                 _ = woken => {}
                 _ = tokio::time::sleep(nap) => {}
             }
             continue;
+        }
+        let row = j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await?;
+        let Some(row) = row else {
+            continue; // another worker (or process) took it
         };
         tracing::debug!(worker = n, id = row.id, path = %row.path.display(), "claimed");
         fail::fail_point!("after-claim"); // W2: journaled and claimed, no byte sent
