@@ -88,6 +88,19 @@ const CASES: &[(&str, &str)] = &[
         "2:12: `max_rate` in [upload] is negative; write a size such as \"10 MiB\"",
     ),
     (
+        // A timetable (rclone's --bwlimit syntax): the column of the bad entry's part.
+        "[upload]\nmax_rate = \"08:00,2M 18:00,20M 24:00,off\"\n",
+        "2:32: `max_rate` in [upload]: `24:00` is not a time; write HH:MM from 00:00 to 23:59",
+    ),
+    (
+        "[upload]\nmax_rate = \"Mon-08:00,512k Fri-18:00,fast\"\n",
+        "2:38: `max_rate` in [upload]: `fast` is not a rate",
+    ),
+    (
+        "[upload]\nmax_rate = \"08:00,2M Funday-08:00,1M\"\n",
+        "2:22: `max_rate` in [upload]: `Funday` is not a day of the week",
+    ),
+    (
         "[upload]\nretry_max = \"soon\"\n",
         "2:13: `retry_max` in [upload]: `soon` is not a duration",
     ),

@@ -23,6 +23,7 @@ use crate::journal::{
 };
 use crate::upload::board::Board;
 use crate::upload::rate::RateLimit;
+use crate::upload::schedule::Schedule;
 use crate::upload::token::TokenGate;
 use crate::upload::worker::{Outcome, WorkerContext, upload_file};
 
@@ -59,11 +60,15 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
 
     let board = Board::default();
     let gate = TokenGate::new(token);
-    let rate = Arc::new(RwLock::new(RateLimit::new(config.upload.max_rate)));
+    let limit = RateLimit::unlimited();
+    // The timetable applies to a one-shot upload too (not recorded: `status` is the daemon's).
+    let schedule = Schedule::new(config.upload.max_rate.clone(), limit.clone());
+    let rate = Arc::new(RwLock::new(limit));
     let ctx =
         worker_context(&config, journal.clone(), gate, board.clone(), rate).map_err(to_exit)?;
 
     let shutdown = CancellationToken::new();
+    schedule.spawn(None, shutdown.child_token());
     {
         let s = shutdown.clone();
         tokio::spawn(async move {

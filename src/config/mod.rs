@@ -23,6 +23,7 @@ pub mod keys;
 pub mod paths;
 pub mod position;
 pub mod raw;
+pub mod timetable;
 pub mod token;
 pub mod units;
 mod validate;
@@ -163,8 +164,9 @@ pub struct UploadConfig {
     pub workers: usize,
     /// Chunk size in bytes (default 64 MiB, 5 MiB..=128 MiB). Files up to this size go in one request.
     pub chunk_size: u64,
-    /// Total bytes per second across workers; 0 = unlimited (default).
-    pub max_rate: u64,
+    /// Total bytes per second across workers, flat or a weekly timetable (rclone's `--bwlimit`
+    /// syntax); a flat 0 = unlimited (default).
+    pub max_rate: timetable::RateTable,
     pub after_upload: AfterUpload,
     /// Cap of the exponential backoff (default 10 min).
     pub retry_max: Duration,

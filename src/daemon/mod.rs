@@ -3,7 +3,8 @@
 //! [`run`] is the entry point; tests drive [`run_with`] in-process with their own
 //! [`CancellationToken`], notify socket and reload trigger (no signals, no environment).
 //!
-//! - [`signals`]: SIGTERM/SIGINT → cancel; SIGHUP → [`ReloadRequests`].
+//! - [`signals`]: SIGTERM/SIGINT → cancel; SIGHUP → [`ReloadRequests`]; SIGUSR2 → toggle the
+//!   upload bandwidth limit (`upload::schedule`).
 //! - [`notify`]: `READY=1`, `STATUS=`, `RELOADING=1`, `WATCHDOG=1` (only while the journal
 //!   round-trips), `STOPPING=1`.
 //! - [`mod@status_line`]: the `STATUS=` text.
@@ -122,8 +123,13 @@ pub async fn run_with(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // SIGUSR2 → toggle the bandwidth limit; a signal before the services run waits for them.
+    let rate_toggle = std::sync::Arc::new(tokio::sync::Notify::new());
     let _signals = if handle_signals {
-        Some(signals::install(shutdown.clone(), reloads.trigger()).map_err(DaemonError::Signals)?)
+        Some(
+            signals::install(shutdown.clone(), reloads.trigger(), rate_toggle.clone())
+                .map_err(DaemonError::Signals)?,
+        )
     } else {
         None
     };
@@ -178,6 +184,9 @@ pub async fn run_with(
                     }
                 }
                 send(&notifier, notifier.ready(), "READY=1");
+            }
+            () = rate_toggle.notified() => {
+                services.schedule.toggle();
             }
             _ = token_tick.tick() => services.poll_token_file(&config),
             _ = status_tick.tick() => {

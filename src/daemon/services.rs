@@ -16,6 +16,7 @@ use crate::upload::backoff::RetryPolicy;
 use crate::upload::board::Board;
 use crate::upload::pool::Pool;
 use crate::upload::rate::RateLimit;
+use crate::upload::schedule::Schedule;
 use crate::upload::token::{self, TokenGate};
 use crate::upload::worker::{VideoMeta, WorkerContext};
 use crate::watch::{self, Sink};
@@ -34,6 +35,8 @@ pub struct Services {
     pub gate: TokenGate,
     pub board: Board,
     pub rate: Arc<RwLock<RateLimit>>,
+    /// `[upload] max_rate`'s timetable and SIGUSR2, driving `rate`.
+    pub schedule: Schedule,
     pool: Pool,
     watcher: WatcherSlot,
     roots: Vec<WatchConfig>,
@@ -172,7 +175,12 @@ impl Services {
         finish_interrupted_actions(&journal, config).await;
         let gate = TokenGate::new(token);
         let board = Board::default();
-        let rate = Arc::new(RwLock::new(RateLimit::new(config.upload.max_rate)));
+        // One limit for the daemon's life: the schedule changes its rate (timetable, reload,
+        // SIGUSR2), and uploads already running follow.
+        let limit = RateLimit::unlimited();
+        let schedule = Schedule::new(config.upload.max_rate.clone(), limit.clone());
+        schedule.spawn(Some(journal.clone()), shutdown.child_token());
+        let rate = Arc::new(RwLock::new(limit));
         let ctx = worker_context(
             config,
             journal.clone(),
@@ -222,6 +230,7 @@ impl Services {
             gate,
             board,
             rate,
+            schedule,
             pool,
             watcher: slot,
             roots: config.watch.clone(),
@@ -232,8 +241,8 @@ impl Services {
     }
 
     /// Applies a reloaded, validated configuration: token (always resumes a paused pool),
-    /// workers, the workers' context (`[api]`, API key, `[upload]`) and rate (for files started
-    /// from now on), and roots (the watcher restarts).
+    /// workers, the workers' context (`[api]`, API key, `[upload]`), the rate (at once, for
+    /// uploads in flight too), and roots (the watcher restarts).
     pub async fn apply(&mut self, config: &Config) {
         // [api] and [upload] (endpoint, TLS, API key, chunk size, after_upload, retries, hash)
         // apply to files claimed from now on; set before the token resumes a paused pool.
@@ -261,10 +270,7 @@ impl Services {
             Err(e) => tracing::error!("{e}"),
         }
         self.pool.resize(config.upload.workers);
-        match self.rate.write() {
-            Ok(mut r) => *r = RateLimit::new(config.upload.max_rate),
-            Err(p) => *p.into_inner() = RateLimit::new(config.upload.max_rate),
-        }
+        self.schedule.set_table(config.upload.max_rate.clone());
         self.apply_metrics(config).await;
         if !same_roots(&self.roots, &config.watch) {
             if let Some((handle, token)) = self.watcher.take() {

@@ -1,5 +1,6 @@
 //! Daemon-wide state shared with other processes through the `kv` table: the upload token's
-//! verdict (shown by `status`, read by `explain`) and the running daemon's heartbeat.
+//! verdict (shown by `status`, read by `explain`), the running daemon's heartbeat, and the
+//! upload rate in force (`[upload] max_rate`, its timetable and SIGUSR2; `status`, metrics).
 
 use std::time::SystemTime;
 
@@ -10,6 +11,7 @@ use super::{Journal, JournalError, owner};
 
 const TOKEN_KEY: &str = "token_state";
 const HEARTBEAT_KEY: &str = "daemon";
+const RATE_KEY: &str = "rate";
 
 /// The daemon's verdict on the upload token, shared with `status` through the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,20 @@ pub struct DaemonInfo {
     /// Whether that process is still running (checked through `/proc`, pid reuse excluded).
     pub running: bool,
     pub heartbeat_at: SystemTime,
+}
+
+/// The upload rate in force in the daemon, as it last recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateInForce {
+    /// Bytes per second the configuration asks for now; 0 = unlimited.
+    pub rate: u64,
+    /// SIGUSR2 lifted the limit (uploads run unlimited until the next SIGUSR2).
+    pub bypassed: bool,
+    /// The timetable as configured (None for a flat `max_rate`).
+    pub timetable: Option<String>,
+    /// When the rate next changes, and to what (None: never).
+    pub next_change_at: Option<SystemTime>,
+    pub next_rate: Option<u64>,
 }
 
 impl Journal {
@@ -136,6 +152,31 @@ impl Journal {
                     .is_ok_and(|age| age < max_age)
         });
         if fresh { Ok(()) } else { self.heartbeat() }
+    }
+
+    /// Records the upload rate in force (the daemon, when it changes).
+    pub fn set_rate_in_force(&self, r: &RateInForce) -> Result<(), JournalError> {
+        let value = serde_json::json!({
+            "rate": r.rate,
+            "bypassed": r.bypassed,
+            "timetable": r.timetable,
+            "next_change_at_ms": r.next_change_at.map(super::row::to_unix_ms),
+            "next_rate": r.next_rate,
+        })
+        .to_string();
+        self.kv_set(RATE_KEY, &value)
+    }
+
+    /// The upload rate the daemon last recorded (any daemon, running or not; see
+    /// [`Journal::daemon_info`]).
+    pub fn rate_in_force(&self) -> Result<Option<RateInForce>, JournalError> {
+        Ok(self.kv_get(RATE_KEY)?.map(|(v, _)| RateInForce {
+            rate: v["rate"].as_u64().unwrap_or_default(),
+            bypassed: v["bypassed"].as_bool().unwrap_or_default(),
+            timetable: v["timetable"].as_str().map(str::to_owned),
+            next_change_at: v["next_change_at_ms"].as_i64().map(from_unix_ms),
+            next_rate: v["next_rate"].as_u64(),
+        }))
     }
 
     /// The last daemon heartbeat, if any.

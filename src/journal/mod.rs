@@ -40,7 +40,7 @@ mod tests_upload;
 pub(crate) mod testutil;
 
 pub use error::JournalError;
-pub use kv::{DaemonInfo, TokenState, TokenStatus};
+pub use kv::{DaemonInfo, RateInForce, TokenState, TokenStatus};
 pub use query::{Backlog, Counts, FileNote, NoteKind, Summary};
 pub use row::{FileRow, from_unix_ms, to_unix_ms};
 pub use upload::{RetryOutcome, RetrySelection};

@@ -79,6 +79,45 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
         token,
     );
 
+    let limit = Gauge::<i64>::default();
+    let bypassed = snapshot.rate.bypassed;
+    limit.set(if bypassed {
+        0
+    } else {
+        int(snapshot.rate.bytes_per_second)
+    });
+    r.register(
+        "upload_rate_limit_bytes_per_second",
+        "The upload bandwidth limit in force ([upload] max_rate and its timetable); 0 = unlimited",
+        limit,
+    );
+    let lifted = Gauge::<i64>::default();
+    lifted.set(i64::from(bypassed));
+    r.register(
+        "upload_rate_limit_bypassed",
+        "1 while SIGUSR2 has lifted the bandwidth limit (until the next SIGUSR2)",
+        lifted,
+    );
+    if let (Some(at), Some(next)) = (
+        snapshot.rate.next_change_unix,
+        snapshot.rate.next_bytes_per_second,
+    ) {
+        let when = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        when.set(at);
+        r.register(
+            "upload_rate_limit_next_change_timestamp_seconds",
+            "When the max_rate timetable next changes the limit (Unix time)",
+            when,
+        );
+        let then = Gauge::<i64>::default();
+        then.set(int(next));
+        r.register(
+            "upload_rate_limit_next_bytes_per_second",
+            "The limit the max_rate timetable sets at its next change; 0 = unlimited",
+            then,
+        );
+    }
+
     let healthy = Family::<RootModeLabels, Gauge>::default();
     let watches = Family::<RootLabel, Gauge>::default();
     let free = Family::<RootLabel, Gauge>::default();
@@ -174,7 +213,35 @@ mod tests {
             uploading: Vec::new(),
             pending: Vec::new(),
             recent: Vec::new(),
+            rate: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_rate_in_force_and_its_next_change() {
+        let mut snap = snapshot();
+        let text = encode(&snap, &Counters::default()).unwrap();
+        assert!(text.contains("ingestd_upload_rate_limit_bytes_per_second 0\n"));
+        assert!(!text.contains("next_change"), "no change announced: {text}");
+        snap.rate = crate::metrics::snapshot::RateView {
+            bytes_per_second: 2 << 20,
+            next_change_unix: Some(1_800_000_000.0),
+            next_bytes_per_second: Some(0),
+            ..Default::default()
+        };
+        let text = encode(&snap, &Counters::default()).unwrap();
+        for line in [
+            "ingestd_upload_rate_limit_bytes_per_second 2097152",
+            "ingestd_upload_rate_limit_bypassed 0",
+            "ingestd_upload_rate_limit_next_change_timestamp_seconds 1800000000.0",
+            "ingestd_upload_rate_limit_next_bytes_per_second 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        snap.rate.bypassed = true;
+        let text = encode(&snap, &Counters::default()).unwrap();
+        assert!(text.contains("ingestd_upload_rate_limit_bytes_per_second 0\n"));
+        assert!(text.contains("ingestd_upload_rate_limit_bypassed 1\n"));
     }
 
     #[test]

@@ -307,6 +307,7 @@ mod tests {
                 size: 10,
                 done_at: None,
             }],
+            rate: Default::default(),
         }
     }
 

@@ -50,6 +50,22 @@ pub struct Snapshot {
     pub pending: Vec<PendingView>,
     /// The latest completions (at most [`RECENT_ROWS`]); empty for `/metrics`.
     pub recent: Vec<DoneView>,
+    /// `[upload] max_rate` in force (timetable, SIGUSR2).
+    pub rate: RateView,
+}
+
+/// The upload rate in force, as the schedule last recorded it in the journal.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RateView {
+    /// What `max_rate` asks for now, bytes/s; 0 = unlimited.
+    pub bytes_per_second: u64,
+    /// SIGUSR2 lifted the limit.
+    pub bypassed: bool,
+    pub timetable: Option<String>,
+    /// RFC 3339, and as a Unix timestamp for the metric.
+    pub next_change_at: Option<String>,
+    pub next_change_unix: Option<f64>,
+    pub next_bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -142,6 +158,22 @@ impl Sources {
                 reason: None,
             },
         };
+        let rate = self
+            .journal
+            .rate_in_force()?
+            .map(|r| RateView {
+                bytes_per_second: r.rate,
+                bypassed: r.bypassed,
+                timetable: r.timetable,
+                next_change_at: r.next_change_at.map(rfc3339),
+                next_change_unix: r.next_change_at.and_then(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_secs_f64())
+                }),
+                next_bytes_per_second: r.next_rate,
+            })
+            .unwrap_or_default();
         let paused = token.state == "rejected";
         let roots = (self.roots)();
         let inotify_watches = roots.iter().map(|r| r.watches as u64).sum();
@@ -183,6 +215,7 @@ impl Sources {
                 .map(|r| pending_view(r, paused, now))
                 .collect(),
             recent: recent.iter().map(done_view).collect(),
+            rate,
         })
     }
 }

@@ -4,6 +4,8 @@
 //! - [`backoff`]: [`RetryClass`] → [`Decision`] (full-jitter backoff, 429 waits, token pause),
 //!   and [`RetryNote`], the visible reason of a file waiting in retry.
 //! - [`rate`]: [`RateLimit`], the `upload.max_rate` token bucket shared by all workers.
+//! - [`schedule`]: [`Schedule`], the `max_rate` timetable and SIGUSR2 driving that bucket;
+//!   [`localtime`]: the local wall clock it reads (libc `localtime_r`).
 //! - [`hash`]: [`ContentHasher`] (BLAKE3 or SHA-256, with snapshot/restore) and [`hash_prefix`] for resume.
 //! - [`progress`]: [`UploadTap`] (rate limit + hash + [`Progress`] for one file's body; the api
 //!   client's body observer) with snapshot/restore per chunk.
@@ -69,10 +71,12 @@ pub mod after;
 pub mod backoff;
 pub mod board;
 pub mod hash;
+pub mod localtime;
 pub mod pool;
 pub mod progress;
 pub mod rate;
 pub mod resolve;
+pub mod schedule;
 #[cfg(test)]
 mod tests_worker;
 pub mod token;
@@ -84,3 +88,4 @@ pub use hash::{ContentHasher, HashError, HashSnapshot, hash_prefix, hash_prefix_
 pub use progress::{Progress, UploadTap};
 pub use rate::RateLimit;
 pub use resolve::{Resolution, resolve_refusal};
+pub use schedule::Schedule;

@@ -5,7 +5,9 @@
 //! `attempts`, `last_error`, `next_attempt_at` (RFC 3339 or null) and DESIGN's `sha256_or_blake3`
 //! as two keys, `blake3` and `sha256`: the receipt's hex under the key of the algorithm it was
 //! made with (`upload.hash`), the other null; `content_hash` is the same as `ALGORITHM:HEX`. Extra keys: `token_reason`, `token_since`, `journal`, `daemon`
-//! (`{"pid", "running", "heartbeat_at"}` or null), and per
+//! (`{"pid", "running", "heartbeat_at"}` or null), `rate` (`{"bytes_per_second" (0 =
+//! unlimited), "limited", "bypassed" (SIGUSR2), "timetable", "next_change_at",
+//! "next_bytes_per_second", "source": "daemon"|"config"}`), and per
 //! file `root`, `last_error_slug`, `chunk_size`, `first_chunk_in_flight`, `changed_at`,
 //! `queued_at`, `created_at`, `updated_at`, `done_at`, `after_upload`, `abandoned_video_ids`,
 //! `possible_orphans`. Without `--all`: settling, queued, uploading and failed files, and done
@@ -20,10 +22,12 @@ use serde_json::{Value, json};
 
 use super::{human_duration, human_size, last_error, rfc3339};
 use crate::cli::{Cli, StatusArgs, load_config};
+use crate::config::timetable::format_rate;
 use crate::journal::{
-    Counts, DaemonInfo, FileNote, FileRow, FileState, Journal, JournalError, NoteKind, TokenState,
-    TokenStatus,
+    Counts, DaemonInfo, FileNote, FileRow, FileState, Journal, JournalError, NoteKind, RateInForce,
+    TokenState, TokenStatus,
 };
+use crate::upload::{RateLimit, Schedule, localtime};
 
 /// Everything `status` shows except the files, which are streamed from the journal one row at
 /// a time (a journal with 100 000 queued files must not need 100 000 rows in memory).
@@ -32,6 +36,11 @@ struct Report {
     counts: Counts,
     token: TokenStatus,
     daemon: Option<DaemonInfo>,
+    /// The upload rate in force: the running daemon's record, else what the configuration
+    /// says now.
+    rate: RateInForce,
+    /// Whether `rate` comes from the running daemon (else from the configuration).
+    rate_from_daemon: bool,
     notes: HashMap<i64, Vec<FileNote>>,
     /// What to do when the token is rejected, for this configuration's token source.
     token_advice: String,
@@ -60,10 +69,23 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
                 since: None,
             },
             daemon: None,
+            rate: RateInForce {
+                rate: 0,
+                bypassed: false,
+                timetable: None,
+                next_change_at: None,
+                next_rate: None,
+            },
+            rate_from_daemon: false,
             notes: HashMap::new(),
             token_advice: String::new(),
         },
     };
+    if !report.rate_from_daemon {
+        let now = SystemTime::now();
+        report.rate = Schedule::new(config.upload.max_rate.clone(), RateLimit::unlimited())
+            .evaluate(now, localtime::at(now));
+    }
     report.token_advice = super::token_advice(&config, report.token.reason.as_deref());
     let mut out = io::BufWriter::new(io::stdout().lock());
     let written = if args.json {
@@ -104,11 +126,24 @@ fn read(journal: &Journal) -> Result<Report, JournalError> {
     for n in journal.notes(None)? {
         notes.entry(n.file_id).or_default().push(n);
     }
+    let daemon = journal.daemon_info()?;
+    let recorded = match &daemon {
+        Some(d) if d.running => journal.rate_in_force()?,
+        _ => None,
+    };
     Ok(Report {
         journal: journal.path().to_owned(),
         counts: journal.counts()?,
         token: journal.token_state()?,
-        daemon: journal.daemon_info()?,
+        daemon,
+        rate_from_daemon: recorded.is_some(),
+        rate: recorded.unwrap_or(RateInForce {
+            rate: 0,
+            bypassed: false,
+            timetable: None,
+            next_change_at: None,
+            next_rate: None,
+        }),
         notes,
         token_advice: String::new(),
     })
@@ -182,7 +217,39 @@ fn header_json(r: &Report) -> Value {
             "running": d.running,
             "heartbeat_at": rfc3339(d.heartbeat_at),
         })),
+        "rate": {
+            "bytes_per_second": r.rate.rate,
+            "limited": r.rate.rate != 0 && !r.rate.bypassed,
+            "bypassed": r.rate.bypassed,
+            "timetable": r.rate.timetable,
+            "next_change_at": time(r.rate.next_change_at),
+            "next_bytes_per_second": r.rate.next_rate,
+            "source": if r.rate_from_daemon { "daemon" } else { "config" },
+        },
     })
+}
+
+/// `rate: 2 MiB/s until 2026-…Z, then 20 MiB/s (timetable "…")`.
+fn rate_line(r: &Report) -> String {
+    let f = &r.rate;
+    let mut line = if f.bypassed {
+        format!(
+            "rate: unlimited (SIGUSR2 lifted the limit of {} until the next SIGUSR2)",
+            format_rate(f.rate)
+        )
+    } else {
+        format!("rate: {}", format_rate(f.rate))
+    };
+    if let (Some(at), Some(next)) = (f.next_change_at, f.next_rate) {
+        line += &format!(" until {}, then {}", rfc3339(at), format_rate(next));
+    }
+    if let Some(t) = &f.timetable {
+        line += &format!(" (timetable \"{t}\")");
+    }
+    if !r.rate_from_daemon {
+        line += " [from the configuration; no daemon running]";
+    }
+    line
 }
 
 fn file_json(r: &Report, f: &FileRow) -> Value {
@@ -267,6 +334,7 @@ fn write_table(
         )?,
         None => writeln!(out, "daemon: no heartbeat recorded")?,
     }
+    writeln!(out, "{}", rate_line(r))?;
     let mut shown = 0u64;
     // Notes of the files shown, printed after the table (few: only files with notes).
     let mut noted: Vec<i64> = Vec::new();
