@@ -4,13 +4,27 @@
 //! middle of it and the next redraw paints over half of it. While bars are shown
 //! ([`show_bars`]), each log line is written with the bars cleared and drawn again after it
 //! (indicatif's `suspend`). Without bars (every other command, or stderr not a terminal) a line
-//! goes straight to stderr.
+//! goes straight to stderr. `demo` sends every log line to a file instead ([`log_to_file`]): its
+//! table owns the terminal.
 
 use std::io::{self, Write};
 use std::sync::{Mutex, MutexGuard};
 
 use indicatif::MultiProgress;
 use tracing_subscriber::fmt::MakeWriter;
+
+/// Where log lines go instead of stderr, if set ([`log_to_file`]).
+static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// From now on, log lines are appended to `path` instead of stderr.
+pub fn log_to_file(path: &std::path::Path) -> io::Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    *FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    Ok(())
+}
 
 /// The bars on screen, if any.
 static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
@@ -53,7 +67,11 @@ pub struct LineWriter;
 
 impl Write for LineWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        write_beside_bars(buf, &mut io::stderr().lock())?;
+        let mut file = FILE.lock().unwrap_or_else(|p| p.into_inner());
+        match file.as_mut() {
+            Some(f) => f.write_all(buf)?,
+            None => write_beside_bars(buf, &mut io::stderr().lock())?,
+        }
         Ok(buf.len())
     }
 

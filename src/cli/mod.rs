@@ -199,6 +199,10 @@ pub struct DemoArgs {
     /// Exit once the sample files are uploaded instead of watching until Ctrl-C.
     #[arg(long)]
     pub once: bool,
+    /// The global `--config`, which `demo` does not read (it writes its own): hidden here so
+    /// that `demo --help` does not offer it.
+    #[arg(long = "config", id = "config", hide = true, global = true, env = "INGESTD_CONFIG", default_value = config::DEFAULT_PATH)]
+    pub ignored_config: PathBuf,
 }
 
 /// An error that carries its exit status (e.g. 78 for configuration errors).
@@ -226,7 +230,8 @@ pub fn main() -> ExitCode {
     #[cfg(feature = "failpoints")]
     let _failpoints = failpoints_setup();
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // `demo` writes its log to a file (its table owns the terminal): no colour codes there.
+    init_tracing(cli.log_format, matches!(cli.command, Command::Demo(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -288,11 +293,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Human logs by default, JSON with `--log-format json`; no ANSI colours under systemd
 /// (`JOURNAL_STREAM` set) or when stderr is not a terminal. `RUST_LOG` overrides the level.
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, to_file: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::env::var_os("JOURNAL_STREAM").is_none() && std::io::stderr().is_terminal();
+    let ansi =
+        !to_file && std::env::var_os("JOURNAL_STREAM").is_none() && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(log_writer::Stderr)
