@@ -77,6 +77,29 @@ pub fn fragment(s: &Snapshot) -> String {
     h
 }
 
+/// `Upload rate: 2 MiB/s until …, then 20 MiB/s` (timetable, SIGUSR2).
+fn write_rate(h: &mut String, r: &super::snapshot::RateView) -> std::fmt::Result {
+    let rate = |n: u64| crate::config::timetable::format_rate(n);
+    h.push_str("<p id=\"rate\">Upload rate: ");
+    if r.bypassed {
+        write!(
+            h,
+            "<b>unlimited</b> (SIGUSR2 lifted the limit of {} until the next SIGUSR2)",
+            rate(r.bytes_per_second)
+        )?;
+    } else {
+        write!(h, "<b>{}</b>", rate(r.bytes_per_second))?;
+    }
+    if let (Some(at), Some(next)) = (&r.next_change_at, r.next_bytes_per_second) {
+        write!(h, " until {}, then {}", esc(at), rate(next))?;
+    }
+    if let Some(t) = &r.timetable {
+        write!(h, " <span class=\"muted\">(timetable {})</span>", esc(t))?;
+    }
+    h.push_str("</p>");
+    Ok(())
+}
+
 fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
     let class = match s.token.state {
         "ok" => "ok",
@@ -103,6 +126,7 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
         )?;
     }
     h.push_str("</p>");
+    write_rate(h, &s.rate)?;
 
     h.push_str("<p class=\"summary\" id=\"summary\">");
     for c in &s.files {
@@ -328,6 +352,30 @@ mod tests {
             "no external assets"
         );
         assert_eq!(html.matches("<script>").count(), 1);
+    }
+
+    #[test]
+    fn shows_the_rate_in_force_and_its_next_change() {
+        let mut s = snapshot();
+        assert!(fragment(&s).contains("Upload rate: <b>unlimited</b></p>"));
+        s.rate = crate::metrics::snapshot::RateView {
+            bytes_per_second: 2 << 20,
+            timetable: Some("08:00,2M 18:00,<off>".into()),
+            next_change_at: Some("2026-12-04T18:00:00Z".into()),
+            next_bytes_per_second: Some(0),
+            ..Default::default()
+        };
+        let html = fragment(&s);
+        assert!(
+            html.contains("Upload rate: <b>2 MiB/s</b> until 2026-12-04T18:00:00Z, then unlimited"),
+            "{html}"
+        );
+        assert!(
+            html.contains("(timetable 08:00,2M 18:00,&lt;off&gt;)"),
+            "{html}"
+        );
+        s.rate.bypassed = true;
+        assert!(fragment(&s).contains("<b>unlimited</b> (SIGUSR2 lifted the limit of 2 MiB/s"));
     }
 
     #[test]
