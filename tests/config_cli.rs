@@ -440,3 +440,20 @@ fn credentials_directory_supplies_the_token() {
     let out = check_with_credentials(&path, &creds);
     assert!(text(&out.stdout).contains(&format!("token: file {}", token.display())));
 }
+
+#[test]
+fn check_config_summary_names_the_timetable() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("root")).unwrap();
+    let path = write_config(
+        tmp.path(),
+        "[api]\nendpoint = \"http://127.0.0.1:8089\"\nupload_token = \"to1tcmSFHeYY5KzyhOqVKMVb\"\n\n[journal]\npath = \"{dir}/journal.sqlite\"\n\n[upload]\nmax_rate = \"08:00,512k 23:00,off\"\n\n[[watch]]\npath = \"{dir}/root\"\n",
+    );
+    let out = check(&path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(", max_rate 08:00,512k 23:00,off, endpoint"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -318,8 +318,13 @@ impl Config {
             1 => "1 watch root".to_owned(),
             n => format!("{n} watch roots"),
         };
+        let rate = if self.upload.max_rate == 0 {
+            String::new()
+        } else {
+            format!(", max_rate {}", self.upload.max_rate)
+        };
         format!(
-            "{roots}, {} workers, chunk size {}, endpoint {}, token: {}",
+            "{roots}, {} workers, chunk size {}{rate}, endpoint {}, token: {}",
             self.upload.workers,
             units::format_size(self.upload.chunk_size),
             endpoint_host(&self.api.endpoint),
