@@ -2,7 +2,8 @@
 //! show the rate in force and its next change, SIGUSR2 lifts the limit and brings it back, and a
 //! SIGHUP with a flat rate replaces the timetable at once. Independent of the machine's time
 //! zone: the timetable has two rates 12 hours apart, so one of them is always in force and the
-//! other comes within 12 hours.
+//! other comes within 12 hours. And the switch itself: a daemon with a `TZ` whose offset has
+//! seconds, so that the next local minute (the change) is a few seconds away.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use common::Emulator;
-use common::daemon::{Opts, Setup};
+use common::daemon::{Daemon, Opts, Setup};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(60);
@@ -111,4 +112,47 @@ fn without_a_daemon_status_computes_the_rate_from_the_configuration() {
     assert_eq!(rate(&s)["source"], "config");
     assert_eq!(rate(&s)["bytes_per_second"], 1024 * K);
     assert_eq!(rate(&s)["next_change_at"], Value::Null);
+}
+
+#[test]
+fn the_rate_changes_at_the_local_minute_the_timetable_says() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    // Local time = UTC + offset, with the local second at 45 now: the change is 15 s away.
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let offset = (45 + 120 - now % 60) % 60;
+    let local = now + offset;
+    let hhmm = |t: u64| format!("{:02}:{:02}", t / 3600 % 24, t / 60 % 60);
+    let (t0, t1) = (hhmm(local), hhmm(local + 60));
+    with_rate(&setup, &format!("{t0},64k {t1},128k"));
+    let log = std::fs::File::create(setup.dir.join("daemon.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ingestd"))
+        .args(["run", "--config"])
+        .arg(&setup.config)
+        // POSIX TZ offsets are west-positive: "-0:00:SS" is SS seconds east of UTC.
+        .env("TZ", format!("TST-0:00:{offset:02}"))
+        .env("RUST_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _d = Daemon { child };
+
+    let s = setup.wait_for("the first rate", T, |s| rate(s)["source"] == "daemon");
+    assert_eq!(rate(&s)["bytes_per_second"], 64 * K, "{s}");
+    assert_eq!(rate(&s)["next_bytes_per_second"], 128 * K);
+    let change = unix(rate(&s)["next_change_at"].as_str().unwrap());
+    assert_eq!(
+        change as u64,
+        now + 15,
+        "the start of local minute {t1}: {s}"
+    );
+    setup.wait_for("the timetable's change", T, |s| {
+        rate(s)["bytes_per_second"] == 128 * K
+    });
+    setup.wait_log("upload rate now 128 KiB/s (max_rate timetable)", T);
 }
