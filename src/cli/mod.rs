@@ -17,6 +17,7 @@ mod generate;
 mod journal_cmds;
 mod keyed;
 mod log_writer;
+mod orphans;
 mod run;
 mod table;
 mod token;
@@ -65,6 +66,8 @@ pub enum Command {
     /// List, show, update and delete videos with the API key.
     #[command(subcommand)]
     Videos(VideosCommand),
+    /// Videos that files left behind (abandoned uploads, possible orphans): list, or delete with --delete.
+    Orphans(OrphansArgs),
     /// Run the local api.video-compatible endpoint (does not read --config).
     Emulator(EmulatorArgs),
     /// A self-contained tour on the local endpoint: watches ./ingestd-demo/inbox and uploads what lands there (does not read --config).
@@ -295,6 +298,21 @@ pub enum VideosCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct OrphansArgs {
+    #[command(flatten)]
+    pub common: TokenCommon,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Delete the orphan videos (never a file's own video) and mark them resolved in the journal.
+    #[arg(long)]
+    pub delete: bool,
+    /// With --delete: do not ask (required when standard input is not a terminal).
+    #[arg(long, short = 'y', requires = "delete")]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct EmulatorArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8089")]
@@ -400,6 +418,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Upload(args) => upload::run(&cli, args).await,
         Command::Token(cmd) => token::run(&cli, cmd).await,
         Command::Videos(cmd) => videos::run(&cli, cmd).await,
+        Command::Orphans(args) => orphans::run(&cli, args).await,
         Command::Emulator(args) => emulator::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Generate(args) => generate::run(args),

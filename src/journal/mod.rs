@@ -20,6 +20,7 @@ mod db;
 mod error;
 mod ingest;
 mod kv;
+mod orphans;
 mod owner;
 mod query;
 mod row;
