@@ -381,6 +381,13 @@ pub fn main() -> ExitCode {
                 eprintln!("{}", exit.message);
                 return ExitCode::from(exit.code);
             }
+            // A journal emptied or replaced under ingestd: the operator decides (exit 78).
+            if let Some(e @ crate::journal::JournalError::NotAJournal { .. }) =
+                err.downcast_ref::<crate::journal::JournalError>()
+            {
+                eprintln!("ingestd: {e}");
+                return ExitCode::from(config::EXIT_CONFIG);
+            }
             eprintln!("ingestd: {err:#}");
             ExitCode::from(1)
         }

@@ -63,6 +63,7 @@ impl DaemonError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DaemonError::Config(_) => EXIT_CONFIG,
+            DaemonError::Journal(crate::journal::JournalError::NotAJournal { .. }) => EXIT_CONFIG,
             _ => 1,
         }
     }
