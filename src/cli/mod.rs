@@ -56,6 +56,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Put failed files back in the queue.
     Retry(RetryArgs),
+    /// Forget files uploaded longer ago than DURATION (files still in place keep a tombstone and are not uploaded again).
+    Prune(PruneArgs),
     /// Say why a file is not uploaded (yet).
     Explain(ExplainArgs),
     /// Upload files now, in the foreground, through the same journal and code path as `run`; exit 1 if any is not uploaded.
@@ -95,6 +97,13 @@ pub struct RetryArgs {
     /// Retry every failed file.
     #[arg(long)]
     pub failed: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Prune done files uploaded longer ago than this, e.g. 90d, 12h.
+    #[arg(long, value_name = "DURATION")]
+    pub done_before: String,
 }
 
 #[derive(Debug, Args)]
@@ -422,6 +431,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => journal_cmds::status(&cli, args),
         Command::Retry(args) => journal_cmds::retry(&cli, args),
         Command::Explain(args) => journal_cmds::explain(&cli, args),
+        Command::Prune(args) => journal_cmds::prune(&cli, args),
         Command::Upload(args) => upload::run(&cli, args).await,
         Command::Token(cmd) => token::run(&cli, cmd).await,
         Command::Videos(cmd) => videos::run(&cli, cmd).await,

@@ -149,8 +149,13 @@ impl Journal {
                 detail: "the file is not writable".into(),
             });
         }
-        if check_header(&conn, path)? == 0 && !create {
-            return Err(no_schema(path));
+        if check_header(&conn, path)? == 0 {
+            if !create {
+                return Err(no_schema(path));
+            }
+            // Before the first table: pruning can give pages back (`incremental_vacuum`).
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(err)?;
         }
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))

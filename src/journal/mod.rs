@@ -23,6 +23,7 @@ mod kv;
 mod orphans;
 mod owner;
 mod query;
+mod retention;
 mod row;
 mod schema;
 mod upload;
@@ -36,6 +37,8 @@ mod tests_model;
 #[cfg(test)]
 mod tests_query;
 #[cfg(test)]
+mod tests_retention;
+#[cfg(test)]
 mod tests_upload;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -43,6 +46,7 @@ pub(crate) mod testutil;
 pub use error::JournalError;
 pub use kv::{DaemonInfo, TokenState, TokenStatus};
 pub use query::{Backlog, Counts, FileNote, NoteKind, Summary};
+pub use retention::{JournalStats, PruneOutcome};
 pub use row::{FileRow, from_unix_ms, to_unix_ms};
 pub use upload::{RetryOutcome, RetrySelection};
 
