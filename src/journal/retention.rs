@@ -1,8 +1,9 @@
 //! Retention: pruning `done` rows older than a cutoff, tombstones for pruned files still on
 //! disk, and giving the freed pages back to the filesystem (`incremental_vacuum`).
 //!
-//! Pruning runs in batches of [`PRUNE_BATCH`] rows, one short IMMEDIATE transaction each, so a
-//! worker's commit never waits long behind it. A row is pruned only if it is `done`, its
+//! Pruning runs in batches of [`PRUNE_BATCH`] rows, one short IMMEDIATE transaction each
+//! (`synchronous = NORMAL`, like the watcher's batches), so a worker's commit never waits long
+//! behind it. A row is pruned only if it is `done`, its
 //! `done_at` is before the cutoff and it has no unresolved note (an orphan to clean up stays
 //! listed). A pruned file that still exists at its path with the same size and mtime leaves a
 //! tombstone (path, size, mtime, content hash, videoId): when the watcher sees that file again,
@@ -71,9 +72,10 @@ impl Journal {
                     still_there(&bytes_to_path(path), *size, *mtime_ns)
                 })
                 .collect();
-            let (rows, tombs) = self.immediate(|tx, _now| {
-                prune_batch(tx, cutoff_ms, &batch, &on_disk).map_err(|e| self.err(e))
-            })?;
+            // `synchronous = NORMAL` like a scan batch: a batch lost to a power cut is pruned
+            // again next time, and a batch is all or nothing (tombstones with their deletes).
+            let (rows, tombs) =
+                self.scan_tx(|tx, _now| prune_batch(tx, cutoff_ms, &batch, &on_disk))?;
             out.rows += rows;
             out.tombstones += tombs;
         }
@@ -96,8 +98,10 @@ impl Journal {
     ) -> Result<Vec<Candidate>, JournalError> {
         let conn = self.conn();
         conn.prepare_cached(
+            // `+state`: walk the rowid from `after_id` (each batch starts where the last ended)
+            // instead of the state index, which would sort every done row for every batch.
             "SELECT id, path, size, mtime_ns FROM files
-             WHERE state = 'done' AND done_at < ?1 AND id > ?2
+             WHERE +state = 'done' AND done_at < ?1 AND id > ?2
                AND NOT EXISTS (SELECT 1 FROM file_notes n
                                WHERE n.file_id = files.id AND n.resolved_at IS NULL)
              ORDER BY id LIMIT ?3",
