@@ -322,7 +322,7 @@ fn journal_from_a_future_schema() {
     assert_eq!(
         stderr(&o).trim(),
         format!(
-            "ingestd: {}: journal schema version 999 is newer than this ingestd understands (up to 2); install the newer ingestd that wrote it (the journal was left untouched)",
+            "ingestd: {}: journal schema version 999 is newer than this ingestd understands (up to 3); install the newer ingestd that wrote it (the journal was left untouched)",
             j.display()
         )
     );

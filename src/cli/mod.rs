@@ -15,10 +15,14 @@ mod demo;
 mod emulator;
 mod generate;
 mod journal_cmds;
+mod keyed;
 mod log_writer;
+mod orphans;
 mod run;
+mod table;
 mod token;
 mod upload;
+mod videos;
 
 /// Watches folders and uploads every finished video file to api.video with a delegated upload token.
 #[derive(Debug, Parser)]
@@ -52,6 +56,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Put failed files back in the queue.
     Retry(RetryArgs),
+    /// Forget files uploaded longer ago than DURATION (files still in place keep a tombstone and are not uploaded again).
+    Prune(PruneArgs),
     /// Say why a file is not uploaded (yet).
     Explain(ExplainArgs),
     /// Upload files now, in the foreground, through the same journal and code path as `run`; exit 1 if any is not uploaded.
@@ -59,6 +65,11 @@ pub enum Command {
     /// Manage delegated upload tokens with the API key.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List, show, update and delete videos with the API key.
+    #[command(subcommand)]
+    Videos(VideosCommand),
+    /// Videos that files left behind (abandoned uploads, possible orphans): list, or delete with --delete.
+    Orphans(OrphansArgs),
     /// Run the local api.video-compatible endpoint (does not read --config).
     Emulator(EmulatorArgs),
     /// A self-contained tour on the local endpoint: watches ./ingestd-demo/inbox and uploads what lands there (does not read --config).
@@ -89,6 +100,13 @@ pub struct RetryArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Prune done files uploaded longer ago than this, e.g. 90d, 12h.
+    #[arg(long, value_name = "DURATION")]
+    pub done_before: String,
+}
+
+#[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// The file to explain.
     pub path: PathBuf,
@@ -101,7 +119,7 @@ pub struct UploadArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// Options shared by the `token` commands.
+/// Options shared by the API-key commands (`token`, `videos`, `orphans`).
 #[derive(Debug, Args)]
 pub struct TokenCommon {
     /// API base URL (overrides `api.endpoint`): https://ws.api.video or https://sandbox.api.video.
@@ -173,6 +191,134 @@ pub enum TokenCommand {
         /// The token (`to…`, as `token list` shows it).
         id: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum VideoSortBy {
+    #[value(name = "title")]
+    Title,
+    #[value(name = "createdAt")]
+    CreatedAt,
+    #[value(name = "publishedAt")]
+    PublishedAt,
+    #[value(name = "updatedAt")]
+    UpdatedAt,
+}
+
+/// `KEY=VALUE` of `--metadata`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VideosCommand {
+    /// List videos, newest last; on a terminal a table, piped one id per line.
+    List {
+        #[command(flatten)]
+        common: TokenCommon,
+        /// Only videos whose title contains this text.
+        #[arg(long)]
+        title: Option<String>,
+        /// Only videos with this tag (repeat: all of them).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Only videos with this metadata (repeat: all of them).
+        #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = key_value)]
+        metadata: Vec<(String, String)>,
+        /// Sort key (api.video's default: createdAt).
+        #[arg(long, value_enum)]
+        sort_by: Option<VideoSortBy>,
+        /// Sort order (api.video's default: asc).
+        #[arg(long, value_enum)]
+        sort_order: Option<SortOrder>,
+        /// Page number, from 1.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "all")]
+        page: Option<u32>,
+        /// Items per page, 1-100 (with --all: per request, default 100).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+        page_size: Option<u32>,
+        /// Follow the pages and list every matching video.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON: the API's page, or with --all an array of every video.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one video and its upload state.
+    Show {
+        #[command(flatten)]
+        common: TokenCommon,
+        /// The video id (`vi…`).
+        id: String,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a video's title, description, tags, metadata or visibility (PATCH).
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true)
+        .args(["title", "description", "tags", "clear_tags", "metadata", "clear_metadata", "public", "private"]))]
+    Update {
+        #[command(flatten)]
+        common: TokenCommon,
+        /// The video id (`vi…`).
+        id: String,
+        /// New title.
+        #[arg(long)]
+        title: Option<String>,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Replace the tags with these (repeat for several).
+        #[arg(long = "tag", value_name = "TAG", conflicts_with = "clear_tags")]
+        tags: Vec<String>,
+        /// Remove every tag.
+        #[arg(long)]
+        clear_tags: bool,
+        /// Replace the metadata with these pairs (repeat for several).
+        #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = key_value, conflicts_with = "clear_metadata")]
+        metadata: Vec<(String, String)>,
+        /// Remove every metadata pair.
+        #[arg(long)]
+        clear_metadata: bool,
+        /// Make the video public.
+        #[arg(long, conflicts_with = "private")]
+        public: bool,
+        /// Make the video private.
+        #[arg(long)]
+        private: bool,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete videos; asks first on a terminal (--yes skips the question).
+    Delete {
+        #[command(flatten)]
+        common: TokenCommon,
+        /// Video ids (`vi…`).
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Do not ask (required when standard input is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OrphansArgs {
+    #[command(flatten)]
+    pub common: TokenCommon,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Delete the orphan videos (never a file's own video) and mark them resolved in the journal.
+    #[arg(long)]
+    pub delete: bool,
+    /// With --delete: do not ask (required when standard input is not a terminal).
+    #[arg(long, short = 'y', requires = "delete")]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +395,13 @@ pub fn main() -> ExitCode {
                 eprintln!("{}", exit.message);
                 return ExitCode::from(exit.code);
             }
+            // A journal emptied or replaced under ingestd: the operator decides (exit 78).
+            if let Some(e @ crate::journal::JournalError::NotAJournal { .. }) =
+                err.downcast_ref::<crate::journal::JournalError>()
+            {
+                eprintln!("ingestd: {e}");
+                return ExitCode::from(config::EXIT_CONFIG);
+            }
             eprintln!("ingestd: {err:#}");
             ExitCode::from(1)
         }
@@ -283,8 +436,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => journal_cmds::status(&cli, args),
         Command::Retry(args) => journal_cmds::retry(&cli, args),
         Command::Explain(args) => journal_cmds::explain(&cli, args),
+        Command::Prune(args) => journal_cmds::prune(&cli, args),
         Command::Upload(args) => upload::run(&cli, args).await,
         Command::Token(cmd) => token::run(&cli, cmd).await,
+        Command::Videos(cmd) => videos::run(&cli, cmd).await,
+        Command::Orphans(args) => orphans::run(&cli, args).await,
         Command::Emulator(args) => emulator::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Generate(args) => generate::run(args),

@@ -60,11 +60,10 @@ pub const API: &[Key] = &[
     k("request_timeout", DURATION, "request_timeout = \"30s\""),
 ];
 
-pub const JOURNAL: &[Key] = &[k(
-    "path",
-    PATH,
-    "path = \"/var/lib/ingestd/journal.sqlite\"",
-)];
+pub const JOURNAL: &[Key] = &[
+    k("path", PATH, "path = \"/var/lib/ingestd/journal.sqlite\""),
+    k("keep_done", DURATION, "keep_done = \"90d\""),
+];
 
 pub const UPLOAD: &[Key] = &[
     k("workers", "an integer", "workers = 2"),
@@ -184,7 +183,7 @@ mod tests {
 
     #[test]
     fn finds_section_by_key_list() {
-        assert_eq!(section_with_keys(&["path"]), Some("journal"));
+        assert_eq!(section_with_keys(&["path", "keep_done"]), Some("journal"));
         let upload: Vec<&str> = UPLOAD.iter().map(|k| k.name).collect();
         assert_eq!(section_with_keys(&upload), Some("upload"));
     }

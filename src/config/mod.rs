@@ -121,6 +121,8 @@ pub enum TokenSource {
 pub struct JournalConfig {
     /// SQLite journal path (default `/var/lib/ingestd/journal.sqlite`).
     pub path: PathBuf,
+    /// Done rows older than this are pruned (hourly); `None` (the default) keeps them forever.
+    pub keep_done: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,6 +40,7 @@ pub struct RawApi {
 #[serde(deny_unknown_fields)]
 pub struct RawJournal {
     pub path: Option<Spanned<String>>,
+    pub keep_done: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,6 +13,7 @@
 //! within `upload.shutdown_timeout` → `STOPPING=1` → return `Ok(())` (exit 0).
 
 pub mod notify;
+pub mod prune;
 pub mod services;
 pub mod signals;
 pub mod status_line;
@@ -64,6 +65,7 @@ impl DaemonError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DaemonError::Config(_) => EXIT_CONFIG,
+            DaemonError::Journal(crate::journal::JournalError::NotAJournal { .. }) => EXIT_CONFIG,
             _ => 1,
         }
     }
@@ -165,6 +167,14 @@ pub async fn run_with(
             healthy,
             tasks.clone(),
         )));
+    }
+
+    if let Some(keep_done) = config.journal.keep_done {
+        tokio::spawn(prune::run_loop(
+            services.journal.clone(),
+            keep_done,
+            tasks.clone(),
+        ));
     }
 
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);

@@ -23,6 +23,7 @@ fn config(source: &Path) -> Config {
         },
         journal: JournalConfig {
             path: source.with_file_name("journal.sqlite"),
+            keep_done: None,
         },
         upload: UploadConfig {
             workers: 2,

@@ -43,7 +43,52 @@ impl Journal {
                 source,
             })?;
         }
-        Self::open_read_write(path, true)
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.len() == 0 => Err(JournalError::NotAJournal {
+                path: path.to_owned(),
+                detail: "the file is empty (0 bytes)".into(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create_new(path),
+            _ => Self::open_read_write(path, false),
+        }
+    }
+
+    /// Creates a new journal atomically: built and migrated under a temporary name, then linked
+    /// into place. So the journal's path never holds a file without ingestd's schema (which
+    /// [`Journal::open`] refuses), even while another process opens it at the same moment; if
+    /// another process links its new journal first, that one is used.
+    fn create_new(path: &Path) -> Result<Journal, JournalError> {
+        let name = path
+            .file_name()
+            .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(".{name}.new-{}", std::process::id()));
+        let remove_tmp = || {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut p = tmp.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        };
+        remove_tmp();
+        // Closing the only connection checkpoints the WAL into the file and removes it.
+        drop(Self::open_read_write(&tmp, true).inspect_err(|_| remove_tmp())?);
+        let linked = match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            // A filesystem without hard links: rename (no other process is expected there).
+            Err(_) => std::fs::rename(&tmp, path),
+        };
+        remove_tmp();
+        linked.map_err(|e| JournalError::CannotOpen {
+            path: path.to_owned(),
+            detail: format!("cannot put the new journal in place: {e}"),
+        })?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Self::open_read_write(path, false)
     }
 
     /// Opens an existing journal read-write (for `retry`): [`JournalError::Missing`] if there is
@@ -75,9 +120,9 @@ impl Journal {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         let version = check_header(&conn, path)?;
         if version == 0 {
-            return Err(JournalError::Missing {
-                path: path.to_owned(),
-            });
+            // New journals are linked into place whole (`create_new`): version 0 at the path is
+            // a journal emptied or replaced, not one being created.
+            return Err(no_schema(path));
         }
         if version < CURRENT_VERSION {
             return Err(JournalError::TooOld {
@@ -104,7 +149,14 @@ impl Journal {
                 detail: "the file is not writable".into(),
             });
         }
-        check_header(&conn, path)?;
+        if check_header(&conn, path)? == 0 {
+            if !create {
+                return Err(no_schema(path));
+            }
+            // Before the first table: pruning can give pages back (`incremental_vacuum`).
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(err)?;
+        }
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(err)?;
@@ -147,6 +199,19 @@ impl Journal {
     }
 }
 
+/// The refusal of an existing file at version 0: emptied (0 bytes) or an empty SQLite database.
+fn no_schema(path: &Path) -> JournalError {
+    let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+    JournalError::NotAJournal {
+        path: path.to_owned(),
+        detail: if empty {
+            "the file is empty (0 bytes)".into()
+        } else {
+            "the file has no ingestd schema (an empty SQLite database)".into()
+        },
+    }
+}
+
 /// `user_version`, refused when it is newer than this build knows.
 fn known_version(conn: &Connection, path: &Path) -> Result<i64, JournalError> {
     let version: i64 = conn
@@ -175,13 +240,13 @@ fn check_header(conn: &Connection, path: &Path) -> Result<i64, JournalError> {
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(err)?;
         if objects > 0 {
-            return Err(JournalError::Corrupt {
+            return Err(JournalError::NotAJournal {
                 path: path.to_owned(),
                 detail: "a SQLite database of another program (it has tables but no ingestd schema version)".into(),
             });
         }
     } else if app_id != APPLICATION_ID {
-        return Err(JournalError::Corrupt {
+        return Err(JournalError::NotAJournal {
             path: path.to_owned(),
             detail: format!("a SQLite database of another program (application_id {app_id:#x})"),
         });
@@ -376,8 +441,44 @@ mod tests {
                 .unwrap();
         }
         let e = Journal::open(&path).unwrap_err();
-        assert!(matches!(e, JournalError::Corrupt { .. }), "{e}");
+        assert!(matches!(e, JournalError::NotAJournal { .. }), "{e}");
         assert!(e.to_string().contains("another program"), "{e}");
+    }
+
+    #[test]
+    fn emptied_or_schemaless_journal_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        drop(Journal::open(&path).unwrap());
+        std::fs::write(&path, b"").unwrap();
+        for e in [
+            Journal::open(&path).unwrap_err(),
+            Journal::open_existing(&path).unwrap_err(),
+            Journal::open_read_only(&path).unwrap_err(),
+        ] {
+            assert!(matches!(e, JournalError::NotAJournal { .. }), "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains("0 bytes") && msg.contains("rm "), "{msg}");
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        // An empty SQLite database (e.g. `sqlite3 FILE VACUUM`) has no ingestd schema either.
+        std::fs::remove_file(&path).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 0; VACUUM;")
+            .unwrap();
+        let e = Journal::open(&path).unwrap_err();
+        assert!(matches!(e, JournalError::NotAJournal { .. }), "{e}");
+        // Removed on purpose: a new journal, created whole under another name then linked.
+        std::fs::remove_file(&path).unwrap();
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.counts().unwrap().iter().map(|(_, n)| n).sum::<u64>(), 0);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".new-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

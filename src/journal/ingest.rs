@@ -239,7 +239,11 @@ fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<See
         },
         _ => match rename_source(c, obs)? {
             Some(src) => follow(&src)?,
-            None => (insert(c, obs, now)?, FileState::Settling),
+            None => match super::retention::restore_tombstone(c, obs, now)? {
+                // Pruned, and back unchanged: uploaded before, not again.
+                Some(id) => (id, FileState::Done),
+                None => (insert(c, obs, now)?, FileState::Settling),
+            },
         },
     };
     Ok(Seen { id, state, moved })

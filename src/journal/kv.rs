@@ -75,7 +75,7 @@ pub struct RateInForce {
 
 impl Journal {
     /// Writes `value` under `key` with the current time.
-    fn kv_set(&self, key: &str, value: &str) -> Result<(), JournalError> {
+    pub(super) fn kv_set(&self, key: &str, value: &str) -> Result<(), JournalError> {
         let conn = self.conn();
         conn.prepare_cached(
             "INSERT INTO kv (key, value, at) VALUES (?1, ?2, ?3)
@@ -87,7 +87,10 @@ impl Journal {
     }
 
     /// The JSON value under `key` and when it was written.
-    fn kv_get(&self, key: &str) -> Result<Option<(serde_json::Value, SystemTime)>, JournalError> {
+    pub(super) fn kv_get(
+        &self,
+        key: &str,
+    ) -> Result<Option<(serde_json::Value, SystemTime)>, JournalError> {
         let conn = self.conn();
         let found: Option<(String, i64)> = conn
             .prepare_cached("SELECT value, at FROM kv WHERE key = ?1")

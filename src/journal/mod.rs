@@ -20,8 +20,10 @@ mod db;
 mod error;
 mod ingest;
 mod kv;
+mod orphans;
 mod owner;
 mod query;
+mod retention;
 mod row;
 mod schema;
 mod upload;
@@ -35,6 +37,8 @@ mod tests_model;
 #[cfg(test)]
 mod tests_query;
 #[cfg(test)]
+mod tests_retention;
+#[cfg(test)]
 mod tests_upload;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -42,6 +46,7 @@ pub(crate) mod testutil;
 pub use error::JournalError;
 pub use kv::{DaemonInfo, RateInForce, TokenState, TokenStatus};
 pub use query::{Backlog, Counts, FileNote, NoteKind, Summary};
+pub use retention::{JournalStats, PruneOutcome};
 pub use row::{FileRow, from_unix_ms, to_unix_ms};
 pub use upload::{RetryOutcome, RetrySelection};
 

@@ -7,7 +7,7 @@
 pub const APPLICATION_ID: i64 = 0x696e_6764;
 
 /// Migration steps, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3_ISSUE_12];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -81,4 +81,20 @@ ALTER TABLE files RENAME COLUMN sha256 TO content_hash;
 UPDATE files SET content_hash = 'sha256:' || content_hash
  WHERE content_hash IS NOT NULL AND instr(content_hash, ':') = 0;
 CREATE INDEX files_done_no_action ON files (id) WHERE state = 'done' AND after_upload IS NULL;
+"#;
+
+/// Issue 12: `ingestd orphans --delete` marks a note resolved (when, and what was done) instead of
+/// deleting it, so the history stays and `status` stops listing it; `ingestd prune` leaves a
+/// tombstone for a pruned file still on disk, so it is not uploaded again.
+const V3_ISSUE_12: &str = r#"
+ALTER TABLE file_notes ADD COLUMN resolved_at INTEGER;
+ALTER TABLE file_notes ADD COLUMN resolution TEXT;
+CREATE TABLE tombstones (
+    path         BLOB    PRIMARY KEY,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    content_hash TEXT,
+    video_id     TEXT,
+    done_at      INTEGER
+) WITHOUT ROWID;
 "#;

@@ -174,6 +174,42 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
         );
     }
 
+    let orphans = Gauge::<i64>::default();
+    orphans.set(int(snapshot.orphans_total));
+    r.register(
+        "orphan_videos",
+        "Abandoned videos and possible orphans not resolved yet (ingestd orphans)",
+        orphans,
+    );
+    let j = &snapshot.journal;
+    let bytes = Gauge::<i64>::default();
+    bytes.set(int(j.bytes));
+    r.register_with_unit(
+        "journal_size",
+        "Size of the journal file and its WAL",
+        Unit::Bytes,
+        bytes,
+    );
+    let rows = Gauge::<i64>::default();
+    rows.set(int(j.rows));
+    r.register("journal_rows", "Files in the journal (every state)", rows);
+    let tombs = Gauge::<i64>::default();
+    tombs.set(int(j.tombstones));
+    r.register(
+        "journal_tombstones",
+        "Pruned files still in place, remembered so they are not uploaded again",
+        tombs,
+    );
+    if let Some(at) = j.last_prune_unix {
+        let g = Gauge::<i64>::default();
+        g.set(int(at));
+        r.register(
+            "journal_last_prune_timestamp_seconds",
+            "When the journal was last pruned (Unix time)",
+            g,
+        );
+    }
+
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &r)?;
     Ok(text)
@@ -214,6 +250,9 @@ mod tests {
             pending: Vec::new(),
             recent: Vec::new(),
             rate: Default::default(),
+            orphans_total: 0,
+            orphans: Vec::new(),
+            journal: Default::default(),
         }
     }
 
@@ -263,5 +302,22 @@ mod tests {
         // exported when /proc does not tell it.
         assert!(!text.contains("ingestd_root_free_bytes{"), "{text}");
         assert!(!text.contains("ingestd_inotify_watches_limit"), "{text}");
+    }
+
+    #[test]
+    fn orphans_and_journal_gauges() {
+        let mut s = snapshot();
+        s.orphans_total = 2;
+        s.journal.bytes = 4096;
+        s.journal.rows = 3;
+        s.journal.last_prune_unix = Some(1_700_000_000);
+        let text = encode(&s, &Counters::default()).unwrap();
+        assert!(text.contains("ingestd_orphan_videos 2"), "{text}");
+        assert!(text.contains("ingestd_journal_size_bytes 4096"), "{text}");
+        assert!(text.contains("ingestd_journal_rows 3"), "{text}");
+        assert!(
+            text.contains("ingestd_journal_last_prune_timestamp_seconds 1700000000"),
+            "{text}"
+        );
     }
 }

@@ -142,6 +142,20 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
             .unwrap_or_else(|| "none".into()),
         size(s.uploaded_bytes_total)
     )?;
+    write!(
+        h,
+        "<p class=\"summary\" id=\"journal\"><span>orphans: <b>{}</b></span>\
+         <span>journal: <b>{}</b></span><span>rows: <b>{}</b></span>\
+         <span>tombstones: <b>{}</b></span><span>last prune: <b>{}</b></span></p>",
+        s.orphans_total,
+        size(s.journal.bytes),
+        s.journal.rows,
+        s.journal.tombstones,
+        match (&s.journal.last_prune_at, s.journal.last_prune_rows) {
+            (Some(at), Some(n)) => format!("{} ({n} rows)", esc(at)),
+            _ => "never".into(),
+        }
+    )?;
 
     h.push_str(
         "<h2>Watch roots</h2><table id=\"roots\"><tr><th>Root</th><th>Mode</th><th>Health</th>\
@@ -223,6 +237,31 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
                 p.state,
                 size(p.size),
                 esc(&p.reason)
+            )
+        },
+    )?;
+    list_section(
+        h,
+        "Orphan videos",
+        "orphans",
+        "No orphans.",
+        &["File", "Kind", "videoId", "Noted", "Reason"],
+        &s.orphans,
+        |h, o| {
+            write!(
+                h,
+                "<tr data-id=\"{}\"><td class=\"path\">{}</td><td>{}</td>\
+                 <td class=\"video-id\">{}</td><td>{}</td><td>{}</td></tr>",
+                o.file_id,
+                esc(&o.path),
+                if o.kind == "orphan" {
+                    "possible orphan"
+                } else {
+                    "abandoned"
+                },
+                esc(o.video_id.as_deref().unwrap_or("?")),
+                esc(&o.at),
+                esc(&o.reason)
             )
         },
     )?;
@@ -332,6 +371,9 @@ mod tests {
                 done_at: None,
             }],
             rate: Default::default(),
+            orphans_total: 0,
+            orphans: Vec::new(),
+            journal: Default::default(),
         }
     }
 
@@ -388,5 +430,29 @@ mod tests {
         assert!(html.contains("Nothing is uploading."));
         assert!(html.contains("No file is waiting."));
         assert!(html.contains("Nothing uploaded yet."));
+    }
+
+    #[test]
+    fn orphans_and_the_journal_are_shown() {
+        let mut s = snapshot();
+        s.orphans_total = 1;
+        s.orphans = vec![crate::metrics::snapshot::OrphanView {
+            file_id: 7,
+            path: "/srv/<a>.mp4".into(),
+            kind: "orphan",
+            video_id: None,
+            reason: "the process stopped".into(),
+            at: "2026-12-04T10:00:00Z".into(),
+        }];
+        s.journal.bytes = 3 << 20;
+        s.journal.rows = 12;
+        let html = fragment(&s);
+        assert!(html.contains("orphans: <b>1</b>"), "{html}");
+        assert!(html.contains("journal: <b>3.0 MiB</b>") && html.contains("rows: <b>12</b>"));
+        assert!(html.contains("last prune: <b>never</b>"), "{html}");
+        assert!(html.contains("<table id=\"orphans\">") && html.contains("/srv/&lt;a&gt;.mp4"));
+        assert!(html.contains("possible orphan"));
+        s.orphans.clear();
+        assert!(fragment(&s).contains("id=\"orphans-none\""));
     }
 }

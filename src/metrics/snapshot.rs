@@ -52,6 +52,36 @@ pub struct Snapshot {
     pub recent: Vec<DoneView>,
     /// `[upload] max_rate` in force (timetable, SIGUSR2).
     pub rate: RateView,
+    /// Unresolved abandoned videos and possible orphans (`ingestd orphans`).
+    pub orphans_total: u64,
+    /// Those notes (at most [`PAGE_ROWS`]); empty for `/metrics`.
+    pub orphans: Vec<OrphanView>,
+    pub journal: JournalView,
+}
+
+/// One video a file left behind (`ingestd orphans` resolves and deletes it).
+#[derive(Debug, Clone, Serialize)]
+pub struct OrphanView {
+    pub file_id: i64,
+    pub path: String,
+    /// `abandoned` or `orphan`.
+    pub kind: &'static str,
+    pub video_id: Option<String>,
+    pub reason: String,
+    pub at: String,
+}
+
+/// The journal's size, rows and last prune.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JournalView {
+    /// Database file plus WAL.
+    pub bytes: u64,
+    pub rows: u64,
+    pub tombstones: u64,
+    pub last_prune_at: Option<String>,
+    /// Unix seconds of the last prune (for the metric).
+    pub last_prune_unix: Option<u64>,
+    pub last_prune_rows: Option<u64>,
 }
 
 /// The upload rate in force, as the schedule last recorded it in the journal.
@@ -148,6 +178,42 @@ impl Sources {
                 self.journal.recent_done(RECENT_ROWS)?,
             ),
         };
+        let notes = self.journal.notes(None)?;
+        let orphans = match detail {
+            Detail::Metrics => Vec::new(),
+            Detail::Page => notes
+                .iter()
+                .take(PAGE_ROWS)
+                .map(|n| -> Result<OrphanView, JournalError> {
+                    let path = self
+                        .journal
+                        .get(n.file_id)?
+                        .map(|r| lossy(&r.path))
+                        .unwrap_or_default();
+                    Ok(OrphanView {
+                        file_id: n.file_id,
+                        path,
+                        kind: n.kind.as_str(),
+                        video_id: n.video_id.clone(),
+                        reason: n.reason.clone(),
+                        at: rfc3339(n.at),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let stats = self.journal.stats()?;
+        let journal = JournalView {
+            bytes: stats.bytes,
+            rows: stats.rows,
+            tombstones: stats.tombstones,
+            last_prune_at: stats.last_prune.map(|(at, _)| rfc3339(at)),
+            last_prune_unix: stats.last_prune.map(|(at, _)| {
+                at.duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs()
+            }),
+            last_prune_rows: stats.last_prune.map(|(_, o)| o.rows),
+        };
         let token = match self.gate.state() {
             TokenState::Rejected { reason } => TokenView {
                 state: "rejected",
@@ -216,6 +282,9 @@ impl Sources {
                 .collect(),
             recent: recent.iter().map(done_view).collect(),
             rate,
+            orphans_total: notes.len() as u64,
+            orphans,
+            journal,
         })
     }
 }

@@ -551,3 +551,30 @@ pub fn assert_uploaded_once(em: &Emulator, path: &Path, video_id: &str) -> Value
     }
     v
 }
+
+/// `POST /videos` with the API key: an empty video with `title`, `tags` and `metadata` pairs;
+/// returns its id.
+pub fn create_video(
+    em: &Emulator,
+    title: &str,
+    tags: &[&str],
+    metadata: &[(&str, &str)],
+) -> String {
+    let meta: Vec<Value> = metadata
+        .iter()
+        .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+        .collect();
+    let body = serde_json::json!({"title": title, "tags": tags, "metadata": meta});
+    rt().block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/videos", em.url))
+            .basic_auth(API_KEY, None::<&str>)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "POST /videos");
+        let v: Value = r.json().await.unwrap();
+        v["videoId"].as_str().unwrap().to_owned()
+    })
+}

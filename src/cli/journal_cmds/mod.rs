@@ -15,9 +15,11 @@ use crate::config::{Config, TokenSource};
 use crate::journal::{Journal, JournalError, RetrySelection};
 
 mod explain;
+mod prune;
 mod status;
 
 pub use explain::explain;
+pub use prune::prune;
 pub use status::status;
 
 /// `ingestd retry ID…|--failed`.
