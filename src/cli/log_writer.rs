@@ -4,7 +4,8 @@
 //! middle of it and the next redraw paints over half of it. While bars are shown
 //! ([`show_bars`]), each log line is written with the bars cleared and drawn again after it
 //! (indicatif's `suspend`). Without bars (every other command, or stderr not a terminal) a line
-//! goes straight to stderr.
+//! goes straight to stderr. Lines travel through [`super::log_queue`] (never blocks, never
+//! panics, rate-limits repeats).
 
 use std::io::{self, Write};
 use std::sync::{Mutex, MutexGuard};
@@ -47,23 +48,24 @@ impl<'a> MakeWriter<'a> for Stderr {
     }
 }
 
-/// Writes each buffer (tracing formats one whole event into one) to stderr.
+/// Hands each buffer (tracing formats one whole event into one) to the log queue. Never fails:
+/// a line that cannot be written is dropped and counted there.
 #[derive(Debug)]
 pub struct LineWriter;
 
 impl Write for LineWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        write_beside_bars(buf, &mut io::stderr().lock())?;
+        super::log_queue::submit(buf);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        io::stderr().flush()
+        Ok(())
     }
 }
 
 /// Writes `buf` to `out`, with the shown bars (if any) cleared around it.
-fn write_beside_bars(buf: &[u8], out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn write_beside_bars(buf: &[u8], out: &mut dyn Write) -> io::Result<()> {
     // Cloned (a handle) so the lock is not held while the bars redraw.
     let shown = bars().clone();
     match shown {

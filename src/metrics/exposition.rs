@@ -67,6 +67,14 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
 
     counters.register(&mut r);
 
+    let writable = Gauge::<i64>::default();
+    writable.set(i64::from(snapshot.journal_problem.is_none()));
+    r.register(
+        "journal_writable",
+        "1 while the journal accepts writes, 0 while it cannot write (a full disk, a read-only file system): uploads and scans wait",
+        writable,
+    );
+
     let token = Family::<StateLabel, Gauge>::default();
     for s in ["unknown", "ok", "rejected"] {
         token
@@ -148,6 +156,7 @@ mod tests {
     fn snapshot() -> Snapshot {
         Snapshot {
             generated_at: String::new(),
+            journal_problem: None,
             token: TokenView {
                 state: "rejected",
                 reason: Some("401".into()),

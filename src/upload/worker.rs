@@ -21,12 +21,13 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiError, BodyObserver, ChunkRange, ErrorClass, UploadRequest};
 use crate::config::UploadConfig;
-use crate::journal::{FileIdentity, FileRow, Journal, TokenState};
+use crate::journal::{FileIdentity, FileRow, Journal, JournalError, TokenState};
 use crate::metrics::{RetryKind, UploadOutcome};
 use crate::upload::after;
 use crate::upload::backoff::{Decision, RetryClass, RetryPolicy};
 use crate::upload::board::Board;
 use crate::upload::hash::{self, ContentHasher};
+use crate::upload::pause::JournalPause;
 use crate::upload::progress::{Progress, UploadTap};
 use crate::upload::rate::RateLimit;
 use crate::upload::token::TokenGate;
@@ -136,6 +137,7 @@ pub async fn run_worker(
     shutdown: CancellationToken,
     wake: Arc<tokio::sync::Notify>,
 ) -> Result<(), WorkerError> {
+    let mut pause = JournalPause::default();
     loop {
         if retire.is_cancelled() {
             return Ok(());
@@ -151,9 +153,27 @@ pub async fn run_worker(
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let row = j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await?;
+        let row = match j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await {
+            Ok(row) => row,
+            Err(e) => {
+                if !pause.wait(n, None, &e, &retire).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
         let Some(row) = row else {
-            let nap = idle_nap(j(&ctx.journal, |j| j.next_due()).await?, SystemTime::now());
+            let due = match j(&ctx.journal, |j| j.next_due()).await {
+                Ok(due) => due,
+                Err(e) => {
+                    if !pause.wait(n, None, &e, &retire).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            pause.ok();
+            let nap = idle_nap(due, SystemTime::now());
             if nap.is_zero() {
                 continue; // a row became due since the claim (another worker may take it)
             }
@@ -164,9 +184,13 @@ pub async fn run_worker(
             }
             continue;
         };
+        pause.ok();
         tracing::debug!(worker = n, id = row.id, path = %row.path.display(), "claimed");
         fail::fail_point!("after-claim"); // W2: journaled and claimed, no byte sent
-        let path = row.path.clone();
+        fail::fail_point!("worker-panic", |_| panic!(
+            "injected panic in upload worker {n}"
+        ));
+        let (path, id) = (row.path.clone(), row.id);
         match upload_file(&ctx, row, &shutdown).await {
             Ok(_) => {}
             Err(WorkerError::Journal(crate::journal::JournalError::WrongState {
@@ -179,11 +203,24 @@ pub async fn run_worker(
                 info!(path = %path.display(), id, state = state.as_str(), "upload dropped: the file changed while it was uploading");
             }
             Err(e) => {
-                // The journal failing (disk full, read-only): never die silently, retry slowly.
-                tracing::error!(worker = n, path = %path.display(), "{e}; retrying in 5 s");
-                tokio::select! {
-                    _ = retire.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                // The journal failing (disk full, read-only): never die, never spin. Back off,
+                // then hand the row back to the queue (its progress kept) once writes work.
+                if !pause.wait(n, Some(&path), &e, &retire).await {
+                    return Ok(());
+                }
+                loop {
+                    match j(&ctx.journal, move |j| j.requeue(id)).await {
+                        Ok(_) => break,
+                        // Moved on meanwhile (not ours any more): nothing to hand back.
+                        Err(WorkerError::Journal(
+                            JournalError::WrongState { .. } | JournalError::NotFound { .. },
+                        )) => break,
+                        Err(e) => {
+                            if !pause.wait(n, Some(&path), &e, &retire).await {
+                                return Ok(());
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -228,6 +228,11 @@ impl WatchHandle {
             .collect()
     }
 
+    /// Whether a root's task has ended (they only end at shutdown; earlier means it failed).
+    pub fn ended(&self) -> bool {
+        self.tasks.iter().any(JoinHandle::is_finished)
+    }
+
     /// Rescans every root now (SIGHUP); a missing root is re-checked now.
     pub fn rescan_now(&self) {
         for r in &self.roots {
