@@ -86,14 +86,42 @@ pub enum WorkerError {
     Join(#[from] tokio::task::JoinError),
 }
 
+tokio::task_local! {
+    /// The daemon's shutdown token, while a worker of the pool uploads a file: journal calls
+    /// then wait out a full or read-only journal instead of failing (see [`j`]).
+    static WAIT_OUT_STORAGE: CancellationToken;
+}
+
 /// Runs a blocking journal call off the async runtime.
+///
+/// In a pool worker, a storage failure (full disk, read-only file system) is waited out: the
+/// call is tried again with back-off until it commits or the daemon stops. A worker holding an
+/// acknowledged `videoId` or offset must record it, not hand the file back: handed back, a
+/// single-request file would be sent again as a second video.
 async fn j<T, F>(journal: &Journal, f: F) -> Result<T, WorkerError>
 where
     T: Send + 'static,
-    F: FnOnce(&Journal) -> Result<T, crate::journal::JournalError> + Send + 'static,
+    F: Fn(&Journal) -> Result<T, JournalError> + Send + Sync + 'static,
 {
-    let journal = journal.clone();
-    Ok(tokio::task::spawn_blocking(move || f(&journal)).await??)
+    let f = Arc::new(f);
+    let mut pause = JournalPause::default();
+    loop {
+        let (journal, call) = (journal.clone(), f.clone());
+        let e = match tokio::task::spawn_blocking(move || call(&journal)).await? {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Ok(stop) = WAIT_OUT_STORAGE.try_with(CancellationToken::clone) else {
+            return Err(e.into());
+        };
+        if crate::journal::health::storage_reason(&e).is_none() || stop.is_cancelled() {
+            return Err(e.into());
+        }
+        let e = WorkerError::Journal(e);
+        if !pause.wait(0, None, &e, &stop).await {
+            return Err(e);
+        }
+    }
 }
 
 fn identity_of(meta: &std::fs::Metadata) -> FileIdentity {
@@ -191,7 +219,10 @@ pub async fn run_worker(
             "injected panic in upload worker {n}"
         ));
         let (path, id) = (row.path.clone(), row.id);
-        match upload_file(&ctx, row, &shutdown).await {
+        match WAIT_OUT_STORAGE
+            .scope(shutdown.clone(), upload_file(&ctx, row, &shutdown))
+            .await
+        {
             Ok(_) => {}
             Err(WorkerError::Journal(crate::journal::JournalError::WrongState {
                 id,
