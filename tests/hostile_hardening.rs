@@ -265,3 +265,68 @@ fn status_reads_a_journal_on_a_read_only_mount() {
         "{text}"
     );
 }
+
+/// The endpoint hashes a completed upload before it answers (seconds for GiBs); a client that
+/// gives up meanwhile (an interrupted upload) cancels the handler. The video used to stay
+/// complete in memory without its hash, and the resent last chunk was answered "already
+/// uploaded": `sha256: null` for good. Now the resend completes it with its SHA-256.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_last_chunk_whose_client_gave_up_during_the_hash_completes_on_resend() {
+    use ingestd::api::{ChunkRange, Client, ClientOptions, UploadRequest, chunk_at};
+    use ingestd::secret::Secret;
+    // SAFETY: set before any thread of this test process reads the environment; only the
+    // endpoint started below (a child process) uses this failpoint.
+    unsafe { std::env::set_var("FAILPOINTS", "emulator-before-hash=1*sleep(3000)") };
+    let em = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.mp4");
+    let mib5 = common::daemon::MIB5;
+    common::daemon::write_file(&path, mib5 + 1000, 7);
+    let total = mib5 + 1000;
+    let req = |range: ChunkRange, video_id: Option<&str>| UploadRequest {
+        path: path.clone(),
+        file_name: "big.mp4".into(),
+        range: Some(range),
+        whole_len: None,
+        video_id: video_id.map(str::to_owned),
+        observer: None,
+        file: None,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Client::new(ClientOptions::new(em.url.parse().unwrap())).unwrap();
+        let token = Secret::new(common::daemon::create_token(&em));
+        let first = c
+            .upload(&token, req(chunk_at(0, total, mib5), None))
+            .await
+            .unwrap();
+        let id = first.video_id;
+        let last = chunk_at(mib5, total, mib5);
+        // The client gives up while the endpoint hashes.
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(1000),
+            c.upload(&token, req(last, Some(&id))),
+        )
+        .await;
+        assert!(
+            gave_up.is_err(),
+            "the failpoint holds the answer: {gave_up:?}"
+        );
+        // Once the endpoint is done with the abandoned request, the client resends.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let again = c.upload(&token, req(last, Some(&id))).await;
+        let v: Value = reqwest::get(format!("{}/_emulator/videos/{id}", em.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["complete"], true, "{v:#} {again:?}");
+        assert_eq!(
+            v["sha256"].as_str(),
+            Some(common::daemon::sha256_file(&path).as_str()),
+            "{v:#} {again:?}"
+        );
+    });
+}

@@ -317,6 +317,8 @@ async fn receive(shared: &Shared, headers: &HeaderMap, body: Body, target: Targe
         let dir = chunks_dir.clone();
         let sha = shared
             .blocking(move |_| {
+                // A slow hash (GiBs), for the test whose client gives up meanwhile.
+                fail::fail_point!("emulator-before-hash");
                 hash_chunks(&dir, &files)
                     .map_err(|source| super::EmulatorError::Io { path: dir, source })
             })
