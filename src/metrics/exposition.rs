@@ -206,4 +206,26 @@ mod tests {
         assert!(!text.contains("ingestd_root_free_bytes{"), "{text}");
         assert!(!text.contains("ingestd_inotify_watches_limit"), "{text}");
     }
+
+    #[test]
+    fn a_journal_that_cannot_write_and_dropped_log_lines_are_exported() {
+        let text = encode(&snapshot(), &Counters::default()).unwrap();
+        assert!(
+            text.lines().any(|l| l == "ingestd_journal_writable 1"),
+            "{text}"
+        );
+        crate::metrics::counters::log_write_failed();
+        let mut s = snapshot();
+        s.journal_problem = Some("journal: cannot write (No space left on device)".into());
+        let text = encode(&s, &Counters::default()).unwrap();
+        assert!(
+            text.lines().any(|l| l == "ingestd_journal_writable 0"),
+            "{text}"
+        );
+        let dropped = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ingestd_log_write_errors_total "))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(dropped.is_some_and(|n| n >= 1), "{text}");
+    }
 }
