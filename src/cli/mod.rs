@@ -282,6 +282,8 @@ fn failpoints_setup() -> fail::FailScenario<'static> {
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("");
         if msg.starts_with("failpoint ") {
+            // Lines logged before the failpoint still reach the log (tests look for them).
+            log_queue::flush(std::time::Duration::from_millis(500));
             print_error(&format!(
                 "ingestd: {msg}: aborting the process (FAILPOINTS)"
             ));
