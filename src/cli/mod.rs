@@ -16,6 +16,7 @@ mod emulator;
 mod generate;
 mod journal_cmds;
 mod keyed;
+mod log_queue;
 mod log_writer;
 mod orphans;
 mod run;
@@ -384,28 +385,46 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("ingestd: cannot start the async runtime: {e}");
+            print_error(&format!("ingestd: cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let result = runtime.block_on(dispatch(cli));
+    // Log lines still queued go out before the final message (a bounded wait).
+    log_queue::flush(std::time::Duration::from_secs(2));
+    match result {
         Ok(code) => code,
         Err(err) => {
             if let Some(exit) = err.downcast_ref::<Exit>() {
-                eprintln!("{}", exit.message);
+                print_error(&exit.message);
                 return ExitCode::from(exit.code);
             }
             // A journal emptied or replaced under ingestd: the operator decides (exit 78).
             if let Some(e @ crate::journal::JournalError::NotAJournal { .. }) =
                 err.downcast_ref::<crate::journal::JournalError>()
             {
-                eprintln!("ingestd: {e}");
+                print_error(&format!("ingestd: {e}"));
                 return ExitCode::from(config::EXIT_CONFIG);
             }
-            eprintln!("ingestd: {err:#}");
+            print_error(&format!("ingestd: {err:#}"));
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes the final error line to stderr; a broken stderr (closed pipe, full disk) cannot
+/// turn an orderly exit into a panic (`eprintln!` would).
+fn print_error(message: &str) {
+    use std::io::Write;
+    if writeln!(std::io::stderr().lock(), "{message}").is_err() {
+        crate::metrics::counters::log_write_failed();
+    }
+}
+
+/// Waits briefly for queued log lines: the daemon's panic hook calls it before exiting
+/// ([`crate::daemon::fatal::fatal_panics`]), so the panic's log line gets out if stderr takes it.
+pub(crate) fn flush_logs() {
+    log_queue::flush(std::time::Duration::from_secs(1));
 }
 
 /// Reads `FAILPOINTS` and makes a failpoint's `panic` action abort the process (a kill at an
@@ -421,7 +440,11 @@ fn failpoints_setup() -> fail::FailScenario<'static> {
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("");
         if msg.starts_with("failpoint ") {
-            eprintln!("ingestd: {msg}: aborting the process (FAILPOINTS)");
+            // Lines logged before the failpoint still reach the log (tests look for them).
+            log_queue::flush(std::time::Duration::from_millis(500));
+            print_error(&format!(
+                "ingestd: {msg}: aborting the process (FAILPOINTS)"
+            ));
             std::process::abort();
         }
         default_hook(info);
@@ -455,9 +478,13 @@ fn init_tracing(format: LogFormat, to_file: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi =
         !to_file && std::env::var_os("JOURNAL_STREAM").is_none() && std::io::stderr().is_terminal();
+    log_queue::start();
+    // Never `eprintln!` about a failed write (tracing's default): that panics when stderr is
+    // broken. The writer counts failed lines instead.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(log_writer::Stderr)
+        .log_internal_errors(false)
         .with_ansi(ansi);
     let _ = match format {
         LogFormat::Human => builder.try_init(),

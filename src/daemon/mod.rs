@@ -12,6 +12,7 @@
 //! Shutdown order: cancel → stop claiming and scanning → in-flight chunks finish or are dropped
 //! within `upload.shutdown_timeout` → `STOPPING=1` → return `Ok(())` (exit 0).
 
+pub mod fatal;
 pub mod notify;
 pub mod prune;
 pub mod services;
@@ -31,6 +32,9 @@ pub use status_line::{StatusCounts, status_line};
 
 /// How often `STATUS=` is refreshed (only sent when the text changed).
 const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often the daemon checks that its workers and watcher still run.
+const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often a token file is re-read (a rewritten token resumes a paused pool).
 const TOKEN_POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -156,11 +160,16 @@ pub async fn run_with(
         tracing::info!(root = %root.path.display(), mode = %root.mode, health = %root.health, "watching");
     }
 
+    let liveness = services.liveness();
     let mut watchdog = None;
     if let Some(interval) = watchdog_interval {
-        // WATCHDOG=1 only while the journal round-trips.
+        // WATCHDOG=1 only while every part runs and the journal answers.
         let journal = services.journal.clone();
-        let healthy = move || Services::healthy(journal.clone());
+        let alive = liveness.clone();
+        let healthy = move || {
+            let (journal, alive) = (journal.clone(), alive.clone());
+            async move { alive.failure().is_none() && Services::healthy(journal).await }
+        };
         watchdog = Some(tokio::spawn(notify::watchdog_loop(
             notifier.clone(),
             interval,
@@ -182,9 +191,21 @@ pub async fn run_with(
     let mut token_tick = tokio::time::interval(TOKEN_POLL_INTERVAL);
     token_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_status = String::new();
+    let mut alive_tick = tokio::time::interval(LIVENESS_INTERVAL);
+    alive_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = alive_tick.tick() => {
+                if let Some(why) = liveness.failure() {
+                    // Never a daemon without its workers or watcher: stop, and let systemd's
+                    // Restart= start a whole one. No more heartbeats or watchdog pings.
+                    tracing::error!("{why}: stopping so that the service manager restarts ingestd");
+                    fatal::tell_systemd(&why, 1);
+                    tasks.cancel();
+                    return Err(DaemonError::Internal(why));
+                }
+            }
             Some(()) = reloads.recv() => {
                 if reload(&mut config, &notifier) {
                     services.apply(&config).await;

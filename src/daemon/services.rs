@@ -330,10 +330,16 @@ impl Services {
             let overwritten = || -> Result<bool, crate::journal::JournalError> {
                 Ok(state != TokenState::Unknown && j.token_state()?.state != state)
             };
+            // A journal that cannot write (full, read-only) is a state of its own, logged by
+            // `journal::health` once a minute at most: the tick still reads the counts.
+            let tolerate = |r: Result<(), crate::journal::JournalError>| match r {
+                Err(e) if crate::journal::health::storage_reason(&e).is_none() => Err(e),
+                _ => Ok(()),
+            };
             if mirror || overwritten()? {
-                j.set_token_state(state, reason.as_deref())?;
+                tolerate(j.set_token_state(state, reason.as_deref()))?;
             }
-            j.heartbeat_if_older(HEARTBEAT_MAX_AGE)?;
+            tolerate(j.heartbeat_if_older(HEARTBEAT_MAX_AGE))?;
             j.summary()
         })
         .await
@@ -350,18 +356,32 @@ impl Services {
                 .oldest_queued_at
                 .and_then(|t| SystemTime::now().duration_since(t).ok()),
             token_rejected: state == TokenState::Rejected,
+            journal_problem: self.journal.write_problem().map(|p| p.summary()),
         })
     }
 
-    /// The journal round-trips (for WATCHDOG=1).
+    /// What the liveness check reads: cheap to clone (the watchdog keeps one).
+    pub fn liveness(&self) -> Liveness {
+        Liveness {
+            workers: self.pool.failure(),
+            watcher: self.watcher.clone(),
+        }
+    }
+
+    /// The journal round-trips (for WATCHDOG=1): a heartbeat is written, or, when the storage
+    /// refuses writes (full, read-only: the degraded state of `journal::health`), at least a
+    /// read works. A hung or unreadable journal is unhealthy.
     pub async fn healthy(journal: Journal) -> bool {
+        let check = move || match journal.heartbeat() {
+            Ok(()) => true,
+            Err(e) if crate::journal::health::storage_reason(&e).is_some() => {
+                journal.data_version().is_ok()
+            }
+            Err(_) => false,
+        };
         matches!(
-            tokio::time::timeout(
-                Duration::from_secs(10),
-                tokio::task::spawn_blocking(move || journal.heartbeat())
-            )
-            .await,
-            Ok(Ok(Ok(_)))
+            tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(check)).await,
+            Ok(Ok(true))
         )
     }
 
@@ -418,6 +438,20 @@ impl Services {
             tracing::info!(listen = %old.configured, "metrics listener stopped");
             old.stop().await;
         }
+    }
+}
+
+/// Whether every worker and the watcher still run; see [`super::fatal`].
+#[derive(Clone)]
+pub struct Liveness {
+    workers: crate::upload::pool::Failure,
+    watcher: WatcherSlot,
+}
+
+impl Liveness {
+    /// Why the daemon lost a part (`None` while all run).
+    pub fn failure(&self) -> Option<String> {
+        self.workers.get().or_else(|| self.watcher.failure())
     }
 }
 

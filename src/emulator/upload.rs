@@ -306,18 +306,26 @@ async fn receive(shared: &Shared, headers: &HeaderMap, body: Body, target: Targe
         with_video_id,
         received_ms: now,
     };
-    let complete = range::apply(&mut v.upload, cr.as_ref(), chunk);
+    // Applied to a copy, stored only once the SHA-256 is known: hashing a large upload takes
+    // seconds, and a client that goes away meanwhile cancels this handler. Applied in place, the
+    // video stayed complete in memory without its hash, and the client's resend of the last
+    // chunk was answered "already uploaded" (`sha256: null` for good).
+    let mut upload = v.upload.clone();
+    let complete = range::apply(&mut upload, cr.as_ref(), chunk);
     if complete {
-        let files: Vec<String> = v.upload.ordered().iter().map(|c| c.file.clone()).collect();
+        let files: Vec<String> = upload.ordered().iter().map(|c| c.file.clone()).collect();
         let dir = chunks_dir.clone();
         let sha = shared
             .blocking(move |_| {
+                // A slow hash (GiBs), for the test whose client gives up meanwhile.
+                fail::fail_point!("emulator-before-hash");
                 hash_chunks(&dir, &files)
                     .map_err(|source| super::EmulatorError::Io { path: dir, source })
             })
             .await?;
-        v.upload.sha256 = Some(sha);
+        upload.sha256 = Some(sha);
     }
+    v.upload = upload;
     v.updated_ms = now;
     v.requests.push(log);
     let snapshot = v.clone();

@@ -112,11 +112,7 @@ impl Journal {
             });
         }
         let err = |e| JournalError::from_sqlite(path, e);
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(err)?;
+        let conn = open_ro(path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         let version = check_header(&conn, path)?;
         if version == 0 {
@@ -194,6 +190,7 @@ impl Journal {
                 path: path.to_owned(),
                 owner: owner::current(),
                 work: Arc::new(tokio::sync::Notify::new()),
+                health: Mutex::default(),
             }),
         }
     }
@@ -210,6 +207,49 @@ fn no_schema(path: &Path) -> JournalError {
             "the file has no ingestd schema (an empty SQLite database)".into()
         },
     }
+}
+
+/// A read-only connection (`mode=ro`). In WAL mode a reader needs the `-shm` file, which it
+/// cannot create in a directory it may not write (a read-only mount, a backup copy, a
+/// directory of another user): there the file is opened `immutable` (nothing else can be
+/// writing it, and the `-wal` of a cleanly stopped daemon is empty).
+fn open_ro(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let uri = |extra: &str| {
+        let mut u = String::from("file:");
+        for b in path.as_os_str().as_encoded_bytes() {
+            match b {
+                b'%' | b'?' | b'#' => u.push_str(&format!("%{b:02X}")),
+                _ if b.is_ascii() && !b.is_ascii_control() => u.push(char::from(*b)),
+                _ => u.push_str(&format!("%{b:02X}")),
+            }
+        }
+        u.push_str("?mode=ro");
+        u.push_str(extra);
+        u
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if dir_writable(dir) {
+        Connection::open_with_flags(uri(""), flags)
+    } else {
+        Connection::open_with_flags(uri("&immutable=1"), flags)
+    }
+}
+
+/// Whether this process may create files in `dir` (access(2) with W_OK: also false on a
+/// read-only mount).
+fn dir_writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// `user_version`, refused when it is newer than this build knows.
@@ -310,6 +350,7 @@ impl Journal {
         let restored = conn.pragma_update(None, "synchronous", "FULL");
         let out = result.map_err(|e| self.err(e))?;
         restored.map_err(|e| self.err(e))?;
+        self.note_write_ok();
         Ok(out)
     }
 }

@@ -33,6 +33,10 @@ impl Sink for Journal {
     fn gone(&self, root: &Path, paths: &[PathBuf]) -> Result<(), SinkError> {
         self.gone_batch(root, paths).map(|_| ()).map_err(sink_error)
     }
+
+    fn degraded(&self) -> bool {
+        self.write_problem().is_some()
+    }
 }
 
 fn sink_error(e: JournalError) -> SinkError {

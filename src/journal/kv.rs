@@ -82,8 +82,10 @@ impl Journal {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
         )
         .and_then(|mut st| st.execute(params![key, value, now_ms()]))
-        .map(|_| ())
-        .map_err(|e| self.err(e))
+        .map_err(|e| self.err(e))?;
+        drop(conn);
+        self.note_write_ok();
+        Ok(())
     }
 
     /// The JSON value under `key` and when it was written.

@@ -9,6 +9,7 @@
 //! - `upload`: the upload side (claim, progress commits, retry, done, failed).
 //! - `query`: what `status` and `explain` read.
 //! - `kv`: daemon-wide state (token verdict, heartbeat) shared with other processes.
+//! - [`health`]: whether writes work (a full disk or read-only journal is a visible state).
 //!
 //! [`Journal`] is `Clone + Send + Sync` (a shared connection behind a mutex); its methods are
 //! synchronous and short, so async callers use `tokio::task::spawn_blocking`.
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 mod db;
 mod error;
+pub mod health;
 mod ingest;
 mod kv;
 mod orphans;
@@ -28,6 +30,8 @@ mod row;
 mod schema;
 mod upload;
 
+#[cfg(test)]
+mod tests_health;
 #[cfg(test)]
 mod tests_idle;
 #[cfg(test)]
@@ -45,6 +49,7 @@ pub(crate) mod testutil;
 
 pub use error::JournalError;
 pub use kv::{DaemonInfo, RateInForce, TokenState, TokenStatus};
+pub use health::WriteProblem;
 pub use query::{Backlog, Counts, FileNote, NoteKind, Summary};
 pub use retention::{JournalStats, PruneOutcome};
 pub use row::{FileRow, from_unix_ms, to_unix_ms};
@@ -151,6 +156,8 @@ struct Inner {
     /// Signalled after a commit of this process that may have made a row claimable (queued, or
     /// its retry time moved): idle upload workers wait on it. See [`Journal::work_signal`].
     work: Arc<tokio::sync::Notify>,
+    /// Whether the last write worked ([`health`]).
+    health: Mutex<health::WriteHealth>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -188,8 +195,11 @@ impl Journal {
         self.inner.work.notify_waiters();
     }
 
-    /// Maps a SQLite error to a [`JournalError`] naming this journal's file.
+    /// Maps a SQLite error to a [`JournalError`] naming this journal's file, noting a storage
+    /// failure (full, read-only) in [`health`].
     fn err(&self, e: rusqlite::Error) -> JournalError {
-        JournalError::from_sqlite(&self.inner.path, e)
+        let e = JournalError::from_sqlite(&self.inner.path, e);
+        self.note_error(&e);
+        e
     }
 }

@@ -75,6 +75,7 @@ impl Journal {
             .map_err(|e| self.err(e))?;
         let out = f(&tx, now_ms())?;
         tx.commit().map_err(|e| self.err(e))?;
+        self.note_write_ok();
         Ok(out)
     }
 
@@ -117,24 +118,30 @@ impl Journal {
     /// unset or `<= now`, → `uploading`, claimed by this process. `None` if nothing is due. Does
     /// not look at the token state: a worker checks [`Journal::token_state`] itself.
     pub fn claim_next(&self, now: SystemTime) -> Result<Option<FileRow>, JournalError> {
-        let conn = self.conn();
-        conn.prepare_cached(concat!(
-            "UPDATE files SET state = 'uploading', claimed_by = ?1, updated_at = ?2
-             WHERE id = (SELECT id FROM files
-                         WHERE state = 'queued'
-                           AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
-                         ORDER BY queued_at, id LIMIT 1)
-             RETURNING ",
-            file_columns!()
-        ))
-        .and_then(|mut st| {
-            st.query_row(
-                params![self.inner.owner, now_ms(), to_unix_ms(now)],
-                FileRow::from_sql,
-            )
-            .optional()
-        })
-        .map_err(|e| self.err(e))
+        // An explicit transaction, never autocommit: an `UPDATE … RETURNING` read with one step
+        // commits only when the statement is reset, and an error there (a full disk) is lost.
+        // The worker would then upload a row the journal never recorded as claimed, and every
+        // later commit would find it `queued` ("the file changed while it was uploading").
+        let row = self.immediate(|tx, ms| {
+            tx.prepare_cached(concat!(
+                "UPDATE files SET state = 'uploading', claimed_by = ?1, updated_at = ?2
+                 WHERE id = (SELECT id FROM files
+                             WHERE state = 'queued'
+                               AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
+                             ORDER BY queued_at, id LIMIT 1)
+                 RETURNING ",
+                file_columns!()
+            ))
+            .and_then(|mut st| {
+                st.query_row(
+                    params![self.inner.owner, ms, to_unix_ms(now)],
+                    FileRow::from_sql,
+                )
+                .optional()
+            })
+            .map_err(|e| self.err(e))
+        })?;
+        Ok(row)
     }
 
     /// When the next `queued` row becomes due: the earliest `next_attempt_at` (a row without one

@@ -67,6 +67,14 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
 
     counters.register(&mut r);
 
+    let writable = Gauge::<i64>::default();
+    writable.set(i64::from(snapshot.journal_problem.is_none()));
+    r.register(
+        "journal_writable",
+        "1 while the journal accepts writes, 0 while it cannot write (a full disk, a read-only file system): uploads and scans wait",
+        writable,
+    );
+
     let token = Family::<StateLabel, Gauge>::default();
     for s in ["unknown", "ok", "rejected"] {
         token
@@ -223,6 +231,7 @@ mod tests {
     fn snapshot() -> Snapshot {
         Snapshot {
             generated_at: String::new(),
+            journal_problem: None,
             token: TokenView {
                 state: "rejected",
                 reason: Some("401".into()),
@@ -319,5 +328,27 @@ mod tests {
             text.contains("ingestd_journal_last_prune_timestamp_seconds 1700000000"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_journal_that_cannot_write_and_dropped_log_lines_are_exported() {
+        let text = encode(&snapshot(), &Counters::default()).unwrap();
+        assert!(
+            text.lines().any(|l| l == "ingestd_journal_writable 1"),
+            "{text}"
+        );
+        crate::metrics::counters::log_write_failed();
+        let mut s = snapshot();
+        s.journal_problem = Some("journal: cannot write (No space left on device)".into());
+        let text = encode(&s, &Counters::default()).unwrap();
+        assert!(
+            text.lines().any(|l| l == "ingestd_journal_writable 0"),
+            "{text}"
+        );
+        let dropped = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ingestd_log_write_errors_total "))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(dropped.is_some_and(|n| n >= 1), "{text}");
     }
 }

@@ -127,6 +127,14 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
     }
     h.push_str("</p>");
     write_rate(h, &s.rate)?;
+    if let Some(p) = &s.journal_problem {
+        write!(
+            h,
+            "<p id=\"journal\" class=\"bad\">{}: uploads and scans wait and resume on their own \
+             once the journal's disk accepts writes again.</p>",
+            esc(p)
+        )?;
+    }
 
     h.push_str("<p class=\"summary\" id=\"summary\">");
     for c in &s.files {
@@ -324,6 +332,7 @@ mod tests {
     fn snapshot() -> Snapshot {
         Snapshot {
             generated_at: "2026-01-01T00:00:00Z".into(),
+            journal_problem: None,
             token: TokenView {
                 state: "rejected",
                 reason: Some("401 authentication-invalid-upload-token".into()),

@@ -37,6 +37,8 @@ pub struct Sources {
 pub struct Snapshot {
     pub generated_at: String,
     pub token: TokenView,
+    /// `journal: cannot write (No space left on device)` while the journal refuses writes.
+    pub journal_problem: Option<String>,
     pub files: Vec<StateCount>,
     pub backlog_bytes: u64,
     /// Seconds since the longest-waiting queued or uploading file was queued.
@@ -260,6 +262,7 @@ impl Sources {
         Ok(Snapshot {
             generated_at: rfc3339(now),
             token,
+            journal_problem: self.journal.write_problem().map(|p| p.summary()),
             files: counts
                 .iter()
                 .map(|(s, n)| StateCount {

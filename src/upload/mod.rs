@@ -11,6 +11,7 @@
 //!   client's body observer) with snapshot/restore per chunk.
 //! - [`resolve`]: [`resolve_refusal`], the two 400s that confirm a chunk (overlap, already uploaded).
 //! - [`after`]: [`after::apply`], the `after_upload` keep / delete / move.
+//! - [`pause`]: a worker's back-off while the journal cannot write.
 //!
 //! Mapping of the api client's error classes onto [`RetryClass`]: `Transient` → `Transient`
 //! (and a 503 carrying a retry-after → `RateLimited(Some(..))`); `RateLimited` →
@@ -72,6 +73,7 @@ pub mod backoff;
 pub mod board;
 pub mod hash;
 pub mod localtime;
+pub mod pause;
 pub mod pool;
 pub mod progress;
 pub mod rate;

@@ -21,12 +21,13 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiError, BodyObserver, ChunkRange, ErrorClass, UploadRequest};
 use crate::config::UploadConfig;
-use crate::journal::{FileIdentity, FileRow, Journal, TokenState};
+use crate::journal::{FileIdentity, FileRow, Journal, JournalError, TokenState};
 use crate::metrics::{RetryKind, UploadOutcome};
 use crate::upload::after;
 use crate::upload::backoff::{Decision, RetryClass, RetryPolicy};
 use crate::upload::board::Board;
 use crate::upload::hash::{self, ContentHasher};
+use crate::upload::pause::JournalPause;
 use crate::upload::progress::{Progress, UploadTap};
 use crate::upload::rate::RateLimit;
 use crate::upload::token::TokenGate;
@@ -85,14 +86,42 @@ pub enum WorkerError {
     Join(#[from] tokio::task::JoinError),
 }
 
+tokio::task_local! {
+    /// The daemon's shutdown token, while a worker of the pool uploads a file: journal calls
+    /// then wait out a full or read-only journal instead of failing (see [`j`]).
+    static WAIT_OUT_STORAGE: CancellationToken;
+}
+
 /// Runs a blocking journal call off the async runtime.
+///
+/// In a pool worker, a storage failure (full disk, read-only file system) is waited out: the
+/// call is tried again with back-off until it commits or the daemon stops. A worker holding an
+/// acknowledged `videoId` or offset must record it, not hand the file back: handed back, a
+/// single-request file would be sent again as a second video.
 async fn j<T, F>(journal: &Journal, f: F) -> Result<T, WorkerError>
 where
     T: Send + 'static,
-    F: FnOnce(&Journal) -> Result<T, crate::journal::JournalError> + Send + 'static,
+    F: Fn(&Journal) -> Result<T, JournalError> + Send + Sync + 'static,
 {
-    let journal = journal.clone();
-    Ok(tokio::task::spawn_blocking(move || f(&journal)).await??)
+    let f = Arc::new(f);
+    let mut pause = JournalPause::default();
+    loop {
+        let (journal, call) = (journal.clone(), f.clone());
+        let e = match tokio::task::spawn_blocking(move || call(&journal)).await? {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Ok(stop) = WAIT_OUT_STORAGE.try_with(CancellationToken::clone) else {
+            return Err(e.into());
+        };
+        if crate::journal::health::storage_reason(&e).is_none() || stop.is_cancelled() {
+            return Err(e.into());
+        }
+        let e = WorkerError::Journal(e);
+        if !pause.wait(0, None, &e, &stop).await {
+            return Err(e);
+        }
+    }
 }
 
 fn identity_of(meta: &std::fs::Metadata) -> FileIdentity {
@@ -136,6 +165,7 @@ pub async fn run_worker(
     shutdown: CancellationToken,
     wake: Arc<tokio::sync::Notify>,
 ) -> Result<(), WorkerError> {
+    let mut pause = JournalPause::default();
     loop {
         if retire.is_cancelled() {
             return Ok(());
@@ -151,9 +181,27 @@ pub async fn run_worker(
         let woken = wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let row = j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await?;
+        let row = match j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await {
+            Ok(row) => row,
+            Err(e) => {
+                if !pause.wait(n, None, &e, &retire).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
         let Some(row) = row else {
-            let nap = idle_nap(j(&ctx.journal, |j| j.next_due()).await?, SystemTime::now());
+            let due = match j(&ctx.journal, |j| j.next_due()).await {
+                Ok(due) => due,
+                Err(e) => {
+                    if !pause.wait(n, None, &e, &retire).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            pause.ok();
+            let nap = idle_nap(due, SystemTime::now());
             if nap.is_zero() {
                 continue; // a row became due since the claim (another worker may take it)
             }
@@ -164,10 +212,17 @@ pub async fn run_worker(
             }
             continue;
         };
+        pause.ok();
         tracing::debug!(worker = n, id = row.id, path = %row.path.display(), "claimed");
         fail::fail_point!("after-claim"); // W2: journaled and claimed, no byte sent
-        let path = row.path.clone();
-        match upload_file(&ctx, row, &shutdown).await {
+        fail::fail_point!("worker-panic", |_| panic!(
+            "injected panic in upload worker {n}"
+        ));
+        let (path, id) = (row.path.clone(), row.id);
+        match WAIT_OUT_STORAGE
+            .scope(shutdown.clone(), upload_file(&ctx, row, &shutdown))
+            .await
+        {
             Ok(_) => {}
             Err(WorkerError::Journal(crate::journal::JournalError::WrongState {
                 id,
@@ -179,11 +234,24 @@ pub async fn run_worker(
                 info!(path = %path.display(), id, state = state.as_str(), "upload dropped: the file changed while it was uploading");
             }
             Err(e) => {
-                // The journal failing (disk full, read-only): never die silently, retry slowly.
-                tracing::error!(worker = n, path = %path.display(), "{e}; retrying in 5 s");
-                tokio::select! {
-                    _ = retire.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                // The journal failing (disk full, read-only): never die, never spin. Back off,
+                // then hand the row back to the queue (its progress kept) once writes work.
+                if !pause.wait(n, Some(&path), &e, &retire).await {
+                    return Ok(());
+                }
+                loop {
+                    match j(&ctx.journal, move |j| j.requeue(id)).await {
+                        Ok(_) => break,
+                        // Moved on meanwhile (not ours any more): nothing to hand back.
+                        Err(WorkerError::Journal(
+                            JournalError::WrongState { .. } | JournalError::NotFound { .. },
+                        )) => break,
+                        Err(e) => {
+                            if !pause.wait(n, Some(&path), &e, &retire).await {
+                                return Ok(());
+                            }
+                        }
+                    }
                 }
             }
         }

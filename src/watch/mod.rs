@@ -64,6 +64,12 @@ pub trait Sink: Send + Sync + 'static {
     /// directory, or deleted while a root is polled, are not reported: the uploader finds them
     /// missing.
     fn gone(&self, root: &Path, paths: &[PathBuf]) -> Result<(), SinkError>;
+
+    /// Whether the sink is in a degraded state it reports itself (the journal cannot write: a
+    /// full disk), so that the watcher does not log each failed call on top of it.
+    fn degraded(&self) -> bool {
+        false
+    }
 }
 
 /// How a root is being watched.
@@ -226,6 +232,11 @@ impl WatchHandle {
                     .clone()
             })
             .collect()
+    }
+
+    /// Whether a root's task has ended (they only end at shutdown; earlier means it failed).
+    pub fn ended(&self) -> bool {
+        self.tasks.iter().any(JoinHandle::is_finished)
     }
 
     /// Rescans every root now (SIGHUP); a missing root is re-checked now.

@@ -193,12 +193,17 @@ impl Tracker {
     }
 
     fn sink_err(&mut self, call: &str, e: &SinkError) {
-        log_sink_err(&self.root, call, e, &mut self.sink_failing);
+        let degraded = self.sink.degraded();
+        log_sink_err(&self.root, call, e, &mut self.sink_failing, degraded);
     }
 }
 
-fn log_sink_err(root: &Path, call: &str, e: &SinkError, failing: &mut bool) {
-    if !*failing {
+/// Logs a failed call once per outage; not at all (debug) when the sink reports its degraded
+/// state itself (the journal on a full disk logs that once a minute at most).
+fn log_sink_err(root: &Path, call: &str, e: &SinkError, failing: &mut bool, degraded: bool) {
+    if degraded {
+        tracing::debug!(root = %root.display(), "journal `{call}` failed (the journal reports why): {e}");
+    } else if !*failing {
         *failing = true;
         tracing::warn!(root = %root.display(), "journal `{call}` failed, will retry: {e}");
     } else {
@@ -251,7 +256,7 @@ fn report_stable(
             Vec::new()
         }
         Err(e) => {
-            log_sink_err(root, "stable", &e, failing);
+            log_sink_err(root, "stable", &e, failing, sink.degraded());
             std::mem::take(stable)
         }
     }

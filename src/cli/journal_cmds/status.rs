@@ -4,8 +4,9 @@
 //! where each file has at least `id`, `path`, `state`, `size`, `bytes_uploaded`, `video_id`,
 //! `attempts`, `last_error`, `next_attempt_at` (RFC 3339 or null) and DESIGN's `sha256_or_blake3`
 //! as two keys, `blake3` and `sha256`: the receipt's hex under the key of the algorithm it was
-//! made with (`upload.hash`), the other null; `content_hash` is the same as `ALGORITHM:HEX`. Extra keys: `token_reason`, `token_since`, `journal`, `daemon`
-//! (`{"pid", "running", "heartbeat_at"}` or null), `rate` (`{"bytes_per_second" (0 =
+//! made with (`upload.hash`), the other null; `content_hash` is the same as `ALGORITHM:HEX`.
+//! Extra keys: `token_reason`, `token_since`, `journal`, `journal_problem` (`journal: cannot
+//! write (…)` or null), `daemon` (`{"pid", "running", "heartbeat_at"}` or null), `rate` (`{"bytes_per_second" (0 =
 //! unlimited), "limited", "bypassed" (SIGUSR2), "timetable", "next_change_at",
 //! "next_bytes_per_second", "source": "daemon"|"config"}`), and per
 //! file `root`, `last_error_slug`, `chunk_size`, `first_chunk_in_flight`, `changed_at`,
@@ -41,6 +42,8 @@ struct Report {
     rate: RateInForce,
     /// Whether `rate` comes from the running daemon (else from the configuration).
     rate_from_daemon: bool,
+    /// `journal: cannot write (…)` when the journal's file system is full or read-only.
+    journal_problem: Option<String>,
     notes: HashMap<i64, Vec<FileNote>>,
     /// What to do when the token is rejected, for this configuration's token source.
     token_advice: String,
@@ -77,6 +80,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
                 next_rate: None,
             },
             rate_from_daemon: false,
+            journal_problem: None,
             notes: HashMap::new(),
             token_advice: String::new(),
         },
@@ -87,6 +91,15 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
             .evaluate(now, localtime::at(now));
     }
     report.token_advice = super::token_advice(&config, report.token.reason.as_deref());
+    if journal.is_some() {
+        // What the daemon sees when it writes, seen from here (this process never writes).
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        report.journal_problem = crate::journal::health::probe_dir(dir, JOURNAL_MIN_FREE)
+            .map(|reason| format!("journal: cannot write ({reason})"));
+    }
     let mut out = io::BufWriter::new(io::stdout().lock());
     let written = if args.json {
         write_json(&mut out, &report, journal.as_ref(), args.all)
@@ -107,6 +120,10 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         Err(Failure::Journal(e)) => Err(e.into()),
     }
 }
+
+/// Less free space than this on the journal's file system: the daemon cannot commit (a WAL
+/// frame is a page; a few are needed per transaction).
+const JOURNAL_MIN_FREE: u64 = 64 * 1024;
 
 /// Why writing the report stopped.
 #[derive(Debug)]
@@ -144,6 +161,7 @@ fn read(journal: &Journal) -> Result<Report, JournalError> {
             next_change_at: None,
             next_rate: None,
         }),
+        journal_problem: None,
         notes,
         token_advice: String::new(),
     })
@@ -212,6 +230,7 @@ fn header_json(r: &Report) -> Value {
         "token": r.token.state.as_str(),
         "token_reason": r.token.reason,
         "token_since": time(r.token.since),
+        "journal_problem": r.journal_problem,
         "daemon": r.daemon.as_ref().map(|d| json!({
             "pid": d.pid,
             "running": d.running,
@@ -318,6 +337,12 @@ fn write_table(
             r.token_advice,
         )?,
         state => writeln!(out, "token: {}", state.as_str())?,
+    }
+    if let Some(p) = &r.journal_problem {
+        writeln!(
+            out,
+            "{p} — uploads and scans wait, and resume on their own once it can"
+        )?;
     }
     match &r.daemon {
         Some(d) if d.running => writeln!(
