@@ -7,10 +7,12 @@
 //! - [`notify`]: `READY=1`, `STATUS=`, `RELOADING=1`, `WATCHDOG=1` (only while the journal
 //!   round-trips), `STOPPING=1`.
 //! - [`mod@status_line`]: the `STATUS=` text.
+//! - [`limits`]: the descriptor limit raised at start.
 //!
 //! Shutdown order: cancel → stop claiming and scanning → in-flight chunks finish or are dropped
 //! within `upload.shutdown_timeout` → `STOPPING=1` → return `Ok(())` (exit 0).
 
+pub mod limits;
 pub mod notify;
 pub mod services;
 pub mod signals;
@@ -122,6 +124,7 @@ pub async fn run_with(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    limits::raise_fd_limit();
     let _signals = if handle_signals {
         Some(signals::install(shutdown.clone(), reloads.trigger()).map_err(DaemonError::Signals)?)
     } else {
