@@ -15,6 +15,7 @@ mod demo;
 mod emulator;
 mod generate;
 mod journal_cmds;
+mod log_fields;
 mod log_writer;
 mod run;
 mod token;
@@ -286,7 +287,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Human logs by default, JSON with `--log-format json`; no ANSI colours under systemd
+/// Human logs by default (control characters in fields escaped), JSON with `--log-format json`
+/// (exact: JSON escapes them itself); no ANSI colours under systemd
 /// (`JOURNAL_STREAM` set) or when stderr is not a terminal. `RUST_LOG` overrides the level.
 fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
@@ -298,7 +300,8 @@ fn init_tracing(format: LogFormat) {
         .with_writer(log_writer::Stderr)
         .with_ansi(ansi);
     let _ = match format {
-        LogFormat::Human => builder.try_init(),
+        // Every field and message escaped: a file name cannot forge a line or drive a terminal.
+        LogFormat::Human => builder.fmt_fields(log_fields::escaped()).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
 }
