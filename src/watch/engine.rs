@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bridge::{AddError, CREATED, HintKind, Watcher};
 use super::filter::Filter;
+use super::rules::Rules;
 use super::scan::{LogOnce, UNREADABLE_DIR_HINT, Visitor, Walk, identity};
 use super::tracker::{BATCH, Tracker};
 use super::{Health, Sink};
@@ -23,6 +24,7 @@ use crate::journal::{FileIdentity, Observation};
 pub struct Engine {
     cfg: WatchConfig,
     filter: Filter,
+    rules: Arc<Rules>,
     tracker: Tracker,
     watcher: Option<Watcher>,
     log: LogOnce,
@@ -36,12 +38,14 @@ impl Engine {
         cfg: WatchConfig,
         filter: Filter,
         sink: Arc<dyn Sink>,
+        rules: Arc<Rules>,
         cancel: CancellationToken,
     ) -> Engine {
         let tracker = Tracker::new(cfg.path.clone(), sink, cfg.settle);
         Engine {
             cfg,
             filter,
+            rules,
             tracker,
             watcher: None,
             log: LogOnce::default(),
@@ -119,6 +123,7 @@ impl Engine {
             root: &self.cfg.path,
             filter: &self.filter,
             follow_symlinks: self.cfg.follow_symlinks,
+            rules: &self.rules,
             cancel: &self.cancel,
         };
         let mut v = ScanVisitor {
@@ -175,6 +180,10 @@ impl Engine {
             match meta {
                 Ok(m) if m.is_dir() => {
                     if kind & CREATED != 0 && self.filter.rejects_dir(rel).is_none() {
+                        if let Some(why) = self.link_refused(&path) {
+                            self.log.skip(&path, why);
+                            continue;
+                        }
                         if self.cfg.follow_symlinks && link_to_ancestor(&path) {
                             self.log.skip(
                                 &path,
@@ -199,6 +208,17 @@ impl Engine {
                 }
                 Ok(m) if m.is_file() => {
                     if self.filter.rejects_file(rel).is_none() {
+                        let why = self.link_refused(&path).or_else(|| {
+                            let via_link = self.cfg.follow_symlinks && is_link(&path);
+                            self.rules.refuse_file(&path, &m, via_link)
+                        });
+                        if let Some(why) = why {
+                            self.log.skip(&path, why);
+                            if self.tracker.forget(&path) {
+                                gone.push(path);
+                            }
+                            continue;
+                        }
                         obs.push(Observation {
                             root: self.cfg.path.clone(),
                             path,
@@ -264,6 +284,20 @@ impl Engine {
         }
         Health::Ok
     }
+}
+
+impl Engine {
+    /// With `follow_symlinks`: why the link at `path` must not be followed, if it is one.
+    fn link_refused(&self, path: &Path) -> Option<String> {
+        if !self.cfg.follow_symlinks || !is_link(path) {
+            return None;
+        }
+        self.rules.refuse_link(&self.cfg.path, path)
+    }
+}
+
+fn is_link(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// Whether `path` is a symlink to a directory that contains it (following it loops).

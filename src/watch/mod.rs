@@ -11,6 +11,7 @@
 //! Files:
 //! - [`bridge`]: notify → tokio channel, overflow flag.
 //! - [`scan`]: the directory walk (filters, symlinks, odd entries).
+//! - [`rules`]: what is never uploaded (the daemon's secrets, links against the rules).
 //! - [`settle`]: the pure settle state machine; [`tracker`] wires it to the sink in batches.
 //! - `engine`: per-root synchronous work; `root`: per-root task; [`fstype`]: statfs magic.
 
@@ -30,6 +31,7 @@ mod engine;
 pub mod filter;
 pub mod fstype;
 mod root;
+pub mod rules;
 pub mod scan;
 pub mod settle;
 pub mod tracker;
@@ -124,6 +126,8 @@ pub struct SpawnOptions {
     pub event_capacity: usize,
     /// Pretend the inotify watch limit is this many watches per root.
     pub max_watches: Option<usize>,
+    /// The daemon's own files, never reported (see [`rules`]).
+    pub secrets: rules::Secrets,
 }
 
 impl Default for SpawnOptions {
@@ -131,6 +135,7 @@ impl Default for SpawnOptions {
         SpawnOptions {
             event_capacity: 4096,
             max_watches: None,
+            secrets: rules::Secrets::default(),
         }
     }
 }
@@ -168,6 +173,7 @@ pub fn spawn_with(
 ) -> WatchHandle {
     let (tx, initial) = watch::channel(roots.len());
     let tx = Arc::new(tx);
+    let rules = Arc::new(rules::Rules::new(&roots, opts.secrets.clone()));
     let mut handles = Vec::new();
     let mut tasks = Vec::new();
     for cfg in roots {
@@ -192,6 +198,7 @@ pub fn spawn_with(
             status: status.clone(),
             initial: Some(root::InitialGuard(tx.clone())),
             opts: opts.clone(),
+            rules: rules.clone(),
         };
         tasks.push(tokio::spawn(task.run()));
         handles.push(RootHandle {
