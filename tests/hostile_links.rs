@@ -214,3 +214,39 @@ fn a_directory_replaced_by_a_symlink_while_stopped_makes_its_rows_gone() {
         "nothing uploaded"
     );
 }
+
+/// A `settling` row whose file became a symlink while the daemon was stopped (as rows left
+/// stuck by earlier versions are): no scan reports the path any more, and the check after the
+/// start's full scan ends the row `gone` with the reason.
+#[test]
+fn a_settling_row_whose_path_became_a_symlink_does_not_stay_settling() {
+    let em = Emulator::start();
+    let s = Setup::new(
+        &em,
+        Opts {
+            settle: "1h",
+            ..Opts::default()
+        },
+    );
+    let outside = s.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    common::daemon::write_file(&outside.join("other.mp4"), 12_345, 4);
+    let mut d = s.start();
+    let f = s.drop_file("clip.mp4", 100_000, 7);
+    s.wait_for("the row settling", T, |st| {
+        state(st, &f) == Some("settling")
+    });
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(T).is_some(), "the daemon stops");
+    replace_with_symlink(&outside.join("other.mp4"), &f);
+    let _d = s.start();
+    let st = s.wait_for("the row gone", T, |st| state(st, &f) == Some("gone"));
+    let row = file_row(&st, &f).unwrap();
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("now a symlink"),
+        "{row:#}"
+    );
+}

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bridge::{AddError, CREATED, HintKind, Watcher};
 use super::filter::Filter;
-use super::rules::Rules;
+use super::rules::{Refusal, Rules};
 use super::scan::{LogOnce, UNREADABLE_DIR_HINT, Visitor, Walk, identity};
 use super::tracker::{BATCH, Tracker};
 use super::{Health, Sink};
@@ -110,7 +110,10 @@ impl Engine {
         }
         let root = self.cfg.path.clone();
         match self.scan_dir(&root) {
-            Ok(()) => Health::Ok,
+            Ok(()) => {
+                self.reconcile();
+                Health::Ok
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Health::Missing,
             Err(e) => Health::Error(format!("cannot read the watch root: {e}")),
         }
@@ -150,6 +153,45 @@ impl Engine {
             );
         }
         r
+    }
+
+    /// After a full scan: `settling` rows under this root that the scan did not report (so the
+    /// tracker does not follow them) are checked against the rules; a path that is gone or that
+    /// the rules refuse now (it became a symlink, or its directory did) ends the row `gone` with
+    /// the reason instead of leaving it settling forever.
+    fn reconcile(&mut self) {
+        const LIMIT: usize = 10_000;
+        let root = self.cfg.path.clone();
+        let rows = match self.tracker.sink().settling(&root, LIMIT) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("cannot list settling rows: {e}");
+                return;
+            }
+        };
+        let mut refused = Vec::new();
+        let mut missing = Vec::new();
+        for p in rows {
+            if self.tracker.settler().identity(&p).is_some() {
+                continue;
+            }
+            match self.rules.check(&root, &p) {
+                Ok(_) => {}
+                Err(Refusal::Missing(_)) => missing.push(p),
+                Err(Refusal::Refused(why)) => {
+                    self.log.skip(&p, &why);
+                    refused.push((p, why));
+                }
+            }
+        }
+        if !refused.is_empty()
+            && let Err(e) = self.tracker.sink().refused(&root, &refused)
+        {
+            tracing::warn!(root = %root.display(), "journal: {e}");
+        }
+        if !missing.is_empty() {
+            self.tracker.vanished(missing);
+        }
     }
 
     /// Handles the paths events mentioned (deduplicated, with their merged kinds).

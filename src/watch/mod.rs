@@ -66,6 +66,17 @@ pub trait Sink: Send + Sync + 'static {
     /// directory, or deleted while a root is polled, are not reported: the uploader finds them
     /// missing.
     fn gone(&self, root: &Path, paths: &[PathBuf]) -> Result<(), SinkError>;
+    /// Paths of `settling` rows under `root` (at most `limit`), for the check after a full scan
+    /// of rows no scan reports any more (their path became a symlink, say). None by default.
+    fn settling(&self, _root: &Path, _limit: usize) -> Result<Vec<PathBuf>, SinkError> {
+        Ok(Vec::new())
+    }
+    /// Rows at these paths whose path the rules refuse now: `settling`/`queued`/`failed` rows
+    /// become `gone` with the reason. By default reported as plain [`Sink::gone`].
+    fn refused(&self, root: &Path, paths: &[(PathBuf, String)]) -> Result<(), SinkError> {
+        let paths: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
+        self.gone(root, &paths)
+    }
 }
 
 /// How a root is being watched.
