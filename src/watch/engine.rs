@@ -176,7 +176,7 @@ impl Engine {
                 continue;
             }
             match self.rules.check(&root, &p) {
-                Ok(_) => {}
+                Ok(_) | Err(Refusal::Unknown(_)) => {}
                 Err(Refusal::Missing(_)) => missing.push(p),
                 Err(Refusal::Refused(why)) => {
                     self.log.skip(&p, &why);

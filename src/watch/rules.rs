@@ -71,6 +71,8 @@ pub struct Rules {
 pub enum Refusal {
     /// Nothing there (any more).
     Missing(io::Error),
+    /// It cannot be told now (a directory on the way is unreadable): decided later.
+    Unknown(io::Error),
     /// Something there that the rules refuse; the text says what and why.
     Refused(String),
 }
@@ -149,7 +151,11 @@ impl Rules {
         let rule = self.roots.iter().find(|r| r.path == root);
         let follow = rule.is_none_or(|r| r.follow);
         if !follow {
-            if let Some(link) = link_below(root, path).map_err(Refusal::Missing)? {
+            let below = link_below(root, path).map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT | libc::ENOTDIR) => Refusal::Missing(e),
+                _ => Refusal::Unknown(e),
+            })?;
+            if let Some(link) = below {
                 return Err(Refusal::Refused(if link == path {
                     "it is now a symlink, and follow_symlinks = false".to_owned()
                 } else {
@@ -162,7 +168,7 @@ impl Rules {
         }
         let m = fs::metadata(path).map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT | libc::ENOTDIR) => Refusal::Missing(e),
-            _ => Refusal::Refused(format!("cannot stat: {e}")),
+            _ => Refusal::Unknown(e),
         })?;
         if !m.is_file() {
             return Err(Refusal::Refused(
