@@ -31,6 +31,7 @@ fn cfg(root: &Path, mode: WatchMode) -> WatchConfig {
         // Long: tests that rely on a rescan trigger it themselves.
         rescan_interval: Duration::from_secs(3600),
         follow_symlinks: false,
+        follow_symlinks_outside: false,
         tags: vec![],
         metadata: vec![],
     }

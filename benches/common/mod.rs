@@ -62,6 +62,7 @@ pub fn watch_config(root: &Path, mode: WatchMode, settle: Duration, poll: Durati
         poll_interval: poll,
         rescan_interval: Duration::from_secs(3600),
         follow_symlinks: false,
+        follow_symlinks_outside: false,
         tags: vec![],
         metadata: vec![],
     }

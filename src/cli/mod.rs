@@ -17,6 +17,7 @@ mod generate;
 mod journal_cmds;
 mod keyed;
 mod log_queue;
+mod log_fields;
 mod log_writer;
 mod orphans;
 mod run;
@@ -470,7 +471,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Human logs by default, JSON with `--log-format json`; no ANSI colours under systemd
+/// Human logs by default (control characters in fields escaped), JSON with `--log-format json`
+/// (exact: JSON escapes them itself); no ANSI colours under systemd
 /// (`JOURNAL_STREAM` set) or when stderr is not a terminal. `RUST_LOG` overrides the level.
 fn init_tracing(format: LogFormat, to_file: bool) {
     use std::io::IsTerminal;
@@ -487,7 +489,8 @@ fn init_tracing(format: LogFormat, to_file: bool) {
         .log_internal_errors(false)
         .with_ansi(ansi);
     let _ = match format {
-        LogFormat::Human => builder.try_init(),
+        // Every field and message escaped: a file name cannot forge a line or drive a terminal.
+        LogFormat::Human => builder.fmt_fields(log_fields::escaped()).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
 }

@@ -52,7 +52,10 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
             Ok(Some(id)) => ids.push((id, file.clone())),
             Ok(None) => {}
             Err(e) => {
-                eprintln!("{}: {e:#}", file.display());
+                eprintln!(
+                    "{}",
+                    crate::escape::Human(format_args!("{}: {e:#}", file.display()))
+                );
                 failed += 1;
             }
         }
@@ -91,11 +94,12 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = bars.add(ProgressBar::new(size));
         bar.set_style(style.clone());
-        bar.set_prefix(
-            path.file_name()
+        bar.set_prefix(crate::escape::human(
+            &path
+                .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-        );
+        ));
         file_bars.push((*id, bar));
     }
     let ticker = {
@@ -183,7 +187,7 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
         };
         // Above the progress bars when they are drawn (printing through both would show the
         // line twice on a terminal), on stdout either way.
-        bars.suspend(|| println!("{line}"));
+        bars.suspend(|| println!("{}", crate::escape::Human(&line)));
     }
     if shutdown.is_cancelled() {
         eprintln!("interrupted: run the same command again to resume where it stopped");
@@ -258,7 +262,7 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
         FileState::Done => {
             println!(
                 "{}: already uploaded, videoId {}",
-                path.display(),
+                crate::escape::Human(path.display()),
                 row.video_id.as_deref().unwrap_or("?")
             );
             Ok(None)
@@ -275,7 +279,13 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
             tokio::task::spawn_blocking(move || j.retry_failed(&RetrySelection::Ids(vec![id])))
                 .await??;
             if let Some(e) = &row.last_error {
-                println!("{}: trying again (last error: {e})", path.display());
+                println!(
+                    "{}",
+                    crate::escape::Human(format_args!(
+                        "{}: trying again (last error: {e})",
+                        path.display()
+                    ))
+                );
             }
             Ok(Some(id))
         }

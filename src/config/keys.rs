@@ -103,6 +103,11 @@ pub const WATCH: &[Key] = &[
     k("poll_interval", DURATION, "poll_interval = \"30s\""),
     k("rescan_interval", DURATION, "rescan_interval = \"10 min\""),
     k("follow_symlinks", BOOL, "follow_symlinks = false"),
+    k(
+        "follow_symlinks_outside",
+        BOOL,
+        "follow_symlinks_outside = false",
+    ),
     k("tags", "an array of strings", "tags = [\"camera-1\"]"),
     k(
         "metadata",

@@ -205,6 +205,10 @@ pub struct WatchConfig {
     /// Full reconcile scan interval (default 10 min).
     pub rescan_interval: Duration,
     pub follow_symlinks: bool,
+    /// With `follow_symlinks`, also follow links whose target is outside every watch root
+    /// (default false: such links are skipped, so a link cannot expose any file the daemon can
+    /// read).
+    pub follow_symlinks_outside: bool,
     /// Tags and metadata for videos created with the API key (optional).
     pub tags: Vec<String>,
     pub metadata: Vec<(String, String)>,

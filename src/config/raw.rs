@@ -69,6 +69,7 @@ pub struct RawWatch {
     pub poll_interval: Option<Spanned<String>>,
     pub rescan_interval: Option<Spanned<String>>,
     pub follow_symlinks: Option<bool>,
+    pub follow_symlinks_outside: Option<bool>,
     pub tags: Option<Vec<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
 }

@@ -8,11 +8,13 @@
 //! - [`notify`]: `READY=1`, `STATUS=`, `RELOADING=1`, `WATCHDOG=1` (only while the journal
 //!   round-trips), `STOPPING=1`.
 //! - [`mod@status_line`]: the `STATUS=` text.
+//! - [`limits`]: the descriptor limit raised at start.
 //!
 //! Shutdown order: cancel → stop claiming and scanning → in-flight chunks finish or are dropped
 //! within `upload.shutdown_timeout` → `STOPPING=1` → return `Ok(())` (exit 0).
 
 pub mod fatal;
+pub mod limits;
 pub mod notify;
 pub mod prune;
 pub mod services;
@@ -131,6 +133,7 @@ pub async fn run_with(
     }
     // SIGUSR2 → toggle the bandwidth limit; a signal before the services run waits for them.
     let rate_toggle = std::sync::Arc::new(tokio::sync::Notify::new());
+    limits::raise_fd_limit();
     let _signals = if handle_signals {
         Some(
             signals::install(shutdown.clone(), reloads.trigger(), rate_toggle.clone())

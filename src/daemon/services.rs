@@ -109,6 +109,7 @@ pub fn worker_context(
         video_meta,
         metrics: crate::metrics::Counters::default(),
         watch_roots: Arc::new(config.watch.iter().map(|w| w.path.clone()).collect()),
+        rules: Arc::new(watch::rules::Rules::from_config(config)),
     })
 }
 
@@ -208,11 +209,7 @@ impl Services {
         };
 
         let watch_token = shutdown.child_token();
-        let handle = watch::spawn(
-            config.watch.clone(),
-            Arc::new(journal.clone()) as Arc<dyn Sink>,
-            watch_token.clone(),
-        );
+        let handle = spawn_watcher(config, &journal, watch_token.clone());
         tokio::select! {
             _ = handle.initial_scan_done() => {}
             _ = shutdown.cancelled() => {
@@ -278,11 +275,7 @@ impl Services {
                 handle.join().await;
             }
             let token = self.shutdown.child_token();
-            let handle = watch::spawn(
-                config.watch.clone(),
-                Arc::new(self.journal.clone()) as Arc<dyn Sink>,
-                token.clone(),
-            );
+            let handle = spawn_watcher(config, &self.journal, token.clone());
             self.watcher.put(handle, token);
             self.roots = config.watch.clone();
             tracing::info!(
@@ -496,6 +489,23 @@ impl MetricsListener {
     }
 }
 
+/// The watcher of `config`'s roots, told the daemon's own files (never reported).
+fn spawn_watcher(
+    config: &Config,
+    journal: &Journal,
+    token: CancellationToken,
+) -> watch::WatchHandle {
+    watch::spawn_with(
+        config.watch.clone(),
+        Arc::new(journal.clone()) as Arc<dyn Sink>,
+        token,
+        watch::SpawnOptions {
+            secrets: watch::rules::Secrets::from_config(config),
+            ..Default::default()
+        },
+    )
+}
+
 fn same_roots(a: &[WatchConfig], b: &[WatchConfig]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
@@ -508,6 +518,7 @@ fn same_roots(a: &[WatchConfig], b: &[WatchConfig]) -> bool {
                 && x.poll_interval == y.poll_interval
                 && x.rescan_interval == y.rescan_interval
                 && x.follow_symlinks == y.follow_symlinks
+                && x.follow_symlinks_outside == y.follow_symlinks_outside
         })
 }
 

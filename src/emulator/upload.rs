@@ -11,6 +11,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::disposition;
 use super::errors::{ApiError, ApiResult, json_response};
 use super::extract::{IdPath, Keyed};
 use super::model::{Chunk, RequestLog, UploadState, VideoRec};
@@ -86,6 +87,13 @@ async fn read_form(
     let mut files = 0u32;
     let mut video_id = None;
     while let Some(mut field) = mp.next_field().await.map_err(multipart_error)? {
+        // A strict server refuses a part whose disposition is malformed (multer is lenient).
+        let disposition = field.headers().get(header::CONTENT_DISPOSITION);
+        if !disposition.is_some_and(|d| disposition::is_strict(d.as_bytes())) {
+            return Err(ApiError::invalid_payload(
+                "The multipart body is malformed: invalid Content-Disposition header".to_owned(),
+            ));
+        }
         let filename = field
             .file_name()
             .filter(|n| !n.is_empty())

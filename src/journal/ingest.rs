@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::row::{FileRow, add_note, file_columns, path_bytes};
+use super::row::{FileRow, add_note, bytes_to_path, file_columns, path_bytes};
 use super::{FileIdentity, FileState, Journal, JournalError, Observation};
 use crate::watch::{Sink, SinkError};
 
@@ -36,6 +36,16 @@ impl Sink for Journal {
 
     fn degraded(&self) -> bool {
         self.write_problem().is_some()
+    }
+
+    fn settling(&self, root: &Path, limit: usize) -> Result<Vec<PathBuf>, SinkError> {
+        self.settling_under(root, limit).map_err(sink_error)
+    }
+
+    fn refused(&self, root: &Path, paths: &[(PathBuf, String)]) -> Result<(), SinkError> {
+        self.refused_batch(root, paths)
+            .map(|_| ())
+            .map_err(sink_error)
     }
 }
 
@@ -123,6 +133,40 @@ impl Journal {
             }
             Ok(n)
         })
+    }
+
+    /// [`Sink::settling`]: paths of `settling` rows recorded under `root`.
+    pub fn settling_under(&self, root: &Path, limit: usize) -> Result<Vec<PathBuf>, JournalError> {
+        self.scan_tx(|tx, _now| {
+            let mut st = tx.prepare_cached(
+                "SELECT path FROM files WHERE root = ?1 AND state = 'settling' LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![path_bytes(root), limit as i64], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?;
+            rows.map(|r| r.map(|b| bytes_to_path(&b))).collect()
+        })
+    }
+
+    /// [`Sink::refused`]: like [`Journal::gone_batch`], with the reason as the row's last error.
+    pub fn refused_batch(
+        &self,
+        root: &Path,
+        paths: &[(PathBuf, String)],
+    ) -> Result<usize, JournalError> {
+        let plain: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
+        let n = self.gone_batch(root, &plain)?;
+        self.scan_tx(|tx, now| {
+            let mut st = tx.prepare_cached(
+                "UPDATE files SET last_error = ?1, updated_at = ?2
+                 WHERE path = ?3 AND state = 'gone' AND superseded = 0",
+            )?;
+            for (p, why) in paths {
+                st.execute(params![format!("not uploaded: {why}"), now, path_bytes(p)])?;
+            }
+            Ok(())
+        })?;
+        Ok(n)
     }
 
     /// For `ingestd upload FILE`: records the file like [`Sink::seen`] and, if it is `settling`,

@@ -56,6 +56,20 @@ const SCRIPT: &str = r#"
 })();
 "#;
 
+/// The `Content-Security-Policy` of every answer: nothing but the page's own inline style and
+/// script (by SHA-256) and requests to the listener itself.
+pub fn content_security_policy() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = |s: &str| base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s));
+    format!(
+        "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; connect-src 'self'; \
+         img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        hash(SCRIPT),
+        hash(STYLE)
+    )
+}
+
 /// The whole page.
 pub fn page(s: &Snapshot) -> String {
     format!(

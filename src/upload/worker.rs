@@ -52,6 +52,8 @@ pub struct WorkerContext {
     pub metrics: crate::metrics::Counters,
     /// The watch roots: `after_upload` applies only to files recorded under one of them.
     pub watch_roots: Arc<Vec<std::path::PathBuf>>,
+    /// What is never uploaded (the daemon's secrets, paths through links against the rules).
+    pub rules: Arc<crate::watch::rules::Rules>,
 }
 
 /// What a video created with the API key is given.
@@ -267,7 +269,10 @@ pub async fn upload_file(
     let id = row.id;
     let path = row.path.clone();
 
-    // 2. identity check.
+    // 2. the rules (a path that turned into a symlink, a secret), then the identity check.
+    if let Some(outcome) = refused(ctx, &row).await? {
+        return Ok(outcome);
+    }
     let meta = match tokio::fs::metadata(&path).await {
         Ok(m) => m,
         Err(e) => {
@@ -641,6 +646,24 @@ async fn file_left(
         }
     }
     ctx.metrics.outcome(UploadOutcome::Abandoned);
+    Ok(Some(Outcome::Released))
+}
+
+/// A row whose path the rules refuse now (it became a symlink, its directory did, it is one of
+/// the daemon's secrets) goes `gone` with the reason instead of settling again on what the
+/// path now points to. `None`: the path may be uploaded (or is missing: the caller says so).
+async fn refused(ctx: &WorkerContext, row: &FileRow) -> Result<Option<Outcome>, WorkerError> {
+    let rules = ctx.rules.clone();
+    let (root, path) = (row.root.clone(), row.path.clone());
+    let check = tokio::task::spawn_blocking(move || rules.check(&root, &path)).await?;
+    let Err(crate::watch::rules::Refusal::Refused(why)) = check else {
+        return Ok(None);
+    };
+    let id = row.id;
+    let msg = format!("not uploaded: {why}");
+    warn!(path = %row.path.display(), "{msg}");
+    ctx.metrics.outcome(UploadOutcome::Abandoned);
+    j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
     Ok(Some(Outcome::Released))
 }
 

@@ -11,6 +11,7 @@
 //! Files:
 //! - [`bridge`]: notify → tokio channel, overflow flag.
 //! - [`scan`]: the directory walk (filters, symlinks, odd entries).
+//! - [`rules`]: what is never uploaded (the daemon's secrets, links against the rules).
 //! - [`settle`]: the pure settle state machine; [`tracker`] wires it to the sink in batches.
 //! - `engine`: per-root synchronous work; `root`: per-root task; [`fstype`]: statfs magic.
 
@@ -30,6 +31,7 @@ mod engine;
 pub mod filter;
 pub mod fstype;
 mod root;
+pub mod rules;
 pub mod scan;
 pub mod settle;
 pub mod tracker;
@@ -69,6 +71,18 @@ pub trait Sink: Send + Sync + 'static {
     /// full disk), so that the watcher does not log each failed call on top of it.
     fn degraded(&self) -> bool {
         false
+    }
+
+    /// Paths of `settling` rows under `root` (at most `limit`), for the check after a full scan
+    /// of rows no scan reports any more (their path became a symlink, say). None by default.
+    fn settling(&self, _root: &Path, _limit: usize) -> Result<Vec<PathBuf>, SinkError> {
+        Ok(Vec::new())
+    }
+    /// Rows at these paths whose path the rules refuse now: `settling`/`queued`/`failed` rows
+    /// become `gone` with the reason. By default reported as plain [`Sink::gone`].
+    fn refused(&self, root: &Path, paths: &[(PathBuf, String)]) -> Result<(), SinkError> {
+        let paths: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
+        self.gone(root, &paths)
     }
 }
 
@@ -130,6 +144,8 @@ pub struct SpawnOptions {
     pub event_capacity: usize,
     /// Pretend the inotify watch limit is this many watches per root.
     pub max_watches: Option<usize>,
+    /// The daemon's own files, never reported (see [`rules`]).
+    pub secrets: rules::Secrets,
 }
 
 impl Default for SpawnOptions {
@@ -137,6 +153,7 @@ impl Default for SpawnOptions {
         SpawnOptions {
             event_capacity: 4096,
             max_watches: None,
+            secrets: rules::Secrets::default(),
         }
     }
 }
@@ -174,6 +191,7 @@ pub fn spawn_with(
 ) -> WatchHandle {
     let (tx, initial) = watch::channel(roots.len());
     let tx = Arc::new(tx);
+    let rules = Arc::new(rules::Rules::new(&roots, opts.secrets.clone()));
     let mut handles = Vec::new();
     let mut tasks = Vec::new();
     for cfg in roots {
@@ -198,6 +216,7 @@ pub fn spawn_with(
             status: status.clone(),
             initial: Some(root::InitialGuard(tx.clone())),
             opts: opts.clone(),
+            rules: rules.clone(),
         };
         tasks.push(tokio::spawn(task.run()));
         handles.push(RootHandle {

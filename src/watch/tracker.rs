@@ -42,6 +42,11 @@ impl Tracker {
         &self.root
     }
 
+    /// Where reports go.
+    pub fn sink(&self) -> &dyn Sink {
+        &*self.sink
+    }
+
     pub fn settler(&self) -> &Settler {
         &self.settler
     }

@@ -21,7 +21,8 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     let path = std::path::absolute(&args.path)?;
     for line in explain_path(&config, journal.as_ref(), &path, SystemTime::now())? {
-        println!("{line}");
+        // One sentence a line: a name holding a newline or ESC is shown escaped.
+        println!("{}", crate::escape::Human(&line));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -73,7 +73,11 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
             .and_then(|b| b.last_error.as_deref())
             .map(|e| format!(" (last error: {e})"))
             .unwrap_or_default();
-        println!("#{} queued again: {}{why}", row.id, row.path.display());
+        println!(
+            "#{} queued again: {}",
+            row.id,
+            crate::escape::Human(format_args!("{}{why}", row.path.display()))
+        );
     }
     for (id, state) in &outcome.skipped {
         println!("#{id} is {state}: nothing to retry");

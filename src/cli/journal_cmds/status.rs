@@ -21,6 +21,8 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
+use crate::escape::Human;
+
 use super::{human_duration, human_size, last_error, rfc3339};
 use crate::cli::{Cli, StatusArgs, load_config};
 use crate::config::timetable::format_rate;
@@ -332,7 +334,7 @@ fn write_table(
             r.token
                 .reason
                 .as_deref()
-                .map(|x| format!(" ({x})"))
+                .map(|x| format!(" ({})", Human(x)))
                 .unwrap_or_default(),
             r.token_advice,
         )?,
@@ -389,8 +391,8 @@ fn write_table(
             pct,
             human_size(f.identity.size),
             f.video_id.as_deref().unwrap_or("-"),
-            f.path.display(),
-            note(f, now),
+            Human(f.path.display()),
+            Human(note(f, now)),
         )
     })?;
     if shown == 0 {
@@ -413,7 +415,12 @@ fn write_table(
                     "possible orphan video".to_owned()
                 }
             };
-            writeln!(out, "#{id}: {what}: {} ({})", n.reason, rfc3339(n.at))?;
+            writeln!(
+                out,
+                "#{id}: {what}: {} ({})",
+                Human(&n.reason),
+                rfc3339(n.at)
+            )?;
         }
     }
     Ok(())

@@ -110,6 +110,7 @@ pub(super) fn watch(raw: &RawWatch, cx: Ctx<'_>, warnings: &mut Vec<String>) -> 
             cx,
         )?,
         follow_symlinks: raw.follow_symlinks.unwrap_or(false),
+        follow_symlinks_outside: raw.follow_symlinks_outside.unwrap_or(false),
         tags: raw.tags.clone().unwrap_or_default(),
         metadata: raw
             .metadata
