@@ -26,6 +26,7 @@ use crate::config::WatchConfig;
 use crate::journal::Observation;
 
 pub mod bridge;
+pub mod container;
 mod engine;
 pub mod filter;
 pub mod fstype;
