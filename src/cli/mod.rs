@@ -86,6 +86,10 @@ pub struct RetryArgs {
     /// Retry every failed file.
     #[arg(long)]
     pub failed: bool,
+    /// Upload as it is, even if its container is incomplete (`incomplete-container`): to
+    /// salvage what a recorder that died left behind. The waiver ends if the file changes.
+    #[arg(long)]
+    pub anyway: bool,
 }
 
 #[derive(Debug, Args)]

@@ -104,6 +104,8 @@ pub const WATCH: &[Key] = &[
     k("poll_interval", DURATION, "poll_interval = \"30s\""),
     k("rescan_interval", DURATION, "rescan_interval = \"10 min\""),
     k("follow_symlinks", BOOL, "follow_symlinks = false"),
+    k("check_container", BOOL, "check_container = true"),
+    k("incomplete_after", DURATION, "incomplete_after = \"1h\""),
     k("tags", "an array of strings", "tags = [\"camera-1\"]"),
     k(
         "metadata",

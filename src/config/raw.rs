@@ -68,6 +68,8 @@ pub struct RawWatch {
     pub poll_interval: Option<Spanned<String>>,
     pub rescan_interval: Option<Spanned<String>>,
     pub follow_symlinks: Option<bool>,
+    pub check_container: Option<bool>,
+    pub incomplete_after: Option<Spanned<String>>,
     pub tags: Option<Vec<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
 }

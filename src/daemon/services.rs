@@ -106,6 +106,7 @@ pub fn worker_context(
         video_meta,
         metrics: crate::metrics::Counters::default(),
         watch_roots: Arc::new(config.watch.iter().map(|w| w.path.clone()).collect()),
+        container_roots: Arc::new(crate::upload::container::roots(&config.watch)),
     })
 }
 

@@ -7,6 +7,8 @@
 //! - `db`: opening, pragmas, migrations on `PRAGMA user_version`, error classification.
 //! - `ingest`: the watcher side ([`crate::watch::Sink`]: `seen`, `stable`, `gone`).
 //! - `upload`: the upload side (claim, progress commits, retry, done, failed).
+//! - `container`: files held or failed because their container is incomplete, and the
+//!   operator's `retry --anyway` waiver.
 //! - `query`: what `status` and `explain` read.
 //! - `kv`: daemon-wide state (token verdict, heartbeat) shared with other processes.
 //!
@@ -16,6 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod container;
 mod db;
 mod error;
 mod ingest;

@@ -7,7 +7,7 @@
 pub const APPLICATION_ID: i64 = 0x696e_6764;
 
 /// Migration steps, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3_CONTAINER];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -81,4 +81,11 @@ ALTER TABLE files RENAME COLUMN sha256 TO content_hash;
 UPDATE files SET content_hash = 'sha256:' || content_hash
  WHERE content_hash IS NOT NULL AND instr(content_hash, ':') = 0;
 CREATE INDEX files_done_no_action ON files (id) WHERE state = 'done' AND after_upload IS NULL;
+"#;
+
+/// Issue 13: `ingestd retry ID --anyway` waives the container check for the row's current
+/// content (cleared when the file changes). The reason a file waits as incomplete lives in
+/// `last_error` with `last_error_slug = 'incomplete-container'`.
+const V3_CONTAINER: &str = r#"
+ALTER TABLE files ADD COLUMN container_waived INTEGER NOT NULL DEFAULT 0;
 "#;

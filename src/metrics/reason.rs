@@ -10,9 +10,14 @@ use crate::journal::{FileRow, FileState};
 pub fn reason(row: &FileRow, paused: bool, now: SystemTime) -> String {
     let error = last_error(row);
     let mut text = match row.state {
-        FileState::Settling => {
-            "settling: waiting until the file stops changing (settle time)".to_owned()
-        }
+        FileState::Settling => match row
+            .last_error
+            .as_deref()
+            .filter(|_| row.last_error_slug.as_deref() == Some(crate::watch::container::SLUG))
+        {
+            Some(why) => format!("settling: {why}; checked again when the file changes"),
+            None => "settling: waiting until the file stops changing (settle time)".to_owned(),
+        },
         FileState::Queued => match row.next_attempt_at.filter(|t| *t > now) {
             Some(t) => format!(
                 "waiting for retry at {}{}{}",

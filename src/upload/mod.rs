@@ -68,6 +68,7 @@
 pub mod after;
 pub mod backoff;
 pub mod board;
+pub mod container;
 pub mod hash;
 pub mod pool;
 pub mod progress;

@@ -35,6 +35,7 @@ fn context(f: &Fixture, endpoint: &str) -> WorkerContext {
         video_meta: Arc::new(|_| VideoMeta::default()),
         metrics: crate::metrics::Counters::default(),
         watch_roots: Arc::default(),
+        container_roots: Arc::default(),
     }
 }
 

@@ -26,6 +26,7 @@ use crate::metrics::{RetryKind, UploadOutcome};
 use crate::upload::after;
 use crate::upload::backoff::{Decision, RetryClass, RetryPolicy};
 use crate::upload::board::Board;
+use crate::upload::container::{self, Moment};
 use crate::upload::hash::{self, ContentHasher};
 use crate::upload::progress::{Progress, UploadTap};
 use crate::upload::rate::RateLimit;
@@ -51,6 +52,8 @@ pub struct WorkerContext {
     pub metrics: crate::metrics::Counters,
     /// The watch roots: `after_upload` applies only to files recorded under one of them.
     pub watch_roots: Arc<Vec<std::path::PathBuf>>,
+    /// Roots with `check_container = true`: their files are re-checked (`upload::container`).
+    pub container_roots: Arc<Vec<std::path::PathBuf>>,
 }
 
 /// What a video created with the API key is given.
@@ -248,6 +251,12 @@ pub async fn upload_file(
         );
         warn!(path = %path.display(), "{note}");
         j(&ctx.journal, move |j| j.record_orphan(id, &note)).await?;
+    }
+
+    if row.bytes_uploaded == 0
+        && let Some(out) = container::recheck(ctx, &row, Moment::BeforeFirstRequest).await?
+    {
+        return Ok(out);
     }
 
     // A file that cannot be opened (permissions) is reported before any request, so it never
@@ -484,6 +493,9 @@ pub async fn upload_file(
             j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
             return Ok(Outcome::Released);
         }
+    }
+    if let Some(out) = container::recheck(ctx, &row, Moment::AfterLastChunk).await? {
+        return Ok(out);
     }
     let receipt = tap.0.receipt();
     let (v, s) = (video_id.clone(), receipt.clone());

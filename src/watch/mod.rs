@@ -12,6 +12,7 @@
 //! - [`bridge`]: notify → tokio channel, overflow flag.
 //! - [`scan`]: the directory walk (filters, symlinks, odd entries).
 //! - [`settle`]: the pure settle state machine; [`tracker`] wires it to the sink in batches.
+//! - [`container`]: is a settled recording finished (header-only structure check)?
 //! - `engine`: per-root synchronous work; `root`: per-root task; [`fstype`]: statfs magic.
 
 use std::fmt;
@@ -65,6 +66,18 @@ pub trait Sink: Send + Sync + 'static {
     /// directory, or deleted while a root is polled, are not reported: the uploader finds them
     /// missing.
     fn gone(&self, root: &Path, paths: &[PathBuf]) -> Result<(), SinkError>;
+    /// Settled files whose container check said incomplete, with the reason: they stay
+    /// `settling` (not queued) and the reason is shown (only if the identity still matches).
+    fn incomplete(&self, batch: &[(Observation, String)]) -> Result<(), SinkError> {
+        let _ = batch;
+        Ok(())
+    }
+    /// Files held as incomplete and unchanged for `incomplete_after`: `settling` → `failed` with
+    /// the slug [`container::SLUG`] (only if the identity still matches). `after` is that duration.
+    fn expired(&self, batch: &[Observation], after: std::time::Duration) -> Result<(), SinkError> {
+        let _ = (batch, after);
+        Ok(())
+    }
 }
 
 /// How a root is being watched.

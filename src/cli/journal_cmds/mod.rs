@@ -52,7 +52,7 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
             failed
         }
     };
-    let outcome = match journal.retry_failed(&selection) {
+    let outcome = match journal.retry_failed_with(&selection, args.anyway) {
         Err(JournalError::NotFound { id }) => {
             return Err(super::Exit {
                 code: 1,
@@ -71,7 +71,20 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
             .and_then(|b| b.last_error.as_deref())
             .map(|e| format!(" (last error: {e})"))
             .unwrap_or_default();
-        println!("#{} queued again: {}{why}", row.id, row.path.display());
+        let anyway = if args.anyway {
+            " — uploaded as it is (container check waived)"
+        } else if was.and_then(|b| b.last_error_slug.as_deref())
+            == Some(crate::watch::container::SLUG)
+        {
+            " — its container is re-checked before upload; `--anyway` uploads it as it is"
+        } else {
+            ""
+        };
+        println!(
+            "#{} queued again: {}{why}{anyway}",
+            row.id,
+            row.path.display()
+        );
     }
     for (id, state) in &outcome.skipped {
         println!("#{id} is {state}: nothing to retry");
