@@ -248,3 +248,33 @@ proptest! {
         prop_assert!(r.bytes_read <= super::BUDGET);
     }
 }
+
+/// The files in `tests/data/` were made by ffmpeg (see its README): the finished ones are
+/// Complete, the ones from a killed ffmpeg under `incomplete/` are Incomplete.
+#[test]
+fn ffmpeg_files_in_tests_data() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut n = 0;
+    for (sub, want_complete) in [("", true), ("incomplete", false)] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if !p.is_file() || p.extension().is_some_and(|x| x == "md") {
+                continue;
+            }
+            let r = super::check_file(&p);
+            assert!(r.bytes_read <= super::BUDGET);
+            if want_complete {
+                assert_eq!(r.verdict, Verdict::Complete, "{}", p.display());
+            } else {
+                assert!(
+                    r.verdict.is_incomplete(),
+                    "{}: {:?}",
+                    p.display(),
+                    r.verdict
+                );
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "{n} files");
+}
