@@ -5,6 +5,7 @@
 //! sample files there (one large enough to be chunked) and shows them settle, upload and finish
 //! with their `videoId`s. Then it keeps watching until Ctrl-C.
 
+use crate::watch::container::{format_by_extension, sample};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -145,6 +146,8 @@ settle = "2s"
 }
 
 /// Writes the sample files the way a camera would: in pieces, the large one over a second or so.
+/// Each is a structurally valid MP4/MOV (`ftyp`, `mdat` holding pseudo-random bytes, then the
+/// `moov` last, as a recorder finishes), so the container check queues it once it is whole.
 async fn write_samples(inbox: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let samples = [
         ("demo-small.mp4", 2 * MIB),
@@ -155,10 +158,19 @@ async fn write_samples(inbox: &Path) -> anyhow::Result<Vec<PathBuf>> {
     for (name, size) in samples {
         let path = inbox.join(name);
         let mut f = tokio::fs::File::create(&path).await?;
+        let wrap = format_by_extension(&path)
+            .and_then(|fmt| sample::wrap(fmt, size as u64))
+            .unwrap_or(sample::Wrap {
+                head: Vec::new(),
+                payload: size as u64,
+                tail: Vec::new(),
+            });
+        tokio::io::AsyncWriteExt::write_all(&mut f, &wrap.head).await?;
+        let payload = wrap.payload as usize;
         let mut written = 0;
         let mut seed = size as u64;
-        while written < size {
-            let n = MIB.min(size - written);
+        while written < payload {
+            let n = MIB.min(payload - written);
             let block: Vec<u8> = (0..n)
                 .map(|_| {
                     seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -169,6 +181,7 @@ async fn write_samples(inbox: &Path) -> anyhow::Result<Vec<PathBuf>> {
             written += n;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        tokio::io::AsyncWriteExt::write_all(&mut f, &wrap.tail).await?;
         println!("wrote {} ({} bytes)", path.display(), size);
         paths.push(path);
     }
