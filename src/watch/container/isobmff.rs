@@ -114,6 +114,7 @@ fn tail_mfra(r: &mut Reader<'_>) -> Parsed {
     }
     // The tail reads get their own small allowance.
     r.read = r.read.min(super::BUDGET - 24);
+    r.reads = r.reads.min(super::MAX_READS - 2);
     let mut mfro = [0u8; 16];
     r.at(size - 16, &mut mfro)?;
     if u32::from_be_bytes([mfro[0], mfro[1], mfro[2], mfro[3]]) != 16 || &mfro[4..8] != b"mfro" {

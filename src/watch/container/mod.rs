@@ -30,6 +30,11 @@ mod tests;
 /// Most bytes one check reads from a file.
 pub const BUDGET: u64 = 64 * 1024;
 
+/// Most reads (system calls) one check makes: each costs about a microsecond, so a check stays
+/// well under a millisecond. A file with more top-level boxes or elements than this (a long
+/// fragmented recording) is judged by its tail (`mfra`) or its Segment size, else `Unknown`.
+pub const MAX_READS: u32 = 512;
+
 /// The api.video-independent error slug of a file given up as incomplete.
 pub const SLUG: &str = "incomplete-container";
 
@@ -130,6 +135,7 @@ pub(crate) struct Reader<'a> {
     src: &'a dyn Source,
     pub size: u64,
     pub read: u64,
+    pub reads: u32,
 }
 
 impl Reader<'_> {
@@ -139,10 +145,11 @@ impl Reader<'_> {
             return Ok(0);
         }
         let want = (buf.len() as u64).min(self.size - offset) as usize;
-        if self.read + want as u64 > BUDGET {
+        if self.read + want as u64 > BUDGET || self.reads >= MAX_READS {
             return Err(Stop::Budget);
         }
         self.read += want as u64;
+        self.reads += 1;
         let n = self
             .src
             .read_at(offset, &mut buf[..want])
@@ -205,7 +212,12 @@ pub fn check_file(path: &Path) -> Report {
 
 /// Checks `size` bytes of `src`, named `path` (its extension counts).
 pub fn check(path: &Path, src: &dyn Source, size: u64) -> Report {
-    let mut r = Reader { src, size, read: 0 };
+    let mut r = Reader {
+        src,
+        size,
+        read: 0,
+        reads: 0,
+    };
     let by_ext = format_by_extension(path);
     let mut head = [0u8; 12];
     let n = match r.at(0, &mut head) {
