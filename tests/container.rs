@@ -304,3 +304,32 @@ fn complete_files_of_every_format_are_uploaded_once() {
         setup.log_tail(40)
     );
 }
+
+/// `ingestd upload` of an unfinished MP4 inside a checked root does not upload it and says why.
+#[test]
+fn upload_command_refuses_an_unfinished_mp4_with_the_reason() {
+    let em = Emulator::start();
+    let setup = setup(&em, "1h");
+    let p = setup.inbox.join("died.mp4");
+    let mut f = sample::ftyp(b"isom");
+    f.extend(sample::mp4_box(b"mdat", &payload(50_000, 3)));
+    std::fs::write(&p, &f).unwrap();
+    let out = Command::new(common::bin())
+        .arg("--config")
+        .arg(&setup.config)
+        .arg("upload")
+        .arg(&p)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("not uploaded: incomplete MP4: no moov box yet"),
+        "{text}"
+    );
+    assert!(videos(&em).is_empty(), "{:#?}", videos(&em));
+}

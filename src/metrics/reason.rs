@@ -101,6 +101,17 @@ mod tests {
     }
 
     #[test]
+    fn settling_incomplete_says_why() {
+        let mut r = row(FileState::Settling);
+        r.last_error = Some("incomplete MP4: no moov box yet".into());
+        r.last_error_slug = Some(crate::watch::container::SLUG.into());
+        assert_eq!(
+            reason(&r, false, SystemTime::now()),
+            "settling: incomplete MP4: no moov box yet; checked again when the file changes"
+        );
+    }
+
+    #[test]
     fn failed_names_the_error_and_the_fix() {
         let mut r = row(FileState::Failed);
         r.last_error = Some("400 Bad Request".into());
