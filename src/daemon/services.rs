@@ -469,6 +469,8 @@ fn same_roots(a: &[WatchConfig], b: &[WatchConfig]) -> bool {
                 && x.poll_interval == y.poll_interval
                 && x.rescan_interval == y.rescan_interval
                 && x.follow_symlinks == y.follow_symlinks
+                && x.check_container == y.check_container
+                && x.incomplete_after == y.incomplete_after
         })
 }
 

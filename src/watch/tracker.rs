@@ -383,3 +383,112 @@ fn report_stable(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Calls(Mutex<Vec<String>>);
+
+    impl Sink for Calls {
+        fn seen(&self, batch: &[Observation]) -> Result<Vec<bool>, SinkError> {
+            let mut c = self.0.lock().unwrap();
+            for o in batch {
+                c.push(format!("seen {}", o.identity.size));
+            }
+            Ok(vec![true; batch.len()])
+        }
+        fn stable(&self, batch: &[Observation]) -> Result<(), SinkError> {
+            let mut c = self.0.lock().unwrap();
+            for o in batch {
+                c.push(format!("stable {}", o.identity.size));
+            }
+            Ok(())
+        }
+        fn gone(&self, _: &Path, _: &[PathBuf]) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn incomplete(&self, batch: &[(Observation, String)]) -> Result<(), SinkError> {
+            let mut c = self.0.lock().unwrap();
+            for (o, why) in batch {
+                c.push(format!("incomplete {} {why}", o.identity.size));
+            }
+            Ok(())
+        }
+        fn expired(&self, batch: &[Observation], after: Duration) -> Result<(), SinkError> {
+            let mut c = self.0.lock().unwrap();
+            for o in batch {
+                c.push(format!("expired {} {}s", o.identity.size, after.as_secs()));
+            }
+            Ok(())
+        }
+    }
+
+    fn id(size: u64) -> FileIdentity {
+        FileIdentity {
+            dev: 1,
+            ino: 2,
+            size,
+            mtime_ns: size as i64,
+            ctime_ns: size as i64,
+        }
+    }
+
+    /// Incomplete at settle → held (reported once, not stable); unchanged for incomplete_after →
+    /// expired; a change → checked again, and stable once complete.
+    #[test]
+    fn incomplete_files_are_held_then_expire_or_settle_again() {
+        const S: Duration = Duration::from_secs(10);
+        let sink = Arc::new(Calls::default());
+        let mut t = Tracker::new("/r".into(), sink.clone(), S);
+        // Complete from size 200 on.
+        t.set_checker(
+            Arc::new(|_: &Path| Verdict::Incomplete("incomplete MP4: no moov".into())),
+            S * 6,
+        );
+        let p = PathBuf::from("/r/a.mp4");
+        let obs = |size| Observation {
+            root: "/r".into(),
+            path: p.clone(),
+            identity: id(size),
+        };
+        let t0 = Instant::now();
+        t.observed(vec![obs(100)], t0);
+        let size = std::cell::Cell::new(100);
+        let stat = |_: &Path| Some(id(size.get()));
+        t.check(t0 + S, stat);
+        t.check(t0 + S * 3, stat);
+        assert_eq!(t.settler().held(), 1);
+        t.check(t0 + S * 6, stat);
+        assert!(t.idle());
+        let calls = sink.0.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            [
+                "seen 100",
+                "incomplete 100 incomplete MP4: no moov",
+                "expired 100 60s"
+            ]
+        );
+        // Held again, then the file changes and the check now passes.
+        sink.0.lock().unwrap().clear();
+        t.observed(vec![obs(100)], t0);
+        t.check(t0 + S, stat);
+        t.checker = Some(Arc::new(|_: &Path| Verdict::Complete));
+        size.set(200);
+        t.check(t0 + S * 2, stat);
+        t.check(t0 + S * 3, stat);
+        assert_eq!(
+            sink.0.lock().unwrap().clone(),
+            [
+                "seen 100",
+                "incomplete 100 incomplete MP4: no moov",
+                "seen 200",
+                "stable 200"
+            ]
+        );
+    }
+}
