@@ -157,6 +157,19 @@ fn fragmented_files_are_complete_at_each_whole_fragment() {
 }
 
 #[test]
+fn hybrid_mp4_counts_as_fragmented() {
+    // OBS / ffmpeg hybrid: a fragmented file whose final moov is appended when it finishes.
+    let p = [5u8; 60];
+    let mut f = sample::fragmented_mp4(&[&p, &p], false);
+    assert_eq!(verdict("h.mp4", &f), Verdict::Complete);
+    f.extend(sample::moov(2000, None));
+    assert_eq!(verdict("h.mp4", &f), Verdict::Complete);
+    let mut cut = sample::fragmented_mp4(&[&p], false);
+    cut.extend(sample::mp4_box(b"moof", &[0; 16]));
+    assert!(verdict("h.mp4", &cut).is_incomplete());
+}
+
+#[test]
 fn many_fragments_past_the_budget() {
     let p = [0u8; 4];
     let parts: Vec<&[u8]> = (0..5000).map(|_| &p[..]).collect();
