@@ -90,6 +90,8 @@ fn rate_limit_100_per_minute_respected() {
     let tmp = tempfile::tempdir().unwrap();
     let opts = Opts {
         workers: 4,
+        // Off on purpose: the files are a few bytes of text named `.mp4` (a rate-limit test).
+        check_container: false,
         ..Opts::default()
     };
     let mut setup = Setup::new(tmp.path(), &em, &opts);
