@@ -28,6 +28,7 @@ use crate::emulator::{EmulatorOptions, start};
 use crate::journal::{FileRow, FileState, Journal};
 use crate::metrics::format::size as human_size;
 use crate::secret::Secret;
+use crate::watch::container::{format_by_extension, sample};
 
 const DEMO_API_KEY: &str = "demoApiKey0000000000000000000000";
 const MIB: usize = 1024 * 1024;
@@ -203,6 +204,8 @@ settle = "2s"
 }
 
 /// Writes the sample files the way a camera would: in pieces, the large one over a second or so.
+/// Each is a structurally valid MP4/MOV (`ftyp`, `mdat` holding pseudo-random bytes, then the
+/// `moov` last, as a recorder finishes), so the container check queues it once it is whole.
 /// A sample the journal has as uploaded, unchanged since, is kept (a re-run uploads nothing
 /// twice).
 async fn write_samples(inbox: PathBuf, journal: PathBuf) -> anyhow::Result<()> {
@@ -218,10 +221,19 @@ async fn write_samples(inbox: PathBuf, journal: PathBuf) -> anyhow::Result<()> {
             continue;
         }
         let mut f = tokio::fs::File::create(&path).await?;
+        let wrap = format_by_extension(&path)
+            .and_then(|fmt| sample::wrap(fmt, size as u64))
+            .unwrap_or(sample::Wrap {
+                head: Vec::new(),
+                payload: size as u64,
+                tail: Vec::new(),
+            });
+        tokio::io::AsyncWriteExt::write_all(&mut f, &wrap.head).await?;
+        let payload = wrap.payload as usize;
         let mut written = 0;
         let mut seed = size as u64;
-        while written < size {
-            let n = MIB.min(size - written);
+        while written < payload {
+            let n = MIB.min(payload - written);
             let block: Vec<u8> = (0..n)
                 .map(|_| {
                     seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -232,6 +244,7 @@ async fn write_samples(inbox: PathBuf, journal: PathBuf) -> anyhow::Result<()> {
             written += n;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        tokio::io::AsyncWriteExt::write_all(&mut f, &wrap.tail).await?;
         println!("wrote {} ({} bytes)", path.display(), size);
     }
     Ok(())

@@ -16,8 +16,8 @@ mod emulator;
 mod generate;
 mod journal_cmds;
 mod keyed;
-mod log_queue;
 mod log_fields;
+mod log_queue;
 mod log_writer;
 mod orphans;
 mod run;
@@ -99,6 +99,10 @@ pub struct RetryArgs {
     /// Retry every failed file.
     #[arg(long)]
     pub failed: bool,
+    /// Upload as it is, even if its container is incomplete (`incomplete-container`): to
+    /// salvage what a recorder that died left behind. The waiver ends if the file changes.
+    #[arg(long)]
+    pub anyway: bool,
 }
 
 #[derive(Debug, Args)]

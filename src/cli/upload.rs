@@ -223,6 +223,15 @@ fn not_uploaded(
                 "not uploaded: the file disappeared ({})",
                 error.unwrap_or_else(|| "no reason recorded".into())
             ),
+            Some(r)
+                if r.state == FileState::Settling
+                    && r.last_error_slug.as_deref() == Some(crate::watch::container::SLUG) =>
+            {
+                format!(
+                    "not uploaded: {}; run the same command again once the recorder has finished it",
+                    error.unwrap_or_default()
+                )
+            }
             Some(r) if r.state == FileState::Settling => {
                 "not uploaded: the file changed during its upload; run the same command again once it is finished".into()
             }

@@ -108,6 +108,8 @@ pub const WATCH: &[Key] = &[
         BOOL,
         "follow_symlinks_outside = false",
     ),
+    k("check_container", BOOL, "check_container = true"),
+    k("incomplete_after", DURATION, "incomplete_after = \"1h\""),
     k("tags", "an array of strings", "tags = [\"camera-1\"]"),
     k(
         "metadata",

@@ -51,6 +51,7 @@ pub mod defaults {
     pub const SETTLE: Duration = Duration::from_secs(10);
     pub const POLL_INTERVAL: Duration = Duration::from_secs(30);
     pub const RESCAN_INTERVAL: Duration = Duration::from_secs(600);
+    pub const INCOMPLETE_AFTER: Duration = Duration::from_secs(3600);
 }
 
 /// Default config path when neither `--config` nor `INGESTD_CONFIG` is given.
@@ -209,6 +210,11 @@ pub struct WatchConfig {
     /// (default false: such links are skipped, so a link cannot expose any file the daemon can
     /// read).
     pub follow_symlinks_outside: bool,
+    /// Check MP4/MOV, MKV/WebM and MPEG-TS structure before queueing a settled file (default
+    /// true; false = settle only).
+    pub check_container: bool,
+    /// A file still incomplete and unchanged this long becomes `failed` (default 1 h).
+    pub incomplete_after: Duration,
     /// Tags and metadata for videos created with the API key (optional).
     pub tags: Vec<String>,
     pub metadata: Vec<(String, String)>,

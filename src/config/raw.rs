@@ -70,6 +70,8 @@ pub struct RawWatch {
     pub rescan_interval: Option<Spanned<String>>,
     pub follow_symlinks: Option<bool>,
     pub follow_symlinks_outside: Option<bool>,
+    pub check_container: Option<bool>,
+    pub incomplete_after: Option<Spanned<String>>,
     pub tags: Option<Vec<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
 }

@@ -110,6 +110,7 @@ pub fn worker_context(
         metrics: crate::metrics::Counters::default(),
         watch_roots: Arc::new(config.watch.iter().map(|w| w.path.clone()).collect()),
         rules: Arc::new(watch::rules::Rules::from_config(config)),
+        container_roots: Arc::new(crate::upload::container::roots(&config.watch)),
     })
 }
 
@@ -519,6 +520,8 @@ fn same_roots(a: &[WatchConfig], b: &[WatchConfig]) -> bool {
                 && x.rescan_interval == y.rescan_interval
                 && x.follow_symlinks == y.follow_symlinks
                 && x.follow_symlinks_outside == y.follow_symlinks_outside
+                && x.check_container == y.check_container
+                && x.incomplete_after == y.incomplete_after
         })
 }
 

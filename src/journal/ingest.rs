@@ -47,6 +47,16 @@ impl Sink for Journal {
             .map(|_| ())
             .map_err(sink_error)
     }
+
+    fn incomplete(&self, batch: &[(Observation, String)]) -> Result<(), SinkError> {
+        self.incomplete_batch(batch).map(|_| ()).map_err(sink_error)
+    }
+
+    fn expired(&self, batch: &[Observation], after: std::time::Duration) -> Result<(), SinkError> {
+        self.expired_batch(batch, after)
+            .map(|_| ())
+            .map_err(sink_error)
+    }
 }
 
 fn sink_error(e: JournalError) -> SinkError {
@@ -79,7 +89,11 @@ impl Journal {
     pub fn stable_batch(&self, batch: &[Observation]) -> Result<usize, JournalError> {
         self.scan_tx(|tx, now| {
             let mut st = tx.prepare_cached(
-                "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1
+                "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1,
+                    last_error = CASE last_error_slug WHEN 'incomplete-container' THEN NULL
+                                 ELSE last_error END,
+                    last_error_slug = CASE last_error_slug WHEN 'incomplete-container' THEN NULL
+                                      ELSE last_error_slug END
                  WHERE path = ?2 AND state = 'settling' AND size > 0
                    AND dev = ?3 AND ino = ?4 AND size = ?5 AND mtime_ns = ?6 AND ctime_ns = ?7",
             )?;
@@ -407,7 +421,8 @@ pub(crate) fn reset_to_settling(
             state = 'settling', changed_at = ?6, updated_at = ?6, queued_at = NULL,
             claimed_by = NULL, video_id = NULL, chunk_size = NULL, bytes_uploaded = 0,
             first_chunk_in_flight = 0, content_hash = NULL, attempts = 0, next_attempt_at = NULL,
-            last_error = NULL, last_error_slug = NULL, done_at = NULL, after_upload = NULL
+            last_error = NULL, last_error_slug = NULL, done_at = NULL, after_upload = NULL,
+            container_waived = 0
          WHERE id = ?7",
     )?
     .execute(params![

@@ -7,6 +7,8 @@
 //! - `db`: opening, pragmas, migrations on `PRAGMA user_version`, error classification.
 //! - `ingest`: the watcher side ([`crate::watch::Sink`]: `seen`, `stable`, `gone`).
 //! - `upload`: the upload side (claim, progress commits, retry, done, failed).
+//! - `container`: files held or failed because their container is incomplete, and the
+//!   operator's `retry --anyway` waiver.
 //! - `query`: what `status` and `explain` read.
 //! - `kv`: daemon-wide state (token verdict, heartbeat) shared with other processes.
 //! - [`health`]: whether writes work (a full disk or read-only journal is a visible state).
@@ -17,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod container;
 mod db;
 mod error;
 pub mod health;
@@ -48,8 +51,8 @@ mod tests_upload;
 pub(crate) mod testutil;
 
 pub use error::JournalError;
-pub use kv::{DaemonInfo, RateInForce, TokenState, TokenStatus};
 pub use health::WriteProblem;
+pub use kv::{DaemonInfo, RateInForce, TokenState, TokenStatus};
 pub use query::{Backlog, Counts, FileNote, NoteKind, Summary};
 pub use retention::{JournalStats, PruneOutcome};
 pub use row::{FileRow, from_unix_ms, to_unix_ms};

@@ -7,7 +7,7 @@
 pub const APPLICATION_ID: i64 = 0x696e_6764;
 
 /// Migration steps, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3_ISSUE_12];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3_ISSUE_12, V4_CONTAINER];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -97,4 +97,11 @@ CREATE TABLE tombstones (
     video_id     TEXT,
     done_at      INTEGER
 ) WITHOUT ROWID;
+"#;
+
+/// Issue 13: `ingestd retry ID --anyway` waives the container check for the row's current
+/// content (cleared when the file changes). The reason a file waits as incomplete lives in
+/// `last_error` with `last_error_slug = 'incomplete-container'`.
+const V4_CONTAINER: &str = r#"
+ALTER TABLE files ADD COLUMN container_waived INTEGER NOT NULL DEFAULT 0;
 "#;

@@ -48,7 +48,7 @@ pub struct RetryOutcome {
 
 impl Journal {
     /// Runs `f` on row `id` in one IMMEDIATE transaction; returns the row afterwards.
-    fn transition<F>(&self, id: i64, f: F) -> Result<FileRow, JournalError>
+    pub(super) fn transition<F>(&self, id: i64, f: F) -> Result<FileRow, JournalError>
     where
         F: FnOnce(&Connection, &FileRow, i64) -> Result<(), JournalError>,
     {
@@ -87,7 +87,7 @@ impl Journal {
     }
 
     /// Runs one UPDATE inside a transition.
-    fn exec(
+    pub(super) fn exec(
         &self,
         c: &Connection,
         sql: &str,
@@ -511,6 +511,16 @@ impl Journal {
     /// progress kept); queued rows waiting for a retry become due now. Other states are skipped.
     /// An unknown id fails the whole call ([`JournalError::NotFound`]) and changes nothing.
     pub fn retry_failed(&self, selection: &RetrySelection) -> Result<RetryOutcome, JournalError> {
+        self.retry_failed_with(selection, false)
+    }
+
+    /// [`Journal::retry_failed`]; with `anyway`, the container check is waived for the retried
+    /// rows' current content (`ingestd retry --anyway`: upload an incomplete file as it is).
+    pub fn retry_failed_with(
+        &self,
+        selection: &RetrySelection,
+        anyway: bool,
+    ) -> Result<RetryOutcome, JournalError> {
         let out = self.immediate(|tx, now| {
             let ids: Vec<i64> = match selection {
                 RetrySelection::Ids(ids) => ids.clone(),
@@ -531,8 +541,9 @@ impl Journal {
                         tx,
                         "UPDATE files SET state = 'queued', queued_at = ?1, attempts = 0,
                             next_attempt_at = NULL, last_error = NULL, last_error_slug = NULL,
+                            container_waived = max(container_waived, ?3),
                             updated_at = ?1 WHERE id = ?2",
-                        params![now, id],
+                        params![now, id, anyway],
                     )?;
                 } else if waiting {
                     self.exec(

@@ -56,6 +56,14 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
         backlog,
     );
 
+    let incomplete = Gauge::<i64>::default();
+    incomplete.set(int(snapshot.files_incomplete));
+    r.register(
+        "files_incomplete",
+        "Settled files not queued because their container is incomplete (a recorder still writing, or one that died); `ingestd status` says why",
+        incomplete,
+    );
+
     let oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     oldest.set(snapshot.oldest_pending_age_seconds.unwrap_or(0.0));
     r.register_with_unit(
@@ -241,6 +249,7 @@ mod tests {
                 files: 3,
             }],
             backlog_bytes: 1 << 40,
+            files_incomplete: 1,
             oldest_pending_age_seconds: Some(12.5),
             uploaded_bytes_total: 0,
             roots: vec![RootView {
@@ -298,6 +307,7 @@ mod tests {
         for line in [
             "ingestd_files{state=\"queued\"} 3",
             "ingestd_backlog_bytes 1099511627776",
+            "ingestd_files_incomplete 1",
             "ingestd_oldest_pending_age_seconds 12.5",
             "ingestd_token_state{state=\"rejected\"} 1",
             "ingestd_token_state{state=\"ok\"} 0",

@@ -356,6 +356,7 @@ mod tests {
                 files: 2,
             }],
             backlog_bytes: 2048,
+            files_incomplete: 1,
             oldest_pending_age_seconds: Some(90.0),
             uploaded_bytes_total: 0,
             roots: vec![RootView {

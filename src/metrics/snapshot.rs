@@ -41,6 +41,8 @@ pub struct Snapshot {
     pub journal_problem: Option<String>,
     pub files: Vec<StateCount>,
     pub backlog_bytes: u64,
+    /// Settled files held because their container is incomplete (`ingestd_files_incomplete`).
+    pub files_incomplete: u64,
     /// Seconds since the longest-waiting queued or uploading file was queued.
     pub oldest_pending_age_seconds: Option<f64>,
     pub uploaded_bytes_total: u64,
@@ -271,6 +273,7 @@ impl Sources {
                 })
                 .collect(),
             backlog_bytes: backlog.bytes,
+            files_incomplete: self.journal.count_incomplete()?,
             oldest_pending_age_seconds: backlog
                 .oldest_pending_at
                 .map(|t| now.duration_since(t).unwrap_or_default().as_secs_f64()),

@@ -71,6 +71,7 @@
 pub mod after;
 pub mod backoff;
 pub mod board;
+pub mod container;
 pub mod hash;
 pub mod localtime;
 pub mod pause;

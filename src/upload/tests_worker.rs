@@ -36,6 +36,7 @@ fn context(f: &Fixture, endpoint: &str) -> WorkerContext {
         metrics: crate::metrics::Counters::default(),
         watch_roots: Arc::default(),
         rules: Arc::default(),
+        container_roots: Arc::default(),
     }
 }
 

@@ -26,6 +26,7 @@ use crate::metrics::{RetryKind, UploadOutcome};
 use crate::upload::after;
 use crate::upload::backoff::{Decision, RetryClass, RetryPolicy};
 use crate::upload::board::Board;
+use crate::upload::container::{self, Moment};
 use crate::upload::hash::{self, ContentHasher};
 use crate::upload::pause::JournalPause;
 use crate::upload::progress::{Progress, UploadTap};
@@ -54,6 +55,8 @@ pub struct WorkerContext {
     pub watch_roots: Arc<Vec<std::path::PathBuf>>,
     /// What is never uploaded (the daemon's secrets, paths through links against the rules).
     pub rules: Arc<crate::watch::rules::Rules>,
+    /// Roots with `check_container = true`: their files are re-checked (`upload::container`).
+    pub container_roots: Arc<Vec<std::path::PathBuf>>,
 }
 
 /// What a video created with the API key is given.
@@ -323,6 +326,12 @@ pub async fn upload_file(
         j(&ctx.journal, move |j| j.record_orphan(id, &note)).await?;
     }
 
+    if row.bytes_uploaded == 0
+        && let Some(out) = container::recheck(ctx, &row, Moment::BeforeFirstRequest).await?
+    {
+        return Ok(out);
+    }
+
     // A file that cannot be opened (permissions) is reported before any request, so it never
     // leaves a possible orphan nor an empty video; it is retried until it becomes readable. The
     // handle opened here is the one every chunk of this attempt reads.
@@ -557,6 +566,9 @@ pub async fn upload_file(
             j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
             return Ok(Outcome::Released);
         }
+    }
+    if let Some(out) = container::recheck(ctx, &row, Moment::AfterLastChunk).await? {
+        return Ok(out);
     }
     let receipt = tap.0.receipt();
     let (v, s) = (video_id.clone(), receipt.clone());

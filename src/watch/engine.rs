@@ -41,7 +41,10 @@ impl Engine {
         rules: Arc<Rules>,
         cancel: CancellationToken,
     ) -> Engine {
-        let tracker = Tracker::new(cfg.path.clone(), sink, cfg.settle);
+        let mut tracker = Tracker::new(cfg.path.clone(), sink, cfg.settle);
+        if cfg.check_container {
+            tracker.set_checker(Tracker::file_checker(), cfg.incomplete_after);
+        }
         Engine {
             cfg,
             filter,

@@ -13,6 +13,7 @@
 //! - [`scan`]: the directory walk (filters, symlinks, odd entries).
 //! - [`rules`]: what is never uploaded (the daemon's secrets, links against the rules).
 //! - [`settle`]: the pure settle state machine; [`tracker`] wires it to the sink in batches.
+//! - [`container`]: is a settled recording finished (header-only structure check)?
 //! - `engine`: per-root synchronous work; `root`: per-root task; [`fstype`]: statfs magic.
 
 use std::fmt;
@@ -27,6 +28,7 @@ use crate::config::WatchConfig;
 use crate::journal::Observation;
 
 pub mod bridge;
+pub mod container;
 mod engine;
 pub mod filter;
 pub mod fstype;
@@ -83,6 +85,19 @@ pub trait Sink: Send + Sync + 'static {
     fn refused(&self, root: &Path, paths: &[(PathBuf, String)]) -> Result<(), SinkError> {
         let paths: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
         self.gone(root, &paths)
+    }
+
+    /// Settled files whose container check said incomplete, with the reason: they stay
+    /// `settling` (not queued) and the reason is shown (only if the identity still matches).
+    fn incomplete(&self, batch: &[(Observation, String)]) -> Result<(), SinkError> {
+        let _ = batch;
+        Ok(())
+    }
+    /// Files held as incomplete and unchanged for `incomplete_after`: `settling` → `failed` with
+    /// the slug [`container::SLUG`] (only if the identity still matches). `after` is that duration.
+    fn expired(&self, batch: &[Observation], after: std::time::Duration) -> Result<(), SinkError> {
+        let _ = (batch, after);
+        Ok(())
     }
 }
 

@@ -54,7 +54,7 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
             failed
         }
     };
-    let outcome = match journal.retry_failed(&selection) {
+    let outcome = match journal.retry_failed_with(&selection, args.anyway) {
         Err(JournalError::NotFound { id }) => {
             return Err(super::Exit {
                 code: 1,
@@ -73,8 +73,17 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
             .and_then(|b| b.last_error.as_deref())
             .map(|e| format!(" (last error: {e})"))
             .unwrap_or_default();
+        let anyway = if args.anyway {
+            " — uploaded as it is (container check waived)"
+        } else if was.and_then(|b| b.last_error_slug.as_deref())
+            == Some(crate::watch::container::SLUG)
+        {
+            " — its container is re-checked before upload; `--anyway` uploads it as it is"
+        } else {
+            ""
+        };
         println!(
-            "#{} queued again: {}",
+            "#{} queued again: {}{anyway}",
             row.id,
             crate::escape::Human(format_args!("{}{why}", row.path.display()))
         );

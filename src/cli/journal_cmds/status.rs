@@ -431,7 +431,14 @@ fn note(f: &FileRow, now: SystemTime) -> String {
     match f.state {
         FileState::Settling => {
             let age = now.duration_since(f.changed_at).unwrap_or_default();
-            format!("unchanged for {}", human_duration(age))
+            match f
+                .last_error
+                .as_deref()
+                .filter(|_| f.last_error_slug.as_deref() == Some(crate::watch::container::SLUG))
+            {
+                Some(why) => format!("unchanged for {}; {why}", human_duration(age)),
+                None => format!("unchanged for {}", human_duration(age)),
+            }
         }
         FileState::Queued => match f.next_attempt_at.filter(|t| *t > now) {
             Some(t) => format!(
