@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`cli`]: clap definitions and one file per command (the binary's edge; `anyhow` lives here only).
 //! - [`config`]: TOML → validated [`config::Config`]; every error names file:line:col and key.
-//! - [`secret`]: redaction of upload tokens and API keys.
+//! - [`secret`]: redaction of upload tokens and API keys; [`escape`]: control characters and bidi
+//!   overrides made visible in human output.
 //! - [`api`]: the api.video client (auth, upload tokens, videos, token uploads), shared by daemon and CLI.
 //! - [`emulator`]: the local api.video-compatible endpoint for offline use and tests.
 //! - [`journal`]: the SQLite journal, the only owner of the database; the truth about every file.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod emulator;
+pub mod escape;
 pub mod journal;
 pub mod metrics;
 pub mod secret;

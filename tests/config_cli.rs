@@ -88,6 +88,19 @@ const CASES: &[(&str, &str)] = &[
         "2:12: `max_rate` in [upload] is negative; write a size such as \"10 MiB\"",
     ),
     (
+        // A timetable (rclone's --bwlimit syntax): the column of the bad entry's part.
+        "[upload]\nmax_rate = \"08:00,2M 18:00,20M 24:00,off\"\n",
+        "2:32: `max_rate` in [upload]: `24:00` is not a time; write HH:MM from 00:00 to 23:59",
+    ),
+    (
+        "[upload]\nmax_rate = \"Mon-08:00,512k Fri-18:00,fast\"\n",
+        "2:38: `max_rate` in [upload]: `fast` is not a rate",
+    ),
+    (
+        "[upload]\nmax_rate = \"08:00,2M Funday-08:00,1M\"\n",
+        "2:22: `max_rate` in [upload]: `Funday` is not a day of the week",
+    ),
+    (
         "[upload]\nretry_max = \"soon\"\n",
         "2:13: `retry_max` in [upload]: `soon` is not a duration",
     ),
@@ -305,8 +318,13 @@ fn valid_config_exits_0_with_summary_and_never_the_token() {
     assert_eq!(
         stdout,
         format!(
-            "{}: ok\n1 watch root, 3 workers, chunk size 8 MiB, endpoint 127.0.0.1:8089, token: inline upload_token\n",
-            path.display()
+            "{}: ok\n1 watch root, 3 workers, chunk size 8 MiB, endpoint 127.0.0.1:8089, token: inline upload_token\n\
+             {}/root: check_container = true: settled MP4/MOV, MKV/WebM and MPEG-TS files are \
+             queued only once their structure is complete (a file still incomplete and unchanged \
+             after incomplete_after = 1h fails with `incomplete-container`); other formats use \
+             settle (10s) alone\n",
+            path.display(),
+            tmp.path().display()
         )
     );
     assert!(!stdout.contains(TOKEN) && !text(&out.stderr).contains(TOKEN));
@@ -426,4 +444,21 @@ fn credentials_directory_supplies_the_token() {
     let path = write_config(tmp.path(), "[api]\nupload_token_file = \"{dir}/token\"\n");
     let out = check_with_credentials(&path, &creds);
     assert!(text(&out.stdout).contains(&format!("token: file {}", token.display())));
+}
+
+#[test]
+fn check_config_summary_names_the_timetable() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("root")).unwrap();
+    let path = write_config(
+        tmp.path(),
+        "[api]\nendpoint = \"http://127.0.0.1:8089\"\nupload_token = \"to1tcmSFHeYY5KzyhOqVKMVb\"\n\n[journal]\npath = \"{dir}/journal.sqlite\"\n\n[upload]\nmax_rate = \"08:00,512k 23:00,off\"\n\n[[watch]]\npath = \"{dir}/root\"\n",
+    );
+    let out = check(&path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(", max_rate 08:00,512k 23:00,off, endpoint"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -279,3 +279,15 @@ fn request_timeout_is_read_and_has_a_minimum() {
         "{e}"
     );
 }
+
+#[test]
+fn max_rate_takes_an_rclone_timetable_or_off() {
+    let c = parse("[upload]\nmax_rate = \"Mon-08:00,512k 08:00,2M; 23:00,off\"\n");
+    let t = &c.upload.max_rate;
+    assert_eq!(t.text(), Some("Mon-08:00,512k 08:00,2M; 23:00,off"));
+    // Monday 09:00 (Sunday = day 0): `08:00,2M` is listed after `Mon-08:00,512k`, so it wins.
+    assert_eq!(t.at(24 * 60 + 9 * 60).rate, 2 << 20);
+    assert_eq!(t.at(2 * 24 * 60 + 23 * 60 + 5).rate, 0);
+    assert!(!t.is_flat());
+    assert_eq!(parse("[upload]\nmax_rate = \"off\"\n").upload.max_rate, 0);
+}

@@ -205,7 +205,10 @@ fn modified_during_upload(workers: usize) {
     {
         use std::io::Write;
         let mut h = std::fs::OpenOptions::new().append(true).open(&f).unwrap();
-        h.write_all(&[7u8; 4096]).unwrap();
+        // A 4 KiB `free` box: the file changes and stays a complete MP4 (the check is on).
+        let mut free = vec![7u8; 4096];
+        free[..8].copy_from_slice(&[0, 0, 0x10, 0, b'f', b'r', b'e', b'e']);
+        h.write_all(&free).unwrap();
     }
     let s = setup.wait_for("uploaded again after the change", T, |s| {
         file_row(s, &f).is_some_and(|r| r["state"] == "done")

@@ -1280,6 +1280,31 @@ async fn fault_drop_delay_throttle_blackhole() {
 }
 
 #[tokio::test]
+async fn conn_rate_bps_caps_the_connection_read_rate() {
+    let em = common::Emulator::start();
+    let api = Api::new(&em);
+    let token = api.token(0).await;
+    let body = data(600_000, 9);
+    api.faults(json!([{"path": "/upload", "action": "conn_rate_bps", "bytes_per_sec": 400000}]))
+        .await;
+    // 600 kB at 400 kB/s: at least ~1.4 s (a lower bound only; the burst is 10 ms).
+    let started = Instant::now();
+    let r = api
+        .upload(&token, None, &[P::File("file", "capped", &body)])
+        .await;
+    assert_eq!(r.status, 201);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1300),
+        "{:?}",
+        started.elapsed()
+    );
+    let all = api.emu_videos().await;
+    assert_eq!(all[0]["sha256"], sha(&body), "served normally, all bytes");
+    let faults = api.get("/_emulator/faults").await;
+    assert_eq!(faults.body["fired"], 1);
+}
+
+#[tokio::test]
 async fn prints_the_real_port_and_stops_on_sigterm() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};

@@ -44,6 +44,9 @@ fn scene(workers: u32) -> (Emulator, tempfile::TempDir, Setup) {
     let tmp = tempfile::tempdir().unwrap();
     let opts = Opts {
         workers,
+        // Off on purpose: these writers put raw bytes into `.mp4` files to test the settle rule
+        // alone; tests/container.rs runs writers with real structure and the check on.
+        check_container: false,
         ..Opts::default()
     };
     let setup = Setup::new(tmp.path(), &em, &opts);

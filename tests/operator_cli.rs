@@ -181,9 +181,12 @@ fn status_lists_a_file_whose_move_failed() {
     assert!(f.exists(), "left in place");
 }
 
-/// `ingestd demo` (README's first command): the three samples end `done` with a videoId, the
-/// `status` command it prints works as printed (it said `cargo run --release -- status` also
-/// for an installed binary), and Ctrl-C (SIGINT) stops it with exit 0.
+/// `ingestd demo` (README's first command): the three samples end `done` with a videoId, each
+/// seen `uploading` with bytes first (the table never showed it); no log line on the terminal
+/// (they go to demo.log); the `status` command it prints works as printed (it said `cargo run
+/// --release -- status` also for an installed binary); Ctrl-C (SIGINT) stops it with exit 0.
+/// Then `demo --once` in the same directory keeps the samples (same videoIds, nothing uploaded
+/// again) and ends with the next steps; `demo --help` does not offer `--config`.
 #[test]
 fn demo_uploads_the_samples_prints_a_working_status_command_and_stops_on_sigint() {
     use std::io::{BufRead, BufReader};
@@ -194,7 +197,7 @@ fn demo_uploads_the_samples_prints_a_working_status_command_and_stops_on_sigint(
         .args(["demo", "--dir"])
         .arg(&dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -209,7 +212,7 @@ fn demo_uploads_the_samples_prints_a_working_status_command_and_stops_on_sigint(
     });
     let mut lines = Vec::new();
     while lines.last().is_none_or(|l: &String| l != "Ctrl-C to stop.") {
-        match rx.recv_timeout(Duration::from_secs(60)) {
+        match rx.recv_timeout(Duration::from_secs(90)) {
             Ok(line) => lines.push(line),
             Err(e) => {
                 let _ = child.kill();
@@ -217,15 +220,33 @@ fn demo_uploads_the_samples_prints_a_working_status_command_and_stops_on_sigint(
             }
         }
     }
-    let done = lines
+    let all = lines.join("\n");
+    let done: Vec<&String> = lines
         .iter()
-        .filter(|l| l.contains("done") && l.contains("videoId vi"))
-        .count();
-    assert_eq!(done, 3, "{}", lines.join("\n"));
+        .filter(|l| l.contains(" done ") && l.contains("videoId vi"))
+        .collect();
+    assert_eq!(done.len(), 3, "{all}");
+    for name in ["demo-small.mp4", "demo-clip.mov", "demo-large.mp4"] {
+        let row = |state: &str| {
+            lines
+                .iter()
+                .position(|l| l.split_whitespace().take(2).eq([name, state]))
+        };
+        let uploading =
+            row("uploading").unwrap_or_else(|| panic!("{name} never uploading:\n{all}"));
+        let finished = row("done").unwrap_or_else(|| panic!("{name} never done:\n{all}"));
+        assert!(uploading < finished, "{all}");
+        assert!(
+            lines[uploading].contains(" / ") && lines[uploading].contains('%'),
+            "bytes shown: {all}"
+        );
+    }
+    assert!(!all.contains(" INFO "), "log lines on the terminal:\n{all}");
+    assert!(dir.join("demo.log").exists());
     let hint = lines
         .iter()
         .find_map(|l| l.strip_prefix("In another terminal: "))
-        .unwrap_or_else(|| panic!("no status hint:\n{}", lines.join("\n")));
+        .unwrap_or_else(|| panic!("no status hint:\n{all}"));
     let words: Vec<&str> = hint.split(' ').collect();
     assert_eq!(words[0], common::bin().to_str().unwrap(), "{hint}");
     let out = Command::new(words[0]).args(&words[1..]).output().unwrap();
@@ -240,6 +261,37 @@ fn demo_uploads_the_samples_prints_a_working_status_command_and_stops_on_sigint(
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        !stderr.contains(" INFO "),
+        "log lines on the terminal:\n{stderr}"
+    );
+
+    // Again in the same directory: the samples are kept, not uploaded as new videos.
+    let again = Command::new(common::bin())
+        .args(["demo", "--once", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(out.matches("\nkept ").count(), 3, "{out}");
+    assert!(!out.contains(" uploading "), "{out}");
+    for line in &done {
+        let video = line.split_whitespace().last().unwrap();
+        assert!(out.contains(video), "{video} not kept:\n{out}");
+    }
+    assert!(out.contains("The samples are uploaded. Next:"), "{out}");
+    assert!(out.contains(" status --all --config "), "{out}");
+
+    let help = Command::new(common::bin())
+        .args(["demo", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    assert!(help.contains("--once"), "{help}");
+    assert!(!help.contains("--config <"), "{help}");
 }
 
 /// `explain` of a file under a root that is not mounted says so (README: a missing root "is

@@ -31,6 +31,11 @@ fn cfg(root: &Path, mode: WatchMode) -> WatchConfig {
         // Long: tests that rely on a rescan trigger it themselves.
         rescan_interval: Duration::from_secs(3600),
         follow_symlinks: false,
+        follow_symlinks_outside: false,
+        // Off on purpose: these tests write pseudo-random bytes and are about events, scans and
+        // settle; the container check has its own tests (tests/container.rs).
+        check_container: false,
+        incomplete_after: Duration::from_secs(3600),
         tags: vec![],
         metadata: vec![],
     }

@@ -62,6 +62,10 @@ pub fn watch_config(root: &Path, mode: WatchMode, settle: Duration, poll: Durati
         poll_interval: poll,
         rescan_interval: Duration::from_secs(3600),
         follow_symlinks: false,
+        follow_symlinks_outside: false,
+        // Settle only: the benches measure events, scans and settle latency.
+        check_container: false,
+        incomplete_after: Duration::from_secs(3600),
         tags: vec![],
         metadata: vec![],
     }

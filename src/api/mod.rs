@@ -15,6 +15,7 @@ pub mod client;
 pub mod error;
 mod hint;
 pub mod linger;
+mod list;
 pub mod models;
 pub mod tokens;
 pub mod upload;
@@ -27,6 +28,6 @@ pub use error::{ApiError, ErrorClass, Problem};
 pub use models::{
     BytesRange, Encoding, Ingest, Metadata, Page, Pagination, PaginationLink, ReceivedParts,
     SortOrder, TokenListQuery, TokenSortBy, UploadToken, Video, VideoAssets, VideoCreation,
-    VideoSource, VideoStatus,
+    VideoListQuery, VideoSortBy, VideoSource, VideoStatus, VideoUpdate,
 };
 pub use upload::{BodyObserver, OpenFile, UploadRequest, UploadResponse};

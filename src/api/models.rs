@@ -125,6 +125,73 @@ pub struct VideoCreation {
     pub public: Option<bool>,
 }
 
+/// `sortBy` of `GET /videos`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VideoSortBy {
+    #[serde(rename = "title")]
+    Title,
+    #[serde(rename = "createdAt")]
+    CreatedAt,
+    #[serde(rename = "publishedAt")]
+    PublishedAt,
+    #[serde(rename = "updatedAt")]
+    UpdatedAt,
+}
+
+impl VideoSortBy {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoSortBy::Title => "title",
+            VideoSortBy::CreatedAt => "createdAt",
+            VideoSortBy::PublishedAt => "publishedAt",
+            VideoSortBy::UpdatedAt => "updatedAt",
+        }
+    }
+}
+
+/// Query of `GET /videos`: filters (all must match), sorting and paging; `None`/empty leaves
+/// the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VideoListQuery {
+    /// `title`: api.video matches part of the title.
+    pub title: Option<String>,
+    /// `tags[]`, repeated.
+    pub tags: Vec<String>,
+    /// `metadata[KEY]=VALUE`, repeated.
+    pub metadata: Vec<(String, String)>,
+    pub sort_by: Option<VideoSortBy>,
+    pub sort_order: Option<SortOrder>,
+    /// From 1.
+    pub current_page: Option<u32>,
+    /// 1–100.
+    pub page_size: Option<u32>,
+}
+
+/// Body of `PATCH /videos/{id}`: only the fields that are `Some` change (`tags` and `metadata`
+/// replace the whole list).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Vec<Metadata>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
+}
+
+impl VideoUpdate {
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self == &VideoUpdate::default()
+    }
+}
+
 /// A video. Only `videoId` is guaranteed; the rest is present on full Video bodies.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -186,6 +253,32 @@ pub struct VideoStatus {
     pub ingest: Option<Ingest>,
     #[serde(default)]
     pub encoding: Option<Encoding>,
+}
+
+impl VideoStatus {
+    /// The service has the whole source (`uploaded`, `ingesting` or `ingested`).
+    pub fn is_complete(&self) -> bool {
+        self.ingest
+            .as_ref()
+            .and_then(|i| i.status.as_deref())
+            .is_some_and(|s| matches!(s, "uploaded" | "ingesting" | "ingested"))
+    }
+
+    /// Bytes received so far (the sum of the received ranges, or the size once complete).
+    pub fn received(&self) -> u64 {
+        let Some(ingest) = &self.ingest else {
+            return 0;
+        };
+        let ranges: u64 = ingest
+            .received_bytes
+            .iter()
+            .map(|r| r.to.saturating_sub(r.from).saturating_add(1))
+            .sum();
+        match ingest.filesize {
+            Some(size) if self.is_complete() => size.max(ranges),
+            _ => ranges,
+        }
+    }
 }
 
 /// `ingest` of a video status: what the service has received.

@@ -4,7 +4,8 @@ use reqwest::Method;
 
 use super::client::Client;
 use super::error::ApiError;
-use super::models::{Page, SortOrder, TokenListQuery, TokenSortBy, UploadToken};
+use super::list::append_paging;
+use super::models::{Page, TokenListQuery, TokenSortBy, UploadToken};
 
 impl Client {
     /// `POST /upload-tokens` (`ttl` seconds; 0 = never expires).
@@ -21,36 +22,11 @@ impl Client {
         q: &TokenListQuery,
     ) -> Result<Page<UploadToken>, ApiError> {
         let mut url = self.url(&["upload-tokens"])?;
-        {
-            let mut pairs = url.query_pairs_mut();
-            if let Some(s) = q.sort_by {
-                pairs.append_pair(
-                    "sortBy",
-                    match s {
-                        TokenSortBy::CreatedAt => "createdAt",
-                        TokenSortBy::Ttl => "ttl",
-                    },
-                );
-            }
-            if let Some(o) = q.sort_order {
-                pairs.append_pair(
-                    "sortOrder",
-                    match o {
-                        SortOrder::Asc => "asc",
-                        SortOrder::Desc => "desc",
-                    },
-                );
-            }
-            if let Some(p) = q.current_page {
-                pairs.append_pair("currentPage", &p.to_string());
-            }
-            if let Some(s) = q.page_size {
-                pairs.append_pair("pageSize", &s.to_string());
-            }
-        }
-        if url.query() == Some("") {
-            url.set_query(None);
-        }
+        let sort_by = q.sort_by.map(|s| match s {
+            TokenSortBy::CreatedAt => "createdAt",
+            TokenSortBy::Ttl => "ttl",
+        });
+        append_paging(&mut url, sort_by, q.sort_order, q.current_page, q.page_size);
         self.api_json("GET /upload-tokens", Method::GET, url, None)
             .await
     }

@@ -400,7 +400,7 @@ impl Client {
             failure: failure.clone(),
         });
         let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)
-            .file_name(req.file_name.clone())
+            .file_name(safe_file_name(&req.file_name))
             .mime_str("application/octet-stream")
             .map_err(|e| ApiError::Setup(e.to_string()))?;
         let mut form = Form::new();
@@ -433,8 +433,27 @@ impl Client {
     }
 }
 
+/// The multipart `filename` sent for `name`: control characters and bidi overrides replaced by
+/// `_`. reqwest writes CR and LF into the part's headers almost raw (a backslash before them),
+/// which a strict server refuses as a malformed body; the file itself is not renamed, and with an
+/// API key the video's title keeps the real name.
+pub fn safe_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if crate::escape::is_unsafe(c) { '_' } else { c })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn file_name_without_control_characters() {
+        assert_eq!(
+            safe_file_name("a\r\nb\u{1b}[2J\u{202e}.mp4"),
+            "a__b_[2J_.mp4"
+        );
+        assert_eq!(safe_file_name("été \"x\".mp4"), "été \"x\".mp4");
+    }
+
     use super::*;
 
     #[test]

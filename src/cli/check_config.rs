@@ -12,5 +12,28 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     println!("{}: ok", cli.config.display());
     println!("{}", config.summary());
+    for w in &config.watch {
+        println!("{}: {}", w.path.display(), container_line(w));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `check_container` means for one root, in one line.
+fn container_line(w: &crate::config::WatchConfig) -> String {
+    if w.check_container {
+        format!(
+            "check_container = true: settled MP4/MOV, MKV/WebM and MPEG-TS files are queued only \
+             once their structure is complete (a file still incomplete and unchanged after \
+             incomplete_after = {} fails with `incomplete-container`); other formats use settle \
+             ({}) alone",
+            humantime::format_duration(w.incomplete_after),
+            humantime::format_duration(w.settle)
+        )
+    } else {
+        format!(
+            "check_container = false: a file is queued once unchanged for settle ({}), whatever \
+             its structure",
+            humantime::format_duration(w.settle)
+        )
+    }
 }

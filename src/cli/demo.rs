@@ -2,13 +2,21 @@
 //!
 //! Starts the endpoint in-process on a free loopback port, creates an upload token with its API
 //! key, writes `ingestd-demo/config.toml`, runs the daemon on `ingestd-demo/inbox`, drops a few
-//! sample files there (one large enough to be chunked) and shows them settle, upload and finish
-//! with their `videoId`s. Then it keeps watching until Ctrl-C.
+//! sample files there (one large enough to be chunked) and shows every file of the journal in a
+//! table as it changes: state, bytes sent, rate and `videoId`, files dropped in by the user
+//! included. Then it keeps watching until Ctrl-C (or stops, with `--once`).
+//!
+//! The terminal belongs to the table: log lines go to `ingestd-demo/demo.log`. Live bytes and
+//! rates come from the daemon's status page (`/status.json` on a loopback `[metrics] listen`
+//! port); states and `videoId`s from the journal. The demo config sets `max_rate = "1 MiB"` so
+//! that uploads last long enough to be watched. A re-run in the same directory keeps samples
+//! the journal has as uploaded (same file, same content), so they are not uploaded again.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -17,16 +25,29 @@ use super::DemoArgs;
 use crate::api::{AuthMode, Client, ClientOptions};
 use crate::config::Config;
 use crate::emulator::{EmulatorOptions, start};
-use crate::journal::{FileState, Journal};
+use crate::journal::{FileRow, FileState, Journal};
+use crate::metrics::format::size as human_size;
 use crate::secret::Secret;
+use crate::watch::container::{format_by_extension, sample};
 
 const DEMO_API_KEY: &str = "demoApiKey0000000000000000000000";
 const MIB: usize = 1024 * 1024;
+/// The sample files: names and sizes (the large one goes in chunks).
+const SAMPLES: &[(&str, usize)] = &[
+    ("demo-small.mp4", 2 * MIB),
+    ("demo-clip.mov", 3 * MIB + 12_345),
+    ("demo-large.mp4", 12 * MIB + 777),
+];
+/// How often an `uploading` row is printed again with new bytes.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = absolute(&args.dir)?;
     let inbox = dir.join("inbox");
     std::fs::create_dir_all(&inbox).with_context(|| format!("creating {}", inbox.display()))?;
+    let log = dir.join("demo.log");
+    super::log_writer::log_to_file(&log).with_context(|| format!("opening {}", log.display()))?;
+    println!("logs: {}", log.display());
 
     let endpoint = start(
         EmulatorOptions {
@@ -52,9 +73,13 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         token_file.display()
     );
 
+    let status_port = free_port()?;
     let config_path = dir.join("config.toml");
-    std::fs::write(&config_path, demo_config(&dir, &url, &token_file))
-        .with_context(|| format!("writing {}", config_path.display()))?;
+    std::fs::write(
+        &config_path,
+        demo_config(&dir, &url, &token_file, status_port),
+    )
+    .with_context(|| format!("writing {}", config_path.display()))?;
     let config = Config::load(&config_path)?;
     println!("wrote {}", config_path.display());
 
@@ -70,34 +95,63 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     println!("watching {}", inbox.display());
-    let samples = write_samples(&inbox).await?;
+    println!("status page: http://127.0.0.1:{status_port}/");
     let journal_path = config.journal.path.clone();
-    follow(&journal_path, &samples, &shutdown).await;
-
-    if args.once || shutdown.is_cancelled() {
-        shutdown.cancel();
-    } else {
-        println!();
-        println!(
-            "Drop video files (*.mp4, *.mov, …) into {} to upload them.",
-            inbox.display()
-        );
-        // The binary that runs now: `/usr/bin/ingestd` when installed, `target/…/ingestd`
-        // under `cargo run`.
-        let exe = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "ingestd".into());
-        println!(
-            "In another terminal: {exe} status --config {}",
-            config_path.display()
-        );
-        println!("Ctrl-C to stop.");
-        shutdown.cancelled().await;
+    // The table follows while the samples are written: the first is uploading before the last
+    // is complete.
+    let samples: Vec<PathBuf> = SAMPLES.iter().map(|(n, _)| inbox.join(n)).collect();
+    let writer = tokio::spawn(write_samples(inbox.clone(), journal_path.clone()));
+    let mut table = Table::new(&journal_path, status_port);
+    tokio::select! {
+        () = table.follow(&shutdown, Some(&samples)) => {}
+        written = writer => {
+            written??;
+            table.follow(&shutdown, Some(&samples)).await;
+        }
     }
+
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "ingestd".into());
+    if !shutdown.is_cancelled() {
+        println!();
+        if args.once {
+            println!("The samples are uploaded. Next:");
+            println!(
+                "  {exe} status --all --config {}   (what was uploaded)",
+                config_path.display()
+            );
+            println!(
+                "  {exe} demo --dir {}   (without --once: keeps watching {} for files you drop in)",
+                dir.display(),
+                inbox.display()
+            );
+        } else {
+            println!(
+                "Drop video files (*.mp4, *.mov, …) into {} to upload them: they appear below.",
+                inbox.display()
+            );
+            // The binary that runs now: `/usr/bin/ingestd` when installed, `target/…/ingestd`
+            // under `cargo run`.
+            println!(
+                "In another terminal: {exe} status --config {}",
+                config_path.display()
+            );
+            println!("Ctrl-C to stop.");
+            table.follow(&shutdown, None).await;
+        }
+    }
+    shutdown.cancel();
     let result = daemon.await?;
     endpoint.shutdown().await;
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A free loopback port for the status page (bound, read, released).
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
@@ -121,7 +175,7 @@ fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_config(dir: &Path, url: &str, token_file: &Path) -> String {
+fn demo_config(dir: &Path, url: &str, token_file: &Path, status_port: u16) -> String {
     format!(
         r#"# Written by `ingestd demo`: the daemon against the built-in local endpoint.
 [api]
@@ -134,6 +188,11 @@ path = "{dir}/journal.sqlite"
 [upload]
 workers = 2
 chunk_size = "5 MiB"
+# Slow enough to watch the uploads; remove it to go at full speed.
+max_rate = "1 MiB"
+
+[metrics]
+listen = "127.0.0.1:{status_port}"
 
 [[watch]]
 path = "{dir}/inbox"
@@ -145,20 +204,36 @@ settle = "2s"
 }
 
 /// Writes the sample files the way a camera would: in pieces, the large one over a second or so.
-async fn write_samples(inbox: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let samples = [
-        ("demo-small.mp4", 2 * MIB),
-        ("demo-clip.mov", 3 * MIB + 12_345),
-        ("demo-large.mp4", 12 * MIB + 777),
-    ];
-    let mut paths = Vec::new();
-    for (name, size) in samples {
+/// Each is a structurally valid MP4/MOV (`ftyp`, `mdat` holding pseudo-random bytes, then the
+/// `moov` last, as a recorder finishes), so the container check queues it once it is whole.
+/// A sample the journal has as uploaded, unchanged since, is kept (a re-run uploads nothing
+/// twice).
+async fn write_samples(inbox: PathBuf, journal: PathBuf) -> anyhow::Result<()> {
+    let (inbox, journal) = (inbox.as_path(), journal.as_path());
+    for &(name, size) in SAMPLES {
         let path = inbox.join(name);
+        if let Some(video) = uploaded_before(journal, &path) {
+            println!(
+                "kept {} (uploaded by an earlier run as {video}; delete {} to start afresh)",
+                path.display(),
+                inbox.parent().unwrap_or(inbox).display()
+            );
+            continue;
+        }
         let mut f = tokio::fs::File::create(&path).await?;
+        let wrap = format_by_extension(&path)
+            .and_then(|fmt| sample::wrap(fmt, size as u64))
+            .unwrap_or(sample::Wrap {
+                head: Vec::new(),
+                payload: size as u64,
+                tail: Vec::new(),
+            });
+        tokio::io::AsyncWriteExt::write_all(&mut f, &wrap.head).await?;
+        let payload = wrap.payload as usize;
         let mut written = 0;
         let mut seed = size as u64;
-        while written < size {
-            let n = MIB.min(size - written);
+        while written < payload {
+            let n = MIB.min(payload - written);
             let block: Vec<u8> = (0..n)
                 .map(|_| {
                     seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -169,66 +244,178 @@ async fn write_samples(inbox: &Path) -> anyhow::Result<Vec<PathBuf>> {
             written += n;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        tokio::io::AsyncWriteExt::write_all(&mut f, &wrap.tail).await?;
         println!("wrote {} ({} bytes)", path.display(), size);
-        paths.push(path);
     }
-    Ok(paths)
+    Ok(())
 }
 
-/// Prints each sample's state changes until all are done (or failed), or Ctrl-C.
-async fn follow(journal_path: &Path, samples: &[PathBuf], shutdown: &CancellationToken) {
-    let mut last: Vec<Option<String>> = vec![None; samples.len()];
-    loop {
-        if shutdown.is_cancelled() {
-            return;
+/// The `videoId` of `path` if the journal has it `done` and the file is the one uploaded
+/// (same size, same inode).
+fn uploaded_before(journal: &Path, path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let row = Journal::open_read_only(journal)
+        .ok()?
+        .find_by_path(path)
+        .ok()??;
+    let meta = std::fs::metadata(path).ok()?;
+    let same = row.state == FileState::Done
+        && row.identity.size == meta.len()
+        && row.identity.ino == meta.ino();
+    if same { row.video_id } else { None }
+}
+
+/// Live figures of an upload in flight, from the daemon's `/status.json`.
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    sent: u64,
+    rate: f64,
+}
+
+/// The table: one line per change of a file (every file of the journal).
+struct Table {
+    journal: PathBuf,
+    status_url: String,
+    http: Option<reqwest::Client>,
+    /// Per file id: the last line printed and when.
+    last: HashMap<i64, (String, Instant)>,
+    header: bool,
+}
+
+impl Table {
+    fn new(journal: &Path, status_port: u16) -> Table {
+        Table {
+            journal: journal.to_owned(),
+            status_url: format!("http://127.0.0.1:{status_port}/status.json"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(1))
+                .build()
+                .ok(),
+            last: HashMap::new(),
+            header: false,
         }
-        let journal = Journal::open_read_only(journal_path).ok();
-        let mut finished = 0;
-        for (i, path) in samples.iter().enumerate() {
-            let Some(row) = journal
-                .as_ref()
-                .and_then(|j| j.find_by_path(path).ok().flatten())
-            else {
-                continue;
-            };
-            let line = match row.state {
-                FileState::Uploading => format!(
-                    "uploading {:>3}%{}",
-                    row.bytes_uploaded * 100 / row.identity.size.max(1),
-                    row.video_id
-                        .as_deref()
-                        .map(|v| format!("  videoId {v}"))
-                        .unwrap_or_default()
-                ),
-                FileState::Done => {
+    }
+
+    /// Prints changes until every one of `samples` is done or failed (None: until Ctrl-C).
+    async fn follow(&mut self, shutdown: &CancellationToken, samples: Option<&[PathBuf]>) {
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let live = self.live().await;
+            let journal = self.journal.clone();
+            let rows = tokio::task::spawn_blocking(move || {
+                Journal::open_read_only(&journal)
+                    .and_then(|j| j.list(true))
+                    .unwrap_or_default()
+            })
+            .await
+            .unwrap_or_default();
+            let mut finished = 0;
+            for row in &rows {
+                self.show(row, live.get(&row.id).copied());
+                let sample = samples.is_some_and(|s| s.contains(&row.path));
+                if sample && matches!(row.state, FileState::Done | FileState::Failed) {
                     finished += 1;
-                    format!(
-                        "done       videoId {}",
-                        row.video_id.as_deref().unwrap_or("?")
-                    )
                 }
-                FileState::Failed => {
-                    finished += 1;
-                    format!("failed     {}", row.last_error.as_deref().unwrap_or(""))
-                }
-                other => other.as_str().to_owned(),
-            };
-            if last[i].as_deref() != Some(line.as_str()) {
-                println!(
-                    "  {:<16} {line}",
-                    path.file_name()
-                        .map(|n| n.to_string_lossy())
-                        .unwrap_or_default()
-                );
-                last[i] = Some(line);
+            }
+            if samples.is_some_and(|s| finished == s.len()) {
+                return;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
         }
-        if finished == samples.len() {
-            return;
+    }
+
+    /// Bytes and rate of the uploads in flight, by file id (empty if the page does not answer).
+    async fn live(&self) -> HashMap<i64, Live> {
+        let Some(http) = &self.http else {
+            return HashMap::new();
+        };
+        let Ok(resp) = http.get(&self.status_url).send().await else {
+            return HashMap::new();
+        };
+        let Ok(v) = resp.json::<serde_json::Value>().await else {
+            return HashMap::new();
+        };
+        v["uploading"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| {
+                        Some((
+                            u["id"].as_i64()?,
+                            Live {
+                                sent: u["sent"].as_u64()?,
+                                rate: u["rate_bytes_per_sec"].as_f64().unwrap_or(0.0),
+                            },
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn show(&mut self, row: &FileRow, live: Option<Live>) {
+        let size = row.identity.size;
+        let video = || {
+            row.video_id
+                .as_deref()
+                .map(|v| format!("videoId {v}"))
+                .unwrap_or_default()
+        };
+        let (state, bytes, rate) = match row.state {
+            FileState::Uploading => {
+                let sent = live.map_or(row.bytes_uploaded, |l| l.sent.max(row.bytes_uploaded));
+                let pct = sent * 100 / size.max(1);
+                let rate = live
+                    .filter(|l| l.rate > 0.0)
+                    .map(|l| format!("{}/s", human_size(l.rate as u64)))
+                    .unwrap_or_default();
+                (
+                    "uploading",
+                    format!("{} / {} {pct:>3}%", human_size(sent), human_size(size)),
+                    rate,
+                )
+            }
+            FileState::Done => ("done", human_size(size), String::new()),
+            FileState::Failed => (
+                "failed",
+                human_size(size),
+                row.last_error.clone().unwrap_or_default(),
+            ),
+            other => (other.as_str(), human_size(size), String::new()),
+        };
+        let name = row
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let line = format!(
+            "  {name:<16} {state:<9}  {bytes:<24} {rate:<12} {}",
+            video()
+        );
+        let line = line.trim_end().to_owned();
+        let now = Instant::now();
+        if let Some((prev, at)) = self.last.get(&row.id) {
+            let same_state = prev.contains(&format!(" {state} "));
+            if *prev == line
+                || (row.state == FileState::Uploading && same_state && now - *at < PROGRESS_EVERY)
+            {
+                return;
+            }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        if !self.header {
+            println!(
+                "  {:<16} {:<9}  {:<24} {:<12} VIDEO",
+                "FILE", "STATE", "BYTES", "RATE"
+            );
+            self.header = true;
         }
+        println!("{line}");
+        let _ = std::io::stdout().flush();
+        self.last.insert(row.id, (line, now));
     }
 }

@@ -4,13 +4,28 @@
 //! middle of it and the next redraw paints over half of it. While bars are shown
 //! ([`show_bars`]), each log line is written with the bars cleared and drawn again after it
 //! (indicatif's `suspend`). Without bars (every other command, or stderr not a terminal) a line
-//! goes straight to stderr.
+//! goes straight to stderr. `demo` sends every log line to a file instead ([`log_to_file`]): its
+//! table owns the terminal. Lines travel through [`super::log_queue`] (never blocks, never
+//! panics, rate-limits repeats), whose thread writes them with [`emit`].
 
 use std::io::{self, Write};
 use std::sync::{Mutex, MutexGuard};
 
 use indicatif::MultiProgress;
 use tracing_subscriber::fmt::MakeWriter;
+
+/// Where log lines go instead of stderr, if set ([`log_to_file`]).
+static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// From now on, log lines are appended to `path` instead of stderr.
+pub fn log_to_file(path: &std::path::Path) -> io::Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    *FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    Ok(())
+}
 
 /// The bars on screen, if any.
 static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
@@ -47,23 +62,33 @@ impl<'a> MakeWriter<'a> for Stderr {
     }
 }
 
-/// Writes each buffer (tracing formats one whole event into one) to stderr.
+/// Hands each buffer (tracing formats one whole event into one) to the log queue. Never fails:
+/// a line that cannot be written is dropped and counted there.
 #[derive(Debug)]
 pub struct LineWriter;
 
 impl Write for LineWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        write_beside_bars(buf, &mut io::stderr().lock())?;
+        super::log_queue::submit(buf);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        io::stderr().flush()
+        Ok(())
+    }
+}
+
+/// Writes one log line where log lines go: the demo's file, else stderr beside the bars.
+pub(super) fn emit(buf: &[u8]) -> io::Result<()> {
+    let mut file = FILE.lock().unwrap_or_else(|p| p.into_inner());
+    match file.as_mut() {
+        Some(f) => f.write_all(buf),
+        None => write_beside_bars(buf, &mut io::stderr().lock()),
     }
 }
 
 /// Writes `buf` to `out`, with the shown bars (if any) cleared around it.
-fn write_beside_bars(buf: &[u8], out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn write_beside_bars(buf: &[u8], out: &mut dyn Write) -> io::Result<()> {
     // Cloned (a handle) so the lock is not held while the bars redraw.
     let shown = bars().clone();
     match shown {

@@ -25,6 +25,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         .into());
     }
+    // From here on, a panic anywhere stops the daemon (exit 70) instead of leaving it running
+    // without the task that panicked.
+    crate::daemon::fatal::fatal_panics(super::flush_logs);
     crate::daemon::run(config, CancellationToken::new())
         .await
         .map_err(fail)?;

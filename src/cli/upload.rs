@@ -23,6 +23,7 @@ use crate::journal::{
 };
 use crate::upload::board::Board;
 use crate::upload::rate::RateLimit;
+use crate::upload::schedule::Schedule;
 use crate::upload::token::TokenGate;
 use crate::upload::worker::{Outcome, WorkerContext, upload_file};
 
@@ -51,7 +52,10 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
             Ok(Some(id)) => ids.push((id, file.clone())),
             Ok(None) => {}
             Err(e) => {
-                eprintln!("{}: {e:#}", file.display());
+                eprintln!(
+                    "{}",
+                    crate::escape::Human(format_args!("{}: {e:#}", file.display()))
+                );
                 failed += 1;
             }
         }
@@ -59,11 +63,15 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
 
     let board = Board::default();
     let gate = TokenGate::new(token);
-    let rate = Arc::new(RwLock::new(RateLimit::new(config.upload.max_rate)));
+    let limit = RateLimit::unlimited();
+    // The timetable applies to a one-shot upload too (not recorded: `status` is the daemon's).
+    let schedule = Schedule::new(config.upload.max_rate.clone(), limit.clone());
+    let rate = Arc::new(RwLock::new(limit));
     let ctx =
         worker_context(&config, journal.clone(), gate, board.clone(), rate).map_err(to_exit)?;
 
     let shutdown = CancellationToken::new();
+    schedule.spawn(None, shutdown.child_token());
     {
         let s = shutdown.clone();
         tokio::spawn(async move {
@@ -86,11 +94,12 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = bars.add(ProgressBar::new(size));
         bar.set_style(style.clone());
-        bar.set_prefix(
-            path.file_name()
+        bar.set_prefix(crate::escape::human(
+            &path
+                .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-        );
+        ));
         file_bars.push((*id, bar));
     }
     let ticker = {
@@ -178,7 +187,7 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
         };
         // Above the progress bars when they are drawn (printing through both would show the
         // line twice on a terminal), on stdout either way.
-        bars.suspend(|| println!("{line}"));
+        bars.suspend(|| println!("{}", crate::escape::Human(&line)));
     }
     if shutdown.is_cancelled() {
         eprintln!("interrupted: run the same command again to resume where it stopped");
@@ -214,6 +223,15 @@ fn not_uploaded(
                 "not uploaded: the file disappeared ({})",
                 error.unwrap_or_else(|| "no reason recorded".into())
             ),
+            Some(r)
+                if r.state == FileState::Settling
+                    && r.last_error_slug.as_deref() == Some(crate::watch::container::SLUG) =>
+            {
+                format!(
+                    "not uploaded: {}; run the same command again once the recorder has finished it",
+                    error.unwrap_or_default()
+                )
+            }
             Some(r) if r.state == FileState::Settling => {
                 "not uploaded: the file changed during its upload; run the same command again once it is finished".into()
             }
@@ -253,7 +271,7 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
         FileState::Done => {
             println!(
                 "{}: already uploaded, videoId {}",
-                path.display(),
+                crate::escape::Human(path.display()),
                 row.video_id.as_deref().unwrap_or("?")
             );
             Ok(None)
@@ -270,7 +288,13 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
             tokio::task::spawn_blocking(move || j.retry_failed(&RetrySelection::Ids(vec![id])))
                 .await??;
             if let Some(e) = &row.last_error {
-                println!("{}: trying again (last error: {e})", path.display());
+                println!(
+                    "{}",
+                    crate::escape::Human(format_args!(
+                        "{}: trying again (last error: {e})",
+                        path.display()
+                    ))
+                );
             }
             Ok(Some(id))
         }

@@ -26,6 +26,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// The file offset of byte `offset` of the string `value` whose TOML value spans `span`:
+    /// exact for a string written without escapes, else the start of the value.
+    pub fn inside_string(&self, span: Range<usize>, value: &str, offset: usize) -> usize {
+        let written = self.text.get(span.clone()).unwrap_or_default();
+        let quote = written.chars().next().unwrap_or('"');
+        let opening = if written.starts_with("\"\"\"") || written.starts_with("'''") {
+            3
+        } else {
+            1
+        };
+        let body = written.get(opening..).unwrap_or_default();
+        if (quote == '"' || quote == '\'') && body.starts_with(value) && !value.contains('\\') {
+            span.start + opening + offset.min(value.len())
+        } else {
+            span.start
+        }
+    }
+
     /// An error without a position (e.g. about a default value).
     pub fn whole(&self, message: impl Into<String>) -> ConfigError {
         ConfigError {

@@ -60,11 +60,10 @@ pub const API: &[Key] = &[
     k("request_timeout", DURATION, "request_timeout = \"30s\""),
 ];
 
-pub const JOURNAL: &[Key] = &[k(
-    "path",
-    PATH,
-    "path = \"/var/lib/ingestd/journal.sqlite\"",
-)];
+pub const JOURNAL: &[Key] = &[
+    k("path", PATH, "path = \"/var/lib/ingestd/journal.sqlite\""),
+    k("keep_done", DURATION, "keep_done = \"90d\""),
+];
 
 pub const UPLOAD: &[Key] = &[
     k("workers", "an integer", "workers = 2"),
@@ -104,6 +103,13 @@ pub const WATCH: &[Key] = &[
     k("poll_interval", DURATION, "poll_interval = \"30s\""),
     k("rescan_interval", DURATION, "rescan_interval = \"10 min\""),
     k("follow_symlinks", BOOL, "follow_symlinks = false"),
+    k(
+        "follow_symlinks_outside",
+        BOOL,
+        "follow_symlinks_outside = false",
+    ),
+    k("check_container", BOOL, "check_container = true"),
+    k("incomplete_after", DURATION, "incomplete_after = \"1h\""),
     k("tags", "an array of strings", "tags = [\"camera-1\"]"),
     k(
         "metadata",
@@ -184,7 +190,7 @@ mod tests {
 
     #[test]
     fn finds_section_by_key_list() {
-        assert_eq!(section_with_keys(&["path"]), Some("journal"));
+        assert_eq!(section_with_keys(&["path", "keep_done"]), Some("journal"));
         let upload: Vec<&str> = UPLOAD.iter().map(|k| k.name).collect();
         assert_eq!(section_with_keys(&upload), Some("upload"));
     }

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod paths;
 pub mod position;
 pub mod raw;
+pub mod timetable;
 pub mod token;
 pub mod units;
 mod validate;
@@ -50,6 +51,7 @@ pub mod defaults {
     pub const SETTLE: Duration = Duration::from_secs(10);
     pub const POLL_INTERVAL: Duration = Duration::from_secs(30);
     pub const RESCAN_INTERVAL: Duration = Duration::from_secs(600);
+    pub const INCOMPLETE_AFTER: Duration = Duration::from_secs(3600);
 }
 
 /// Default config path when neither `--config` nor `INGESTD_CONFIG` is given.
@@ -120,6 +122,8 @@ pub enum TokenSource {
 pub struct JournalConfig {
     /// SQLite journal path (default `/var/lib/ingestd/journal.sqlite`).
     pub path: PathBuf,
+    /// Done rows older than this are pruned (hourly); `None` (the default) keeps them forever.
+    pub keep_done: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +167,9 @@ pub struct UploadConfig {
     pub workers: usize,
     /// Chunk size in bytes (default 64 MiB, 5 MiB..=128 MiB). Files up to this size go in one request.
     pub chunk_size: u64,
-    /// Total bytes per second across workers; 0 = unlimited (default).
-    pub max_rate: u64,
+    /// Total bytes per second across workers, flat or a weekly timetable (rclone's `--bwlimit`
+    /// syntax); a flat 0 = unlimited (default).
+    pub max_rate: timetable::RateTable,
     pub after_upload: AfterUpload,
     /// Cap of the exponential backoff (default 10 min).
     pub retry_max: Duration,
@@ -201,6 +206,15 @@ pub struct WatchConfig {
     /// Full reconcile scan interval (default 10 min).
     pub rescan_interval: Duration,
     pub follow_symlinks: bool,
+    /// With `follow_symlinks`, also follow links whose target is outside every watch root
+    /// (default false: such links are skipped, so a link cannot expose any file the daemon can
+    /// read).
+    pub follow_symlinks_outside: bool,
+    /// Check MP4/MOV, MKV/WebM and MPEG-TS structure before queueing a settled file (default
+    /// true; false = settle only).
+    pub check_container: bool,
+    /// A file still incomplete and unchanged this long becomes `failed` (default 1 h).
+    pub incomplete_after: Duration,
     /// Tags and metadata for videos created with the API key (optional).
     pub tags: Vec<String>,
     pub metadata: Vec<(String, String)>,
@@ -316,8 +330,13 @@ impl Config {
             1 => "1 watch root".to_owned(),
             n => format!("{n} watch roots"),
         };
+        let rate = if self.upload.max_rate == 0 {
+            String::new()
+        } else {
+            format!(", max_rate {}", self.upload.max_rate)
+        };
         format!(
-            "{roots}, {} workers, chunk size {}, endpoint {}, token: {}",
+            "{roots}, {} workers, chunk size {}{rate}, endpoint {}, token: {}",
             self.upload.workers,
             units::format_size(self.upload.chunk_size),
             endpoint_host(&self.api.endpoint),

@@ -40,6 +40,7 @@ pub struct RawApi {
 #[serde(deny_unknown_fields)]
 pub struct RawJournal {
     pub path: Option<Spanned<String>>,
+    pub keep_done: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +69,9 @@ pub struct RawWatch {
     pub poll_interval: Option<Spanned<String>>,
     pub rescan_interval: Option<Spanned<String>>,
     pub follow_symlinks: Option<bool>,
+    pub follow_symlinks_outside: Option<bool>,
+    pub check_container: Option<bool>,
+    pub incomplete_after: Option<Spanned<String>>,
     pub tags: Option<Vec<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
 }

@@ -3,15 +3,20 @@
 //! [`run`] is the entry point; tests drive [`run_with`] in-process with their own
 //! [`CancellationToken`], notify socket and reload trigger (no signals, no environment).
 //!
-//! - [`signals`]: SIGTERM/SIGINT → cancel; SIGHUP → [`ReloadRequests`].
+//! - [`signals`]: SIGTERM/SIGINT → cancel; SIGHUP → [`ReloadRequests`]; SIGUSR2 → toggle the
+//!   upload bandwidth limit (`upload::schedule`).
 //! - [`notify`]: `READY=1`, `STATUS=`, `RELOADING=1`, `WATCHDOG=1` (only while the journal
 //!   round-trips), `STOPPING=1`.
 //! - [`mod@status_line`]: the `STATUS=` text.
+//! - [`limits`]: the descriptor limit raised at start.
 //!
 //! Shutdown order: cancel → stop claiming and scanning → in-flight chunks finish or are dropped
 //! within `upload.shutdown_timeout` → `STOPPING=1` → return `Ok(())` (exit 0).
 
+pub mod fatal;
+pub mod limits;
 pub mod notify;
+pub mod prune;
 pub mod services;
 pub mod signals;
 pub mod status_line;
@@ -29,6 +34,9 @@ pub use status_line::{StatusCounts, status_line};
 
 /// How often `STATUS=` is refreshed (only sent when the text changed).
 const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often the daemon checks that its workers and watcher still run.
+const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often a token file is re-read (a rewritten token resumes a paused pool).
 const TOKEN_POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -63,6 +71,7 @@ impl DaemonError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DaemonError::Config(_) => EXIT_CONFIG,
+            DaemonError::Journal(crate::journal::JournalError::NotAJournal { .. }) => EXIT_CONFIG,
             _ => 1,
         }
     }
@@ -122,8 +131,14 @@ pub async fn run_with(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // SIGUSR2 → toggle the bandwidth limit; a signal before the services run waits for them.
+    let rate_toggle = std::sync::Arc::new(tokio::sync::Notify::new());
+    limits::raise_fd_limit();
     let _signals = if handle_signals {
-        Some(signals::install(shutdown.clone(), reloads.trigger()).map_err(DaemonError::Signals)?)
+        Some(
+            signals::install(shutdown.clone(), reloads.trigger(), rate_toggle.clone())
+                .map_err(DaemonError::Signals)?,
+        )
     } else {
         None
     };
@@ -148,11 +163,16 @@ pub async fn run_with(
         tracing::info!(root = %root.path.display(), mode = %root.mode, health = %root.health, "watching");
     }
 
+    let liveness = services.liveness();
     let mut watchdog = None;
     if let Some(interval) = watchdog_interval {
-        // WATCHDOG=1 only while the journal round-trips.
+        // WATCHDOG=1 only while every part runs and the journal answers.
         let journal = services.journal.clone();
-        let healthy = move || Services::healthy(journal.clone());
+        let alive = liveness.clone();
+        let healthy = move || {
+            let (journal, alive) = (journal.clone(), alive.clone());
+            async move { alive.failure().is_none() && Services::healthy(journal).await }
+        };
         watchdog = Some(tokio::spawn(notify::watchdog_loop(
             notifier.clone(),
             interval,
@@ -161,14 +181,34 @@ pub async fn run_with(
         )));
     }
 
+    if let Some(keep_done) = config.journal.keep_done {
+        tokio::spawn(prune::run_loop(
+            services.journal.clone(),
+            keep_done,
+            tasks.clone(),
+        ));
+    }
+
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut token_tick = tokio::time::interval(TOKEN_POLL_INTERVAL);
     token_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_status = String::new();
+    let mut alive_tick = tokio::time::interval(LIVENESS_INTERVAL);
+    alive_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = alive_tick.tick() => {
+                if let Some(why) = liveness.failure() {
+                    // Never a daemon without its workers or watcher: stop, and let systemd's
+                    // Restart= start a whole one. No more heartbeats or watchdog pings.
+                    tracing::error!("{why}: stopping so that the service manager restarts ingestd");
+                    fatal::tell_systemd(&why, 1);
+                    tasks.cancel();
+                    return Err(DaemonError::Internal(why));
+                }
+            }
             Some(()) = reloads.recv() => {
                 if reload(&mut config, &notifier) {
                     services.apply(&config).await;
@@ -178,6 +218,9 @@ pub async fn run_with(
                     }
                 }
                 send(&notifier, notifier.ready(), "READY=1");
+            }
+            () = rate_toggle.notified() => {
+                services.schedule.toggle();
             }
             _ = token_tick.tick() => services.poll_token_file(&config),
             _ = status_tick.tick() => {

@@ -16,6 +16,7 @@ use crate::upload::backoff::RetryPolicy;
 use crate::upload::board::Board;
 use crate::upload::pool::Pool;
 use crate::upload::rate::RateLimit;
+use crate::upload::schedule::Schedule;
 use crate::upload::token::{self, TokenGate};
 use crate::upload::worker::{VideoMeta, WorkerContext};
 use crate::watch::{self, Sink};
@@ -34,6 +35,8 @@ pub struct Services {
     pub gate: TokenGate,
     pub board: Board,
     pub rate: Arc<RwLock<RateLimit>>,
+    /// `[upload] max_rate`'s timetable and SIGUSR2, driving `rate`.
+    pub schedule: Schedule,
     pool: Pool,
     /// The workers' counters (they see them as `upload::UploadEvents`).
     counters: crate::metrics::Counters,
@@ -108,6 +111,8 @@ pub fn worker_context(
         video_meta,
         metrics: Arc::new(crate::upload::NoEvents),
         watch_roots: Arc::new(config.watch.iter().map(|w| w.path.clone()).collect()),
+        rules: Arc::new(watch::rules::Rules::from_config(config)),
+        container_roots: Arc::new(crate::upload::container::roots(&config.watch)),
     })
 }
 
@@ -174,7 +179,12 @@ impl Services {
         finish_interrupted_actions(&journal, config).await;
         let gate = TokenGate::new(token);
         let board = Board::default();
-        let rate = Arc::new(RwLock::new(RateLimit::new(config.upload.max_rate)));
+        // One limit for the daemon's life: the schedule changes its rate (timetable, reload,
+        // SIGUSR2), and uploads already running follow.
+        let limit = RateLimit::unlimited();
+        let schedule = Schedule::new(config.upload.max_rate.clone(), limit.clone());
+        schedule.spawn(Some(journal.clone()), shutdown.child_token());
+        let rate = Arc::new(RwLock::new(limit));
         let counters = crate::metrics::Counters::default();
         let mut ctx = worker_context(
             config,
@@ -204,11 +214,7 @@ impl Services {
         };
 
         let watch_token = shutdown.child_token();
-        let handle = watch::spawn(
-            config.watch.clone(),
-            Arc::new(journal.clone()) as Arc<dyn Sink>,
-            watch_token.clone(),
-        );
+        let handle = spawn_watcher(config, &journal, watch_token.clone());
         tokio::select! {
             _ = handle.initial_scan_done() => {}
             _ = shutdown.cancelled() => {
@@ -226,6 +232,7 @@ impl Services {
             gate,
             board,
             rate,
+            schedule,
             pool,
             counters,
             watcher: slot,
@@ -237,8 +244,8 @@ impl Services {
     }
 
     /// Applies a reloaded, validated configuration: token (always resumes a paused pool),
-    /// workers, the workers' context (`[api]`, API key, `[upload]`) and rate (for files started
-    /// from now on), and roots (the watcher restarts).
+    /// workers, the workers' context (`[api]`, API key, `[upload]`), the rate (at once, for
+    /// uploads in flight too), and roots (the watcher restarts).
     pub async fn apply(&mut self, config: &Config) {
         // [api] and [upload] (endpoint, TLS, API key, chunk size, after_upload, retries, hash)
         // apply to files claimed from now on; set before the token resumes a paused pool.
@@ -266,10 +273,7 @@ impl Services {
             Err(e) => tracing::error!("{e}"),
         }
         self.pool.resize(config.upload.workers);
-        match self.rate.write() {
-            Ok(mut r) => *r = RateLimit::new(config.upload.max_rate),
-            Err(p) => *p.into_inner() = RateLimit::new(config.upload.max_rate),
-        }
+        self.schedule.set_table(config.upload.max_rate.clone());
         self.apply_metrics(config).await;
         if !same_roots(&self.roots, &config.watch) {
             if let Some((handle, token)) = self.watcher.take() {
@@ -277,11 +281,7 @@ impl Services {
                 handle.join().await;
             }
             let token = self.shutdown.child_token();
-            let handle = watch::spawn(
-                config.watch.clone(),
-                Arc::new(self.journal.clone()) as Arc<dyn Sink>,
-                token.clone(),
-            );
+            let handle = spawn_watcher(config, &self.journal, token.clone());
             self.watcher.put(handle, token);
             self.roots = config.watch.clone();
             tracing::info!(
@@ -331,10 +331,16 @@ impl Services {
             let overwritten = || -> Result<bool, crate::journal::JournalError> {
                 Ok(state != TokenState::Unknown && j.token_state()?.state != state)
             };
+            // A journal that cannot write (full, read-only) is a state of its own, logged by
+            // `journal::health` once a minute at most: the tick still reads the counts.
+            let tolerate = |r: Result<(), crate::journal::JournalError>| match r {
+                Err(e) if crate::journal::health::storage_reason(&e).is_none() => Err(e),
+                _ => Ok(()),
+            };
             if mirror || overwritten()? {
-                j.set_token_state(state, reason.as_deref())?;
+                tolerate(j.set_token_state(state, reason.as_deref()))?;
             }
-            j.heartbeat_if_older(HEARTBEAT_MAX_AGE)?;
+            tolerate(j.heartbeat_if_older(HEARTBEAT_MAX_AGE))?;
             j.summary()
         })
         .await
@@ -351,18 +357,32 @@ impl Services {
                 .oldest_queued_at
                 .and_then(|t| SystemTime::now().duration_since(t).ok()),
             token_rejected: state.pause().is_some(),
+            journal_problem: self.journal.write_problem().map(|p| p.summary()),
         })
     }
 
-    /// The journal round-trips (for WATCHDOG=1).
+    /// What the liveness check reads: cheap to clone (the watchdog keeps one).
+    pub fn liveness(&self) -> Liveness {
+        Liveness {
+            workers: self.pool.failure(),
+            watcher: self.watcher.clone(),
+        }
+    }
+
+    /// The journal round-trips (for WATCHDOG=1): a heartbeat is written, or, when the storage
+    /// refuses writes (full, read-only: the degraded state of `journal::health`), at least a
+    /// read works. A hung or unreadable journal is unhealthy.
     pub async fn healthy(journal: Journal) -> bool {
+        let check = move || match journal.heartbeat() {
+            Ok(()) => true,
+            Err(e) if crate::journal::health::storage_reason(&e).is_some() => {
+                journal.data_version().is_ok()
+            }
+            Err(_) => false,
+        };
         matches!(
-            tokio::time::timeout(
-                Duration::from_secs(10),
-                tokio::task::spawn_blocking(move || journal.heartbeat())
-            )
-            .await,
-            Ok(Ok(Ok(_)))
+            tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(check)).await,
+            Ok(Ok(true))
         )
     }
 
@@ -422,6 +442,20 @@ impl Services {
     }
 }
 
+/// Whether every worker and the watcher still run; see [`super::fatal`].
+#[derive(Clone)]
+pub struct Liveness {
+    workers: crate::upload::pool::Failure,
+    watcher: WatcherSlot,
+}
+
+impl Liveness {
+    /// Why the daemon lost a part (`None` while all run).
+    pub fn failure(&self) -> Option<String> {
+        self.workers.get().or_else(|| self.watcher.failure())
+    }
+}
+
 /// The `/metrics` and status page server, under its own child of the daemon's token so a
 /// reload can move it.
 struct MetricsListener {
@@ -463,6 +497,23 @@ impl MetricsListener {
     }
 }
 
+/// The watcher of `config`'s roots, told the daemon's own files (never reported).
+fn spawn_watcher(
+    config: &Config,
+    journal: &Journal,
+    token: CancellationToken,
+) -> watch::WatchHandle {
+    watch::spawn_with(
+        config.watch.clone(),
+        Arc::new(journal.clone()) as Arc<dyn Sink>,
+        token,
+        watch::SpawnOptions {
+            secrets: watch::rules::Secrets::from_config(config),
+            ..Default::default()
+        },
+    )
+}
+
 fn same_roots(a: &[WatchConfig], b: &[WatchConfig]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
@@ -475,6 +526,9 @@ fn same_roots(a: &[WatchConfig], b: &[WatchConfig]) -> bool {
                 && x.poll_interval == y.poll_interval
                 && x.rescan_interval == y.rescan_interval
                 && x.follow_symlinks == y.follow_symlinks
+                && x.follow_symlinks_outside == y.follow_symlinks_outside
+                && x.check_container == y.check_container
+                && x.incomplete_after == y.incomplete_after
         })
 }
 

@@ -1,11 +1,15 @@
-//! Signals: SIGTERM/SIGINT cancel the daemon's [`CancellationToken`]; SIGHUP asks for a reload.
+//! Signals: SIGTERM/SIGINT cancel the daemon's [`CancellationToken`]; SIGHUP asks for a reload;
+//! SIGUSR2 toggles the upload bandwidth limit off and back on (as in rclone), through a `Notify`.
 //!
 //! Reload requests are coalesced: several SIGHUPs while a reload is pending make one reload.
 
 use std::io;
 
 use futures_util::StreamExt;
-use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use std::sync::Arc;
+
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
+use tokio::sync::Notify;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -64,9 +68,14 @@ pub struct SignalHandler {
     task: JoinHandle<()>,
 }
 
-/// Installs handlers for SIGTERM, SIGINT and SIGHUP. Must be called inside a tokio runtime.
-pub fn install(shutdown: CancellationToken, reload: ReloadTrigger) -> io::Result<SignalHandler> {
-    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+/// Installs handlers for SIGTERM, SIGINT, SIGHUP and SIGUSR2 (which wakes `toggle`). Must be
+/// called inside a tokio runtime.
+pub fn install(
+    shutdown: CancellationToken,
+    reload: ReloadTrigger,
+    toggle: Arc<Notify>,
+) -> io::Result<SignalHandler> {
+    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR2])?;
     let handle = signals.handle();
     let task = tokio::spawn(async move {
         while let Some(signal) = signals.next().await {
@@ -74,6 +83,10 @@ pub fn install(shutdown: CancellationToken, reload: ReloadTrigger) -> io::Result
                 SIGHUP => {
                     tracing::info!("SIGHUP: reloading the configuration");
                     reload.request();
+                    continue;
+                }
+                SIGUSR2 => {
+                    toggle.notify_one();
                     continue;
                 }
                 SIGINT => "SIGINT",
@@ -121,7 +134,8 @@ mod tests {
     async fn sighup_reloads_and_sigterm_cancels() {
         let shutdown = CancellationToken::new();
         let mut reloads = ReloadRequests::new();
-        let handler = install(shutdown.clone(), reloads.trigger()).unwrap();
+        let handler =
+            install(shutdown.clone(), reloads.trigger(), Arc::new(Notify::new())).unwrap();
         let limit = Duration::from_secs(30);
 
         signal_hook::low_level::raise(SIGHUP).unwrap();

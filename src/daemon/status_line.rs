@@ -13,10 +13,13 @@ pub struct StatusCounts {
     pub oldest: Option<Duration>,
     /// The upload token was rejected: uploads are paused.
     pub token_rejected: bool,
+    /// `journal: cannot write (No space left on device)` while the journal refuses writes.
+    pub journal_problem: Option<String>,
 }
 
 /// E.g. `2 uploading, 14 queued, oldest 3 min`, `idle`, `idle, 1 failed`,
-/// `paused (upload token rejected): 0 uploading, 14 queued, oldest 2 h`.
+/// `paused (upload token rejected): 0 uploading, 14 queued, oldest 2 h`,
+/// `degraded (journal: cannot write (No space left on device)): 0 uploading, 3 queued`.
 pub fn status_line(c: &StatusCounts) -> String {
     let mut parts = Vec::new();
     if c.uploading == 0 && c.queued == 0 {
@@ -35,10 +38,14 @@ pub fn status_line(c: &StatusCounts) -> String {
         parts.push(format!("{} failed", c.failed));
     }
     let line = parts.join(", ");
-    if c.token_rejected {
+    let line = if c.token_rejected {
         format!("paused (upload token rejected): {line}")
     } else {
         line
+    };
+    match &c.journal_problem {
+        Some(p) => format!("degraded ({p}): {line}"),
+        None => line,
     }
 }
 
@@ -86,6 +93,19 @@ mod tests {
         assert_eq!(
             status_line(&c),
             "paused (upload token rejected): 0 uploading, 14 queued, oldest 2 h"
+        );
+    }
+
+    #[test]
+    fn a_journal_that_cannot_write_is_named_first() {
+        let c = StatusCounts {
+            queued: 3,
+            journal_problem: Some("journal: cannot write (No space left on device)".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            status_line(&c),
+            "degraded (journal: cannot write (No space left on device)): 0 uploading, 3 queued"
         );
     }
 

@@ -23,11 +23,12 @@ fn config(source: &Path) -> Config {
         },
         journal: JournalConfig {
             path: source.with_file_name("journal.sqlite"),
+            keep_done: None,
         },
         upload: UploadConfig {
             workers: 2,
             chunk_size: 64 << 20,
-            max_rate: 0,
+            max_rate: crate::config::timetable::RateTable::flat(0),
             after_upload: AfterUpload::Keep,
             retry_max: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(30),

@@ -28,6 +28,16 @@ impl WatcherSlot {
         self.with(Option::take)
     }
 
+    /// Why the watcher stopped on its own (a root task ended before its token was cancelled).
+    pub fn failure(&self) -> Option<String> {
+        self.with(|s| match s {
+            Some((h, token)) if !token.is_cancelled() && h.ended() => {
+                Some("a watch task ended unexpectedly".to_owned())
+            }
+            _ => None,
+        })
+    }
+
     /// Per-root status of the current watcher (empty when none runs).
     pub fn status(&self) -> Vec<RootStatus> {
         self.with(|s| s.as_ref().map(|(h, _)| h.status()).unwrap_or_default())

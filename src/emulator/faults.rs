@@ -45,6 +45,10 @@ pub enum Action {
     Delay { ms: u64 },
     /// Read the request body at `bytes_per_sec`.
     Throttle { bytes_per_sec: u64 },
+    /// From this request on, read its whole TCP connection (this request and the next ones on
+    /// it) at most at `bytes_per_sec`; the request is otherwise served normally. A per-stream
+    /// ceiling: parallel connections each get the rate. `0` lifts the cap.
+    ConnRateBps { bytes_per_sec: u64 },
     /// Never answer (the connection stays open until the client gives up or the endpoint stops).
     Blackhole {
         #[serde(default)]

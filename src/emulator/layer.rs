@@ -86,6 +86,9 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request, next: Next)
     if let Some(a) = &action {
         tracing::info!(%method, %path, ?a, "fault injected");
     }
+    if let (Some(Action::ConnRateBps { bytes_per_sec }), Some(ctl)) = (&action, &ctl) {
+        ctl.cap_read_rate(*bytes_per_sec);
+    }
 
     let (parts, body) = req.into_parts();
     let mut tap = TapHandle::new(
@@ -112,7 +115,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request, next: Next)
             r
         }
         Ok(_) => match action {
-            None | Some(Action::Throttle { .. }) => {
+            None | Some(Action::Throttle { .. }) | Some(Action::ConnRateBps { .. }) => {
                 let r = next.run(req).await;
                 drain(&mut tap).await;
                 r

@@ -7,7 +7,7 @@
 //!
 //! Layout (private modules): `conn` accept loop and connection aborts; `layer` middleware
 //! (stats, rate limit, faults) and `tap` its body wrapper; `auth`, `tokens`, `videos`, `upload`
-//! the API routes; `range` the `Content-Range` rules; `store` on-disk state; `extras` the
+//! the API routes; `range` the `Content-Range` rules; `disposition` the strict multipart header check; `store` on-disk state; `extras` the
 //! `/_emulator/` routes; `extract`, `errors`, `model`, `paging`, `state`, `util` helpers.
 
 use std::net::SocketAddr;
@@ -25,6 +25,7 @@ use crate::secret::Secret;
 
 mod auth;
 mod conn;
+mod disposition;
 mod errors;
 mod extract;
 mod extras;

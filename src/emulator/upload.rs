@@ -11,6 +11,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::disposition;
 use super::errors::{ApiError, ApiResult, json_response};
 use super::extract::{IdPath, Keyed};
 use super::model::{Chunk, RequestLog, UploadState, VideoRec};
@@ -86,6 +87,13 @@ async fn read_form(
     let mut files = 0u32;
     let mut video_id = None;
     while let Some(mut field) = mp.next_field().await.map_err(multipart_error)? {
+        // A strict server refuses a part whose disposition is malformed (multer is lenient).
+        let disposition = field.headers().get(header::CONTENT_DISPOSITION);
+        if !disposition.is_some_and(|d| disposition::is_strict(d.as_bytes())) {
+            return Err(ApiError::invalid_payload(
+                "The multipart body is malformed: invalid Content-Disposition header".to_owned(),
+            ));
+        }
         let filename = field
             .file_name()
             .filter(|n| !n.is_empty())
@@ -306,18 +314,26 @@ async fn receive(shared: &Shared, headers: &HeaderMap, body: Body, target: Targe
         with_video_id,
         received_ms: now,
     };
-    let complete = range::apply(&mut v.upload, cr.as_ref(), chunk);
+    // Applied to a copy, stored only once the SHA-256 is known: hashing a large upload takes
+    // seconds, and a client that goes away meanwhile cancels this handler. Applied in place, the
+    // video stayed complete in memory without its hash, and the client's resend of the last
+    // chunk was answered "already uploaded" (`sha256: null` for good).
+    let mut upload = v.upload.clone();
+    let complete = range::apply(&mut upload, cr.as_ref(), chunk);
     if complete {
-        let files: Vec<String> = v.upload.ordered().iter().map(|c| c.file.clone()).collect();
+        let files: Vec<String> = upload.ordered().iter().map(|c| c.file.clone()).collect();
         let dir = chunks_dir.clone();
         let sha = shared
             .blocking(move |_| {
+                // A slow hash (GiBs), for the test whose client gives up meanwhile.
+                fail::fail_point!("emulator-before-hash");
                 hash_chunks(&dir, &files)
                     .map_err(|source| super::EmulatorError::Io { path: dir, source })
             })
             .await?;
-        v.upload.sha256 = Some(sha);
+        upload.sha256 = Some(sha);
     }
+    v.upload = upload;
     v.updated_ms = now;
     v.requests.push(log);
     let snapshot = v.clone();

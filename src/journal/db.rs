@@ -43,7 +43,52 @@ impl Journal {
                 source,
             })?;
         }
-        Self::open_read_write(path, true)
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.len() == 0 => Err(JournalError::NotAJournal {
+                path: path.to_owned(),
+                detail: "the file is empty (0 bytes)".into(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create_new(path),
+            _ => Self::open_read_write(path, false),
+        }
+    }
+
+    /// Creates a new journal atomically: built and migrated under a temporary name, then linked
+    /// into place. So the journal's path never holds a file without ingestd's schema (which
+    /// [`Journal::open`] refuses), even while another process opens it at the same moment; if
+    /// another process links its new journal first, that one is used.
+    fn create_new(path: &Path) -> Result<Journal, JournalError> {
+        let name = path
+            .file_name()
+            .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(".{name}.new-{}", std::process::id()));
+        let remove_tmp = || {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut p = tmp.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        };
+        remove_tmp();
+        // Closing the only connection checkpoints the WAL into the file and removes it.
+        drop(Self::open_read_write(&tmp, true).inspect_err(|_| remove_tmp())?);
+        let linked = match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            // A filesystem without hard links: rename (no other process is expected there).
+            Err(_) => std::fs::rename(&tmp, path),
+        };
+        remove_tmp();
+        linked.map_err(|e| JournalError::CannotOpen {
+            path: path.to_owned(),
+            detail: format!("cannot put the new journal in place: {e}"),
+        })?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Self::open_read_write(path, false)
     }
 
     /// Opens an existing journal read-write (for `retry`): [`JournalError::Missing`] if there is
@@ -67,17 +112,13 @@ impl Journal {
             });
         }
         let err = |e| JournalError::from_sqlite(path, e);
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(err)?;
+        let conn = open_ro(path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         let version = check_header(&conn, path)?;
         if version == 0 {
-            return Err(JournalError::Missing {
-                path: path.to_owned(),
-            });
+            // New journals are linked into place whole (`create_new`): version 0 at the path is
+            // a journal emptied or replaced, not one being created.
+            return Err(no_schema(path));
         }
         if version < CURRENT_VERSION {
             return Err(JournalError::TooOld {
@@ -104,7 +145,14 @@ impl Journal {
                 detail: "the file is not writable".into(),
             });
         }
-        check_header(&conn, path)?;
+        if check_header(&conn, path)? == 0 {
+            if !create {
+                return Err(no_schema(path));
+            }
+            // Before the first table: pruning can give pages back (`incremental_vacuum`).
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(err)?;
+        }
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(err)?;
@@ -142,9 +190,66 @@ impl Journal {
                 path: path.to_owned(),
                 owner: owner::current(),
                 work: Arc::new(tokio::sync::Notify::new()),
+                health: Mutex::default(),
             }),
         }
     }
+}
+
+/// The refusal of an existing file at version 0: emptied (0 bytes) or an empty SQLite database.
+fn no_schema(path: &Path) -> JournalError {
+    let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+    JournalError::NotAJournal {
+        path: path.to_owned(),
+        detail: if empty {
+            "the file is empty (0 bytes)".into()
+        } else {
+            "the file has no ingestd schema (an empty SQLite database)".into()
+        },
+    }
+}
+
+/// A read-only connection (`mode=ro`). In WAL mode a reader needs the `-shm` file, which it
+/// cannot create in a directory it may not write (a read-only mount, a backup copy, a
+/// directory of another user): there the file is opened `immutable` (nothing else can be
+/// writing it, and the `-wal` of a cleanly stopped daemon is empty).
+fn open_ro(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let uri = |extra: &str| {
+        let mut u = String::from("file:");
+        for b in path.as_os_str().as_encoded_bytes() {
+            match b {
+                b'%' | b'?' | b'#' => u.push_str(&format!("%{b:02X}")),
+                _ if b.is_ascii() && !b.is_ascii_control() => u.push(char::from(*b)),
+                _ => u.push_str(&format!("%{b:02X}")),
+            }
+        }
+        u.push_str("?mode=ro");
+        u.push_str(extra);
+        u
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if dir_writable(dir) {
+        Connection::open_with_flags(uri(""), flags)
+    } else {
+        Connection::open_with_flags(uri("&immutable=1"), flags)
+    }
+}
+
+/// Whether this process may create files in `dir` (access(2) with W_OK: also false on a
+/// read-only mount).
+fn dir_writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// `user_version`, refused when it is newer than this build knows.
@@ -175,13 +280,13 @@ fn check_header(conn: &Connection, path: &Path) -> Result<i64, JournalError> {
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(err)?;
         if objects > 0 {
-            return Err(JournalError::Corrupt {
+            return Err(JournalError::NotAJournal {
                 path: path.to_owned(),
                 detail: "a SQLite database of another program (it has tables but no ingestd schema version)".into(),
             });
         }
     } else if app_id != APPLICATION_ID {
-        return Err(JournalError::Corrupt {
+        return Err(JournalError::NotAJournal {
             path: path.to_owned(),
             detail: format!("a SQLite database of another program (application_id {app_id:#x})"),
         });
@@ -245,6 +350,7 @@ impl Journal {
         let restored = conn.pragma_update(None, "synchronous", "FULL");
         let out = result.map_err(|e| self.err(e))?;
         restored.map_err(|e| self.err(e))?;
+        self.note_write_ok();
         Ok(out)
     }
 }
@@ -376,8 +482,44 @@ mod tests {
                 .unwrap();
         }
         let e = Journal::open(&path).unwrap_err();
-        assert!(matches!(e, JournalError::Corrupt { .. }), "{e}");
+        assert!(matches!(e, JournalError::NotAJournal { .. }), "{e}");
         assert!(e.to_string().contains("another program"), "{e}");
+    }
+
+    #[test]
+    fn emptied_or_schemaless_journal_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        drop(Journal::open(&path).unwrap());
+        std::fs::write(&path, b"").unwrap();
+        for e in [
+            Journal::open(&path).unwrap_err(),
+            Journal::open_existing(&path).unwrap_err(),
+            Journal::open_read_only(&path).unwrap_err(),
+        ] {
+            assert!(matches!(e, JournalError::NotAJournal { .. }), "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains("0 bytes") && msg.contains("rm "), "{msg}");
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        // An empty SQLite database (e.g. `sqlite3 FILE VACUUM`) has no ingestd schema either.
+        std::fs::remove_file(&path).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 0; VACUUM;")
+            .unwrap();
+        let e = Journal::open(&path).unwrap_err();
+        assert!(matches!(e, JournalError::NotAJournal { .. }), "{e}");
+        // Removed on purpose: a new journal, created whole under another name then linked.
+        std::fs::remove_file(&path).unwrap();
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.counts().unwrap().iter().map(|(_, n)| n).sum::<u64>(), 0);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".new-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

@@ -43,6 +43,16 @@ pub enum JournalError {
     )]
     Corrupt { path: PathBuf, detail: String },
 
+    /// An existing file that is not (or no longer) an ingestd journal: emptied to 0 bytes, an
+    /// empty SQLite database, or another program's database. Starting afresh from it would
+    /// upload every file in the roots again, so it is refused (exit 78).
+    #[error(
+        "{}: {detail}: not an ingestd journal; nothing was changed. Starting a new journal \
+         uploads every file in the watch roots again. To start afresh on purpose, remove it: `rm {} {}-wal {}-shm`; otherwise restore it from a backup",
+        path.display(), path.display(), path.display(), path.display()
+    )]
+    NotAJournal { path: PathBuf, detail: String },
+
     #[error(
         "{}: cannot write the journal: the file or its filesystem is read-only ({detail}); make \
          the file, its `-wal` and `-shm` files if present, and its directory writable by the user \

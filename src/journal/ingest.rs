@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::row::{FileRow, add_note, file_columns, path_bytes};
+use super::row::{FileRow, add_note, bytes_to_path, file_columns, path_bytes};
 use super::{FileIdentity, FileState, Journal, JournalError, Observation};
 use crate::watch::{Sink, SinkError};
 
@@ -32,6 +32,30 @@ impl Sink for Journal {
 
     fn gone(&self, root: &Path, paths: &[PathBuf]) -> Result<(), SinkError> {
         self.gone_batch(root, paths).map(|_| ()).map_err(sink_error)
+    }
+
+    fn degraded(&self) -> bool {
+        self.write_problem().is_some()
+    }
+
+    fn settling(&self, root: &Path, limit: usize) -> Result<Vec<PathBuf>, SinkError> {
+        self.settling_under(root, limit).map_err(sink_error)
+    }
+
+    fn refused(&self, root: &Path, paths: &[(PathBuf, String)]) -> Result<(), SinkError> {
+        self.refused_batch(root, paths)
+            .map(|_| ())
+            .map_err(sink_error)
+    }
+
+    fn incomplete(&self, batch: &[(Observation, String)]) -> Result<(), SinkError> {
+        self.incomplete_batch(batch).map(|_| ()).map_err(sink_error)
+    }
+
+    fn expired(&self, batch: &[Observation], after: std::time::Duration) -> Result<(), SinkError> {
+        self.expired_batch(batch, after)
+            .map(|_| ())
+            .map_err(sink_error)
     }
 }
 
@@ -65,7 +89,11 @@ impl Journal {
     pub fn stable_batch(&self, batch: &[Observation]) -> Result<usize, JournalError> {
         self.scan_tx(|tx, now| {
             let mut st = tx.prepare_cached(
-                "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1
+                "UPDATE files SET state = 'queued', queued_at = ?1, updated_at = ?1,
+                    last_error = CASE last_error_slug WHEN 'incomplete-container' THEN NULL
+                                 ELSE last_error END,
+                    last_error_slug = CASE last_error_slug WHEN 'incomplete-container' THEN NULL
+                                      ELSE last_error_slug END
                  WHERE path = ?2 AND state = 'settling' AND size > 0
                    AND dev = ?3 AND ino = ?4 AND size = ?5 AND mtime_ns = ?6 AND ctime_ns = ?7",
             )?;
@@ -119,6 +147,40 @@ impl Journal {
             }
             Ok(n)
         })
+    }
+
+    /// [`Sink::settling`]: paths of `settling` rows recorded under `root`.
+    pub fn settling_under(&self, root: &Path, limit: usize) -> Result<Vec<PathBuf>, JournalError> {
+        self.scan_tx(|tx, _now| {
+            let mut st = tx.prepare_cached(
+                "SELECT path FROM files WHERE root = ?1 AND state = 'settling' LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![path_bytes(root), limit as i64], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?;
+            rows.map(|r| r.map(|b| bytes_to_path(&b))).collect()
+        })
+    }
+
+    /// [`Sink::refused`]: like [`Journal::gone_batch`], with the reason as the row's last error.
+    pub fn refused_batch(
+        &self,
+        root: &Path,
+        paths: &[(PathBuf, String)],
+    ) -> Result<usize, JournalError> {
+        let plain: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
+        let n = self.gone_batch(root, &plain)?;
+        self.scan_tx(|tx, now| {
+            let mut st = tx.prepare_cached(
+                "UPDATE files SET last_error = ?1, updated_at = ?2
+                 WHERE path = ?3 AND state = 'gone' AND superseded = 0",
+            )?;
+            for (p, why) in paths {
+                st.execute(params![format!("not uploaded: {why}"), now, path_bytes(p)])?;
+            }
+            Ok(())
+        })?;
+        Ok(n)
     }
 
     /// For `ingestd upload FILE`: records the file like [`Sink::seen`] and, if it is `settling`,
@@ -239,7 +301,11 @@ fn seen_one(c: &Connection, obs: &Observation, now: i64) -> rusqlite::Result<See
         },
         _ => match rename_source(c, obs)? {
             Some(src) => follow(&src)?,
-            None => (insert(c, obs, now)?, FileState::Settling),
+            None => match super::retention::restore_tombstone(c, obs, now)? {
+                // Pruned, and back unchanged: uploaded before, not again.
+                Some(id) => (id, FileState::Done),
+                None => (insert(c, obs, now)?, FileState::Settling),
+            },
         },
     };
     Ok(Seen { id, state, moved })
@@ -354,8 +420,9 @@ pub(crate) fn reset_to_settling(
         "UPDATE files SET dev = ?1, ino = ?2, size = ?3, mtime_ns = ?4, ctime_ns = ?5,
             state = 'settling', changed_at = ?6, updated_at = ?6, queued_at = NULL,
             claimed_by = NULL, video_id = NULL, chunk_size = NULL, bytes_uploaded = 0,
-            first_chunk_in_flight = 0, first_body_sent = 0, content_hash = NULL, attempts = 0, next_attempt_at = NULL,
-            last_error = NULL, last_error_slug = NULL, done_at = NULL, after_upload = NULL
+            first_chunk_in_flight = 0, first_body_sent = 0, content_hash = NULL, attempts = 0,
+            next_attempt_at = NULL, last_error = NULL, last_error_slug = NULL, done_at = NULL,
+            after_upload = NULL, container_waived = 0
          WHERE id = ?7",
     )?
     .execute(params![

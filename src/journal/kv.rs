@@ -1,5 +1,6 @@
 //! Daemon-wide state shared with other processes through the `kv` table: the upload token's
-//! verdict (shown by `status`, read by `explain`) and the running daemon's heartbeat.
+//! verdict (shown by `status`, read by `explain`), the running daemon's heartbeat, and the
+//! upload rate in force (`[upload] max_rate`, its timetable and SIGUSR2; `status`, metrics).
 
 use std::time::SystemTime;
 
@@ -10,6 +11,7 @@ use super::{Journal, JournalError, owner};
 
 const TOKEN_KEY: &str = "token_state";
 const HEARTBEAT_KEY: &str = "daemon";
+const RATE_KEY: &str = "rate";
 
 /// The daemon's verdict on the upload token, shared with `status` through the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,21 +82,40 @@ pub struct DaemonInfo {
     pub heartbeat_at: SystemTime,
 }
 
+/// The upload rate in force in the daemon, as it last recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateInForce {
+    /// Bytes per second the configuration asks for now; 0 = unlimited.
+    pub rate: u64,
+    /// SIGUSR2 lifted the limit (uploads run unlimited until the next SIGUSR2).
+    pub bypassed: bool,
+    /// The timetable as configured (None for a flat `max_rate`).
+    pub timetable: Option<String>,
+    /// When the rate next changes, and to what (None: never).
+    pub next_change_at: Option<SystemTime>,
+    pub next_rate: Option<u64>,
+}
+
 impl Journal {
     /// Writes `value` under `key` with the current time.
-    fn kv_set(&self, key: &str, value: &str) -> Result<(), JournalError> {
+    pub(super) fn kv_set(&self, key: &str, value: &str) -> Result<(), JournalError> {
         let conn = self.conn();
         conn.prepare_cached(
             "INSERT INTO kv (key, value, at) VALUES (?1, ?2, ?3)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
         )
         .and_then(|mut st| st.execute(params![key, value, now_ms()]))
-        .map(|_| ())
-        .map_err(|e| self.err(e))
+        .map_err(|e| self.err(e))?;
+        drop(conn);
+        self.note_write_ok();
+        Ok(())
     }
 
     /// The JSON value under `key` and when it was written.
-    fn kv_get(&self, key: &str) -> Result<Option<(serde_json::Value, SystemTime)>, JournalError> {
+    pub(super) fn kv_get(
+        &self,
+        key: &str,
+    ) -> Result<Option<(serde_json::Value, SystemTime)>, JournalError> {
         let conn = self.conn();
         let found: Option<(String, i64)> = conn
             .prepare_cached("SELECT value, at FROM kv WHERE key = ?1")
@@ -159,6 +180,31 @@ impl Journal {
                     .is_ok_and(|age| age < max_age)
         });
         if fresh { Ok(()) } else { self.heartbeat() }
+    }
+
+    /// Records the upload rate in force (the daemon, when it changes).
+    pub fn set_rate_in_force(&self, r: &RateInForce) -> Result<(), JournalError> {
+        let value = serde_json::json!({
+            "rate": r.rate,
+            "bypassed": r.bypassed,
+            "timetable": r.timetable,
+            "next_change_at_ms": r.next_change_at.map(super::row::to_unix_ms),
+            "next_rate": r.next_rate,
+        })
+        .to_string();
+        self.kv_set(RATE_KEY, &value)
+    }
+
+    /// The upload rate the daemon last recorded (any daemon, running or not; see
+    /// [`Journal::daemon_info`]).
+    pub fn rate_in_force(&self) -> Result<Option<RateInForce>, JournalError> {
+        Ok(self.kv_get(RATE_KEY)?.map(|(v, _)| RateInForce {
+            rate: v["rate"].as_u64().unwrap_or_default(),
+            bypassed: v["bypassed"].as_bool().unwrap_or_default(),
+            timetable: v["timetable"].as_str().map(str::to_owned),
+            next_change_at: v["next_change_at_ms"].as_i64().map(from_unix_ms),
+            next_rate: v["next_rate"].as_u64(),
+        }))
     }
 
     /// The last daemon heartbeat, if any.

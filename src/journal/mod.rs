@@ -7,8 +7,11 @@
 //! - `db`: opening, pragmas, migrations on `PRAGMA user_version`, error classification.
 //! - `ingest`: the watcher side ([`crate::watch::Sink`]: `seen`, `stable`, `gone`).
 //! - `upload`: the upload side (claim, progress commits, retry, done, failed).
+//! - `container`: files held or failed because their container is incomplete, and the
+//!   operator's `retry --anyway` waiver.
 //! - `query`: what `status` and `explain` read.
 //! - `kv`: daemon-wide state (token verdict, heartbeat) shared with other processes.
+//! - [`health`]: whether writes work (a full disk or read-only journal is a visible state).
 //!
 //! [`Journal`] is `Clone + Send + Sync` (a shared connection behind a mutex); its methods are
 //! synchronous and short, so async callers use `tokio::task::spawn_blocking`.
@@ -16,16 +19,22 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod container;
 mod db;
 mod error;
+pub mod health;
 mod ingest;
 mod kv;
+mod orphans;
 mod owner;
 mod query;
+mod retention;
 mod row;
 mod schema;
 mod upload;
 
+#[cfg(test)]
+mod tests_health;
 #[cfg(test)]
 mod tests_idle;
 #[cfg(test)]
@@ -35,13 +44,17 @@ mod tests_model;
 #[cfg(test)]
 mod tests_query;
 #[cfg(test)]
+mod tests_retention;
+#[cfg(test)]
 mod tests_upload;
 #[cfg(test)]
 pub(crate) mod testutil;
 
 pub use error::JournalError;
-pub use kv::{DaemonInfo, TokenState, TokenStatus};
+pub use health::WriteProblem;
+pub use kv::{DaemonInfo, RateInForce, TokenState, TokenStatus};
 pub use query::{Backlog, Counts, FileNote, NoteKind, Summary};
+pub use retention::{JournalStats, PruneOutcome};
 pub use row::{FileRow, from_unix_ms, to_unix_ms};
 pub use upload::{RetryOutcome, RetrySelection};
 
@@ -146,6 +159,8 @@ struct Inner {
     /// Signalled after a commit of this process that may have made a row claimable (queued, or
     /// its retry time moved): idle upload workers wait on it. See [`Journal::work_signal`].
     work: Arc<tokio::sync::Notify>,
+    /// Whether the last write worked ([`health`]).
+    health: Mutex<health::WriteHealth>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -183,8 +198,11 @@ impl Journal {
         self.inner.work.notify_waiters();
     }
 
-    /// Maps a SQLite error to a [`JournalError`] naming this journal's file.
+    /// Maps a SQLite error to a [`JournalError`] naming this journal's file, noting a storage
+    /// failure (full, read-only) in [`health`].
     fn err(&self, e: rusqlite::Error) -> JournalError {
-        JournalError::from_sqlite(&self.inner.path, e)
+        let e = JournalError::from_sqlite(&self.inner.path, e);
+        self.note_error(&e);
+        e
     }
 }

@@ -68,6 +68,8 @@ impl NoteKind {
 /// A `videoId` (or possible video) a file left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileNote {
+    /// The note's own id (`orphans --delete` resolves notes by it).
+    pub id: i64,
     pub file_id: i64,
     pub kind: NoteKind,
     pub video_id: Option<String>,
@@ -214,16 +216,18 @@ impl Journal {
         run().map_err(|e| self.err(e))
     }
 
-    /// Abandoned and possibly orphaned videos, of one file or of all (`None`), oldest first.
+    /// Abandoned and possibly orphaned videos not resolved yet (`ingestd orphans --delete`), of
+    /// one file or of all (`None`), oldest first.
     pub fn notes(&self, file_id: Option<i64>) -> Result<Vec<FileNote>, JournalError> {
         let conn = self.conn();
         conn.prepare_cached(
-            "SELECT file_id, kind, video_id, reason, at FROM file_notes
-             WHERE ?1 IS NULL OR file_id = ?1 ORDER BY id",
+            "SELECT file_id, kind, video_id, reason, at, id FROM file_notes
+             WHERE (?1 IS NULL OR file_id = ?1) AND resolved_at IS NULL ORDER BY id",
         )
         .and_then(|mut st| {
             st.query_map([file_id], |r| {
                 Ok(FileNote {
+                    id: r.get(5)?,
                     file_id: r.get(0)?,
                     kind: if r.get::<_, String>(1)? == "orphan" {
                         NoteKind::Orphan

@@ -7,7 +7,7 @@
 pub const APPLICATION_ID: i64 = 0x696e_6764;
 
 /// Migration steps, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3_FIRST_BODY_SENT];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3_ISSUE_12, V4_CONTAINER, V5_FIRST_BODY_SENT];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -83,11 +83,34 @@ UPDATE files SET content_hash = 'sha256:' || content_hash
 CREATE INDEX files_done_no_action ON files (id) WHERE state = 'done' AND after_upload IS NULL;
 "#;
 
+/// Issue 12: `ingestd orphans --delete` marks a note resolved (when, and what was done) instead of
+/// deleting it, so the history stays and `status` stops listing it; `ingestd prune` leaves a
+/// tombstone for a pruned file still on disk, so it is not uploaded again.
+const V3_ISSUE_12: &str = r#"
+ALTER TABLE file_notes ADD COLUMN resolved_at INTEGER;
+ALTER TABLE file_notes ADD COLUMN resolution TEXT;
+CREATE TABLE tombstones (
+    path         BLOB    PRIMARY KEY,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    content_hash TEXT,
+    video_id     TEXT,
+    done_at      INTEGER
+) WITHOUT ROWID;
+"#;
+
+/// Issue 13: `ingestd retry ID --anyway` waives the container check for the row's current
+/// content (cleared when the file changes). The reason a file waits as incomplete lives in
+/// `last_error` with `last_error_slug = 'incomplete-container'`.
+const V4_CONTAINER: &str = r#"
+ALTER TABLE files ADD COLUMN container_waived INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// Issue 11: "the first request's body was fully handed to the socket", next to "in flight". Only
 /// a first request whose last body byte left the process can have created a video (an aborted
 /// connection closes with a RST), so only such a row is a possible orphan. And whether the
 /// post-upload action failed, as a column (decisions on types, not on message text).
-const V3_FIRST_BODY_SENT: &str = r#"
+const V5_FIRST_BODY_SENT: &str = r#"
 ALTER TABLE files ADD COLUMN first_body_sent INTEGER NOT NULL DEFAULT 0;
 -- `status` lists done files whose delete or move failed by this column, not by message text.
 ALTER TABLE files ADD COLUMN after_upload_failed INTEGER NOT NULL DEFAULT 0;

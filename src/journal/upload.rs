@@ -48,7 +48,7 @@ pub struct RetryOutcome {
 
 impl Journal {
     /// Runs `f` on row `id` in one IMMEDIATE transaction; returns the row afterwards.
-    fn transition<F>(&self, id: i64, f: F) -> Result<FileRow, JournalError>
+    pub(super) fn transition<F>(&self, id: i64, f: F) -> Result<FileRow, JournalError>
     where
         F: FnOnce(&Connection, &FileRow, i64) -> Result<(), JournalError>,
     {
@@ -75,6 +75,7 @@ impl Journal {
             .map_err(|e| self.err(e))?;
         let out = f(&tx, now_ms())?;
         tx.commit().map_err(|e| self.err(e))?;
+        self.note_write_ok();
         Ok(out)
     }
 
@@ -86,7 +87,7 @@ impl Journal {
     }
 
     /// Runs one UPDATE inside a transition.
-    fn exec(
+    pub(super) fn exec(
         &self,
         c: &Connection,
         sql: &str,
@@ -117,24 +118,30 @@ impl Journal {
     /// unset or `<= now`, → `uploading`, claimed by this process. `None` if nothing is due. Does
     /// not look at the token state: a worker checks [`Journal::token_state`] itself.
     pub fn claim_next(&self, now: SystemTime) -> Result<Option<FileRow>, JournalError> {
-        let conn = self.conn();
-        conn.prepare_cached(concat!(
-            "UPDATE files SET state = 'uploading', claimed_by = ?1, updated_at = ?2
-             WHERE id = (SELECT id FROM files
-                         WHERE state = 'queued'
-                           AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
-                         ORDER BY queued_at, id LIMIT 1)
-             RETURNING ",
-            file_columns!()
-        ))
-        .and_then(|mut st| {
-            st.query_row(
-                params![self.inner.owner, now_ms(), to_unix_ms(now)],
-                FileRow::from_sql,
-            )
-            .optional()
-        })
-        .map_err(|e| self.err(e))
+        // An explicit transaction, never autocommit: an `UPDATE … RETURNING` read with one step
+        // commits only when the statement is reset, and an error there (a full disk) is lost.
+        // The worker would then upload a row the journal never recorded as claimed, and every
+        // later commit would find it `queued` ("the file changed while it was uploading").
+        let row = self.immediate(|tx, ms| {
+            tx.prepare_cached(concat!(
+                "UPDATE files SET state = 'uploading', claimed_by = ?1, updated_at = ?2
+                 WHERE id = (SELECT id FROM files
+                             WHERE state = 'queued'
+                               AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
+                             ORDER BY queued_at, id LIMIT 1)
+                 RETURNING ",
+                file_columns!()
+            ))
+            .and_then(|mut st| {
+                st.query_row(
+                    params![self.inner.owner, ms, to_unix_ms(now)],
+                    FileRow::from_sql,
+                )
+                .optional()
+            })
+            .map_err(|e| self.err(e))
+        })?;
+        Ok(row)
     }
 
     /// When the next `queued` row becomes due: the earliest `next_attempt_at` (a row without one
@@ -559,6 +566,16 @@ impl Journal {
     /// progress kept); queued rows waiting for a retry become due now. Other states are skipped.
     /// An unknown id fails the whole call ([`JournalError::NotFound`]) and changes nothing.
     pub fn retry_failed(&self, selection: &RetrySelection) -> Result<RetryOutcome, JournalError> {
+        self.retry_failed_with(selection, false)
+    }
+
+    /// [`Journal::retry_failed`]; with `anyway`, the container check is waived for the retried
+    /// rows' current content (`ingestd retry --anyway`: upload an incomplete file as it is).
+    pub fn retry_failed_with(
+        &self,
+        selection: &RetrySelection,
+        anyway: bool,
+    ) -> Result<RetryOutcome, JournalError> {
         let out = self.immediate(|tx, now| {
             let ids: Vec<i64> = match selection {
                 RetrySelection::Ids(ids) => ids.clone(),
@@ -579,8 +596,9 @@ impl Journal {
                         tx,
                         "UPDATE files SET state = 'queued', queued_at = ?1, attempts = 0,
                             next_attempt_at = NULL, last_error = NULL, last_error_slug = NULL,
+                            container_waived = max(container_waived, ?3),
                             updated_at = ?1 WHERE id = ?2",
-                        params![now, id],
+                        params![now, id, anyway],
                     )?;
                 } else if waiting {
                     self.exec(

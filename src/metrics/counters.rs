@@ -1,6 +1,9 @@
 //! The counters the upload workers increment (bytes uploaded, uploads by outcome, retries by
-//! class). Everything else the metrics show is read from the journal and the running parts at
-//! scrape time. Cheap to clone; clones share the same counters.
+//! class), and the process-wide count of log lines that could not be written
+//! ([`log_write_failed`]). Everything else the metrics show is read from the journal and the
+//! running parts at scrape time. Cheap to clone; clones share the same counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -8,6 +11,20 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use crate::upload::events::{RetryKind, UploadOutcome};
+
+/// Log lines dropped because stderr failed (full disk, closed pipe) or stalled (the log queue
+/// was full): process-wide, since the log writer lives below every other part.
+static LOG_WRITE_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one log line that could not be written (`ingestd_log_write_errors_total`).
+pub fn log_write_failed() {
+    LOG_WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Log lines dropped so far.
+pub fn log_write_errors() -> u64 {
+    LOG_WRITE_ERRORS.load(Ordering::Relaxed)
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
@@ -110,6 +127,13 @@ impl Counters {
             "retries",
             "Upload requests scheduled for a retry, by class (transient, rate_limited, token_rejected, local)",
             self.retries.clone(),
+        );
+        let log_errors: Counter = Counter::default();
+        log_errors.inc_by(log_write_errors());
+        registry.register(
+            "log_write_errors",
+            "Log lines dropped because stderr could not take them (write error, closed pipe, or a reader too slow)",
+            log_errors,
         );
     }
 }

@@ -56,6 +56,14 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
         backlog,
     );
 
+    let incomplete = Gauge::<i64>::default();
+    incomplete.set(int(snapshot.files_incomplete));
+    r.register(
+        "files_incomplete",
+        "Settled files not queued because their container is incomplete (a recorder still writing, or one that died); `ingestd status` says why",
+        incomplete,
+    );
+
     let oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     oldest.set(snapshot.oldest_pending_age_seconds.unwrap_or(0.0));
     r.register_with_unit(
@@ -66,6 +74,14 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
     );
 
     counters.register(&mut r);
+
+    let writable = Gauge::<i64>::default();
+    writable.set(i64::from(snapshot.journal_problem.is_none()));
+    r.register(
+        "journal_writable",
+        "1 while the journal accepts writes, 0 while it cannot write (a full disk, a read-only file system): uploads and scans wait",
+        writable,
+    );
 
     let token = Family::<StateLabel, Gauge>::default();
     for s in ["unknown", "ok", "rejected", "api_key_rejected"] {
@@ -78,6 +94,45 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
         "1 for the upload token's current state (unknown, ok, rejected: uploads paused; api_key_rejected: uploads paused until SIGHUP)",
         token,
     );
+
+    let limit = Gauge::<i64>::default();
+    let bypassed = snapshot.rate.bypassed;
+    limit.set(if bypassed {
+        0
+    } else {
+        int(snapshot.rate.bytes_per_second)
+    });
+    r.register(
+        "upload_rate_limit_bytes_per_second",
+        "The upload bandwidth limit in force ([upload] max_rate and its timetable); 0 = unlimited",
+        limit,
+    );
+    let lifted = Gauge::<i64>::default();
+    lifted.set(i64::from(bypassed));
+    r.register(
+        "upload_rate_limit_bypassed",
+        "1 while SIGUSR2 has lifted the bandwidth limit (until the next SIGUSR2)",
+        lifted,
+    );
+    if let (Some(at), Some(next)) = (
+        snapshot.rate.next_change_unix,
+        snapshot.rate.next_bytes_per_second,
+    ) {
+        let when = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        when.set(at);
+        r.register(
+            "upload_rate_limit_next_change_timestamp_seconds",
+            "When the max_rate timetable next changes the limit (Unix time)",
+            when,
+        );
+        let then = Gauge::<i64>::default();
+        then.set(int(next));
+        r.register(
+            "upload_rate_limit_next_bytes_per_second",
+            "The limit the max_rate timetable sets at its next change; 0 = unlimited",
+            then,
+        );
+    }
 
     let healthy = Family::<RootModeLabels, Gauge>::default();
     let watches = Family::<RootLabel, Gauge>::default();
@@ -135,6 +190,42 @@ pub fn encode(snapshot: &Snapshot, counters: &Counters) -> Result<String, std::f
         );
     }
 
+    let orphans = Gauge::<i64>::default();
+    orphans.set(int(snapshot.orphans_total));
+    r.register(
+        "orphan_videos",
+        "Abandoned videos and possible orphans not resolved yet (ingestd orphans)",
+        orphans,
+    );
+    let j = &snapshot.journal;
+    let bytes = Gauge::<i64>::default();
+    bytes.set(int(j.bytes));
+    r.register_with_unit(
+        "journal_size",
+        "Size of the journal file and its WAL",
+        Unit::Bytes,
+        bytes,
+    );
+    let rows = Gauge::<i64>::default();
+    rows.set(int(j.rows));
+    r.register("journal_rows", "Files in the journal (every state)", rows);
+    let tombs = Gauge::<i64>::default();
+    tombs.set(int(j.tombstones));
+    r.register(
+        "journal_tombstones",
+        "Pruned files still in place, remembered so they are not uploaded again",
+        tombs,
+    );
+    if let Some(at) = j.last_prune_unix {
+        let g = Gauge::<i64>::default();
+        g.set(int(at));
+        r.register(
+            "journal_last_prune_timestamp_seconds",
+            "When the journal was last pruned (Unix time)",
+            g,
+        );
+    }
+
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &r)?;
     Ok(text)
@@ -148,6 +239,7 @@ mod tests {
     fn snapshot() -> Snapshot {
         Snapshot {
             generated_at: String::new(),
+            journal_problem: None,
             token: TokenView {
                 state: "rejected",
                 reason: Some("401".into()),
@@ -157,6 +249,7 @@ mod tests {
                 files: 3,
             }],
             backlog_bytes: 1 << 40,
+            files_incomplete: 1,
             oldest_pending_age_seconds: Some(12.5),
             uploaded_bytes_total: 0,
             roots: vec![RootView {
@@ -174,7 +267,38 @@ mod tests {
             uploading: Vec::new(),
             pending: Vec::new(),
             recent: Vec::new(),
+            rate: Default::default(),
+            orphans_total: 0,
+            orphans: Vec::new(),
+            journal: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_rate_in_force_and_its_next_change() {
+        let mut snap = snapshot();
+        let text = encode(&snap, &Counters::default()).unwrap();
+        assert!(text.contains("ingestd_upload_rate_limit_bytes_per_second 0\n"));
+        assert!(!text.contains("next_change"), "no change announced: {text}");
+        snap.rate = crate::metrics::snapshot::RateView {
+            bytes_per_second: 2 << 20,
+            next_change_unix: Some(1_800_000_000.0),
+            next_bytes_per_second: Some(0),
+            ..Default::default()
+        };
+        let text = encode(&snap, &Counters::default()).unwrap();
+        for line in [
+            "ingestd_upload_rate_limit_bytes_per_second 2097152",
+            "ingestd_upload_rate_limit_bypassed 0",
+            "ingestd_upload_rate_limit_next_change_timestamp_seconds 1800000000.0",
+            "ingestd_upload_rate_limit_next_bytes_per_second 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        snap.rate.bypassed = true;
+        let text = encode(&snap, &Counters::default()).unwrap();
+        assert!(text.contains("ingestd_upload_rate_limit_bytes_per_second 0\n"));
+        assert!(text.contains("ingestd_upload_rate_limit_bypassed 1\n"));
     }
 
     #[test]
@@ -183,6 +307,7 @@ mod tests {
         for line in [
             "ingestd_files{state=\"queued\"} 3",
             "ingestd_backlog_bytes 1099511627776",
+            "ingestd_files_incomplete 1",
             "ingestd_oldest_pending_age_seconds 12.5",
             "ingestd_token_state{state=\"rejected\"} 1",
             "ingestd_token_state{state=\"ok\"} 0",
@@ -196,5 +321,44 @@ mod tests {
         // exported when /proc does not tell it.
         assert!(!text.contains("ingestd_root_free_bytes{"), "{text}");
         assert!(!text.contains("ingestd_inotify_watches_limit"), "{text}");
+    }
+
+    #[test]
+    fn orphans_and_journal_gauges() {
+        let mut s = snapshot();
+        s.orphans_total = 2;
+        s.journal.bytes = 4096;
+        s.journal.rows = 3;
+        s.journal.last_prune_unix = Some(1_700_000_000);
+        let text = encode(&s, &Counters::default()).unwrap();
+        assert!(text.contains("ingestd_orphan_videos 2"), "{text}");
+        assert!(text.contains("ingestd_journal_size_bytes 4096"), "{text}");
+        assert!(text.contains("ingestd_journal_rows 3"), "{text}");
+        assert!(
+            text.contains("ingestd_journal_last_prune_timestamp_seconds 1700000000"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_journal_that_cannot_write_and_dropped_log_lines_are_exported() {
+        let text = encode(&snapshot(), &Counters::default()).unwrap();
+        assert!(
+            text.lines().any(|l| l == "ingestd_journal_writable 1"),
+            "{text}"
+        );
+        crate::metrics::counters::log_write_failed();
+        let mut s = snapshot();
+        s.journal_problem = Some("journal: cannot write (No space left on device)".into());
+        let text = encode(&s, &Counters::default()).unwrap();
+        assert!(
+            text.lines().any(|l| l == "ingestd_journal_writable 0"),
+            "{text}"
+        );
+        let dropped = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ingestd_log_write_errors_total "))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(dropped.is_some_and(|n| n >= 1), "{text}");
     }
 }

@@ -6,11 +6,15 @@
 //! - [`exposition`]: `/metrics` with the official `prometheus-client` crate.
 //! - [`page`]: the read-only HTML status page (no external assets, refreshes every 2 s).
 //! - [`reason`]: the short `explain`-style reason per unfinished file.
-//! - [`server`]: the axum routes and the listener; [`sys`]: statvfs and the inotify limit.
+//! - [`server`]: the axum routes; [`listener`]: the accept loop (connection cap, timeouts,
+//!   descriptor reserve); [`guard`]: the `Host` check and security headers.
+//! - [`sys`]: statvfs and the inotify limit.
 
 pub mod counters;
 pub mod exposition;
 pub(crate) mod format;
+pub mod guard;
+pub mod listener;
 pub mod page;
 pub mod reason;
 pub mod server;

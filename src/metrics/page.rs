@@ -56,6 +56,20 @@ const SCRIPT: &str = r#"
 })();
 "#;
 
+/// The `Content-Security-Policy` of every answer: nothing but the page's own inline style and
+/// script (by SHA-256) and requests to the listener itself.
+pub fn content_security_policy() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = |s: &str| base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s));
+    format!(
+        "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; connect-src 'self'; \
+         img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        hash(SCRIPT),
+        hash(STYLE)
+    )
+}
+
 /// The whole page.
 pub fn page(s: &Snapshot) -> String {
     format!(
@@ -75,6 +89,29 @@ pub fn fragment(s: &Snapshot) -> String {
     // Writing to a String cannot fail.
     let _ = write_fragment(&mut h, s);
     h
+}
+
+/// `Upload rate: 2 MiB/s until …, then 20 MiB/s` (timetable, SIGUSR2).
+fn write_rate(h: &mut String, r: &super::snapshot::RateView) -> std::fmt::Result {
+    let rate = |n: u64| crate::config::timetable::format_rate(n);
+    h.push_str("<p id=\"rate\">Upload rate: ");
+    if r.bypassed {
+        write!(
+            h,
+            "<b>unlimited</b> (SIGUSR2 lifted the limit of {} until the next SIGUSR2)",
+            rate(r.bytes_per_second)
+        )?;
+    } else {
+        write!(h, "<b>{}</b>", rate(r.bytes_per_second))?;
+    }
+    if let (Some(at), Some(next)) = (&r.next_change_at, r.next_bytes_per_second) {
+        write!(h, " until {}, then {}", esc(at), rate(next))?;
+    }
+    if let Some(t) = &r.timetable {
+        write!(h, " <span class=\"muted\">(timetable {})</span>", esc(t))?;
+    }
+    h.push_str("</p>");
+    Ok(())
 }
 
 fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
@@ -103,6 +140,15 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
         )?;
     }
     h.push_str("</p>");
+    write_rate(h, &s.rate)?;
+    if let Some(p) = &s.journal_problem {
+        write!(
+            h,
+            "<p id=\"journal\" class=\"bad\">{}: uploads and scans wait and resume on their own \
+             once the journal's disk accepts writes again.</p>",
+            esc(p)
+        )?;
+    }
 
     h.push_str("<p class=\"summary\" id=\"summary\">");
     for c in &s.files {
@@ -117,6 +163,20 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
             .map(duration_secs)
             .unwrap_or_else(|| "none".into()),
         size(s.uploaded_bytes_total)
+    )?;
+    write!(
+        h,
+        "<p class=\"summary\" id=\"journal\"><span>orphans: <b>{}</b></span>\
+         <span>journal: <b>{}</b></span><span>rows: <b>{}</b></span>\
+         <span>tombstones: <b>{}</b></span><span>last prune: <b>{}</b></span></p>",
+        s.orphans_total,
+        size(s.journal.bytes),
+        s.journal.rows,
+        s.journal.tombstones,
+        match (&s.journal.last_prune_at, s.journal.last_prune_rows) {
+            (Some(at), Some(n)) => format!("{} ({n} rows)", esc(at)),
+            _ => "never".into(),
+        }
     )?;
 
     h.push_str(
@@ -204,6 +264,31 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
     )?;
     list_section(
         h,
+        "Orphan videos",
+        "orphans",
+        "No orphans.",
+        &["File", "Kind", "videoId", "Noted", "Reason"],
+        &s.orphans,
+        |h, o| {
+            write!(
+                h,
+                "<tr data-id=\"{}\"><td class=\"path\">{}</td><td>{}</td>\
+                 <td class=\"video-id\">{}</td><td>{}</td><td>{}</td></tr>",
+                o.file_id,
+                esc(&o.path),
+                if o.kind == "orphan" {
+                    "possible orphan"
+                } else {
+                    "abandoned"
+                },
+                esc(o.video_id.as_deref().unwrap_or("?")),
+                esc(&o.at),
+                esc(&o.reason)
+            )
+        },
+    )?;
+    list_section(
+        h,
         "Recently uploaded",
         "recent",
         "Nothing uploaded yet.",
@@ -261,6 +346,7 @@ mod tests {
     fn snapshot() -> Snapshot {
         Snapshot {
             generated_at: "2026-01-01T00:00:00Z".into(),
+            journal_problem: None,
             token: TokenView {
                 state: "rejected",
                 reason: Some("401 authentication-invalid-upload-token".into()),
@@ -270,6 +356,7 @@ mod tests {
                 files: 2,
             }],
             backlog_bytes: 2048,
+            files_incomplete: 1,
             oldest_pending_age_seconds: Some(90.0),
             uploaded_bytes_total: 0,
             roots: vec![RootView {
@@ -307,6 +394,10 @@ mod tests {
                 size: 10,
                 done_at: None,
             }],
+            rate: Default::default(),
+            orphans_total: 0,
+            orphans: Vec::new(),
+            journal: Default::default(),
         }
     }
 
@@ -330,6 +421,30 @@ mod tests {
     }
 
     #[test]
+    fn shows_the_rate_in_force_and_its_next_change() {
+        let mut s = snapshot();
+        assert!(fragment(&s).contains("Upload rate: <b>unlimited</b></p>"));
+        s.rate = crate::metrics::snapshot::RateView {
+            bytes_per_second: 2 << 20,
+            timetable: Some("08:00,2M 18:00,<off>".into()),
+            next_change_at: Some("2026-12-04T18:00:00Z".into()),
+            next_bytes_per_second: Some(0),
+            ..Default::default()
+        };
+        let html = fragment(&s);
+        assert!(
+            html.contains("Upload rate: <b>2 MiB/s</b> until 2026-12-04T18:00:00Z, then unlimited"),
+            "{html}"
+        );
+        assert!(
+            html.contains("(timetable 08:00,2M 18:00,&lt;off&gt;)"),
+            "{html}"
+        );
+        s.rate.bypassed = true;
+        assert!(fragment(&s).contains("<b>unlimited</b> (SIGUSR2 lifted the limit of 2 MiB/s"));
+    }
+
+    #[test]
     fn empty_sections_say_so() {
         let mut s = snapshot();
         s.uploading.clear();
@@ -339,5 +454,29 @@ mod tests {
         assert!(html.contains("Nothing is uploading."));
         assert!(html.contains("No file is waiting."));
         assert!(html.contains("Nothing uploaded yet."));
+    }
+
+    #[test]
+    fn orphans_and_the_journal_are_shown() {
+        let mut s = snapshot();
+        s.orphans_total = 1;
+        s.orphans = vec![crate::metrics::snapshot::OrphanView {
+            file_id: 7,
+            path: "/srv/<a>.mp4".into(),
+            kind: "orphan",
+            video_id: None,
+            reason: "the process stopped".into(),
+            at: "2026-12-04T10:00:00Z".into(),
+        }];
+        s.journal.bytes = 3 << 20;
+        s.journal.rows = 12;
+        let html = fragment(&s);
+        assert!(html.contains("orphans: <b>1</b>"), "{html}");
+        assert!(html.contains("journal: <b>3.0 MiB</b>") && html.contains("rows: <b>12</b>"));
+        assert!(html.contains("last prune: <b>never</b>"), "{html}");
+        assert!(html.contains("<table id=\"orphans\">") && html.contains("/srv/&lt;a&gt;.mp4"));
+        assert!(html.contains("possible orphan"));
+        s.orphans.clear();
+        assert!(fragment(&s).contains("id=\"orphans-none\""));
     }
 }

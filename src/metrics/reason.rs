@@ -10,9 +10,14 @@ use crate::journal::{FileRow, FileState};
 pub fn reason(row: &FileRow, paused: bool, now: SystemTime) -> String {
     let error = last_error(row);
     let mut text = match row.state {
-        FileState::Settling => {
-            "settling: waiting until the file stops changing (settle time)".to_owned()
-        }
+        FileState::Settling => match row
+            .last_error
+            .as_deref()
+            .filter(|_| row.last_error_slug.as_deref() == Some(crate::watch::container::SLUG))
+        {
+            Some(why) => format!("settling: {why}; checked again when the file changes"),
+            None => "settling: waiting until the file stops changing (settle time)".to_owned(),
+        },
         FileState::Queued => match row.next_attempt_at.filter(|t| *t > now) {
             Some(t) => format!(
                 "waiting for retry at {}{}{}",
@@ -94,6 +99,17 @@ mod tests {
             after_upload: None,
             claimed_by: None,
         }
+    }
+
+    #[test]
+    fn settling_incomplete_says_why() {
+        let mut r = row(FileState::Settling);
+        r.last_error = Some("incomplete MP4: no moov box yet".into());
+        r.last_error_slug = Some(crate::watch::container::SLUG.into());
+        assert_eq!(
+            reason(&r, false, SystemTime::now()),
+            "settling: incomplete MP4: no moov box yet; checked again when the file changes"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! async runtime.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::exposition::{self, CONTENT_TYPE};
+use super::guard::{Hosts, guard};
 use super::page::{self, FRAGMENT_PATH};
 use super::snapshot::{Detail, Snapshot, Sources};
 
@@ -33,21 +35,30 @@ pub fn router(sources: Sources) -> Router {
         .with_state(sources)
 }
 
-/// Serves until `shutdown` is cancelled.
+/// Serves until `shutdown` is cancelled, with the limits of [`super::listener`] and the `Host`
+/// check and headers of [`super::guard`].
 pub fn spawn(
     listener: TcpListener,
     sources: Sources,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
+    let app = guarded(listener.local_addr(), sources);
+    tokio::spawn(super::listener::serve(listener, app, shutdown))
+}
+
+/// [`router`] behind the `Host` check for a listener bound to `addr`.
+pub fn guarded(addr: std::io::Result<SocketAddr>, sources: Sources) -> Router {
     let app = router(sources);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        {
-            tracing::error!("the metrics listener stopped: {e}");
+    match addr {
+        Ok(addr) => app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(Hosts::new(addr)),
+            guard,
+        )),
+        Err(e) => {
+            tracing::error!("the metrics listener has no address ({e}): it answers nothing");
+            Router::new().fallback(|| async { StatusCode::MISDIRECTED_REQUEST })
         }
-    })
+    }
 }
 
 async fn snapshot(sources: Sources, detail: Detail) -> Result<Snapshot, Response> {

@@ -37,8 +37,12 @@ pub struct Sources {
 pub struct Snapshot {
     pub generated_at: String,
     pub token: TokenView,
+    /// `journal: cannot write (No space left on device)` while the journal refuses writes.
+    pub journal_problem: Option<String>,
     pub files: Vec<StateCount>,
     pub backlog_bytes: u64,
+    /// Settled files held because their container is incomplete (`ingestd_files_incomplete`).
+    pub files_incomplete: u64,
     /// Seconds since the longest-waiting queued or uploading file was queued.
     pub oldest_pending_age_seconds: Option<f64>,
     pub uploaded_bytes_total: u64,
@@ -50,6 +54,52 @@ pub struct Snapshot {
     pub pending: Vec<PendingView>,
     /// The latest completions (at most [`RECENT_ROWS`]); empty for `/metrics`.
     pub recent: Vec<DoneView>,
+    /// `[upload] max_rate` in force (timetable, SIGUSR2).
+    pub rate: RateView,
+    /// Unresolved abandoned videos and possible orphans (`ingestd orphans`).
+    pub orphans_total: u64,
+    /// Those notes (at most [`PAGE_ROWS`]); empty for `/metrics`.
+    pub orphans: Vec<OrphanView>,
+    pub journal: JournalView,
+}
+
+/// One video a file left behind (`ingestd orphans` resolves and deletes it).
+#[derive(Debug, Clone, Serialize)]
+pub struct OrphanView {
+    pub file_id: i64,
+    pub path: String,
+    /// `abandoned` or `orphan`.
+    pub kind: &'static str,
+    pub video_id: Option<String>,
+    pub reason: String,
+    pub at: String,
+}
+
+/// The journal's size, rows and last prune.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JournalView {
+    /// Database file plus WAL.
+    pub bytes: u64,
+    pub rows: u64,
+    pub tombstones: u64,
+    pub last_prune_at: Option<String>,
+    /// Unix seconds of the last prune (for the metric).
+    pub last_prune_unix: Option<u64>,
+    pub last_prune_rows: Option<u64>,
+}
+
+/// The upload rate in force, as the schedule last recorded it in the journal.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RateView {
+    /// What `max_rate` asks for now, bytes/s; 0 = unlimited.
+    pub bytes_per_second: u64,
+    /// SIGUSR2 lifted the limit.
+    pub bypassed: bool,
+    pub timetable: Option<String>,
+    /// RFC 3339, and as a Unix timestamp for the metric.
+    pub next_change_at: Option<String>,
+    pub next_change_unix: Option<f64>,
+    pub next_bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -132,6 +182,42 @@ impl Sources {
                 self.journal.recent_done(RECENT_ROWS)?,
             ),
         };
+        let notes = self.journal.notes(None)?;
+        let orphans = match detail {
+            Detail::Metrics => Vec::new(),
+            Detail::Page => notes
+                .iter()
+                .take(PAGE_ROWS)
+                .map(|n| -> Result<OrphanView, JournalError> {
+                    let path = self
+                        .journal
+                        .get(n.file_id)?
+                        .map(|r| lossy(&r.path))
+                        .unwrap_or_default();
+                    Ok(OrphanView {
+                        file_id: n.file_id,
+                        path,
+                        kind: n.kind.as_str(),
+                        video_id: n.video_id.clone(),
+                        reason: n.reason.clone(),
+                        at: rfc3339(n.at),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let stats = self.journal.stats()?;
+        let journal = JournalView {
+            bytes: stats.bytes,
+            rows: stats.rows,
+            tombstones: stats.tombstones,
+            last_prune_at: stats.last_prune.map(|(at, _)| rfc3339(at)),
+            last_prune_unix: stats.last_prune.map(|(at, _)| {
+                at.duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs()
+            }),
+            last_prune_rows: stats.last_prune.map(|(_, o)| o.rows),
+        };
         let token = match self.gate.state() {
             TokenState::Rejected { reason } => TokenView {
                 state: "rejected",
@@ -146,6 +232,22 @@ impl Sources {
                 reason: None,
             },
         };
+        let rate = self
+            .journal
+            .rate_in_force()?
+            .map(|r| RateView {
+                bytes_per_second: r.rate,
+                bypassed: r.bypassed,
+                timetable: r.timetable,
+                next_change_at: r.next_change_at.map(rfc3339),
+                next_change_unix: r.next_change_at.and_then(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_secs_f64())
+                }),
+                next_bytes_per_second: r.next_rate,
+            })
+            .unwrap_or_default();
         let paused = matches!(token.state, "rejected" | "api_key_rejected");
         let roots = (self.roots)();
         let inotify_watches = roots.iter().map(|r| r.watches as u64).sum();
@@ -166,6 +268,7 @@ impl Sources {
         Ok(Snapshot {
             generated_at: rfc3339(now),
             token,
+            journal_problem: self.journal.write_problem().map(|p| p.summary()),
             files: counts
                 .iter()
                 .map(|(s, n)| StateCount {
@@ -174,6 +277,7 @@ impl Sources {
                 })
                 .collect(),
             backlog_bytes: backlog.bytes,
+            files_incomplete: self.journal.count_incomplete()?,
             oldest_pending_age_seconds: backlog
                 .oldest_pending_at
                 .map(|t| now.duration_since(t).unwrap_or_default().as_secs_f64()),
@@ -187,6 +291,10 @@ impl Sources {
                 .map(|r| pending_view(r, paused, now))
                 .collect(),
             recent: recent.iter().map(done_view).collect(),
+            rate,
+            orphans_total: notes.len() as u64,
+            orphans,
+            journal,
         })
     }
 }

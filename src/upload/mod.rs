@@ -4,11 +4,14 @@
 //! - [`backoff`]: [`RetryClass`] → [`Decision`] (full-jitter backoff, 429 waits, token pause),
 //!   and [`RetryNote`], the visible reason of a file waiting in retry.
 //! - [`rate`]: [`RateLimit`], the `upload.max_rate` token bucket shared by all workers.
+//! - [`schedule`]: [`Schedule`], the `max_rate` timetable and SIGUSR2 driving that bucket;
+//!   [`localtime`]: the local wall clock it reads (libc `localtime_r`).
 //! - [`hash`]: [`ContentHasher`] (BLAKE3 or SHA-256, with snapshot/restore) and [`hash_prefix`] for resume.
 //! - [`progress`]: [`UploadTap`] (rate limit + hash + [`Progress`] for one file's body; the api
 //!   client's body observer) with snapshot/restore per chunk.
 //! - [`resolve`]: [`resolve_refusal`], the two 400s that confirm a chunk (overlap, already uploaded).
 //! - [`after`]: [`after::apply`], the `after_upload` keep / delete / move.
+//! - [`pause`]: a worker's back-off while the journal cannot write.
 //!
 //! Mapping of the api client's error classes onto [`RetryClass`]: `Transient` → `Transient`
 //! (and a 503 carrying a retry-after → `RateLimited(Some(..))`); `RateLimited` →
@@ -68,12 +71,16 @@
 pub mod after;
 pub mod backoff;
 pub mod board;
+pub mod container;
 pub mod events;
 pub mod hash;
+pub mod localtime;
+pub mod pause;
 pub mod pool;
 pub mod progress;
 pub mod rate;
 pub mod resolve;
+pub mod schedule;
 #[cfg(test)]
 mod tests_worker;
 pub mod token;
@@ -86,3 +93,4 @@ pub use hash::{ContentHasher, HashError, HashSnapshot, hash_prefix, hash_prefix_
 pub use progress::{Progress, UploadTap};
 pub use rate::RateLimit;
 pub use resolve::{Resolution, resolve_refusal};
+pub use schedule::Schedule;

@@ -8,7 +8,7 @@
 //! processes (`ingestd retry` writes the journal directly) is noticed by one pool task reading
 //! `PRAGMA data_version` once per [`FOREIGN_CHECK`], which then wakes them the same way.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -33,6 +33,29 @@ pub struct Pool {
     wake: Arc<Notify>,
     slots: Vec<Slot>,
     foreign: JoinHandle<()>,
+    failed: Failure,
+}
+
+/// Why a worker ended although neither retired nor shut down (`None` while all run). Shared
+/// with the daemon's liveness check.
+#[derive(Debug, Clone, Default)]
+pub struct Failure(Arc<Mutex<Option<String>>>);
+
+impl Failure {
+    fn set(&self, why: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(why);
+    }
+
+    /// The first worker that ended on its own, and why.
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl Pool {
@@ -51,6 +74,7 @@ impl Pool {
             wake,
             slots: Vec::new(),
             foreign,
+            failed: Failure::default(),
         };
         pool.resize(workers);
         pool
@@ -74,6 +98,11 @@ impl Pool {
         self.slots.is_empty()
     }
 
+    /// Set when a worker ends on its own (an error it could not handle): the daemon stops.
+    pub fn failure(&self) -> Failure {
+        self.failed.clone()
+    }
+
     /// Grows or shrinks the pool; retired workers stop after their current file.
     pub fn resize(&mut self, workers: usize) {
         while self.slots.len() > workers {
@@ -87,7 +116,17 @@ impl Pool {
             let ctx = self.ctx.subscribe();
             let wake = self.wake.clone();
             let (r, shutdown) = (retire.clone(), self.shutdown.clone());
-            let handle = tokio::spawn(async move { run_worker(n, ctx, r, shutdown, wake).await });
+            let failed = self.failed.clone();
+            let handle = tokio::spawn(async move {
+                let result = run_worker(n, ctx, r.clone(), shutdown, wake).await;
+                if !r.is_cancelled() {
+                    failed.set(match &result {
+                        Ok(()) => format!("upload worker {n} ended unexpectedly"),
+                        Err(e) => format!("upload worker {n} stopped: {e}"),
+                    });
+                }
+                result
+            });
             self.slots.push(Slot { retire, handle });
         }
     }

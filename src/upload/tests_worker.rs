@@ -35,6 +35,8 @@ fn context(f: &Fixture, endpoint: &str) -> WorkerContext {
         video_meta: Arc::new(|_| VideoMeta::default()),
         metrics: Arc::new(super::NoEvents),
         watch_roots: Arc::default(),
+        rules: Arc::default(),
+        container_roots: Arc::default(),
     }
 }
 

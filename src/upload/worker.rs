@@ -21,12 +21,14 @@ use tracing::{info, warn};
 
 use crate::api::{self, ApiError, BodyObserver, ChunkRange, ErrorClass, UploadRequest};
 use crate::config::UploadConfig;
-use crate::journal::{FileIdentity, FileRow, Journal, TokenState};
+use crate::journal::{FileIdentity, FileRow, Journal, JournalError, TokenState};
 use crate::upload::after;
 use crate::upload::backoff::{Decision, RetryClass, RetryPolicy};
 use crate::upload::board::Board;
+use crate::upload::container::{self, Moment};
 use crate::upload::events::{RetryKind, UploadEvents, UploadOutcome};
 use crate::upload::hash::{self, ContentHasher};
+use crate::upload::pause::JournalPause;
 use crate::upload::progress::{Progress, UploadTap};
 use crate::upload::rate::RateLimit;
 use crate::upload::token::TokenGate;
@@ -51,6 +53,10 @@ pub struct WorkerContext {
     pub metrics: Arc<dyn UploadEvents>,
     /// The watch roots: `after_upload` applies only to files recorded under one of them.
     pub watch_roots: Arc<Vec<std::path::PathBuf>>,
+    /// What is never uploaded (the daemon's secrets, paths through links against the rules).
+    pub rules: Arc<crate::watch::rules::Rules>,
+    /// Roots with `check_container = true`: their files are re-checked (`upload::container`).
+    pub container_roots: Arc<Vec<std::path::PathBuf>>,
 }
 
 /// What a video created with the API key is given.
@@ -85,14 +91,42 @@ pub enum WorkerError {
     Join(#[from] tokio::task::JoinError),
 }
 
+tokio::task_local! {
+    /// The daemon's shutdown token, while a worker of the pool uploads a file: journal calls
+    /// then wait out a full or read-only journal instead of failing (see [`j`]).
+    static WAIT_OUT_STORAGE: CancellationToken;
+}
+
 /// Runs a blocking journal call off the async runtime.
+///
+/// In a pool worker, a storage failure (full disk, read-only file system) is waited out: the
+/// call is tried again with back-off until it commits or the daemon stops. A worker holding an
+/// acknowledged `videoId` or offset must record it, not hand the file back: handed back, a
+/// single-request file would be sent again as a second video.
 async fn j<T, F>(journal: &Journal, f: F) -> Result<T, WorkerError>
 where
     T: Send + 'static,
-    F: FnOnce(&Journal) -> Result<T, crate::journal::JournalError> + Send + 'static,
+    F: Fn(&Journal) -> Result<T, JournalError> + Send + Sync + 'static,
 {
-    let journal = journal.clone();
-    Ok(tokio::task::spawn_blocking(move || f(&journal)).await??)
+    let f = Arc::new(f);
+    let mut pause = JournalPause::default();
+    loop {
+        let (journal, call) = (journal.clone(), f.clone());
+        let e = match tokio::task::spawn_blocking(move || call(&journal)).await? {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Ok(stop) = WAIT_OUT_STORAGE.try_with(CancellationToken::clone) else {
+            return Err(e.into());
+        };
+        if crate::journal::health::storage_reason(&e).is_none() || stop.is_cancelled() {
+            return Err(e.into());
+        }
+        let e = WorkerError::Journal(e);
+        if !pause.wait(0, None, &e, &stop).await {
+            return Err(e);
+        }
+    }
 }
 
 fn identity_of(meta: &std::fs::Metadata) -> FileIdentity {
@@ -136,6 +170,7 @@ pub async fn run_worker(
     shutdown: CancellationToken,
     wake: Arc<tokio::sync::Notify>,
 ) -> Result<(), WorkerError> {
+    let mut pause = JournalPause::default();
     loop {
         if retire.is_cancelled() {
             return Ok(());
@@ -152,8 +187,18 @@ pub async fn run_worker(
         tokio::pin!(woken);
         woken.as_mut().enable();
         // One read per idle wake-up: when is the next row due? Claim (a write) only if one is.
-        let nap = idle_nap(j(&ctx.journal, |j| j.next_due()).await?, SystemTime::now());
+        let due = match j(&ctx.journal, |j| j.next_due()).await {
+            Ok(due) => due,
+            Err(e) => {
+                if !pause.wait(n, None, &e, &retire).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let nap = idle_nap(due, SystemTime::now());
         if !nap.is_zero() {
+            pause.ok();
             tokio::select! {
                 _ = retire.cancelled() => return Ok(()),
                 _ = woken => {}
@@ -161,14 +206,29 @@ pub async fn run_worker(
             }
             continue;
         }
-        let row = j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await?;
+        let row = match j(&ctx.journal, |j| j.claim_next(SystemTime::now())).await {
+            Ok(row) => row,
+            Err(e) => {
+                if !pause.wait(n, None, &e, &retire).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
         let Some(row) = row else {
             continue; // another worker (or process) took it
         };
+        pause.ok();
         tracing::debug!(worker = n, id = row.id, path = %row.path.display(), "claimed");
         fail::fail_point!("after-claim"); // W2: journaled and claimed, no byte sent
-        let path = row.path.clone();
-        match upload_file(&ctx, row, &shutdown).await {
+        fail::fail_point!("worker-panic", |_| panic!(
+            "injected panic in upload worker {n}"
+        ));
+        let (path, id) = (row.path.clone(), row.id);
+        match WAIT_OUT_STORAGE
+            .scope(shutdown.clone(), upload_file(&ctx, row, &shutdown))
+            .await
+        {
             Ok(_) => {}
             Err(WorkerError::Journal(crate::journal::JournalError::WrongState {
                 id,
@@ -180,11 +240,24 @@ pub async fn run_worker(
                 info!(path = %path.display(), id, state = state.as_str(), "upload dropped: the file changed while it was uploading");
             }
             Err(e) => {
-                // The journal failing (disk full, read-only): never die silently, retry slowly.
-                tracing::error!(worker = n, path = %path.display(), "{e}; retrying in 5 s");
-                tokio::select! {
-                    _ = retire.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                // The journal failing (disk full, read-only): never die, never spin. Back off,
+                // then hand the row back to the queue (its progress kept) once writes work.
+                if !pause.wait(n, Some(&path), &e, &retire).await {
+                    return Ok(());
+                }
+                loop {
+                    match j(&ctx.journal, move |j| j.requeue(id)).await {
+                        Ok(_) => break,
+                        // Moved on meanwhile (not ours any more): nothing to hand back.
+                        Err(WorkerError::Journal(
+                            JournalError::WrongState { .. } | JournalError::NotFound { .. },
+                        )) => break,
+                        Err(e) => {
+                            if !pause.wait(n, Some(&path), &e, &retire).await {
+                                return Ok(());
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -200,7 +273,10 @@ pub async fn upload_file(
     let id = row.id;
     let path = row.path.clone();
 
-    // 2. identity check.
+    // 2. the rules (a path that turned into a symlink, a secret), then the identity check.
+    if let Some(outcome) = refused(ctx, &row).await? {
+        return Ok(outcome);
+    }
     let meta = match tokio::fs::metadata(&path).await {
         Ok(m) => m,
         Err(e) => {
@@ -249,6 +325,12 @@ pub async fn upload_file(
         );
         warn!(path = %path.display(), "{note}");
         j(&ctx.journal, move |j| j.record_orphan(id, &note)).await?;
+    }
+
+    if row.bytes_uploaded == 0
+        && let Some(out) = container::recheck(ctx, &row, Moment::BeforeFirstRequest).await?
+    {
+        return Ok(out);
     }
 
     // A file that cannot be opened (permissions) is reported before any request, so it never
@@ -503,6 +585,9 @@ pub async fn upload_file(
             return Ok(Outcome::Released);
         }
     }
+    if let Some(out) = container::recheck(ctx, &row, Moment::AfterLastChunk).await? {
+        return Ok(out);
+    }
     let receipt = tap.0.receipt();
     let (v, s) = (video_id.clone(), receipt.clone());
     fail::fail_point!("before-done-commit");
@@ -629,6 +714,24 @@ async fn stopped_at_shutdown(
     })
     .await?;
     Ok(Outcome::Released)
+}
+
+/// A row whose path the rules refuse now (it became a symlink, its directory did, it is one of
+/// the daemon's secrets) goes `gone` with the reason instead of settling again on what the
+/// path now points to. `None`: the path may be uploaded (or is missing: the caller says so).
+async fn refused(ctx: &WorkerContext, row: &FileRow) -> Result<Option<Outcome>, WorkerError> {
+    let rules = ctx.rules.clone();
+    let (root, path) = (row.root.clone(), row.path.clone());
+    let check = tokio::task::spawn_blocking(move || rules.check(&root, &path)).await?;
+    let Err(crate::watch::rules::Refusal::Refused(why)) = check else {
+        return Ok(None);
+    };
+    let id = row.id;
+    let msg = format!("not uploaded: {why}");
+    warn!(path = %row.path.display(), "{msg}");
+    ctx.metrics.outcome(UploadOutcome::Abandoned);
+    j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
+    Ok(Some(Outcome::Released))
 }
 
 /// Resolves `deadline` after `shutdown` is cancelled (never, while it is not).

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bridge::{AddError, CREATED, HintKind, Watcher};
 use super::filter::Filter;
+use super::rules::{Refusal, Rules};
 use super::scan::{LogOnce, UNREADABLE_DIR_HINT, Visitor, Walk, identity};
 use super::tracker::{BATCH, Tracker};
 use super::{Health, Sink};
@@ -23,6 +24,7 @@ use crate::journal::{FileIdentity, Observation};
 pub struct Engine {
     cfg: WatchConfig,
     filter: Filter,
+    rules: Arc<Rules>,
     tracker: Tracker,
     watcher: Option<Watcher>,
     log: LogOnce,
@@ -36,12 +38,17 @@ impl Engine {
         cfg: WatchConfig,
         filter: Filter,
         sink: Arc<dyn Sink>,
+        rules: Arc<Rules>,
         cancel: CancellationToken,
     ) -> Engine {
-        let tracker = Tracker::new(cfg.path.clone(), sink, cfg.settle);
+        let mut tracker = Tracker::new(cfg.path.clone(), sink, cfg.settle);
+        if cfg.check_container {
+            tracker.set_checker(Tracker::file_checker(), cfg.incomplete_after);
+        }
         Engine {
             cfg,
             filter,
+            rules,
             tracker,
             watcher: None,
             log: LogOnce::default(),
@@ -106,7 +113,10 @@ impl Engine {
         }
         let root = self.cfg.path.clone();
         match self.scan_dir(&root) {
-            Ok(()) => Health::Ok,
+            Ok(()) => {
+                self.reconcile();
+                Health::Ok
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Health::Missing,
             Err(e) => Health::Error(format!("cannot read the watch root: {e}")),
         }
@@ -119,6 +129,7 @@ impl Engine {
             root: &self.cfg.path,
             filter: &self.filter,
             follow_symlinks: self.cfg.follow_symlinks,
+            rules: &self.rules,
             cancel: &self.cancel,
         };
         let mut v = ScanVisitor {
@@ -145,6 +156,45 @@ impl Engine {
             );
         }
         r
+    }
+
+    /// After a full scan: `settling` rows under this root that the scan did not report (so the
+    /// tracker does not follow them) are checked against the rules; a path that is gone or that
+    /// the rules refuse now (it became a symlink, or its directory did) ends the row `gone` with
+    /// the reason instead of leaving it settling forever.
+    fn reconcile(&mut self) {
+        const LIMIT: usize = 10_000;
+        let root = self.cfg.path.clone();
+        let rows = match self.tracker.sink().settling(&root, LIMIT) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("cannot list settling rows: {e}");
+                return;
+            }
+        };
+        let mut refused = Vec::new();
+        let mut missing = Vec::new();
+        for p in rows {
+            if self.tracker.settler().identity(&p).is_some() {
+                continue;
+            }
+            match self.rules.check(&root, &p) {
+                Ok(_) | Err(Refusal::Unknown(_)) => {}
+                Err(Refusal::Missing(_)) => missing.push(p),
+                Err(Refusal::Refused(why)) => {
+                    self.log.skip(&p, &why);
+                    refused.push((p, why));
+                }
+            }
+        }
+        if !refused.is_empty()
+            && let Err(e) = self.tracker.sink().refused(&root, &refused)
+        {
+            tracing::warn!(root = %root.display(), "journal: {e}");
+        }
+        if !missing.is_empty() {
+            self.tracker.vanished(missing);
+        }
     }
 
     /// Handles the paths events mentioned (deduplicated, with their merged kinds).
@@ -175,6 +225,10 @@ impl Engine {
             match meta {
                 Ok(m) if m.is_dir() => {
                     if kind & CREATED != 0 && self.filter.rejects_dir(rel).is_none() {
+                        if let Some(why) = self.link_refused(&path) {
+                            self.log.skip(&path, why);
+                            continue;
+                        }
                         if self.cfg.follow_symlinks && link_to_ancestor(&path) {
                             self.log.skip(
                                 &path,
@@ -199,6 +253,17 @@ impl Engine {
                 }
                 Ok(m) if m.is_file() => {
                     if self.filter.rejects_file(rel).is_none() {
+                        let why = self.link_refused(&path).or_else(|| {
+                            let via_link = self.cfg.follow_symlinks && is_link(&path);
+                            self.rules.refuse_file(&path, &m, via_link)
+                        });
+                        if let Some(why) = why {
+                            self.log.skip(&path, why);
+                            if self.tracker.forget(&path) {
+                                gone.push(path);
+                            }
+                            continue;
+                        }
                         obs.push(Observation {
                             root: self.cfg.path.clone(),
                             path,
@@ -264,6 +329,20 @@ impl Engine {
         }
         Health::Ok
     }
+}
+
+impl Engine {
+    /// With `follow_symlinks`: why the link at `path` must not be followed, if it is one.
+    fn link_refused(&self, path: &Path) -> Option<String> {
+        if !self.cfg.follow_symlinks || !is_link(path) {
+            return None;
+        }
+        self.rules.refuse_link(&self.cfg.path, path)
+    }
+}
+
+fn is_link(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// Whether `path` is a symlink to a directory that contains it (following it loops).

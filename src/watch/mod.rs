@@ -11,7 +11,9 @@
 //! Files:
 //! - [`bridge`]: notify → tokio channel, overflow flag.
 //! - [`scan`]: the directory walk (filters, symlinks, odd entries).
+//! - [`rules`]: what is never uploaded (the daemon's secrets, links against the rules).
 //! - [`settle`]: the pure settle state machine; [`tracker`] wires it to the sink in batches.
+//! - [`container`]: is a settled recording finished (header-only structure check)?
 //! - `engine`: per-root synchronous work; `root`: per-root task; [`fstype`]: statfs magic.
 
 use std::fmt;
@@ -26,10 +28,12 @@ use crate::config::WatchConfig;
 use crate::journal::Observation;
 
 pub mod bridge;
+pub mod container;
 mod engine;
 pub mod filter;
 pub mod fstype;
 mod root;
+pub mod rules;
 pub mod scan;
 pub mod settle;
 pub mod tracker;
@@ -64,6 +68,37 @@ pub trait Sink: Send + Sync + 'static {
     /// directory, or deleted while a root is polled, are not reported: the uploader finds them
     /// missing.
     fn gone(&self, root: &Path, paths: &[PathBuf]) -> Result<(), SinkError>;
+
+    /// Whether the sink is in a degraded state it reports itself (the journal cannot write: a
+    /// full disk), so that the watcher does not log each failed call on top of it.
+    fn degraded(&self) -> bool {
+        false
+    }
+
+    /// Paths of `settling` rows under `root` (at most `limit`), for the check after a full scan
+    /// of rows no scan reports any more (their path became a symlink, say). None by default.
+    fn settling(&self, _root: &Path, _limit: usize) -> Result<Vec<PathBuf>, SinkError> {
+        Ok(Vec::new())
+    }
+    /// Rows at these paths whose path the rules refuse now: `settling`/`queued`/`failed` rows
+    /// become `gone` with the reason. By default reported as plain [`Sink::gone`].
+    fn refused(&self, root: &Path, paths: &[(PathBuf, String)]) -> Result<(), SinkError> {
+        let paths: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
+        self.gone(root, &paths)
+    }
+
+    /// Settled files whose container check said incomplete, with the reason: they stay
+    /// `settling` (not queued) and the reason is shown (only if the identity still matches).
+    fn incomplete(&self, batch: &[(Observation, String)]) -> Result<(), SinkError> {
+        let _ = batch;
+        Ok(())
+    }
+    /// Files held as incomplete and unchanged for `incomplete_after`: `settling` → `failed` with
+    /// the slug [`container::SLUG`] (only if the identity still matches). `after` is that duration.
+    fn expired(&self, batch: &[Observation], after: std::time::Duration) -> Result<(), SinkError> {
+        let _ = (batch, after);
+        Ok(())
+    }
 }
 
 /// How a root is being watched.
@@ -124,6 +159,8 @@ pub struct SpawnOptions {
     pub event_capacity: usize,
     /// Pretend the inotify watch limit is this many watches per root.
     pub max_watches: Option<usize>,
+    /// The daemon's own files, never reported (see [`rules`]).
+    pub secrets: rules::Secrets,
 }
 
 impl Default for SpawnOptions {
@@ -131,6 +168,7 @@ impl Default for SpawnOptions {
         SpawnOptions {
             event_capacity: 4096,
             max_watches: None,
+            secrets: rules::Secrets::default(),
         }
     }
 }
@@ -168,6 +206,7 @@ pub fn spawn_with(
 ) -> WatchHandle {
     let (tx, initial) = watch::channel(roots.len());
     let tx = Arc::new(tx);
+    let rules = Arc::new(rules::Rules::new(&roots, opts.secrets.clone()));
     let mut handles = Vec::new();
     let mut tasks = Vec::new();
     for cfg in roots {
@@ -192,6 +231,7 @@ pub fn spawn_with(
             status: status.clone(),
             initial: Some(root::InitialGuard(tx.clone())),
             opts: opts.clone(),
+            rules: rules.clone(),
         };
         tasks.push(tokio::spawn(task.run()));
         handles.push(RootHandle {
@@ -226,6 +266,11 @@ impl WatchHandle {
                     .clone()
             })
             .collect()
+    }
+
+    /// Whether a root's task has ended (they only end at shutdown; earlier means it failed).
+    pub fn ended(&self) -> bool {
+        self.tasks.iter().any(JoinHandle::is_finished)
     }
 
     /// Rescans every root now (SIGHUP); a missing root is re-checked now.

@@ -16,6 +16,7 @@ use super::bridge::{self, Hint, HintKind, Signals};
 use super::engine::Engine;
 use super::filter::Filter;
 use super::fstype::{self, FsKind};
+use super::rules::Rules;
 use super::{Health, Mode, RootStatus, Sink, SpawnOptions};
 use crate::config::{WatchConfig, WatchMode};
 
@@ -41,6 +42,7 @@ pub struct RootTask {
     pub status: Arc<Mutex<RootStatus>>,
     pub initial: Option<InitialGuard>,
     pub opts: SpawnOptions,
+    pub rules: Arc<Rules>,
 }
 
 /// Why the "up" loop ended.
@@ -66,6 +68,7 @@ impl RootTask {
             self.cfg.clone(),
             filter,
             self.sink.clone(),
+            self.rules.clone(),
             self.shutdown.child_token(),
         )));
         let mut limit_hit = false;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::filter::Filter;
+use super::rules::Rules;
 use crate::journal::FileIdentity;
 
 /// The identity of a file from its metadata.
@@ -69,6 +70,8 @@ pub struct Walk<'a> {
     pub root: &'a Path,
     pub filter: &'a Filter,
     pub follow_symlinks: bool,
+    /// Links to outside the roots, the daemon's secrets.
+    pub rules: &'a Rules,
     pub cancel: &'a CancellationToken,
 }
 
@@ -149,6 +152,10 @@ impl Walk<'_> {
                 tracing::trace!(path = %path.display(), "symlink not followed");
                 return;
             }
+            if let Some(why) = self.rules.refuse_link(self.root, &path) {
+                log.skip(&path, why);
+                return;
+            }
             match fs::metadata(&path) {
                 Ok(m) => {
                     ft = m.file_type();
@@ -185,8 +192,12 @@ impl Walk<'_> {
             if self.filter.rejects_file(rel).is_some() {
                 return;
             }
+            let via_link = meta.is_some();
             match meta.map_or_else(|| entry.metadata(), Ok) {
-                Ok(m) => v.file(path, identity(&m)),
+                Ok(m) => match self.rules.refuse_file(&path, &m, via_link) {
+                    Some(why) => log.skip(&path, why),
+                    None => v.file(path, identity(&m)),
+                },
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => log.skip(&path, format_args!("cannot stat: {e}")),
             }

@@ -3,6 +3,10 @@
 //! and the sink has accepted that identity. No I/O here: callers pass stat results and `now`
 //! (`tokio::time::Instant`, so tests can use a fake or paused clock). Wall-clock times in the
 //! identity are only compared for equality, never with the current time.
+//!
+//! A stable file whose container check said "incomplete" is put back *held*: it is not stable
+//! again until its identity changes (which restarts the clock, so the check runs again after the
+//! next settle), and it expires once unchanged for `incomplete_after`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,8 @@ struct Tracked {
     since: Instant,
     /// Whether the sink has accepted `id` (`Sink::seen` answered `true` for it).
     journaled: bool,
+    /// Settled, but its container is incomplete: waits for a change or for `incomplete_after`.
+    held: bool,
 }
 
 /// What a fresh stat did to a tracked file.
@@ -32,6 +38,9 @@ pub enum Step {
     NeedsSeen,
     /// Unchanged for `settle`: no longer tracked; report it with `Sink::stable`.
     Stable,
+    /// Held as incomplete and unchanged for `incomplete_after`: no longer tracked; report it with
+    /// `Sink::expired`.
+    Expired,
     /// The file no longer exists: no longer tracked; report it with `Sink::gone`.
     Gone,
 }
@@ -40,6 +49,7 @@ pub enum Step {
 #[derive(Debug)]
 pub struct Settler {
     settle: Duration,
+    incomplete_after: Duration,
     files: HashMap<PathBuf, Tracked>,
 }
 
@@ -47,8 +57,33 @@ impl Settler {
     pub fn new(settle: Duration) -> Settler {
         Settler {
             settle,
+            incomplete_after: Duration::MAX,
             files: HashMap::new(),
         }
+    }
+
+    /// How long a held (incomplete) file may stay unchanged before it expires.
+    pub fn set_incomplete_after(&mut self, d: Duration) {
+        self.incomplete_after = d;
+    }
+
+    /// Puts back a file that was stable but whose container is incomplete, with its original
+    /// clock: it waits for a change or for `incomplete_after`.
+    pub fn hold(&mut self, path: PathBuf, id: FileIdentity, since: Instant) {
+        self.files.insert(
+            path,
+            Tracked {
+                id,
+                since,
+                journaled: true,
+                held: true,
+            },
+        );
+    }
+
+    /// Files held as incomplete.
+    pub fn held(&self) -> usize {
+        self.files.values().filter(|t| t.held).count()
     }
 
     pub fn settle(&self) -> Duration {
@@ -78,6 +113,7 @@ impl Settler {
                     id,
                     since: now,
                     journaled,
+                    held: false,
                 }
             }
             None => {
@@ -87,6 +123,7 @@ impl Settler {
                         id,
                         since: now,
                         journaled,
+                        held: false,
                     },
                 );
             }
@@ -114,6 +151,7 @@ impl Settler {
             id,
             since,
             journaled: true,
+            held: false,
         });
     }
 
@@ -151,9 +189,9 @@ impl Settler {
     ) -> Option<(Step, FileIdentity, Instant)> {
         let t = self.files.get_mut(path)?;
         let since = t.since;
-        let step = step(t, stat, now, self.settle);
+        let step = step(t, stat, now, self.settle, self.incomplete_after);
         let id = t.id;
-        if matches!(step, Step::Stable | Step::Gone) {
+        if matches!(step, Step::Stable | Step::Gone | Step::Expired) {
             self.files.remove(path);
         }
         Some((step, id, since))
@@ -168,14 +206,14 @@ impl Settler {
         mut stat: impl FnMut(&Path) -> Option<FileIdentity>,
         mut on: impl FnMut(Step, &Path, &FileIdentity, Instant),
     ) {
-        let settle = self.settle;
+        let (settle, after) = (self.settle, self.incomplete_after);
         self.files.retain(|path, t| {
             let since = t.since;
-            let s = step(t, stat(path), now, settle);
+            let s = step(t, stat(path), now, settle, after);
             if s != Step::Waiting {
                 on(s, path, &t.id, since);
             }
-            !matches!(s, Step::Stable | Step::Gone)
+            !matches!(s, Step::Stable | Step::Gone | Step::Expired)
         });
         if self.files.capacity() > 1024 && self.files.capacity() > 4 * self.files.len() {
             self.files.shrink_to_fit();
@@ -187,13 +225,22 @@ impl Settler {
         self.files
             .values()
             .filter(|t| t.journaled && t.id.size > 0)
-            .map(|t| t.since + self.settle)
+            .filter_map(|t| match t.held {
+                false => Some(t.since + self.settle),
+                true => t.since.checked_add(self.incomplete_after),
+            })
             .min()
     }
 }
 
 /// The verdict for one tracked file given a fresh stat.
-fn step(t: &mut Tracked, stat: Option<FileIdentity>, now: Instant, settle: Duration) -> Step {
+fn step(
+    t: &mut Tracked,
+    stat: Option<FileIdentity>,
+    now: Instant,
+    settle: Duration,
+    incomplete_after: Duration,
+) -> Step {
     let Some(id) = stat else {
         return Step::Gone;
     };
@@ -202,11 +249,19 @@ fn step(t: &mut Tracked, stat: Option<FileIdentity>, now: Instant, settle: Durat
             id,
             since: now,
             journaled: false,
+            held: false,
         };
         return Step::NeedsSeen;
     }
     if !t.journaled {
         return Step::NeedsSeen;
+    }
+    if t.held {
+        return if now.saturating_duration_since(t.since) >= incomplete_after {
+            Step::Expired
+        } else {
+            Step::Waiting
+        };
     }
     // An empty file is never stable: a writer may not have started yet.
     if id.size > 0 && now.saturating_duration_since(t.since) >= settle {
@@ -286,6 +341,41 @@ mod tests {
             Step::Waiting
         );
         assert_eq!(s.next_due(), None);
+    }
+
+    #[test]
+    fn held_waits_for_a_change_or_expires() {
+        let t0 = Instant::now();
+        let mut s = Settler::new(S);
+        s.set_incomplete_after(S * 6);
+        let p = Path::new("/r/a.mp4");
+        s.track(p.into(), id(5, 1), t0, true);
+        assert_eq!(
+            s.observe(p, Some(id(5, 1)), t0 + S).unwrap().0,
+            Step::Stable
+        );
+        s.hold(p.into(), id(5, 1), t0);
+        assert_eq!(s.held(), 1);
+        assert_eq!(s.next_due(), Some(t0 + S * 6));
+        assert_eq!(
+            s.observe(p, Some(id(5, 1)), t0 + S * 5).unwrap().0,
+            Step::Waiting
+        );
+        assert_eq!(
+            s.observe(p, Some(id(5, 1)), t0 + S * 6).unwrap().0,
+            Step::Expired
+        );
+        assert!(s.is_empty());
+        // A change releases the hold and restarts the clock: stable (and checked) again.
+        s.hold(p.into(), id(5, 1), t0);
+        let t1 = t0 + S * 2;
+        assert_eq!(s.observe(p, Some(id(9, 2)), t1).unwrap().0, Step::NeedsSeen);
+        s.accepted(p, &id(9, 2), true);
+        assert_eq!(s.held(), 0);
+        assert_eq!(
+            s.observe(p, Some(id(9, 2)), t1 + S).unwrap().0,
+            Step::Stable
+        );
     }
 
     #[test]

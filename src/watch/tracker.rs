@@ -10,12 +10,19 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::container::{self, Verdict};
 use super::settle::{Settler, Step};
 use super::{Sink, SinkError};
 use crate::journal::{FileIdentity, Observation};
 
 /// Most observations passed to one sink call (one journal transaction).
 pub const BATCH: usize = 1000;
+
+/// The container check a tracker runs on each settled file before reporting it stable.
+pub type Checker = Arc<dyn Fn(&Path) -> Verdict + Send + Sync>;
+
+/// A settled file: path, identity, and when its settle clock started.
+type Settled = (PathBuf, FileIdentity, Instant);
 
 /// Settle tracking of one watch root.
 pub struct Tracker {
@@ -25,6 +32,9 @@ pub struct Tracker {
     /// `gone` reports whose sink call failed, retried at the next check.
     pending_gone: Vec<PathBuf>,
     sink_failing: bool,
+    /// `None`: settle alone decides (`check_container = false`).
+    checker: Option<Checker>,
+    incomplete_after: std::time::Duration,
 }
 
 impl Tracker {
@@ -35,11 +45,32 @@ impl Tracker {
             settler: Settler::new(settle),
             pending_gone: Vec::new(),
             sink_failing: false,
+            checker: None,
+            incomplete_after: Duration::MAX,
         }
+    }
+
+    /// Checks each settled file's container with `checker` before reporting it stable; an
+    /// incomplete one is held until it changes, and reported `expired` once unchanged for
+    /// `incomplete_after`.
+    pub fn set_checker(&mut self, checker: Checker, incomplete_after: Duration) {
+        self.checker = Some(checker);
+        self.incomplete_after = incomplete_after;
+        self.settler.set_incomplete_after(incomplete_after);
+    }
+
+    /// The real check: [`container::check_file`].
+    pub fn file_checker() -> Checker {
+        Arc::new(|p: &Path| container::check_file(p).verdict)
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where reports go.
+    pub fn sink(&self) -> &dyn Sink {
+        &*self.sink
     }
 
     pub fn settler(&self) -> &Settler {
@@ -62,6 +93,7 @@ impl Tracker {
     pub fn observed(&mut self, batch: Vec<Observation>, now: Instant) {
         let mut need = Vec::new();
         let mut stable = Vec::new();
+        let mut expired = Vec::new();
         for o in batch {
             match self.settler.observe(&o.path, Some(o.identity), now) {
                 None => need.push(o),
@@ -70,13 +102,107 @@ impl Tracker {
                 // transaction per check, not one per event.
                 Some((Step::NeedsSeen, ..)) => {}
                 Some((Step::Stable, id, since)) => stable.push((o.path, id, since)),
+                Some((Step::Expired, id, since)) => expired.push((o.path, id, since)),
                 Some((Step::Waiting | Step::Gone, ..)) => {}
             }
         }
         self.seen(need, now);
-        let failed = report_stable(&*self.sink, &self.root, &mut stable, &mut self.sink_failing);
-        for (p, id, since) in failed {
+        let out = self.report_stable(&mut stable);
+        self.apply(out);
+        self.report_expired(expired);
+    }
+
+    /// Reports `stable` (drained) after the container check.
+    fn report_stable(&mut self, stable: &mut Vec<Settled>) -> Reported {
+        let mut held = Vec::new();
+        if let Some(check) = &self.checker {
+            let (inc, ok): (Vec<_>, Vec<_>) = std::mem::take(stable)
+                .into_iter()
+                .map(|s| {
+                    let v = check(&s.0);
+                    (s, v)
+                })
+                .partition(|(_, v)| v.is_incomplete());
+            *stable = ok.into_iter().map(|(s, _)| s).collect();
+            held = inc
+                .into_iter()
+                .map(|(s, v)| (s, v.reason().unwrap_or_default().to_owned()))
+                .collect();
+        }
+        let mut restore = report_stable(&*self.sink, &self.root, stable, &mut self.sink_failing);
+        let mut hold = Vec::new();
+        if !held.is_empty() {
+            let obs: Vec<(Observation, String)> = held
+                .iter()
+                .map(|((p, id, _), why)| {
+                    (
+                        Observation {
+                            root: self.root.clone(),
+                            path: p.clone(),
+                            identity: *id,
+                        },
+                        why.clone(),
+                    )
+                })
+                .collect();
+            match self.sink.incomplete(&obs) {
+                Ok(()) => {
+                    self.sink_ok();
+                    for ((p, id, since), why) in held {
+                        tracing::info!(path = %p.display(), "not queued: {why}; waiting for it to change");
+                        hold.push((p, id, since));
+                    }
+                }
+                Err(e) => {
+                    self.sink_err("incomplete", &e);
+                    restore.extend(held.into_iter().map(|(s, _)| s));
+                }
+            }
+        }
+        Reported { restore, hold }
+    }
+
+    fn apply(&mut self, out: Reported) {
+        for (p, id, since) in out.restore {
             self.settler.restore(p, id, since);
+        }
+        for (p, id, since) in out.hold {
+            self.settler.hold(p, id, since);
+        }
+    }
+
+    /// Reports files held incomplete for `incomplete_after` as `expired` (failed); puts them
+    /// back held when the sink fails, so that the next check reports them again.
+    fn report_expired(&mut self, expired: Vec<Settled>) {
+        if expired.is_empty() {
+            return;
+        }
+        let obs: Vec<Observation> = expired
+            .iter()
+            .map(|(p, id, _)| Observation {
+                root: self.root.clone(),
+                path: p.clone(),
+                identity: *id,
+            })
+            .collect();
+        match self.sink.expired(&obs, self.incomplete_after) {
+            Ok(()) => {
+                self.sink_ok();
+                for (p, ..) in &expired {
+                    tracing::warn!(
+                        path = %p.display(),
+                        "still incomplete and unchanged after {}: failed ({}); `ingestd retry ID --anyway` uploads it as it is",
+                        humantime::format_duration(self.incomplete_after),
+                        container::SLUG
+                    );
+                }
+            }
+            Err(e) => {
+                self.sink_err("expired", &e);
+                for (p, id, since) in expired {
+                    self.settler.hold(p, id, since);
+                }
+            }
         }
     }
 
@@ -159,8 +285,8 @@ impl Tracker {
         let mut need = Vec::new();
         let mut gone = Vec::new();
         let mut stable = Vec::new();
-        let mut failed = Vec::new();
-        let (sink, root, failing) = (&*self.sink, &self.root, &mut self.sink_failing);
+        let mut expired = Vec::new();
+        let root = &self.root;
         self.settler
             .restat_all(now, stat, |step, path, id, since| match step {
                 Step::NeedsSeen => need.push(Observation {
@@ -168,19 +294,18 @@ impl Tracker {
                     path: path.to_owned(),
                     identity: *id,
                 }),
-                Step::Stable => {
-                    stable.push((path.to_owned(), *id, since));
-                    if stable.len() >= BATCH {
-                        failed.extend(report_stable(sink, root, &mut stable, failing));
-                    }
-                }
+                Step::Stable => stable.push((path.to_owned(), *id, since)),
+                Step::Expired => expired.push((path.to_owned(), *id, since)),
                 Step::Gone => gone.push(path.to_owned()),
                 Step::Waiting => {}
             });
-        failed.extend(report_stable(sink, root, &mut stable, failing));
-        for (p, id, since) in failed {
-            self.settler.restore(p, id, since);
+        while !stable.is_empty() {
+            let rest = stable.split_off(stable.len().min(BATCH));
+            let out = self.report_stable(&mut stable);
+            self.apply(out);
+            stable = rest;
         }
+        self.report_expired(expired);
         self.seen(need, now);
         gone
     }
@@ -193,12 +318,17 @@ impl Tracker {
     }
 
     fn sink_err(&mut self, call: &str, e: &SinkError) {
-        log_sink_err(&self.root, call, e, &mut self.sink_failing);
+        let degraded = self.sink.degraded();
+        log_sink_err(&self.root, call, e, &mut self.sink_failing, degraded);
     }
 }
 
-fn log_sink_err(root: &Path, call: &str, e: &SinkError, failing: &mut bool) {
-    if !*failing {
+/// Logs a failed call once per outage; not at all (debug) when the sink reports its degraded
+/// state itself (the journal on a full disk logs that once a minute at most).
+fn log_sink_err(root: &Path, call: &str, e: &SinkError, failing: &mut bool, degraded: bool) {
+    if degraded {
+        tracing::debug!(root = %root.display(), "journal `{call}` failed (the journal reports why): {e}");
+    } else if !*failing {
         *failing = true;
         tracing::warn!(root = %root.display(), "journal `{call}` failed, will retry: {e}");
     } else {
@@ -216,6 +346,13 @@ fn call_seen(sink: &dyn Sink, chunk: &[Observation]) -> Result<Vec<bool>, SinkEr
         )));
     }
     Ok(answers)
+}
+
+/// What a stable report leaves to the settler: files to restore (the sink failed) and files to
+/// hold (incomplete containers).
+struct Reported {
+    restore: Vec<Settled>,
+    hold: Vec<Settled>,
 }
 
 /// Reports `stable` (drained) in one call; returns the entries to restore when the sink failed.
@@ -251,8 +388,117 @@ fn report_stable(
             Vec::new()
         }
         Err(e) => {
-            log_sink_err(root, "stable", &e, failing);
+            log_sink_err(root, "stable", &e, failing, sink.degraded());
             std::mem::take(stable)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Calls(Mutex<Vec<String>>);
+
+    impl Sink for Calls {
+        fn seen(&self, batch: &[Observation]) -> Result<Vec<bool>, SinkError> {
+            let mut c = self.0.lock().unwrap();
+            for o in batch {
+                c.push(format!("seen {}", o.identity.size));
+            }
+            Ok(vec![true; batch.len()])
+        }
+        fn stable(&self, batch: &[Observation]) -> Result<(), SinkError> {
+            let mut c = self.0.lock().unwrap();
+            for o in batch {
+                c.push(format!("stable {}", o.identity.size));
+            }
+            Ok(())
+        }
+        fn gone(&self, _: &Path, _: &[PathBuf]) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn incomplete(&self, batch: &[(Observation, String)]) -> Result<(), SinkError> {
+            let mut c = self.0.lock().unwrap();
+            for (o, why) in batch {
+                c.push(format!("incomplete {} {why}", o.identity.size));
+            }
+            Ok(())
+        }
+        fn expired(&self, batch: &[Observation], after: Duration) -> Result<(), SinkError> {
+            let mut c = self.0.lock().unwrap();
+            for o in batch {
+                c.push(format!("expired {} {}s", o.identity.size, after.as_secs()));
+            }
+            Ok(())
+        }
+    }
+
+    fn id(size: u64) -> FileIdentity {
+        FileIdentity {
+            dev: 1,
+            ino: 2,
+            size,
+            mtime_ns: size as i64,
+            ctime_ns: size as i64,
+        }
+    }
+
+    /// Incomplete at settle → held (reported once, not stable); unchanged for incomplete_after →
+    /// expired; a change → checked again, and stable once complete.
+    #[test]
+    fn incomplete_files_are_held_then_expire_or_settle_again() {
+        const S: Duration = Duration::from_secs(10);
+        let sink = Arc::new(Calls::default());
+        let mut t = Tracker::new("/r".into(), sink.clone(), S);
+        // Complete from size 200 on.
+        t.set_checker(
+            Arc::new(|_: &Path| Verdict::Incomplete("incomplete MP4: no moov".into())),
+            S * 6,
+        );
+        let p = PathBuf::from("/r/a.mp4");
+        let obs = |size| Observation {
+            root: "/r".into(),
+            path: p.clone(),
+            identity: id(size),
+        };
+        let t0 = Instant::now();
+        t.observed(vec![obs(100)], t0);
+        let size = std::cell::Cell::new(100);
+        let stat = |_: &Path| Some(id(size.get()));
+        t.check(t0 + S, stat);
+        t.check(t0 + S * 3, stat);
+        assert_eq!(t.settler().held(), 1);
+        t.check(t0 + S * 6, stat);
+        assert!(t.idle());
+        let calls = sink.0.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            [
+                "seen 100",
+                "incomplete 100 incomplete MP4: no moov",
+                "expired 100 60s"
+            ]
+        );
+        // Held again, then the file changes and the check now passes.
+        sink.0.lock().unwrap().clear();
+        t.observed(vec![obs(100)], t0);
+        t.check(t0 + S, stat);
+        t.checker = Some(Arc::new(|_: &Path| Verdict::Complete));
+        size.set(200);
+        t.check(t0 + S * 2, stat);
+        t.check(t0 + S * 3, stat);
+        assert_eq!(
+            sink.0.lock().unwrap().clone(),
+            [
+                "seen 100",
+                "incomplete 100 incomplete MP4: no moov",
+                "seen 200",
+                "stable 200"
+            ]
+        );
     }
 }

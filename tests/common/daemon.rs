@@ -28,6 +28,9 @@ pub struct Opts {
     pub min_rate: &'static str,
     /// Extra roots besides `inbox` (directories under the test dir).
     pub extra_roots: Vec<&'static str>,
+    /// `[[watch]] check_container` (default true, as in ingestd; the file writers here make
+    /// valid containers). Tests that write raw bytes on purpose turn it off and say why.
+    pub check_container: bool,
 }
 
 impl Default for Opts {
@@ -41,6 +44,7 @@ impl Default for Opts {
             shutdown_timeout: "5s",
             min_rate: "64 KiB",
             extra_roots: Vec::new(),
+            check_container: true,
         }
     }
 }
@@ -120,9 +124,11 @@ impl Setup {
         for r in roots {
             std::fs::create_dir_all(&r).unwrap();
             t += &format!(
-                "\n[[watch]]\npath = \"{}\"\nsettle = \"{}\"\ninclude = [\"*.mp4\"]\n",
+                "\n[[watch]]\npath = \"{}\"\nsettle = \"{}\"\ninclude = [\"*.mp4\"]\n\
+                 check_container = {}\n",
                 r.display(),
-                o.settle
+                o.settle,
+                o.check_container
             );
         }
         t
@@ -218,16 +224,40 @@ pub fn write_file_atomic(path: &Path, len: u64, seed: u64) {
         ".{}.tmp",
         path.file_name().unwrap().to_string_lossy()
     ));
-    write_file(&tmp, len, seed);
+    write_file_named(&tmp, len, seed, path);
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// Writes `len` pseudo-random bytes (xorshift, seeded) to `path`, streaming.
+/// Writes a file of exactly `len` bytes to `path`, streaming: for a video extension ingestd
+/// checks (MP4/MOV/M4V, MKV/WebM), a structurally valid container (`ingestd::watch::container::
+/// sample::wrap`: `ftyp`+`mdat`+`moov`, or EBML header + Segment + Void) around pseudo-random
+/// bytes (xorshift, seeded), so the daemon's container check finds it complete; otherwise (and
+/// when `len` is too small to hold a container) pseudo-random bytes only.
 pub fn write_file(path: &Path, len: u64, seed: u64) {
+    write_file_named(path, len, seed, path);
+}
+
+/// [`write_file`] to `path`, with the container chosen by `name`'s extension (for a temp file
+/// renamed to `name` afterwards).
+pub fn write_file_named(path: &Path, len: u64, seed: u64, name: &Path) {
+    use ingestd::watch::container::{format_by_extension, sample};
+    let wrap = format_by_extension(name).and_then(|f| sample::wrap(f, len));
+    let (head, payload, tail) = match wrap {
+        Some(w) => (w.head, w.payload, w.tail),
+        None => (Vec::new(), len, Vec::new()),
+    };
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p).unwrap();
     }
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(&head).unwrap();
+    write_random(&mut f, payload, seed);
+    f.write_all(&tail).unwrap();
+    f.flush().unwrap();
+}
+
+/// Writes `len` pseudo-random bytes (xorshift, seeded) to `f`.
+pub fn write_random(f: &mut impl Write, len: u64, seed: u64) {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut buf = vec![0u8; 64 * 1024];
     let mut left = len;
@@ -243,7 +273,6 @@ pub fn write_file(path: &Path, len: u64, seed: u64) {
         f.write_all(&buf[..n]).unwrap();
         left -= n as u64;
     }
-    f.flush().unwrap();
 }
 
 /// Hex BLAKE3 of a file (the default receipt hash, `upload.hash`).
@@ -550,4 +579,31 @@ pub fn assert_uploaded_once(em: &Emulator, path: &Path, video_id: &str) -> Value
         }
     }
     v
+}
+
+/// `POST /videos` with the API key: an empty video with `title`, `tags` and `metadata` pairs;
+/// returns its id.
+pub fn create_video(
+    em: &Emulator,
+    title: &str,
+    tags: &[&str],
+    metadata: &[(&str, &str)],
+) -> String {
+    let meta: Vec<Value> = metadata
+        .iter()
+        .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+        .collect();
+    let body = serde_json::json!({"title": title, "tags": tags, "metadata": meta});
+    rt().block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/videos", em.url))
+            .basic_auth(API_KEY, None::<&str>)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "POST /videos");
+        let v: Value = r.json().await.unwrap();
+        v["videoId"].as_str().unwrap().to_owned()
+    })
 }

@@ -39,6 +39,9 @@ pub struct Opts {
     pub api_key: bool,
     pub workers: u32,
     pub settle: &'static str,
+    /// `[[watch]] check_container` (default true, as in ingestd). Tests whose writers put raw
+    /// bytes into `.mp4` files on purpose turn it off and say why.
+    pub check_container: bool,
 }
 
 impl Default for Opts {
@@ -50,6 +53,7 @@ impl Default for Opts {
             api_key: false,
             workers: 1,
             settle: "1s",
+            check_container: true,
         }
     }
 }
@@ -81,7 +85,8 @@ impl Setup {
                  [journal]\npath = \"{j}\"\n\n\
                  [upload]\nworkers = {w}\nchunk_size = \"{chunk}\"\nafter_upload = \"{after}\"\n\
                  hash = \"sha256\"\n{upload_extra}\n\
-                 [[watch]]\npath = \"{inbox}\"\nsettle = \"{settle}\"\n",
+                 [[watch]]\npath = \"{inbox}\"\nsettle = \"{settle}\"\n\
+                 check_container = {check}\n",
                 url = em.url,
                 tf = token_file.display(),
                 j = journal.display(),
@@ -90,6 +95,7 @@ impl Setup {
                 after = opts.after_upload,
                 inbox = inbox.display(),
                 settle = opts.settle,
+                check = opts.check_container,
             ),
         )
         .unwrap();

@@ -142,6 +142,11 @@ impl Daemon {
             .unwrap()
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `sig` to the daemon.
     pub fn signal(&self, sig: i32) {
         unsafe {

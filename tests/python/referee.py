@@ -19,6 +19,7 @@ from apivideo.exceptions import ApiException, NotFoundException
 from apivideo.model.metadata import Metadata
 from apivideo.model.token_creation_payload import TokenCreationPayload
 from apivideo.model.video_creation_payload import VideoCreationPayload
+from apivideo.model.video_update_payload import VideoUpdatePayload
 
 MIB = 1024 * 1024
 CHUNK = 5 * MIB  # the client's minimum chunk size
@@ -180,6 +181,29 @@ with configured(apivideo.AuthenticatedApiClient(API_KEY)) as client:
     check(len(found.data) == 1 and found.data[0].video_id == container.video_id, "list by title")
     check(found.pagination.items_total == 1, "list pagination")
     check(videos.get(container.video_id).metadata[0].key == "source", "show video")
+
+    # Filters (tags[], metadata[key]), sorting, and an update with PATCH.
+    other = videos.create(VideoCreationPayload(
+        title="referee other", tags=["referee"], metadata=[Metadata(key="source", value="other")]))
+    by_tag = videos.list(tags=["referee"], sort_by="title", sort_order="desc")
+    check([v.video_id for v in by_tag.data] == [other.video_id, container.video_id], "list by tag, sorted")
+    check([v.video_id for v in videos.list(tags=["referee", "emulator"]).data] == [container.video_id],
+          "every tag must match")
+    by_meta = videos.list(metadata={"source": "other"})
+    check([v.video_id for v in by_meta.data] == [other.video_id], "list by metadata")
+    paged = videos.list(tags=["referee"], page_size=1, current_page=2)
+    check(len(paged.data) == 1 and paged.pagination.pages_total == 2, "list pages")
+    changed = videos.update(other.video_id, VideoUpdatePayload(
+        title="referee renamed", description="patched", tags=["patched"],
+        metadata=[Metadata(key="state", value="updated")], public=False))
+    check(changed.title == "referee renamed" and changed.tags == ["patched"] and changed.public is False,
+          "update returns the changed video")
+    check(videos.get(other.video_id).metadata[0].value == "updated", "update is stored")
+    check(videos.get(other.video_id).description == "patched", "update description")
+    check([v.video_id for v in videos.list(metadata={"state": "updated"}).data] == [other.video_id],
+          "updated metadata is listed")
+    expect_status(404, videos.update, "vi0000000000000000000000", VideoUpdatePayload(title="x"))
+    videos.delete(other.video_id)
 
     # Delete a video → 404.
     videos.delete(container.video_id)

@@ -21,7 +21,8 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     let path = std::path::absolute(&args.path)?;
     for line in explain_path(&config, journal.as_ref(), &path, SystemTime::now())? {
-        println!("{line}");
+        // One sentence a line: a name holding a newline or ESC is shown escaped.
+        println!("{}", crate::escape::Human(&line));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -201,6 +202,20 @@ fn describe_row(
             if row.identity.size == 0 {
                 out.push("the file is empty: an empty file waits until it has content".into());
             }
+            if let Some(why) = row
+                .last_error
+                .as_deref()
+                .filter(|_| row.last_error_slug.as_deref() == Some(crate::watch::container::SLUG))
+            {
+                let after = watch
+                    .map(|w| human_duration(w.incomplete_after))
+                    .unwrap_or("?".into());
+                out.push(format!(
+                    "not queued: {why}; it is checked again whenever the file changes, and fails \
+                     with `{}` if it stays like this for incomplete_after ({after})",
+                    crate::watch::container::SLUG
+                ));
+            }
         }
         FileState::Queued => {
             if let Some(t) = row.next_attempt_at.filter(|t| *t > now) {
@@ -245,7 +260,14 @@ fn describe_row(
                 "#{id} failed: {}",
                 error().unwrap_or_else(|| "no error recorded".into())
             ));
-            out.push(format!("fix the cause, then run `ingestd retry {id}`"));
+            if row.last_error_slug.as_deref() == Some(crate::watch::container::SLUG) {
+                out.push(format!(
+                    "the recorder never finished the file; if it will not, `ingestd retry {id} \
+                     --anyway` uploads it as it is (to salvage what was recorded)"
+                ));
+            } else {
+                out.push(format!("fix the cause, then run `ingestd retry {id}`"));
+            }
         }
         FileState::Gone => out.push(format!(
             "#{id}: the watcher saw it disappear; it is back and will be picked up by the next scan"

@@ -15,9 +15,11 @@ use crate::config::{Config, TokenSource};
 use crate::journal::{Journal, JournalError, RetrySelection};
 
 mod explain;
+mod prune;
 mod status;
 
 pub use explain::explain;
+pub use prune::prune;
 pub use status::status;
 
 /// `ingestd retry ID…|--failed`.
@@ -52,7 +54,7 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
             failed
         }
     };
-    let outcome = match journal.retry_failed(&selection) {
+    let outcome = match journal.retry_failed_with(&selection, args.anyway) {
         Err(JournalError::NotFound { id }) => {
             return Err(super::Exit {
                 code: 1,
@@ -71,7 +73,20 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
             .and_then(|b| b.last_error.as_deref())
             .map(|e| format!(" (last error: {e})"))
             .unwrap_or_default();
-        println!("#{} queued again: {}{why}", row.id, row.path.display());
+        let anyway = if args.anyway {
+            " — uploaded as it is (container check waived)"
+        } else if was.and_then(|b| b.last_error_slug.as_deref())
+            == Some(crate::watch::container::SLUG)
+        {
+            " — its container is re-checked before upload; `--anyway` uploads it as it is"
+        } else {
+            ""
+        };
+        println!(
+            "#{} queued again: {}{anyway}",
+            row.id,
+            crate::escape::Human(format_args!("{}{why}", row.path.display()))
+        );
     }
     for (id, state) in &outcome.skipped {
         println!("#{id} is {state}: nothing to retry");

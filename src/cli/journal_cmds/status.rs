@@ -4,8 +4,11 @@
 //! where each file has at least `id`, `path`, `state`, `size`, `bytes_uploaded`, `video_id`,
 //! `attempts`, `last_error`, `next_attempt_at` (RFC 3339 or null) and DESIGN's `sha256_or_blake3`
 //! as two keys, `blake3` and `sha256`: the receipt's hex under the key of the algorithm it was
-//! made with (`upload.hash`), the other null; `content_hash` is the same as `ALGORITHM:HEX`. Extra keys: `token_reason`, `token_since`, `journal`, `daemon`
-//! (`{"pid", "running", "heartbeat_at"}` or null), and per
+//! made with (`upload.hash`), the other null; `content_hash` is the same as `ALGORITHM:HEX`.
+//! Extra keys: `token_reason`, `token_since`, `journal`, `journal_problem` (`journal: cannot
+//! write (…)` or null), `daemon` (`{"pid", "running", "heartbeat_at"}` or null), `rate` (`{"bytes_per_second" (0 =
+//! unlimited), "limited", "bypassed" (SIGUSR2), "timetable", "next_change_at",
+//! "next_bytes_per_second", "source": "daemon"|"config"}`), and per
 //! file `root`, `last_error_slug`, `chunk_size`, `first_chunk_in_flight`, `changed_at`,
 //! `queued_at`, `created_at`, `updated_at`, `done_at`, `after_upload`, `abandoned_video_ids`,
 //! `possible_orphans`. Without `--all`: settling, queued, uploading and failed files, and done
@@ -18,12 +21,16 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
+use crate::escape::Human;
+
 use super::{human_duration, human_size, last_error, rfc3339};
 use crate::cli::{Cli, StatusArgs, load_config};
+use crate::config::timetable::format_rate;
 use crate::journal::{
-    Counts, DaemonInfo, FileNote, FileRow, FileState, Journal, JournalError, NoteKind, TokenState,
-    TokenStatus,
+    Counts, DaemonInfo, FileNote, FileRow, FileState, Journal, JournalError, NoteKind, RateInForce,
+    TokenState, TokenStatus,
 };
+use crate::upload::{RateLimit, Schedule, localtime};
 
 /// Everything `status` shows except the files, which are streamed from the journal one row at
 /// a time (a journal with 100 000 queued files must not need 100 000 rows in memory).
@@ -32,6 +39,13 @@ struct Report {
     counts: Counts,
     token: TokenStatus,
     daemon: Option<DaemonInfo>,
+    /// The upload rate in force: the running daemon's record, else what the configuration
+    /// says now.
+    rate: RateInForce,
+    /// Whether `rate` comes from the running daemon (else from the configuration).
+    rate_from_daemon: bool,
+    /// `journal: cannot write (…)` when the journal's file system is full or read-only.
+    journal_problem: Option<String>,
     notes: HashMap<i64, Vec<FileNote>>,
     /// What to do when the token is rejected, for this configuration's token source.
     token_advice: String,
@@ -60,11 +74,34 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
                 since: None,
             },
             daemon: None,
+            rate: RateInForce {
+                rate: 0,
+                bypassed: false,
+                timetable: None,
+                next_change_at: None,
+                next_rate: None,
+            },
+            rate_from_daemon: false,
+            journal_problem: None,
             notes: HashMap::new(),
             token_advice: String::new(),
         },
     };
+    if !report.rate_from_daemon {
+        let now = SystemTime::now();
+        report.rate = Schedule::new(config.upload.max_rate.clone(), RateLimit::unlimited())
+            .evaluate(now, localtime::at(now));
+    }
     report.token_advice = super::token_advice(&config, report.token.reason.as_deref());
+    if journal.is_some() {
+        // What the daemon sees when it writes, seen from here (this process never writes).
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        report.journal_problem = crate::journal::health::probe_dir(dir, JOURNAL_MIN_FREE)
+            .map(|reason| format!("journal: cannot write ({reason})"));
+    }
     let mut out = io::BufWriter::new(io::stdout().lock());
     let written = if args.json {
         write_json(&mut out, &report, journal.as_ref(), args.all)
@@ -86,6 +123,10 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Less free space than this on the journal's file system: the daemon cannot commit (a WAL
+/// frame is a page; a few are needed per transaction).
+const JOURNAL_MIN_FREE: u64 = 64 * 1024;
+
 /// Why writing the report stopped.
 #[derive(Debug)]
 enum Failure {
@@ -104,11 +145,25 @@ fn read(journal: &Journal) -> Result<Report, JournalError> {
     for n in journal.notes(None)? {
         notes.entry(n.file_id).or_default().push(n);
     }
+    let daemon = journal.daemon_info()?;
+    let recorded = match &daemon {
+        Some(d) if d.running => journal.rate_in_force()?,
+        _ => None,
+    };
     Ok(Report {
         journal: journal.path().to_owned(),
         counts: journal.counts()?,
         token: journal.token_state()?,
-        daemon: journal.daemon_info()?,
+        daemon,
+        rate_from_daemon: recorded.is_some(),
+        rate: recorded.unwrap_or(RateInForce {
+            rate: 0,
+            bypassed: false,
+            timetable: None,
+            next_change_at: None,
+            next_rate: None,
+        }),
+        journal_problem: None,
         notes,
         token_advice: String::new(),
     })
@@ -178,12 +233,45 @@ fn header_json(r: &Report) -> Value {
         "paused": r.token.state.pause(),
         "token_reason": r.token.reason,
         "token_since": time(r.token.since),
+        "journal_problem": r.journal_problem,
         "daemon": r.daemon.as_ref().map(|d| json!({
             "pid": d.pid,
             "running": d.running,
             "heartbeat_at": rfc3339(d.heartbeat_at),
         })),
+        "rate": {
+            "bytes_per_second": r.rate.rate,
+            "limited": r.rate.rate != 0 && !r.rate.bypassed,
+            "bypassed": r.rate.bypassed,
+            "timetable": r.rate.timetable,
+            "next_change_at": time(r.rate.next_change_at),
+            "next_bytes_per_second": r.rate.next_rate,
+            "source": if r.rate_from_daemon { "daemon" } else { "config" },
+        },
     })
+}
+
+/// `rate: 2 MiB/s until 2026-…Z, then 20 MiB/s (timetable "…")`.
+fn rate_line(r: &Report) -> String {
+    let f = &r.rate;
+    let mut line = if f.bypassed {
+        format!(
+            "rate: unlimited (SIGUSR2 lifted the limit of {} until the next SIGUSR2)",
+            format_rate(f.rate)
+        )
+    } else {
+        format!("rate: {}", format_rate(f.rate))
+    };
+    if let (Some(at), Some(next)) = (f.next_change_at, f.next_rate) {
+        line += &format!(" until {}, then {}", rfc3339(at), format_rate(next));
+    }
+    if let Some(t) = &f.timetable {
+        line += &format!(" (timetable \"{t}\")");
+    }
+    if !r.rate_from_daemon {
+        line += " [from the configuration; no daemon running]";
+    }
+    line
 }
 
 fn file_json(r: &Report, f: &FileRow) -> Value {
@@ -247,7 +335,7 @@ fn write_table(
             r.token
                 .reason
                 .as_deref()
-                .map(|x| format!(" ({x})"))
+                .map(|x| format!(" ({})", Human(x)))
                 .unwrap_or_default(),
             r.token_advice,
         )?,
@@ -266,6 +354,12 @@ fn write_table(
         )?,
         state => writeln!(out, "token: {}", state.as_str())?,
     }
+    if let Some(p) = &r.journal_problem {
+        writeln!(
+            out,
+            "{p} — uploads and scans wait, and resume on their own once it can"
+        )?;
+    }
     match &r.daemon {
         Some(d) if d.running => writeln!(
             out,
@@ -281,6 +375,7 @@ fn write_table(
         )?,
         None => writeln!(out, "daemon: no heartbeat recorded")?,
     }
+    writeln!(out, "{}", rate_line(r))?;
     let mut shown = 0u64;
     // Notes of the files shown, printed after the table (few: only files with notes).
     let mut noted: Vec<i64> = Vec::new();
@@ -310,8 +405,8 @@ fn write_table(
             pct,
             human_size(f.identity.size),
             f.video_id.as_deref().unwrap_or("-"),
-            f.path.display(),
-            note(f, now),
+            Human(f.path.display()),
+            Human(note(f, now)),
         )
     })?;
     if shown == 0 {
@@ -334,7 +429,12 @@ fn write_table(
                     "possible orphan video".to_owned()
                 }
             };
-            writeln!(out, "#{id}: {what}: {} ({})", n.reason, rfc3339(n.at))?;
+            writeln!(
+                out,
+                "#{id}: {what}: {} ({})",
+                Human(&n.reason),
+                rfc3339(n.at)
+            )?;
         }
     }
     Ok(())
@@ -345,7 +445,14 @@ fn note(f: &FileRow, now: SystemTime) -> String {
     match f.state {
         FileState::Settling => {
             let age = now.duration_since(f.changed_at).unwrap_or_default();
-            format!("unchanged for {}", human_duration(age))
+            match f
+                .last_error
+                .as_deref()
+                .filter(|_| f.last_error_slug.as_deref() == Some(crate::watch::container::SLUG))
+            {
+                Some(why) => format!("unchanged for {}; {why}", human_duration(age)),
+                None => format!("unchanged for {}", human_duration(age)),
+            }
         }
         FileState::Queued => match f.next_attempt_at.filter(|t| *t > now) {
             Some(t) => format!(

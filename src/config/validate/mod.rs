@@ -40,6 +40,18 @@ pub fn validate(raw: RawConfig, cx: Ctx<'_>, opts: &LoadOptions) -> R<Config> {
         }
         None => PathBuf::from(defaults::JOURNAL_PATH),
     };
+    // At least an hour: pruning runs hourly, and a done row is what stops a second upload.
+    let keep_done = match &raw.journal.keep_done {
+        Some(v) => Some(duration(
+            Some(v),
+            "keep_done",
+            "[journal]",
+            Duration::from_secs(90 * 86_400),
+            Duration::from_secs(3600),
+            cx,
+        )?),
+        None => None,
+    };
     let upload = upload::upload(&raw.upload, cx, &mut warnings)?;
     let watch = raw
         .watch
@@ -54,7 +66,10 @@ pub fn validate(raw: RawConfig, cx: Ctx<'_>, opts: &LoadOptions) -> R<Config> {
     Ok(Config {
         source: cx.file.to_owned(),
         api,
-        journal: JournalConfig { path: journal_path },
+        journal: JournalConfig {
+            path: journal_path,
+            keep_done,
+        },
         upload,
         watch,
         metrics,

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::{R, absolute, choice, duration, size, span_of};
 use crate::config::errors::Ctx;
-use crate::config::raw::RawUpload;
+use crate::config::raw::{RawUpload, SizeValue};
+use crate::config::timetable::RateTable;
 use crate::config::units::format_size;
 use crate::config::{AfterUpload, HashAlgorithm, UploadConfig, defaults};
 
@@ -41,20 +42,8 @@ pub(super) fn upload(raw: &RawUpload, cx: Ctx<'_>, warnings: &mut Vec<String>) -
         None => defaults::CHUNK_SIZE,
     };
     let max_rate = match &raw.max_rate {
-        Some(v) => {
-            let r = size(v, "max_rate", "[upload]", true, cx)?;
-            if r != 0 && r < KIB {
-                return Err(cx.at(
-                    span_of(v),
-                    format!(
-                        "`max_rate` in [upload] is {}; write 0 for unlimited or a rate of at least 1 KiB per second, such as \"10 MiB\"",
-                        format_size(r)
-                    ),
-                ));
-            }
-            r
-        }
-        None => 0,
+        Some(v) => max_rate(v, cx)?,
+        None => RateTable::flat(0),
     };
     let move_to = match &raw.move_to {
         Some(v) => {
@@ -163,4 +152,36 @@ fn check_template(t: &str) -> Result<(), String> {
         rest = &after[close + 1..];
     }
     Ok(())
+}
+
+/// `max_rate`: one rate in ingestd's units, or a timetable in rclone's `--bwlimit` syntax.
+fn max_rate(v: &serde_spanned::Spanned<SizeValue>, cx: Ctx<'_>) -> R<RateTable> {
+    if let SizeValue::Text(t) = v.get_ref() {
+        if t.trim().eq_ignore_ascii_case("off") {
+            return Ok(RateTable::flat(0));
+        }
+        if RateTable::is_timetable_text(t) {
+            return RateTable::parse(t, KIB).map_err(|e| {
+                let at = cx.inside_string(span_of(v), t, e.offset);
+                cx.at(
+                    at..at,
+                    format!(
+                        "`max_rate` in [upload]: {}; a timetable is rclone's --bwlimit syntax, such as \"08:00,512k 18:00,10M 23:00,off\"",
+                        e.message
+                    ),
+                )
+            });
+        }
+    }
+    let r = size(v, "max_rate", "[upload]", true, cx)?;
+    if r != 0 && r < KIB {
+        return Err(cx.at(
+            span_of(v),
+            format!(
+                "`max_rate` in [upload] is {}; write 0 for unlimited or a rate of at least 1 KiB per second, such as \"10 MiB\"",
+                format_size(r)
+            ),
+        ));
+    }
+    Ok(RateTable::flat(r))
 }

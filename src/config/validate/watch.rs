@@ -110,6 +110,16 @@ pub(super) fn watch(raw: &RawWatch, cx: Ctx<'_>, warnings: &mut Vec<String>) -> 
             cx,
         )?,
         follow_symlinks: raw.follow_symlinks.unwrap_or(false),
+        follow_symlinks_outside: raw.follow_symlinks_outside.unwrap_or(false),
+        check_container: raw.check_container.unwrap_or(true),
+        incomplete_after: duration(
+            raw.incomplete_after.as_ref(),
+            "incomplete_after",
+            "[[watch]]",
+            defaults::INCOMPLETE_AFTER,
+            second,
+            cx,
+        )?,
         tags: raw.tags.clone().unwrap_or_default(),
         metadata: raw
             .metadata

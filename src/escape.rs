@@ -1,0 +1,77 @@
+//! Text shown to a person (log lines, `status`, `explain`, `upload`'s progress bars) passes
+//! through [`Human`]: control characters and bidirectional overrides are shown as escapes, so
+//! a file name cannot forge a log line (`\n`), drive the terminal (`ESC`: window title, clear
+//! screen) or reorder what is shown (U+202E). JSON output is never escaped this way: JSON has
+//! its own escapes and stays exact.
+
+use std::fmt::{self, Display, Write};
+
+/// Whether `c` must not reach a terminal or a log line as is.
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// `c` as a visible escape: `\n`, `\r`, `\t`, `\x1b`, `\u{202e}`.
+fn push_escaped(out: &mut impl Write, c: char) -> fmt::Result {
+    match c {
+        '\n' => out.write_str("\\n"),
+        '\r' => out.write_str("\\r"),
+        '\t' => out.write_str("\\t"),
+        c if (c as u32) < 0x80 => write!(out, "\\x{:02x}", c as u32),
+        c => write!(out, "\\u{{{:x}}}", c as u32),
+    }
+}
+
+/// Shows a value with its unsafe characters escaped.
+pub struct Human<T>(pub T);
+
+impl<T: Display> Display for Human<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut w = Escaper(f);
+        write!(w, "{}", self.0)
+    }
+}
+
+/// `s` with its unsafe characters escaped.
+pub fn human(s: &str) -> String {
+    if !s.chars().any(is_unsafe) {
+        return s.to_owned();
+    }
+    Human(s).to_string()
+}
+
+/// A `fmt::Write` that escapes what passes through it.
+pub struct Escaper<W>(pub W);
+
+impl<W: Write> Write for Escaper<W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find(is_unsafe) {
+            self.0.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().unwrap_or(' ');
+            push_escaped(&mut self.0, c)?;
+            rest = &rest[i + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_and_bidi_overrides_are_escaped() {
+        assert_eq!(human("plain name.mp4"), "plain name.mp4");
+        assert_eq!(human("a\nb\rc\td"), "a\\nb\\rc\\td");
+        assert_eq!(human("\u{1b}]0;owned\u{7}"), "\\x1b]0;owned\\x07");
+        assert_eq!(human("x\u{202e}4pm.exe"), "x\\u{202e}4pm.exe");
+        assert_eq!(human("\u{2066}\u{2069}\u{9b}"), "\\u{2066}\\u{2069}\\u{9b}");
+        assert_eq!(human("été 映画.mp4"), "été 映画.mp4");
+        assert_eq!(
+            format!("[{}]", Human(std::path::Path::new("/in/a\nb").display())),
+            "[/in/a\\nb]"
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! ISO-BMFF (MP4, MOV, M4V, 3GP, M4A): the top-level boxes (32- or 64-bit sizes) must tile the
+//! file exactly, a `moov` must exist, no box may be open-ended (size 0, as a recorder leaves
+//! `mdat` while writing) or run past the end of the file, and a fragmented file (`moof`/`mdat`
+//! pairs, optional `mfra`; hybrid MP4 alike) must end with a whole fragment.
+
+use super::{Parsed, Reader, Stop, Why};
+
+/// Checks the file behind `r`. When the byte budget runs out among many fragments, a trailing
+/// `mfra` (found through its `mfro`) still proves the file finished.
+pub(crate) fn check(r: &mut Reader<'_>) -> Parsed {
+    match walk(r) {
+        Err(Stop::Budget) => tail_mfra(r),
+        other => other,
+    }
+}
+
+fn walk(r: &mut Reader<'_>) -> Parsed {
+    let size = r.size;
+    let mut pos = 0u64;
+    let mut moov = None;
+    // A `moof` not yet followed by its `mdat`.
+    let mut open_fragment: Option<u64> = None;
+    while pos < size {
+        let left = size - pos;
+        if left < 8 {
+            return Ok(Err(Why::Unfinished(format!(
+                "the file ends {left} bytes into a box header at byte {pos} (still being written)"
+            ))));
+        }
+        let mut h = [0u8; 16];
+        r.at(pos, &mut h[..8])?;
+        let typ: [u8; 4] = [h[4], h[5], h[6], h[7]];
+        if !typ.iter().all(|b| (0x20..0x7f).contains(b)) {
+            return Ok(Err(Why::Damaged(format!(
+                "byte {pos} does not start a box (type bytes {:02x?})",
+                typ
+            ))));
+        }
+        let name = String::from_utf8_lossy(&typ).into_owned();
+        let small = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        let len = match small {
+            0 => {
+                return Ok(Err(Why::Unfinished(format!(
+                    "the {name} box at byte {pos} is open (size 0): the recorder is still \
+                     writing it, or stopped before it finished the file"
+                ))));
+            }
+            1 => {
+                if left < 16 {
+                    return Ok(Err(Why::Unfinished(format!(
+                        "the file ends inside the 64-bit size of the {name} box at byte {pos} \
+                         (still being written)"
+                    ))));
+                }
+                r.at(pos + 8, &mut h[8..16])?;
+                let large =
+                    u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
+                if large < 16 {
+                    return Ok(Err(Why::Damaged(format!(
+                        "the {name} box at byte {pos} has an impossible 64-bit size {large}"
+                    ))));
+                }
+                large
+            }
+            2..=7 => {
+                return Ok(Err(Why::Damaged(format!(
+                    "the {name} box at byte {pos} has an impossible size {small}"
+                ))));
+            }
+            n => u64::from(n),
+        };
+        if len > left {
+            return Ok(Err(Why::Unfinished(format!(
+                "the {name} box at byte {pos} needs {len} bytes but the file ends {left} bytes \
+                 into it (still being written)"
+            ))));
+        }
+        match &typ {
+            b"moov" => moov = Some((pos, len)),
+            b"moof" => open_fragment = Some(pos),
+            b"mdat" => open_fragment = None,
+            _ => {}
+        }
+        pos += len;
+    }
+    let Some((moov_at, moov_len)) = moov else {
+        return Ok(Err(Why::Unfinished(
+            "no moov box yet (the recorder has not finished the file)".into(),
+        )));
+    };
+    // A moov-first file copied in order (faststart) is whole up to its moov before any media
+    // byte is there: the chunk offsets in the moov say where the media must be.
+    let end = max_chunk_offset(r, moov_at, moov_len)?;
+    if end >= size {
+        return Ok(Err(Why::Unfinished(format!(
+            "the moov box points at media data at byte {end}, past the end of the file \
+             ({size} bytes; still being written)"
+        ))));
+    }
+    if let Some(at) = open_fragment {
+        return Ok(Err(Why::Unfinished(format!(
+            "the last fragment (moof at byte {at}) has no mdat yet (still being written)"
+        ))));
+    }
+    Ok(Ok(()))
+}
+
+/// A fragmented file too long to walk within the budget: complete if it ends with an `mfra`
+/// whose `mfro` (its last 16 bytes) points back at it. Otherwise the check cannot tell.
+fn tail_mfra(r: &mut Reader<'_>) -> Parsed {
+    let size = r.size;
+    if size < 24 {
+        return Err(Stop::Budget);
+    }
+    // The tail reads get their own small allowance.
+    r.read = r.read.min(super::BUDGET - 24);
+    r.reads = r.reads.min(super::MAX_READS - 2);
+    let mut mfro = [0u8; 16];
+    r.at(size - 16, &mut mfro)?;
+    if u32::from_be_bytes([mfro[0], mfro[1], mfro[2], mfro[3]]) != 16 || &mfro[4..8] != b"mfro" {
+        return Err(Stop::Budget);
+    }
+    let mfra_len = u64::from(u32::from_be_bytes([mfro[12], mfro[13], mfro[14], mfro[15]]));
+    if mfra_len < 24 || mfra_len > size {
+        return Err(Stop::Budget);
+    }
+    let mut h = [0u8; 8];
+    r.at(size - mfra_len, &mut h)?;
+    if u64::from(u32::from_be_bytes([h[0], h[1], h[2], h[3]])) == mfra_len && &h[4..8] == b"mfra" {
+        Ok(Ok(()))
+    } else {
+        Err(Stop::Budget)
+    }
+}
+
+/// The header of the box at `pos` inside a parent ending at `end`: (type, header length, total
+/// length). `None` when it does not fit (a damaged moov is judged by its offsets alone).
+fn child(r: &mut Reader<'_>, pos: u64, end: u64) -> Result<Option<([u8; 4], u64, u64)>, Stop> {
+    if end - pos < 8 {
+        return Ok(None);
+    }
+    let mut h = [0u8; 16];
+    r.at(pos, &mut h[..8])?;
+    let typ = [h[4], h[5], h[6], h[7]];
+    let (hl, len) = match u32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
+        1 if end - pos >= 16 => {
+            r.at(pos + 8, &mut h[8..16])?;
+            (
+                16,
+                u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]),
+            )
+        }
+        n if n >= 8 => (8, u64::from(n)),
+        _ => return Ok(None),
+    };
+    if len < hl || len > end - pos {
+        return Ok(None);
+    }
+    Ok(Some((typ, hl, len)))
+}
+
+/// The largest chunk offset of any track (`trak/mdia/minf/stbl/stco|co64`, last entry), 0 if
+/// none: the first byte of media a complete file must hold.
+fn max_chunk_offset(r: &mut Reader<'_>, moov_at: u64, moov_len: u64) -> Result<u64, Stop> {
+    let mut max = 0u64;
+    let mut stack = vec![(moov_at + 8, moov_at + moov_len, 0usize)];
+    const PATH: [&[u8; 4]; 4] = [b"trak", b"mdia", b"minf", b"stbl"];
+    while let Some((mut pos, end, depth)) = stack.pop() {
+        while pos < end {
+            let Some((typ, hl, len)) = child(r, pos, end)? else {
+                break;
+            };
+            if depth < PATH.len() && &typ == PATH[depth] {
+                stack.push((pos + hl, pos + len, depth + 1));
+            } else if depth == PATH.len() && (&typ == b"stco" || &typ == b"co64") {
+                let wide = &typ == b"co64";
+                let body = pos + hl;
+                let mut n = [0u8; 4];
+                if len >= hl + 8 {
+                    r.at(body + 4, &mut n)?;
+                    let count = u64::from(u32::from_be_bytes(n));
+                    let w = if wide { 8 } else { 4 };
+                    let last = body + 8 + count.saturating_sub(1) * w;
+                    if count > 0 && last + w <= pos + len {
+                        let mut e = [0u8; 8];
+                        r.at(last, &mut e[..w as usize])?;
+                        let off = if wide {
+                            u64::from_be_bytes(e)
+                        } else {
+                            u64::from(u32::from_be_bytes([e[0], e[1], e[2], e[3]]))
+                        };
+                        max = max.max(off);
+                    }
+                }
+            }
+            pos += len;
+        }
+    }
+    Ok(max)
+}

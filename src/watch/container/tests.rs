@@ -1,0 +1,293 @@
+//! The completeness check against the sample writers: whole files, every prefix, damaged sizes
+//! (property tests, see the run counts in `docs/RELIABILITY.md`).
+
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use super::sample::{self, Wrap};
+use super::{Format, Verdict, check};
+
+fn verdict(name: &str, bytes: &[u8]) -> Verdict {
+    check(Path::new(name), &bytes, bytes.len() as u64).verdict
+}
+
+fn wrapped(format: Format, total: u64) -> Vec<u8> {
+    let Wrap {
+        mut head,
+        payload,
+        tail,
+    } = sample::wrap(format, total).unwrap();
+    head.extend((0..payload).map(|i| (i * 31 % 251) as u8));
+    head.extend(tail);
+    assert_eq!(head.len() as u64, total);
+    head
+}
+
+#[test]
+fn whole_files_are_complete() {
+    let p = vec![7u8; 3000];
+    assert_eq!(
+        verdict("a.mp4", &sample::mp4(&p, true, false)),
+        Verdict::Complete
+    );
+    assert_eq!(
+        verdict("a.mp4", &sample::mp4(&p, false, false)),
+        Verdict::Complete
+    );
+    assert_eq!(
+        verdict("a.mov", &sample::mp4(&p, false, true)),
+        Verdict::Complete
+    );
+    assert_eq!(
+        verdict("a.mkv", &sample::mkv(&[&p, &p], false, false)),
+        Verdict::Complete
+    );
+    assert_eq!(
+        verdict("a.webm", &sample::mkv(&[&p], true, false)),
+        Verdict::Complete
+    );
+    assert_eq!(
+        verdict("a.ts", &sample::ts(40, false, 0xFF)),
+        Verdict::Complete
+    );
+    assert_eq!(
+        verdict("a.m2ts", &sample::ts(40, true, 0xFF)),
+        Verdict::Complete
+    );
+    let frag = sample::fragmented_mp4(&[&p, &p, &p], false);
+    assert_eq!(verdict("a.mp4", &frag), Verdict::Complete);
+    assert_eq!(
+        verdict("a.mp4", &sample::fragmented_mp4(&[&p], true)),
+        Verdict::Complete
+    );
+    // Content decides: an MP4 named .bin is checked too.
+    assert_eq!(
+        verdict("a.bin", &sample::mp4(&p, true, false)),
+        Verdict::Complete
+    );
+}
+
+#[test]
+fn wrapped_files_keep_their_size_and_are_complete() {
+    for total in [8u64, 20, 31, 100, 200, 4096, 1 << 20] {
+        let f = wrapped(Format::IsoBmff { mov: false }, total);
+        assert_eq!(verdict("w.mp4", &f), Verdict::Complete, "{total}");
+    }
+    for total in [45u64, 100, 4096, 1 << 20] {
+        let f = wrapped(Format::Matroska { webm: false }, total);
+        assert_eq!(verdict("w.mkv", &f), Verdict::Complete, "{total}");
+    }
+    assert!(sample::wrap(Format::IsoBmff { mov: false }, 7).is_none());
+}
+
+#[test]
+fn reasons_say_what_is_missing() {
+    let p = vec![1u8; 500];
+    let mut no_moov = sample::ftyp(b"isom");
+    no_moov.extend(sample::mp4_box(b"mdat", &p));
+    assert_eq!(
+        verdict("r.mp4", &no_moov),
+        Verdict::Incomplete(
+            "incomplete MP4: no moov box yet (the recorder has not finished the file)".into()
+        )
+    );
+    // ffmpeg killed early: mdat of size 0.
+    let mut open = sample::ftyp(b"isom");
+    open.extend([0, 0, 0, 0]);
+    open.extend(b"mdat");
+    open.extend(&p);
+    let v = verdict("r.mov", &open);
+    assert!(
+        v.reason()
+            .unwrap()
+            .starts_with("incomplete MOV: the mdat box at byte 20 is open (size 0)"),
+        "{v:?}"
+    );
+    let live = sample::mkv(&[&p], false, true);
+    assert!(
+        verdict("r.mkv", &live)
+            .reason()
+            .unwrap()
+            .contains("unknown size")
+    );
+    let cut = sample::ts(10, false, 0);
+    assert!(
+        verdict("r.ts", &cut[..cut.len() - 5])
+            .reason()
+            .unwrap()
+            .contains("not a whole number")
+    );
+    let mut bad = sample::ts(10, false, 0);
+    bad[188 * 9] = 0;
+    assert!(
+        verdict("r.ts", &bad)
+            .reason()
+            .unwrap()
+            .starts_with("damaged MPEG-TS")
+    );
+    let mut frag = sample::fragmented_mp4(&[&p], false);
+    frag.extend(sample::mp4_box(b"moof", &[]));
+    assert!(
+        verdict("r.mp4", &frag)
+            .reason()
+            .unwrap()
+            .contains("no mdat yet")
+    );
+}
+
+#[test]
+fn other_formats_are_unknown() {
+    assert_eq!(verdict("a.avi", b"RIFF....AVI LIST"), Verdict::Unknown);
+    assert_eq!(verdict("a.mxf", &[0u8; 100]), Verdict::Unknown);
+    assert_eq!(verdict("noext", &[]), Verdict::Unknown);
+}
+
+#[test]
+fn fragmented_files_are_complete_at_each_whole_fragment() {
+    // By design: a fragmented recording is playable up to its last whole fragment, so a cut
+    // between fragments is Complete and settle decides; a cut inside one is Incomplete.
+    let p = [3u8; 50];
+    let f = sample::fragmented_mp4(&[&p, &p], false);
+    let one = sample::fragmented_mp4(&[&p], false);
+    assert_eq!(verdict("f.mp4", &f[..one.len()]), Verdict::Complete);
+    for cut in one.len() + 1..f.len() {
+        assert!(verdict("f.mp4", &f[..cut]).is_incomplete(), "{cut}");
+    }
+}
+
+#[test]
+fn hybrid_mp4_counts_as_fragmented() {
+    // OBS / ffmpeg hybrid: a fragmented file whose final moov is appended when it finishes.
+    let p = [5u8; 60];
+    let mut f = sample::fragmented_mp4(&[&p, &p], false);
+    assert_eq!(verdict("h.mp4", &f), Verdict::Complete);
+    f.extend(sample::moov(2000, None));
+    assert_eq!(verdict("h.mp4", &f), Verdict::Complete);
+    let mut cut = sample::fragmented_mp4(&[&p], false);
+    cut.extend(sample::mp4_box(b"moof", &[0; 16]));
+    assert!(verdict("h.mp4", &cut).is_incomplete());
+}
+
+#[test]
+fn many_fragments_past_the_budget() {
+    let p = [0u8; 4];
+    let parts: Vec<&[u8]> = (0..5000).map(|_| &p[..]).collect();
+    let with = sample::fragmented_mp4(&parts, true);
+    let r = check(Path::new("f.mp4"), &&with[..], with.len() as u64);
+    assert_eq!(r.verdict, Verdict::Complete);
+    assert!(r.bytes_read <= super::BUDGET);
+    let without = sample::fragmented_mp4(&parts, false);
+    let r = check(Path::new("f.mp4"), &&without[..], without.len() as u64);
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert!(r.bytes_read <= super::BUDGET);
+}
+
+#[test]
+fn every_prefix_of_small_files_is_incomplete() {
+    let p = [9u8; 40];
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("s.mp4", sample::mp4(&p, true, false)),
+        ("s.mp4", sample::mp4(&p, false, false)),
+        ("s.mov", sample::mp4(&p, false, true)),
+        ("s.mkv", sample::mkv(&[&p, &p], false, false)),
+        ("s.webm", sample::mkv(&[&p], true, false)),
+    ];
+    for (name, f) in &files {
+        assert_eq!(verdict(name, f), Verdict::Complete, "{name}");
+        for cut in 0..f.len() {
+            let v = verdict(name, &f[..cut]);
+            assert!(
+                v.is_incomplete(),
+                "{name} cut at {cut} of {}: {v:?}",
+                f.len()
+            );
+        }
+    }
+}
+
+fn big_file() -> impl Strategy<Value = (String, Vec<u8>)> {
+    (0usize..6, 1usize..6, 1usize..20_000).prop_map(|(kind, n, len)| {
+        let p = vec![0xA5u8; len];
+        let parts: Vec<&[u8]> = (0..n).map(|_| &p[..]).collect();
+        match kind {
+            0 => ("b.mp4".into(), sample::mp4(&p, true, false)),
+            1 => ("b.mp4".into(), sample::mp4(&p, false, false)),
+            2 => ("b.mov".into(), sample::mp4(&p, false, true)),
+            3 => ("b.m4v".into(), sample::mp4(&parts.concat(), true, false)),
+            4 => ("b.mkv".into(), sample::mkv(&parts, false, false)),
+            _ => ("b.webm".into(), sample::mkv(&parts, true, false)),
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Random cut points of larger files: always incomplete; the whole file complete.
+    #[test]
+    fn random_prefixes_are_incomplete((name, f) in big_file(), cut in any::<prop::sample::Index>()) {
+        prop_assert_eq!(verdict(&name, &f), Verdict::Complete);
+        let at = cut.index(f.len());
+        let v = verdict(&name, &f[..at]);
+        prop_assert!(v.is_incomplete(), "{} cut at {} of {}: {:?}", name, at, f.len(), v);
+    }
+
+    /// Damaged sizes: any bytes overwritten anywhere in the first 256 never panic, and a file
+    /// whose answer is not Complete says why.
+    #[test]
+    fn damaged_files_never_panic(
+        (name, mut f) in big_file(),
+        hits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let n = f.len().min(256);
+        for (i, b) in hits {
+            f[i.index(n)] = b;
+        }
+        match verdict(&name, &f) {
+            Verdict::Incomplete(r) => prop_assert!(r.starts_with("incomplete ") || r.starts_with("damaged ")),
+            Verdict::Complete | Verdict::Unknown => {}
+        }
+    }
+
+    /// Arbitrary bytes under every name: never a panic, never past the budget.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048), ext in 0usize..5) {
+        let name = ["x.mp4", "x.mkv", "x.ts", "x.m2ts", "x.bin"][ext];
+        let r = check(Path::new(name), &&bytes[..], bytes.len() as u64);
+        prop_assert!(r.bytes_read <= super::BUDGET);
+        // Claimed sizes larger than the data are read as a shorter file, never trusted.
+        let r = check(Path::new(name), &&bytes[..], bytes.len() as u64 + 1_000_000);
+        prop_assert!(r.bytes_read <= super::BUDGET);
+    }
+}
+
+/// The files in `tests/data/` were made by ffmpeg (see its README): the finished ones are
+/// Complete, the ones from a killed ffmpeg under `incomplete/` are Incomplete.
+#[test]
+fn ffmpeg_files_in_tests_data() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut n = 0;
+    for (sub, want_complete) in [("", true), ("incomplete", false)] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if !p.is_file() || p.extension().is_some_and(|x| x == "md") {
+                continue;
+            }
+            let r = super::check_file(&p);
+            assert!(r.bytes_read <= super::BUDGET);
+            if want_complete {
+                assert_eq!(r.verdict, Verdict::Complete, "{}", p.display());
+            } else {
+                assert!(
+                    r.verdict.is_incomplete(),
+                    "{}: {:?}",
+                    p.display(),
+                    r.verdict
+                );
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "{n} files");
+}

@@ -1,0 +1,252 @@
+//! The daemon's own secrets and symlinks (issue 14 §5, §6): a hard link to the token file, the
+//! API key file, the config or the journal inside a root is never uploaded (one warning naming
+//! the path); with `follow_symlinks = true` a link to a secret or to outside every root is not
+//! followed; a queued file replaced by a symlink, or whose directory was replaced by one while
+//! the daemon was stopped, goes `gone` with the reason instead of settling forever.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::Duration;
+
+use common::Emulator;
+use common::daemon::{Opts, Setup, clear_faults, file_row, set_faults, videos};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(60);
+
+fn with_api_key(s: &Setup) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let key = s.dir.join("api-key");
+    std::fs::write(&key, common::API_KEY).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    key
+}
+
+fn write_config(s: &Setup, key: Option<&Path>, watch_extra: &str) {
+    let mut text = s.config_text();
+    if let Some(key) = key {
+        text = text.replacen(
+            "[api]\n",
+            &format!("[api]\napi_key_file = \"{}\"\n", key.display()),
+            1,
+        );
+    }
+    text = text.replace(
+        "include = [\"*.mp4\"]\n",
+        &format!("include = [\"*.mp4\"]\n{watch_extra}"),
+    );
+    std::fs::write(&s.config, text).unwrap();
+}
+
+fn state<'a>(st: &'a Value, p: &Path) -> Option<&'a str> {
+    file_row(st, p).and_then(|r| r["state"].as_str())
+}
+
+#[test]
+fn hard_links_to_the_daemons_secrets_are_never_uploaded() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let key = with_api_key(&s);
+    write_config(&s, Some(&key), "");
+    let links = [
+        (s.token_file.clone(), s.inbox.join("token.mp4")),
+        (key.clone(), s.inbox.join("key.mp4")),
+        (s.config.clone(), s.inbox.join("config.mp4")),
+    ];
+    for (target, link) in &links {
+        std::fs::hard_link(target, link).unwrap();
+    }
+    let _d = s.start();
+    // The journal exists once the daemon runs: link it (and its WAL) too.
+    s.wait_log("ingestd is running", T);
+    std::fs::hard_link(s.dir.join("journal.sqlite"), s.inbox.join("journal.mp4")).unwrap();
+    std::fs::hard_link(s.dir.join("journal.sqlite-wal"), s.inbox.join("wal.mp4")).unwrap();
+    let barrier = s.drop_file("real.mp4", 100_000, 1);
+    s.wait_for("the real file done", T, |st| {
+        state(st, &barrier) == Some("done")
+    });
+    let barrier2 = s.drop_file("real2.mp4", 100_000, 2);
+    let st = s.wait_for("the second real file done", T, |st| {
+        state(st, &barrier2) == Some("done")
+    });
+    let log = s.log();
+    for name in [
+        "token.mp4",
+        "key.mp4",
+        "config.mp4",
+        "journal.mp4",
+        "wal.mp4",
+    ] {
+        let p = s.inbox.join(name);
+        assert!(
+            file_row(&st, &p).is_none(),
+            "{name} reached the journal: {st:#}"
+        );
+        let warnings = log
+            .lines()
+            .filter(|l| l.contains(&*p.to_string_lossy()) && l.contains("ingestd's own"))
+            .count();
+        assert_eq!(warnings, 1, "one warning for {name}:\n{log}");
+    }
+    assert_eq!(
+        videos(&em).len(),
+        2,
+        "only the two real files: {:#?}",
+        videos(&em)
+    );
+}
+
+#[test]
+fn followed_links_stay_inside_the_roots_and_never_reach_a_secret() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    write_config(&s, None, "follow_symlinks = true\n");
+    let outside = s.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    common::daemon::write_file(&outside.join("private.mp4"), 100_000, 3);
+    symlink(&s.token_file, s.inbox.join("tok.mp4")).unwrap();
+    symlink(outside.join("private.mp4"), s.inbox.join("private.mp4")).unwrap();
+    symlink(&outside, s.inbox.join("outdir")).unwrap();
+    let inner = s.inbox.join("real");
+    std::fs::create_dir_all(&inner).unwrap();
+    let _d = s.start();
+    let barrier = s.drop_file("real/clip.mp4", 100_000, 4);
+    symlink(&s.token_file, s.inbox.join("later-tok.mp4")).unwrap();
+    let st = s.wait_for("the real file done", T, |st| {
+        state(st, &barrier) == Some("done")
+    });
+    s.wait_log("later-tok.mp4", T);
+    for name in [
+        "tok.mp4",
+        "private.mp4",
+        "outdir/private.mp4",
+        "later-tok.mp4",
+    ] {
+        assert!(
+            file_row(&st, &s.inbox.join(name)).is_none(),
+            "{name}: {st:#}"
+        );
+    }
+    let log = s.log();
+    assert!(log.contains("outside every watch root"), "{log}");
+    assert!(log.contains("ingestd's own upload token file"), "{log}");
+    assert_eq!(videos(&em).len(), 1, "{:#?}", videos(&em));
+}
+
+/// Makes every upload fail (503) so that files wait `queued` for a retry.
+fn hold_uploads(em: &Emulator) {
+    set_faults(
+        em,
+        json!([{"path": "/upload", "count": 1_000_000, "action": "fail", "status": 503, "body": "busy"}]),
+    );
+}
+
+fn replace_with_symlink(target: &Path, at: &Path) {
+    let tmp = at.with_file_name(".swap.tmp");
+    symlink(target, &tmp).unwrap();
+    std::fs::rename(&tmp, at).unwrap();
+}
+
+#[test]
+fn a_queued_file_replaced_by_a_symlink_goes_gone_with_the_reason() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let outside = s.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    common::daemon::write_file(&outside.join("other.mp4"), 77_777, 9);
+    hold_uploads(&em);
+    let _d = s.start();
+    let f = s.drop_file("clip.mp4", 100_000, 5);
+    s.wait_for("a failed attempt", T, |st| {
+        file_row(st, &f).is_some_and(|r| r["attempts"].as_u64() >= Some(1))
+    });
+    replace_with_symlink(&outside.join("other.mp4"), &f);
+    clear_faults(&em);
+    let st = s.wait_for("the row gone", T, |st| state(st, &f) == Some("gone"));
+    let row = file_row(&st, &f).unwrap();
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("now a symlink"),
+        "{row:#}"
+    );
+    assert!(
+        videos(&em).iter().all(|v| v["complete"] != true),
+        "nothing uploaded"
+    );
+}
+
+#[test]
+fn a_directory_replaced_by_a_symlink_while_stopped_makes_its_rows_gone() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let outside = s.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    common::daemon::write_file(&outside.join("clip.mp4"), 55_555, 8);
+    hold_uploads(&em);
+    let sub = s.inbox.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let mut d = s.start();
+    let f = s.drop_file("sub/clip.mp4", 100_000, 6);
+    s.wait_for("a failed attempt", T, |st| {
+        file_row(st, &f).is_some_and(|r| r["attempts"].as_u64() >= Some(1))
+    });
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(T).is_some(), "the daemon stops");
+    std::fs::rename(&sub, s.dir.join("old-sub")).unwrap();
+    symlink(&outside, &sub).unwrap();
+    clear_faults(&em);
+    let _d = s.start();
+    let st = s.wait_for("the row gone", T, |st| state(st, &f) == Some("gone"));
+    let row = file_row(&st, &f).unwrap();
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("its directory"),
+        "{row:#}"
+    );
+    assert!(
+        videos(&em).iter().all(|v| v["complete"] != true),
+        "nothing uploaded"
+    );
+}
+
+/// A `settling` row whose file became a symlink while the daemon was stopped (as rows left
+/// stuck by earlier versions are): no scan reports the path any more, and the check after the
+/// start's full scan ends the row `gone` with the reason.
+#[test]
+fn a_settling_row_whose_path_became_a_symlink_does_not_stay_settling() {
+    let em = Emulator::start();
+    let s = Setup::new(
+        &em,
+        Opts {
+            settle: "1h",
+            ..Opts::default()
+        },
+    );
+    let outside = s.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    common::daemon::write_file(&outside.join("other.mp4"), 12_345, 4);
+    let mut d = s.start();
+    let f = s.drop_file("clip.mp4", 100_000, 7);
+    s.wait_for("the row settling", T, |st| {
+        state(st, &f) == Some("settling")
+    });
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(T).is_some(), "the daemon stops");
+    replace_with_symlink(&outside.join("other.mp4"), &f);
+    let _d = s.start();
+    let st = s.wait_for("the row gone", T, |st| state(st, &f) == Some("gone"));
+    let row = file_row(&st, &f).unwrap();
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("now a symlink"),
+        "{row:#}"
+    );
+}

@@ -1,0 +1,133 @@
+//! The metrics/status listener cannot starve the daemon (issue 14 §3): under a 1024 descriptor
+//! limit, 1,100 idle connections to `[metrics] listen` leave the watcher, the journal and the
+//! uploads their descriptors (a new file still uploads) and `/metrics` still answers; a request
+//! naming another host (DNS rebinding) is refused; the page carries its security headers.
+
+mod common;
+mod metrics_support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::Emulator;
+use metrics_support::{Daemon, wait_for};
+
+/// Sets the descriptor limits (soft and hard) of process `pid`.
+fn set_nofile(pid: i32, soft: u64, hard: u64) {
+    let new = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: plain syscall on structs we own; a null old-limit pointer is allowed.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// This test process needs room for its 1,100 connections.
+fn raise_own_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    assert!(
+        r.rlim_max >= 4096,
+        "hard descriptor limit too low for this test"
+    );
+    set_nofile(0, r.rlim_max.min(65536), r.rlim_max);
+}
+
+/// The raw head and body of `GET path` with the given `Host`.
+fn raw_get(addr: &str, path: &str, host: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET path`, or `None` when the listener closed the connection without an answer.
+fn try_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    text.starts_with("HTTP/1.1 200").then_some(text)
+}
+
+#[test]
+fn idle_connections_cannot_starve_the_watcher_or_the_listener() {
+    raise_own_limit();
+    let em = Emulator::start();
+    let d = Daemon::start(&em);
+    // systemd's default: soft = 1024 (and no higher hard limit to raise it to).
+    set_nofile(d.pid() as i32, 1024, 1024);
+
+    let addr: SocketAddr = d.addr.parse().unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..1100 {
+        if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            idle.push(s);
+        }
+    }
+    assert!(idle.len() >= 1024, "only {} connections opened", idle.len());
+
+    // While they are open (and still sending nothing): a new file uploads, /metrics answers
+    // (once the idle connections holding the 64 places time out; until then new ones are
+    // closed at once, as a scraper's retry would see).
+    d.drop_file("after-flood.mp4", 300_000);
+    wait_for("the new file uploaded", || {
+        let r = try_get(&d.addr, "/status.json")?;
+        let v: serde_json::Value = serde_json::from_str(r.split_once("\r\n\r\n")?.1).ok()?;
+        let done = v["files"]
+            .as_array()?
+            .iter()
+            .find(|c| c["state"] == "done")?;
+        (done["files"] == 1).then_some(())
+    });
+    let m = wait_for("/metrics", || try_get(&d.addr, "/metrics"));
+    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    assert!(m.contains("ingestd_files"), "{m}");
+    let log = d.log.lock().unwrap().join("\n");
+    assert!(
+        !log.contains("Too many open files"),
+        "the daemon ran out of descriptors:\n{log}"
+    );
+    drop(idle);
+}
+
+#[test]
+fn foreign_host_is_refused_and_the_page_has_security_headers() {
+    let em = Emulator::start();
+    let d = Daemon::start(&em);
+    let port = d.addr.rsplit_once(':').unwrap().1;
+
+    let evil = raw_get(&d.addr, "/status.json", &format!("rebind.example:{port}"));
+    assert!(evil.starts_with("HTTP/1.1 421"), "{evil}");
+    assert!(!evil.contains("\"files\""), "no status leaked: {evil}");
+
+    for host in [d.addr.clone(), format!("localhost:{port}")] {
+        let page = raw_get(&d.addr, "/", &host);
+        assert!(page.starts_with("HTTP/1.1 200"), "{host}: {page}");
+        let head = page.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+        assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+        assert!(head.contains("cache-control: no-store"), "{head}");
+        assert!(
+            head.contains("content-security-policy: default-src 'none'; script-src 'sha256-"),
+            "{head}"
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! Hostile file names (issue 14 §4): names holding CR, LF, ESC or a bidi override upload like any
+//! other (the multipart `filename` has them replaced; with an API key the title keeps the real
+//! name), and no human output shows them raw — not the log, not `status` — while `status
+//! --json` keeps the exact path.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::daemon::{MIB5, Opts, Setup, file_row, sha256_file, video, videos};
+use common::{Emulator, bin};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(60);
+
+/// Names that break a careless log line, terminal or multipart header.
+const NAMES: &[&str] = &[
+    "cr\r.mp4",
+    "lf\n2026-01-01T00:00:00Z  INFO forged line.mp4",
+    "esc\u{1b}]0;owned\u{7}\u{1b}[2J.mp4",
+    "bidi\u{202e}4pm.mp4",
+];
+
+fn drop_all(s: &Setup) -> Vec<PathBuf> {
+    NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            // One of them chunked (every chunk carries the file name).
+            let len = if i == 1 {
+                MIB5 + 4096
+            } else {
+                200_000 + i as u64
+            };
+            s.drop_file(n, len, i as u64)
+        })
+        .collect()
+}
+
+/// The video of `path`, checked complete with the file's content.
+fn uploaded(em: &Emulator, st: &Value, path: &std::path::Path) -> Value {
+    let row = file_row(st, path).unwrap_or_else(|| panic!("no exact row for {path:?}: {st:#}"));
+    assert_eq!(row["state"], "done", "{row:#}");
+    let v = video(em, row["video_id"].as_str().unwrap());
+    assert_eq!(v["complete"], true, "{v:#}");
+    assert_eq!(v["sha256"].as_str(), Some(&*sha256_file(path)), "{v:#}");
+    v
+}
+
+fn no_raw_controls(what: &str, text: &str) {
+    for c in ['\u{1b}', '\r', '\u{7}', '\u{202e}'] {
+        assert!(!text.contains(c), "{what} shows {c:?} raw:\n{text}");
+    }
+    assert!(
+        !text.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "{what} has a forged line:\n{text}"
+    );
+}
+
+#[test]
+fn names_with_control_characters_upload_and_are_shown_escaped() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let mut d = s.start();
+    let paths = drop_all(&s);
+    let st = s.wait_done(NAMES.len(), T);
+    for p in &paths {
+        let v = uploaded(&em, &st, p);
+        let title = v["title"].as_str().unwrap();
+        assert!(
+            !title.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "multipart filename (the title on the token path) without controls: {title:?}"
+        );
+    }
+    assert_eq!(videos(&em).len(), NAMES.len(), "no other video");
+
+    let human = Command::new(bin())
+        .args(["status", "--all", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&human.stdout).into_owned();
+    no_raw_controls("status", &human);
+    assert!(human.contains("lf\\n2026-01-01T00:00:00Z"), "{human}");
+    assert!(human.contains("esc\\x1b]0;owned\\x07"), "{human}");
+    assert!(human.contains("bidi\\u{202e}4pm"), "{human}");
+    let explain = Command::new(bin())
+        .args(["explain", "--config"])
+        .arg(&s.config)
+        .arg(&paths[2])
+        .output()
+        .unwrap();
+    no_raw_controls("explain", &String::from_utf8_lossy(&explain.stdout));
+
+    d.signal(libc::SIGTERM);
+    d.wait_exit(T);
+    no_raw_controls("the log", &s.log());
+}
+
+#[test]
+fn with_an_api_key_the_title_keeps_the_real_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let key = s.dir.join("api-key");
+    std::fs::write(&key, common::API_KEY).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = s.config_text().replacen(
+        "[api]\n",
+        &format!("[api]\napi_key_file = \"{}\"\n", key.display()),
+        1,
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let _d = s.start();
+    let paths = drop_all(&s);
+    let st = s.wait_done(NAMES.len(), T);
+    for (p, name) in paths.iter().zip(NAMES) {
+        let v = uploaded(&em, &st, p);
+        let stem = name.strip_suffix(".mp4").unwrap();
+        assert_eq!(v["title"].as_str(), Some(stem), "{v:#}");
+    }
+    assert_eq!(videos(&em).len(), NAMES.len(), "no empty video left behind");
+}
