@@ -162,7 +162,7 @@ async fn write_samples(inbox: &Path) -> anyhow::Result<Vec<PathBuf>> {
             let block: Vec<u8> = (0..n)
                 .map(|_| {
                     seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    (seed >> 33) as u8
+                    (seed >> 33).to_le_bytes()[0]
                 })
                 .collect();
             tokio::io::AsyncWriteExt::write_all(&mut f, &block).await?;
