@@ -52,6 +52,20 @@ printf '%s' "$TOKEN" >"$BENCH_DIR/token"
 printf 'to0000000000000000000000' >"$BENCH_DIR/rejected-token"
 chmod 600 "$BENCH_DIR/token" "$BENCH_DIR/rejected-token"
 
+# sample PID OUT: peak RssAnon and RssFile (KiB) of PID, every 0.2 s until it exits. A debug
+# build's code pages (RssFile) are several times a release build's; RssAnon is the heap.
+sample() {
+    local pid=$1 out=$2 anon=0 file=0 a f
+    while [ -r "/proc/$pid/status" ]; do
+        a=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        f=$(awk '/^RssFile/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        [ "${a:-0}" -gt "$anon" ] && anon=$a
+        [ "${f:-0}" -gt "$file" ] && file=$f
+        echo "$anon $file" >"$out"
+        sleep 0.2
+    done
+}
+
 config() { # NAME TOKEN_FILE ROOT
     cat >"$BENCH_DIR/$1.toml" <<EOT
 [api]
@@ -82,10 +96,18 @@ done
 cfg=$(config up "$BENCH_DIR/token" "$BENCH_DIR/up")
 start=$(date +%s.%N)
 /usr/bin/time -o "$BENCH_DIR/up.time" -f '%e %U %S %M' "$BIN" --config "$cfg" upload "${files[@]}" \
-    >"$BENCH_DIR/up.out" 2>&1 || { cat "$BENCH_DIR/up.out" >&2; exit 1; }
+    >"$BENCH_DIR/up.out" 2>&1 &
+up_pid=$!
+sleep 0.1
+sample "$(pgrep -P "$up_pid" | head -n1)" "$BENCH_DIR/up.peaks" &
+sampler=$!
+wait "$up_pid" || { cat "$BENCH_DIR/up.out" >&2; exit 1; }
+wait "$sampler"
 read -r wall user sys maxrss <"$BENCH_DIR/up.time"
-printf 'upload: %d x %d MiB, 4 workers, 64 MiB chunks: %.1f s wall, %.1f s CPU, peak RSS %.1f MiB\n' \
-    "$RSS_FILES" "$RSS_FILE_MIB" "$wall" "$(echo "$user + $sys" | bc)" "$(echo "$maxrss / 1024" | bc -l)"
+read -r anon file <"$BENCH_DIR/up.peaks"
+printf 'upload: %d x %d MiB, 4 workers, 64 MiB chunks: %.1f s wall, %.1f s CPU, peak RSS %.1f MiB (peak RssAnon %.1f MiB, RssFile %.1f MiB)\n' \
+    "$RSS_FILES" "$RSS_FILE_MIB" "$wall" "$(echo "$user + $sys" | bc)" "$(echo "$maxrss / 1024" | bc -l)" \
+    "$(echo "$anon / 1024" | bc -l)" "$(echo "$file / 1024" | bc -l)"
 rm -rf "$BENCH_DIR/up" "$BENCH_DIR/emulator/videos"
 
 # --- 2. 100k files tracked --------------------------------------------------------------------
@@ -99,6 +121,7 @@ cfg=$(config tree "$BENCH_DIR/rejected-token" "$tree")
 start=$(date +%s.%N)
 "$BIN" --config "$cfg" run >"$BENCH_DIR/tree.log" 2>&1 &
 DAEMON_PID=$!
+sample "$DAEMON_PID" "$BENCH_DIR/tree.peaks" &
 queued=0
 while [ "$queued" -lt "$n" ]; do
     sleep 1
@@ -108,6 +131,8 @@ done
 end=$(date +%s.%N)
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/$DAEMON_PID/status")
-printf 'tracked: %d files queued after %.1f s (token rejected, pool paused): VmHWM %.1f MiB, VmRSS %.1f MiB, journal %.1f MiB\n' \
+read -r anon file <"$BENCH_DIR/tree.peaks"
+printf 'tracked: %d files queued after %.1f s (token rejected, pool paused): VmHWM %.1f MiB, VmRSS %.1f MiB (peak RssAnon %.1f MiB, RssFile %.1f MiB), journal %.1f MiB\n' \
     "$n" "$(echo "$end - $start" | bc)" "$(echo "$hwm / 1024" | bc -l)" "$(echo "$rss / 1024" | bc -l)" \
+    "$(echo "$anon / 1024" | bc -l)" "$(echo "$file / 1024" | bc -l)" \
     "$(echo "$(stat -c %s "$BENCH_DIR/tree.sqlite") / 1048576" | bc -l)"
