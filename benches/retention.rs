@@ -77,10 +77,13 @@ fn main() {
     let ingest = started.elapsed();
     // Uploaded: done with a videoId and a BLAKE3 receipt, `done_at` one minute apart, so that
     // the newest KEEP are younger than the cutoff.
-    let now_ms = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
+    let now_ms = i64::try_from(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis(),
+    )
+    .expect("clock");
     {
         let c = rusqlite::Connection::open(&path).expect("open");
         c.execute(

@@ -153,7 +153,7 @@ fn sample_file(len: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
     let data: Vec<u8> = (0..len)
         .map(|_| {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            (x >> 16) as u8
+            (x >> 16).to_le_bytes()[0]
         })
         .collect();
     std::fs::write(&path, &data).unwrap();
@@ -224,7 +224,10 @@ async fn chunks_carry_video_id_range_origin_and_exact_bytes() {
         assert!(!s.aborted);
         let file_part = s.fields.iter().find(|f| f.0 == "file").unwrap();
         assert_eq!(file_part.1.as_deref(), Some("clip.mp4"));
-        let (from, to) = (c.offset as usize, c.end() as usize);
+        let (from, to) = (
+            usize::try_from(c.offset).unwrap(),
+            usize::try_from(c.end()).unwrap(),
+        );
         assert!(file_part.2 == data[from..to], "chunk {i} bytes differ");
         let vid = s.fields.iter().find(|f| f.0 == "videoId");
         if i == 0 {

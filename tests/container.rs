@@ -38,7 +38,9 @@ fn setup(em: &Emulator, incomplete_after: &str) -> Setup {
 }
 
 fn payload(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+    (0..n)
+        .map(|i| i.to_le_bytes()[0].wrapping_mul(31) ^ seed)
+        .collect()
 }
 
 /// The reason `status` gives for `path` while it waits, if it waits as incomplete.

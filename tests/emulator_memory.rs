@@ -53,7 +53,7 @@ async fn send(
     let mut off = from;
     while off < from + len {
         let b = block(off);
-        let n = (from + len - off).min(BLOCK as u64) as usize;
+        let n = usize::try_from((from + len - off).min(BLOCK as u64)).unwrap();
         hasher.update(&b[..n]);
         off += n as u64;
     }
@@ -61,7 +61,7 @@ async fn send(
     let body = stream::iter(
         std::iter::once(Bytes::from(head))
             .chain((from..end).step_by(BLOCK).map(move |o| {
-                let n = (end - o).min(BLOCK as u64) as usize;
+                let n = usize::try_from((end - o).min(BLOCK as u64)).unwrap();
                 block(o).slice(..n)
             }))
             .chain(std::iter::once(Bytes::from(tail)))

@@ -52,7 +52,13 @@ fn content_type() -> String {
 /// Deterministic test data.
 fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[i % 4] ^ seed)
+        .map(|i| {
+            u32::try_from(i)
+                .unwrap()
+                .wrapping_mul(2_654_435_761)
+                .to_le_bytes()[i % 4]
+                ^ seed
+        })
         .collect()
 }
 

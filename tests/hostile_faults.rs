@@ -283,7 +283,7 @@ fn retry_delays(setup: &Setup) -> Vec<(u64, u64)> {
             let rest = &l[l.find("; attempt ")? + "; attempt ".len()..];
             let (n, rest) = rest.split_once(", next in ")?;
             let (s, _) = rest.split_once('s')?;
-            Some((n.parse().ok()?, s.parse::<f64>().ok()?.ceil() as u64))
+            Some((n.parse().ok()?, ceil_secs(s.parse::<f64>().ok()?)))
         })
         .collect()
 }
@@ -420,7 +420,7 @@ fn endpoint_down_for_minutes_backs_off_to_retry_max_then_everything_completes() 
     // min(retry_max, 2^(n-1) s)), and no wait was longer than retry_max.
     let max_attempt = delays.iter().map(|d| d.0).max().unwrap_or(0);
     let max_delay = delays.iter().map(|d| d.1).max().unwrap_or(0);
-    let ceiling_attempt = 1 + (retry_max as f64).log2().ceil() as u64;
+    let ceiling_attempt = 1 + ceil_secs((retry_max as f64).log2());
     assert!(
         max_attempt > ceiling_attempt,
         "the retries reached the retry_max ceiling (attempt {max_attempt} > {ceiling_attempt}): {delays:?}"
@@ -440,4 +440,11 @@ fn endpoint_down_for_minutes_backs_off_to_retry_max_then_everything_completes() 
         delays.len(),
         proxy.counts()
     );
+}
+
+/// `x` rounded up to a whole number (`as` from f64 saturates and the values here are small
+/// non-negative numbers of seconds or attempts).
+#[allow(clippy::cast_possible_truncation)]
+fn ceil_secs(x: f64) -> u64 {
+    x.ceil() as u64
 }

@@ -85,7 +85,9 @@ fn assert_no_partial(em: &Emulator, files: &[(std::path::PathBuf, String)]) {
             if size < len {
                 use sha2::Digest;
                 let data = std::fs::read(p).unwrap();
-                let prefix = hex::encode(sha2::Sha256::digest(&data[..size as usize]));
+                let prefix = hex::encode(sha2::Sha256::digest(
+                    &data[..usize::try_from(size).unwrap()],
+                ));
                 assert_ne!(
                     v["sha256"].as_str(),
                     Some(prefix.as_str()),

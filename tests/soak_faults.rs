@@ -142,7 +142,10 @@ fn rotating_faults_soak() {
                     1 | 3 => 200_000 + i * 7,
                     _ => 1_000 + i,
                 };
-                let name = format!("{}-{i}.mp4", names[(i as usize) % names.len()]);
+                let name = format!(
+                    "{}-{i}.mp4",
+                    names[usize::try_from(i).unwrap() % names.len()]
+                );
                 let path = inbox.join(&name);
                 common::daemon::write_file_atomic(&path, len, i + 1000);
                 produced.lock().unwrap().push(path);

@@ -229,7 +229,7 @@ async fn write_samples(inbox: PathBuf, journal: PathBuf) -> anyhow::Result<()> {
                 tail: Vec::new(),
             });
         tokio::io::AsyncWriteExt::write_all(&mut f, &wrap.head).await?;
-        let payload = wrap.payload as usize;
+        let payload = usize::try_from(wrap.payload).context("sample size")?;
         let mut written = 0;
         let mut seed = size as u64;
         while written < payload {
@@ -237,7 +237,7 @@ async fn write_samples(inbox: PathBuf, journal: PathBuf) -> anyhow::Result<()> {
             let block: Vec<u8> = (0..n)
                 .map(|_| {
                     seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    (seed >> 33) as u8
+                    (seed >> 33).to_le_bytes()[0]
                 })
                 .collect();
             tokio::io::AsyncWriteExt::write_all(&mut f, &block).await?;
@@ -372,7 +372,12 @@ impl Table {
                 let pct = sent * 100 / size.max(1);
                 let rate = live
                     .filter(|l| l.rate > 0.0)
-                    .map(|l| format!("{}/s", human_size(l.rate as u64)))
+                    .map(|l| {
+                        // Display only: `as` saturates a rate too large for u64.
+                        #[allow(clippy::cast_possible_truncation)]
+                        let rate = l.rate as u64;
+                        format!("{}/s", human_size(rate))
+                    })
                     .unwrap_or_default();
                 (
                     "uploading",

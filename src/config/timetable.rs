@@ -237,7 +237,7 @@ fn weekday(name: &str) -> Option<u32> {
     let lower = name.to_ascii_lowercase();
     DAYS.iter()
         .position(|(short, long)| lower == *short || lower == *long)
-        .map(|i| i as u32)
+        .and_then(|i| u32::try_from(i).ok())
 }
 
 /// `HH:MM` (exactly five characters, as rclone) → minutes since midnight.
@@ -294,7 +294,10 @@ pub fn parse_rclone_rate(text: &str) -> Result<u64, String> {
     if !value.is_finite() {
         return Err(bad());
     }
-    Ok((value * multiplier).min(u64::MAX as f64) as u64)
+    // `as` saturates (and the value is clamped first): no truncation.
+    #[allow(clippy::cast_possible_truncation)]
+    let bytes = (value * multiplier).min(u64::MAX as f64) as u64;
+    Ok(bytes)
 }
 
 #[cfg(test)]

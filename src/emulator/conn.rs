@@ -83,6 +83,8 @@ impl Pace {
     /// Bytes that may be read now; 0 = wait (a sleep is armed).
     fn allowance(&mut self) -> u64 {
         let elapsed = self.start.elapsed().as_secs_f64();
+        // `as` saturates: an allowance past u64::MAX is unlimited anyway.
+        #[allow(clippy::cast_possible_truncation)]
         let earned = (self.rate as f64 * elapsed) as u64 + self.burst();
         let left = earned.saturating_sub(self.read);
         if left == 0 {

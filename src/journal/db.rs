@@ -458,7 +458,9 @@ mod tests {
     fn garbage_file_is_reported_as_corrupt_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.sqlite");
-        let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7 + 13) as u8).collect();
+        let garbage: Vec<u8> = (0..8192u32)
+            .map(|i| (i * 7 + 13).to_le_bytes()[0])
+            .collect();
         std::fs::write(&path, &garbage).unwrap();
         for e in [
             Journal::open(&path).unwrap_err(),

@@ -210,7 +210,10 @@ impl Journal {
     /// The last daemon heartbeat, if any.
     pub fn daemon_info(&self) -> Result<Option<DaemonInfo>, JournalError> {
         Ok(self.kv_get(HEARTBEAT_KEY)?.map(|(v, at)| DaemonInfo {
-            pid: v["pid"].as_u64().unwrap_or_default() as u32,
+            pid: v["pid"]
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
+                .unwrap_or_default(),
             running: v["owner"].as_str().is_some_and(owner::is_alive),
             heartbeat_at: at,
         }))

@@ -113,7 +113,7 @@ impl FileRow {
             bytes_uploaded: r.get::<_, i64>(13)? as u64,
             first_chunk_in_flight: r.get(14)?,
             content_hash: r.get(15)?,
-            attempts: r.get::<_, i64>(16)?.clamp(0, u32::MAX as i64) as u32,
+            attempts: u32::try_from(r.get::<_, i64>(16)?.max(0)).unwrap_or(u32::MAX),
             next_attempt_at: r.get::<_, Option<i64>>(17)?.map(from_unix_ms),
             last_error: r.get(18)?,
             last_error_slug: r.get(19)?,

@@ -30,7 +30,11 @@ pub fn size(n: u64) -> String {
 
 /// `3m 12s`-style duration, rounded to seconds.
 pub fn duration_secs(secs: f64) -> String {
-    let d = std::time::Duration::from_secs(secs.max(0.0) as u64);
+    // `as` from f64 saturates (NaN is 0, +inf is u64::MAX) and drops the fraction: whole seconds
+    // are what is shown.
+    #[allow(clippy::cast_possible_truncation)]
+    let whole = secs.max(0.0) as u64;
+    let d = std::time::Duration::from_secs(whole);
     humantime::format_duration(d).to_string()
 }
 

@@ -229,7 +229,7 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
                 u.percent,
                 size(u.sent),
                 size(u.size),
-                size(u.rate_bytes_per_sec as u64),
+                size(rate_u64(u.rate_bytes_per_sec)),
                 id = u.id,
             )
         },
@@ -334,6 +334,13 @@ fn list_section<T>(
     }
     h.push_str("</table>");
     Ok(())
+}
+
+/// A rate in bytes per second, as a whole number of bytes for [`size`].
+// `as` from f64 saturates (NaN is 0, negative is 0, +inf is u64::MAX): a display value only.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn rate_u64(rate: f64) -> u64 {
+    rate.max(0.0) as u64
 }
 
 #[cfg(test)]

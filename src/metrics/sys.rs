@@ -18,13 +18,15 @@ pub struct Space {
     pub size: u64,
 }
 
-/// `statvfs(path)`.
+/// `statvfs64(path)`.
 pub fn space(path: &Path) -> io::Result<Space> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    // SAFETY: `c` is a valid NUL-terminated string and `buf` a properly sized, writable statvfs.
-    let mut buf: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut buf) };
+    // statvfs64: on 32-bit targets (armhf, i386) plain statvfs fails with EOVERFLOW on a
+    // filesystem of more than 2^32 blocks (16 TiB of 4 KiB blocks, a NAS array).
+    // SAFETY: `c` is a valid NUL-terminated string and `buf` a properly sized, writable statvfs64.
+    let mut buf: libc::statvfs64 = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs64(c.as_ptr(), &mut buf) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }

@@ -248,7 +248,9 @@ mod tests {
     }
 
     fn sample(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+        (0..len)
+            .map(|i| u8::try_from(i * 31 % 251).unwrap())
+            .collect()
     }
 
     #[test]
@@ -279,11 +281,12 @@ mod tests {
         let data = sample(BUF_SIZE * 2 + 123);
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&data).unwrap();
-        let offset = BUF_SIZE as u64 + 7;
+        let at = BUF_SIZE + 7;
+        let offset = at as u64;
         let mut h = hash_prefix(f.path(), offset, A).unwrap();
         assert_eq!(h.bytes_hashed(), offset);
-        assert_eq!(h.hex_so_far(), sha_hex(&data[..offset as usize]));
-        h.update(&data[offset as usize..]);
+        assert_eq!(h.hex_so_far(), sha_hex(&data[..at]));
+        h.update(&data[at..]);
         assert_eq!(h.finalize_hex(), sha_hex(&data));
         assert_eq!(
             hash_prefix(f.path(), 0, A).unwrap().finalize_hex(),

@@ -81,9 +81,9 @@ mod tests {
         let l = at(t).unwrap();
         let local = 1_796_392_700 + l.utc_offset;
         let days = local.div_euclid(86_400);
-        let secs = local.rem_euclid(86_400) as u32;
+        let secs = u32::try_from(local.rem_euclid(86_400)).unwrap();
         // 1970-01-01 was a Thursday (4).
-        assert_eq!(l.weekday, ((days + 4).rem_euclid(7)) as u32);
+        assert_eq!(i64::from(l.weekday), (days + 4).rem_euclid(7));
         assert_eq!(l.hour, secs / 3600);
         assert_eq!(l.minute, secs / 60 % 60);
         assert_eq!(l.second, secs % 60);

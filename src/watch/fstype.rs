@@ -46,13 +46,15 @@ pub fn classify(magic: i64) -> FsKind {
         .map_or(FsKind::Local, |(_, name)| FsKind::Remote(name))
 }
 
-/// `statfs(path).f_type`.
+/// `statfs64(path).f_type`.
 pub fn magic(path: &Path) -> io::Result<i64> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    // SAFETY: `c` is a valid NUL-terminated string and `buf` a properly sized, writable statfs.
-    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut buf) };
+    // statfs64: on 32-bit targets (armhf, i386) plain statfs fails with EOVERFLOW on a
+    // filesystem of more than 2^32 blocks (16 TiB of 4 KiB blocks, a NAS array).
+    // SAFETY: `c` is a valid NUL-terminated string and `buf` a properly sized, writable statfs64.
+    let mut buf: libc::statfs64 = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs64(c.as_ptr(), &mut buf) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }

@@ -28,6 +28,18 @@ pub fn identity(m: &Metadata) -> FileIdentity {
     }
 }
 
+/// What an `EOVERFLOW` from stat means: a 32-bit platform without `statx` cannot represent the
+/// file's size or times (an mtime after 2038). The file is skipped and logged once, never retried
+/// in a loop.
+pub fn overflow_hint(e: &io::Error) -> &'static str {
+    if e.raw_os_error() == Some(libc::EOVERFLOW) {
+        " (this platform cannot represent the file's size or times, such as an mtime after \
+         2038 on a 32-bit system without statx: the file is not uploaded)"
+    } else {
+        ""
+    }
+}
+
 /// Warnings about a path, each logged once (bounded memory).
 #[derive(Debug, Default)]
 pub struct LogOnce {
@@ -199,7 +211,7 @@ impl Walk<'_> {
                     None => v.file(path, identity(&m)),
                 },
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => log.skip(&path, format_args!("cannot stat: {e}")),
+                Err(e) => log.skip(&path, format_args!("cannot stat: {e}{}", overflow_hint(&e))),
             }
         } else if self.filter.rejects_file(rel).is_none() {
             log.skip(
@@ -207,5 +219,20 @@ impl Walk<'_> {
                 "not a regular file (FIFO, socket or device): nothing to upload",
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eoverflow_says_what_the_platform_cannot_represent() {
+        let e = io::Error::from_raw_os_error(libc::EOVERFLOW);
+        assert!(overflow_hint(&e).contains("2038"));
+        assert_eq!(
+            overflow_hint(&io::Error::from_raw_os_error(libc::EACCES)),
+            ""
+        );
     }
 }

@@ -269,7 +269,7 @@ pub fn write_random(f: &mut impl Write, len: u64, seed: u64) {
             let b = x.to_le_bytes();
             c.copy_from_slice(&b[..c.len()]);
         }
-        let n = left.min(buf.len() as u64) as usize;
+        let n = usize::try_from(left.min(buf.len() as u64)).unwrap();
         f.write_all(&buf[..n]).unwrap();
         left -= n as u64;
     }

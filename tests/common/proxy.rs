@@ -193,7 +193,7 @@ fn set_linger_zero(c: &TcpStream) {
             libc::SOL_SOCKET,
             libc::SO_LINGER,
             (&l as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            libc::socklen_t::try_from(std::mem::size_of::<libc::linger>()).unwrap(),
         );
     }
 }

@@ -21,7 +21,10 @@ pub(super) fn upload(raw: &RawUpload, cx: Ctx<'_>, warnings: &mut Vec<String>) -
                     format!("`workers` in [upload] is {n}; write a number from 1 to 32, such as `workers = 2`"),
                 ));
             }
-            n as usize
+            // 1..=32 was checked just above: fits any usize.
+            #[allow(clippy::cast_possible_truncation)]
+            let n = n as usize;
+            n
         }
         None => defaults::WORKERS,
     };

@@ -183,7 +183,7 @@ fn max_chunk_offset(r: &mut Reader<'_>, moov_at: u64, moov_len: u64) -> Result<u
                     let last = body + 8 + count.saturating_sub(1) * w;
                     if count > 0 && last + w <= pos + len {
                         let mut e = [0u8; 8];
-                        r.at(last, &mut e[..w as usize])?;
+                        r.at(last, &mut e[..if wide { 8 } else { 4 }])?;
                         let off = if wide {
                             u64::from_be_bytes(e)
                         } else {

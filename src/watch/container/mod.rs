@@ -144,7 +144,8 @@ impl Reader<'_> {
         if offset >= self.size {
             return Ok(0);
         }
-        let want = (buf.len() as u64).min(self.size - offset) as usize;
+        // At most `buf.len()`, so it fits in usize.
+        let want = usize::try_from((buf.len() as u64).min(self.size - offset)).unwrap_or(buf.len());
         if self.read + want as u64 > BUDGET || self.reads >= MAX_READS {
             return Err(Stop::Budget);
         }

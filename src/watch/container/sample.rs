@@ -66,11 +66,11 @@ pub fn mp4(payload: &[u8], moov_first: bool, mov: bool) -> Vec<u8> {
     let mut f = ftyp(if mov { b"qt  " } else { b"isom" });
     let d = mp4_box(b"mdat", payload);
     if moov_first {
-        let off = (f.len() + moov_len() + 8) as u32;
+        let off = u32::try_from(f.len() + moov_len() + 8).unwrap_or(u32::MAX);
         f.extend(moov(1000, Some(off)));
         f.extend(d);
     } else {
-        let off = (f.len() + 8) as u32;
+        let off = u32::try_from(f.len() + 8).unwrap_or(u32::MAX);
         f.extend(d);
         f.extend(moov(1000, Some(off)));
     }
@@ -79,6 +79,8 @@ pub fn mp4(payload: &[u8], moov_first: bool, mov: bool) -> Vec<u8> {
 
 /// A fragmented MP4: `ftyp`, `moov`, one `moof`+`mdat` pair per payload, and an `mfra` ending
 /// with its `mfro` when `mfra`.
+// Sequence numbers and time codes in sample data wrap on purpose.
+#[allow(clippy::cast_possible_truncation)]
 pub fn fragmented_mp4(fragments: &[&[u8]], mfra: bool) -> Vec<u8> {
     let mut f = ftyp(b"iso6");
     f.extend(moov(1000, None));
@@ -135,6 +137,8 @@ pub fn ebml_header(doctype: &str) -> Vec<u8> {
 
 /// A whole Matroska file: Info, Tracks, one Cluster per payload (as a SimpleBlock), Cues. With
 /// `live`, the Segment has an unknown size (what a recorder leaves until it finishes).
+// Cluster time codes in sample data wrap on purpose.
+#[allow(clippy::cast_possible_truncation)]
 pub fn mkv(payloads: &[&[u8]], webm: bool, live: bool) -> Vec<u8> {
     let mut seg = ebml_element(0x1549_A966, &ebml_element(0x2AD7B1, &[0x0F, 0x42, 0x40]));
     seg.extend(ebml_element(
@@ -162,6 +166,8 @@ pub fn mkv(payloads: &[&[u8]], webm: bool, live: bool) -> Vec<u8> {
 
 /// `packets` MPEG-TS packets of 188 bytes (192 with the M2TS time code when `m2ts`), payload
 /// bytes from `fill`.
+// Sequence numbers and time codes in sample data wrap on purpose.
+#[allow(clippy::cast_possible_truncation)]
 pub fn ts(packets: usize, m2ts: bool, fill: u8) -> Vec<u8> {
     let mut f = Vec::new();
     for i in 0..packets {
