@@ -293,8 +293,43 @@ fn upload_command_uploads_once_and_reports() {
     assert!(!missing.status.success(), "a missing file is an error");
 }
 
+/// The API-key pause also lifts when `api.api_key_file` is rewritten (no SIGHUP needed), and the
+/// video is created with the new key.
+#[test]
+fn a_rewritten_api_key_file_lifts_the_api_key_pause_without_sighup() {
+    use std::os::unix::fs::PermissionsExt;
+    let em = Emulator::start(); // accepts only common::API_KEY
+    let setup = Setup::new(&em, Opts::default());
+    let key_file = setup.dir.join("api-key");
+    let write_key = |key: &str| {
+        std::fs::write(&key_file, key).unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_key("wrongApiKey000000000000000000");
+    let text = setup.config_text().replacen(
+        "[api]\n",
+        &format!("[api]\napi_key_file = \"{}\"\n", key_file.display()),
+        1,
+    );
+    std::fs::write(&setup.config, text).unwrap();
+    let _d = setup.start();
+    setup.drop_file("clip.mp4", 1024 * 1024, 7);
+    setup.wait_for("uploads paused by the API key", T, |s| {
+        s["paused"] == "API key rejected"
+    });
+    assert!(videos(&em).is_empty());
+    // No SIGHUP: the daemon notices the rewritten file on its own.
+    write_key(common::API_KEY);
+    let s = setup.wait_done(1, T);
+    assert!(s["paused"].is_null(), "{s:#}");
+    setup.wait_log("the API key file changed: uploads resume", T);
+    let vids = videos(&em);
+    assert_eq!(vids.len(), 1, "{vids:#?}");
+    assert_eq!(vids[0]["title"], "clip", "created with the new API key");
+}
+
 /// A wrong API key (401 on `POST /videos`) pauses the uploads in its own state (`status`:
-/// `"paused": "API key rejected"`; only SIGHUP lifts it): nothing is marked failed, one log line says what to do. Fixing `api.api_key_file` and sending SIGHUP
+/// `"paused": "API key rejected"`; a new token or a successful chunk does not lift it): nothing is marked failed, one log line says what to do. Fixing `api.api_key_file` and sending SIGHUP
 /// resumes them with the new key and the reloaded `[upload]` settings (`after_upload` too).
 #[test]
 fn wrong_api_key_pauses_and_sighup_with_the_right_key_resumes() {

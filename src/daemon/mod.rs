@@ -222,7 +222,7 @@ pub async fn run_with(
             () = rate_toggle.notified() => {
                 services.schedule.toggle();
             }
-            _ = token_tick.tick() => services.poll_token_file(&config),
+            _ = token_tick.tick() => services.poll_credential_files(&config),
             _ = status_tick.tick() => {
                 match services.tick().await {
                     Ok(counts) => {

@@ -47,6 +47,15 @@ pub struct Services {
     shutdown: CancellationToken,
     /// Token state last written to the journal (so `status` in another process sees it).
     mirrored: Option<TokenState>,
+    /// `api.api_key_file`'s key the workers use, to notice the file being rewritten.
+    api_key: Option<Secret>,
+}
+
+/// The key in `api.api_key_file`, if one is configured, readable and not empty.
+fn read_api_key(config: &Config) -> Option<Secret> {
+    let file = config.api.api_key_file.as_ref()?;
+    let key = Secret::new(std::fs::read_to_string(file).ok()?);
+    (!key.is_empty()).then_some(key)
 }
 
 /// Opens the journal off the async runtime.
@@ -240,6 +249,7 @@ impl Services {
             metrics,
             shutdown: shutdown.clone(),
             mirrored: None,
+            api_key: read_api_key(config),
         }))
     }
 
@@ -259,6 +269,7 @@ impl Services {
             Ok(mut ctx) => {
                 ctx.metrics = self.pool.context().metrics;
                 self.pool.set_context(ctx);
+                self.api_key = read_api_key(config);
             }
             Err(e) => tracing::error!(
                 "{e}; uploads keep the previous [api] and [upload] settings until the next reload"
@@ -296,15 +307,41 @@ impl Services {
         self.watcher.status()
     }
 
-    /// Re-reads a token file: a changed token resumes a paused pool.
-    pub fn poll_token_file(&self, config: &Config) {
-        if matches!(config.api.token, TokenSource::Inline(_) | TokenSource::None) {
-            return;
-        }
-        if let Ok(t) = config.api.read_upload_token()
+    /// Re-reads the credential files: a changed token resumes a pool paused by the token; while
+    /// the API key is rejected, a rewritten `api.api_key_file` is taken (as SIGHUP would) and
+    /// resumes the pool.
+    pub fn poll_credential_files(&mut self, config: &Config) {
+        if !matches!(config.api.token, TokenSource::Inline(_) | TokenSource::None)
+            && let Ok(t) = config.api.read_upload_token()
             && self.gate.replace(t, false)
         {
             tracing::info!("the upload token changed: uploads resume");
+        }
+        if !matches!(self.gate.state(), token::TokenState::ApiKeyRejected { .. }) {
+            return;
+        }
+        let Some(key) = read_api_key(config) else {
+            return;
+        };
+        if self.api_key.as_ref() == Some(&key) {
+            return;
+        }
+        match worker_context(
+            config,
+            self.journal.clone(),
+            self.gate.clone(),
+            self.board.clone(),
+            self.rate.clone(),
+        ) {
+            Ok(mut ctx) => {
+                ctx.metrics = self.pool.context().metrics;
+                self.pool.set_context(ctx);
+                self.api_key = Some(key);
+                if self.gate.api_key_replaced() {
+                    tracing::info!("the API key file changed: uploads resume");
+                }
+            }
+            Err(e) => tracing::error!("{e}; the API key pause stays until SIGHUP"),
         }
     }
 

@@ -90,9 +90,8 @@ impl TokenGate {
         })
     }
 
-    /// A token was (re)loaded. Resumes the pool if the token differs from the current one, or
-    /// always when `force` (SIGHUP). Returns true when the pool was resumed.
-    /// api.video refused the API key: pause until SIGHUP. True if this paused the pool now.
+    /// api.video refused the API key: pause until SIGHUP or a rewritten key file. True if this
+    /// paused the pool now.
     pub fn reject_api_key(&self, reason: &str) -> bool {
         self.state.send_if_modified(|s| {
             if matches!(s, TokenState::ApiKeyRejected { .. }) {
@@ -106,6 +105,20 @@ impl TokenGate {
         })
     }
 
+    /// A new API key was taken (its file rewritten): lifts an API-key pause. True if it did.
+    pub fn api_key_replaced(&self) -> bool {
+        self.state.send_if_modified(|s| {
+            if matches!(s, TokenState::ApiKeyRejected { .. }) {
+                *s = TokenState::Unknown;
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// A token was (re)loaded. Resumes the pool if the token differs from the current one, or
+    /// always when `force` (SIGHUP). Returns true when the pool was resumed.
     pub fn replace(&self, token: Secret, force: bool) -> bool {
         let changed = {
             let mut cur = match self.token.write() {
