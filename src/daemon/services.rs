@@ -259,21 +259,10 @@ impl Services {
     pub async fn apply(&mut self, config: &Config) {
         // [api] and [upload] (endpoint, TLS, API key, chunk size, after_upload, retries, hash)
         // apply to files claimed from now on; set before the token resumes a paused pool.
-        match worker_context(
-            config,
-            self.journal.clone(),
-            self.gate.clone(),
-            self.board.clone(),
-            self.rate.clone(),
-        ) {
-            Ok(mut ctx) => {
-                ctx.metrics = self.pool.context().metrics;
-                self.pool.set_context(ctx);
-                self.api_key = read_api_key(config);
-            }
-            Err(e) => tracing::error!(
+        if let Err(e) = self.rebuild_context(config) {
+            tracing::error!(
                 "{e}; uploads keep the previous [api] and [upload] settings until the next reload"
-            ),
+            );
         }
         match read_token(config) {
             Ok(t) => {
@@ -326,23 +315,30 @@ impl Services {
         if self.api_key.as_ref() == Some(&key) {
             return;
         }
-        match worker_context(
-            config,
-            self.journal.clone(),
-            self.gate.clone(),
-            self.board.clone(),
-            self.rate.clone(),
-        ) {
-            Ok(mut ctx) => {
-                ctx.metrics = self.pool.context().metrics;
-                self.pool.set_context(ctx);
-                self.api_key = Some(key);
+        match self.rebuild_context(config) {
+            Ok(()) => {
                 if self.gate.api_key_replaced() {
                     tracing::info!("the API key file changed: uploads resume");
                 }
             }
             Err(e) => tracing::error!("{e}; the API key pause stays until SIGHUP"),
         }
+    }
+
+    /// The workers take a new context (client, API key, `[upload]`) with the next file they
+    /// claim; the counters stay.
+    fn rebuild_context(&mut self, config: &Config) -> Result<(), DaemonError> {
+        let mut ctx = worker_context(
+            config,
+            self.journal.clone(),
+            self.gate.clone(),
+            self.board.clone(),
+            self.rate.clone(),
+        )?;
+        ctx.metrics = self.pool.context().metrics;
+        self.pool.set_context(ctx);
+        self.api_key = read_api_key(config);
+        Ok(())
     }
 
     /// Writes the token state to the journal when it changed and the daemon's heartbeat (so
