@@ -551,7 +551,8 @@ pub fn requests_with_error<'a>(videos: impl IntoIterator<Item = &'a Value>, slug
 /// Checks the service side of one uploaded file: exactly one complete video with the file's
 /// SHA-256 and title, every chunk after the first sent with `videoId`. Returns the video.
 pub fn assert_uploaded_once(em: &Emulator, path: &Path, video_id: &str) -> Value {
-    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    // The title on the token path is the multipart filename, control characters replaced.
+    let name = ingestd::api::upload::safe_file_name(&path.file_name().unwrap().to_string_lossy());
     let all = videos(em);
     let same_title: Vec<&Value> = all
         .iter()
