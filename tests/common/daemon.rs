@@ -505,6 +505,17 @@ pub fn throttle_uploads(em: &Emulator, bytes_per_sec: u64) {
     );
 }
 
+/// Caps the socket read rate of every connection carrying a `POST /upload` to `bytes_per_sec`
+/// for the rest of the test (`conn_rate_bps`: the endpoint reads its socket slowly, so TCP flow
+/// control holds the body back in the sender's kernel), replacing the fault plan. Unlike
+/// [`throttle_uploads`], the endpoint's kernel buffers only its receive window.
+pub fn cap_upload_connections(em: &Emulator, bytes_per_sec: u64) {
+    set_faults(
+        em,
+        serde_json::json!([{"path": "/upload", "count": 1_000_000, "action": "conn_rate_bps", "bytes_per_sec": bytes_per_sec}]),
+    );
+}
+
 /// `GET /_emulator/faults`.
 pub fn faults(em: &Emulator) -> Value {
     get_json(&format!("{}/_emulator/faults", em.url))

@@ -13,8 +13,8 @@ use crate::common::daemon::write_token;
 /// Shared with the other daemon tests (not every test file uses each).
 #[allow(unused_imports)]
 pub use crate::common::daemon::{
-    create_token, faults, requests_with_error, set_faults, sha256_file, stats, throttle_uploads,
-    videos, write_file,
+    cap_upload_connections, create_token, faults, requests_with_error, set_faults, sha256_file,
+    stats, throttle_uploads, videos, write_file,
 };
 use crate::common::{self, API_KEY, Emulator};
 
@@ -29,6 +29,8 @@ pub struct Setup {
     pub config: PathBuf,
     pub token: String,
     pub logs: PathBuf,
+    /// The daemon's `RUST_LOG` ("info" unless a test wants its debug lines).
+    pub rust_log: &'static str,
     runs: usize,
 }
 
@@ -108,6 +110,7 @@ impl Setup {
             config,
             token,
             logs,
+            rust_log: "info",
             runs: 0,
         }
     }
@@ -120,7 +123,7 @@ impl Setup {
         let mut cmd = Command::new(common::bin());
         cmd.args(["run", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", self.rust_log)
             .stdout(Stdio::null())
             .stderr(f);
         if failpoints.is_empty() {
