@@ -438,12 +438,7 @@ pub(crate) fn flush_logs() {
 fn failpoints_setup() -> fail::FailScenario<'static> {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let msg = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("");
+        let msg = crate::daemon::fatal::panic_message(info).unwrap_or("");
         if msg.starts_with("failpoint ") {
             // Lines logged before the failpoint still reach the log (tests look for them).
             log_queue::flush(std::time::Duration::from_millis(500));

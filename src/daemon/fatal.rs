@@ -12,6 +12,15 @@ use super::Notifier;
 /// Exit status after a panic (EX_SOFTWARE: an internal error).
 pub const EXIT_PANIC: i32 = 70;
 
+/// The text a panic was raised with, if it was a string.
+pub fn panic_message<'a>(info: &'a std::panic::PanicHookInfo<'_>) -> Option<&'a str> {
+    let payload = info.payload();
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
 /// Installs the process-wide panic hook of `ingestd run` (not of in-process tests, which use
 /// `run_with`). `flush_logs` waits briefly for queued log lines before the exit.
 ///
@@ -19,12 +28,7 @@ pub const EXIT_PANIC: i32 = 70;
 pub fn fatal_panics(flush_logs: fn()) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let msg = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("(no message)");
+        let msg = panic_message(info).unwrap_or("(no message)");
         if msg.starts_with("failpoint ") {
             previous(info);
             return;
