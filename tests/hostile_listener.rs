@@ -14,7 +14,7 @@ use common::Emulator;
 use metrics_support::{Daemon, wait_for};
 
 /// Sets the descriptor limits (soft and hard) of process `pid`.
-fn set_nofile(pid: i32, soft: u64, hard: u64) {
+fn set_nofile(pid: i32, soft: libc::rlim_t, hard: libc::rlim_t) {
     let new = libc::rlimit {
         rlim_cur: soft,
         rlim_max: hard,

@@ -27,7 +27,7 @@ pub fn raise_fd_limit() -> u64 {
                 to = r.rlim_max,
                 "raised the soft file descriptor limit"
             );
-            return r.rlim_max;
+            return rlim(r.rlim_max);
         }
         tracing::debug!(
             "cannot raise the soft file descriptor limit ({}); keeping {}",
@@ -35,5 +35,11 @@ pub fn raise_fd_limit() -> u64 {
             r.rlim_cur
         );
     }
-    r.rlim_cur
+    rlim(r.rlim_cur)
+}
+
+/// `rlim_t` is 32-bit on armhf and i386, 64-bit elsewhere (where this is the identity).
+#[allow(clippy::useless_conversion)]
+fn rlim(v: libc::rlim_t) -> u64 {
+    u64::from(v)
 }

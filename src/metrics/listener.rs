@@ -40,7 +40,13 @@ pub fn fd_limit() -> u64 {
     {
         return u64::MAX;
     }
-    r.rlim_cur
+    rlim(r.rlim_cur)
+}
+
+/// `rlim_t` is 32-bit on armhf and i386, 64-bit elsewhere (where this is the identity).
+#[allow(clippy::useless_conversion)]
+fn rlim(v: libc::rlim_t) -> u64 {
+    u64::from(v)
 }
 
 /// Whether a connection on descriptor `fd` would eat into the reserve under `limit`. Descriptors

@@ -60,8 +60,14 @@ pub fn at(at: SystemTime) -> Option<LocalTime> {
         minute: u32::try_from(tm.tm_min).ok()?,
         // A leap second (60) counts as 59.
         second: u32::try_from(tm.tm_sec).ok()?.min(59),
-        utc_offset: tm.tm_gmtoff,
+        utc_offset: gmtoff(tm.tm_gmtoff),
     })
+}
+
+/// `tm_gmtoff` is a C `long`: 32-bit on armhf and i386, 64-bit elsewhere (the identity).
+#[allow(clippy::useless_conversion)]
+fn gmtoff(v: libc::c_long) -> i64 {
+    i64::from(v)
 }
 
 /// The local time now.
