@@ -29,17 +29,7 @@ impl Journal {
             ))?;
             let mut n = 0;
             for (obs, why) in batch {
-                let i = &obs.identity;
-                n += st.execute(params![
-                    now,
-                    path_bytes(&obs.path),
-                    i.dev as i64,
-                    i.ino as i64,
-                    i.size as i64,
-                    i.mtime_ns,
-                    i.ctime_ns,
-                    why
-                ])?;
+                n += exec_matching(&mut st, now, obs, why)?;
             }
             Ok(n)
         })
@@ -64,17 +54,7 @@ impl Journal {
             ))?;
             let mut n = 0;
             for obs in batch {
-                let i = &obs.identity;
-                n += st.execute(params![
-                    now,
-                    path_bytes(&obs.path),
-                    i.dev as i64,
-                    i.ino as i64,
-                    i.size as i64,
-                    i.mtime_ns,
-                    i.ctime_ns,
-                    suffix
-                ])?;
+                n += exec_matching(&mut st, now, obs, &suffix)?;
             }
             Ok(n)
         })
@@ -131,6 +111,26 @@ impl Journal {
             .map(|n| n.max(0) as u64)
             .map_err(|e| self.err(e))
     }
+}
+
+/// Runs a statement whose `?1` is now, `?2..=?7` the [`MATCH`] identity of `obs`, and `?8` `extra`.
+fn exec_matching(
+    st: &mut rusqlite::CachedStatement<'_>,
+    now: i64,
+    obs: &Observation,
+    extra: &str,
+) -> rusqlite::Result<usize> {
+    let i = &obs.identity;
+    st.execute(params![
+        now,
+        path_bytes(&obs.path),
+        i.dev as i64,
+        i.ino as i64,
+        i.size as i64,
+        i.mtime_ns,
+        i.ctime_ns,
+        extra
+    ])
 }
 
 #[cfg(test)]
