@@ -200,7 +200,16 @@ pub async fn run_with(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = alive_tick.tick() => {
-                if let Some(why) = liveness.failure() {
+                let why = match liveness.failure() {
+                    Some(why) => Some(why),
+                    None => journal_lost(&services.journal).await.inspect(|_| {
+                        // Never close it: closing checkpoints the WAL into whatever file is at
+                        // the path now (an emptied journal would no longer look emptied) and
+                        // deletes the `-wal` by name. The process exits; the OS closes it.
+                        std::mem::forget(services.journal.clone());
+                    }),
+                };
+                if let Some(why) = why {
                     // Never a daemon without its workers or watcher: stop, and let systemd's
                     // Restart= start a whole one. No more heartbeats or watchdog pings.
                     tracing::error!("{why}: stopping so that the service manager restarts ingestd");
@@ -250,6 +259,18 @@ pub async fn run_with(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Why the journal can no longer be trusted (deleted, replaced or emptied under this process:
+/// `journal::presence`); `None` while it is in place. The daemon then stops like one that lost
+/// a part (exit 1): restarted, it starts from what is on disk (a deleted journal is created
+/// anew and, with an API key, files already uploaded are adopted, not uploaded again).
+async fn journal_lost(journal: &crate::journal::Journal) -> Option<String> {
+    let j = journal.clone();
+    match tokio::task::spawn_blocking(move || j.still_in_place()).await {
+        Ok(Err(e)) => Some(e.to_string()),
+        _ => None,
+    }
 }
 
 /// A second `ingestd run` on the same journal (a shell next to the service) is safe, since

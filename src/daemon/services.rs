@@ -107,7 +107,17 @@ pub fn worker_context(
     };
     let watch = config.watch.clone();
     let template = config.upload.title_template.clone();
-    let video_meta = Arc::new(move |row: &FileRow| video_meta(&template, &watch, row));
+    let host = crate::upload::adopt::host_name();
+    let video_meta = Arc::new(move |row: &FileRow| {
+        let mut meta = video_meta(&template, &watch, row);
+        if let Some(host) = &host {
+            meta.metadata
+                .retain(|(k, _)| k != crate::upload::adopt::HOST_KEY);
+            meta.metadata
+                .push((crate::upload::adopt::HOST_KEY.to_owned(), host.clone()));
+        }
+        meta
+    });
     Ok(WorkerContext {
         journal,
         client,

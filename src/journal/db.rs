@@ -70,8 +70,24 @@ impl Journal {
             }
         };
         remove_tmp();
+        // A new journal may follow a lost one: files already there may be on api.video
+        // (looked up by their content hash before their first request, `upload::adopt`).
+        let fresh = Self::open_read_write(&tmp, true).inspect_err(|_| remove_tmp())?;
+        fresh
+            .raise_adopt_horizon(std::time::SystemTime::now())
+            .inspect_err(|_| remove_tmp())?;
         // Closing the only connection checkpoints the WAL into the file and removes it.
-        drop(Self::open_read_write(&tmp, true).inspect_err(|_| remove_tmp())?);
+        drop(fresh);
+        // A `-wal` or `-shm` left at the path without its database (a journal deleted after a
+        // kill, or under a daemon that then stopped) belongs to no database: SQLite would replay
+        // that old log into the new journal. Nothing can use them any more.
+        if !path.exists() {
+            for suffix in ["-wal", "-shm"] {
+                let mut p = path.to_path_buf().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
         let linked = match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
@@ -191,6 +207,7 @@ impl Journal {
                 owner: owner::current(),
                 work: Arc::new(tokio::sync::Notify::new()),
                 health: Mutex::default(),
+                file_id: super::presence::file_id(path),
             }),
         }
     }

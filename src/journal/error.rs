@@ -53,6 +53,18 @@ pub enum JournalError {
     )]
     NotAJournal { path: PathBuf, detail: String },
 
+    /// The journal file was deleted, replaced or emptied while this process had it open: what
+    /// it records from now on would be lost. The daemon stops (exit 1) so that its restart
+    /// starts from what is on disk (see `journal::presence`).
+    #[error(
+        "{}: the journal {detail} while ingestd was running: stopping, nothing more is recorded \
+         in the lost file. On restart a deleted journal is created anew (with an API key, files \
+         already on api.video are found by their content hash and not uploaded again); an \
+         emptied one is refused until it is removed or restored",
+        path.display()
+    )]
+    Lost { path: PathBuf, detail: String },
+
     #[error(
         "{}: cannot write the journal: the file or its filesystem is read-only ({detail}); make \
          the file, its `-wal` and `-shm` files if present, and its directory writable by the user \

@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod adopt;
 mod container;
 mod db;
 mod error;
@@ -27,6 +28,7 @@ mod ingest;
 mod kv;
 mod orphans;
 mod owner;
+mod presence;
 mod query;
 mod retention;
 mod row;
@@ -161,6 +163,8 @@ struct Inner {
     work: Arc<tokio::sync::Notify>,
     /// Whether the last write worked ([`health`]).
     health: Mutex<health::WriteHealth>,
+    /// `(dev, ino)` of the file opened, to notice it deleted or replaced ([`presence`]).
+    file_id: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Journal {

@@ -79,6 +79,11 @@ impl Journal {
             out.rows += rows;
             out.tombstones += tombs;
         }
+        if out.rows > 0 {
+            // A pruned file without a tombstone (moved away, then back) has no history: files
+            // older than the cutoff are looked up on api.video before an upload.
+            self.raise_adopt_horizon(cutoff)?;
+        }
         out.freed_pages = self.incremental_vacuum()?;
         let value = serde_json::json!({
             "rows": out.rows,

@@ -50,6 +50,9 @@ pub struct FileRow {
     pub after_upload: Option<String>,
     /// The process holding an `uploading` row (`boot_id:pid:starttime`).
     pub claimed_by: Option<String>,
+    /// When the file was adopted: found complete on api.video by its content hash (a journal
+    /// lost or pruned past it) and marked `done` without a second upload (`upload::adopt`).
+    pub adopted_at: Option<SystemTime>,
 }
 
 /// The SELECT list that [`FileRow::from_sql`] reads, in order (a macro so `concat!` can use it).
@@ -79,7 +82,7 @@ macro_rules! file_columns {
         "id, path, root, dev, ino, size, mtime_ns, ctime_ns, state, changed_at, queued_at, \
          video_id, chunk_size, bytes_uploaded, first_chunk_in_flight, content_hash, attempts, \
          next_attempt_at, last_error, last_error_slug, created_at, updated_at, done_at, after_upload, \
-         claimed_by, first_body_sent"
+         claimed_by, first_body_sent, adopted_at"
     };
 }
 pub(crate) use file_columns;
@@ -123,6 +126,7 @@ impl FileRow {
             after_upload: r.get(23)?,
             claimed_by: r.get(24)?,
             first_body_sent: r.get(25)?,
+            adopted_at: r.get::<_, Option<i64>>(26)?.map(from_unix_ms),
         })
     }
 }

@@ -7,7 +7,14 @@
 pub const APPLICATION_ID: i64 = 0x696e_6764;
 
 /// Migration steps, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3_ISSUE_12, V4_CONTAINER, V5_FIRST_BODY_SENT];
+pub const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3_ISSUE_12,
+    V4_CONTAINER,
+    V5_FIRST_BODY_SENT,
+    V6_ADOPTED,
+];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -117,4 +124,10 @@ ALTER TABLE files ADD COLUMN after_upload_failed INTEGER NOT NULL DEFAULT 0;
 UPDATE files SET after_upload_failed = 1
  WHERE after_upload LIKE 'delete failed:%' OR after_upload LIKE 'move failed:%';
 CREATE INDEX files_after_upload_failed ON files (id) WHERE after_upload_failed = 1;
+"#;
+
+/// Issue 12 item 4: when a file with no history was found on api.video by its content hash
+/// (`ingestd-blake3`/`ingestd-sha256` metadata) and marked `done` without a second upload.
+const V6_ADOPTED: &str = r#"
+ALTER TABLE files ADD COLUMN adopted_at INTEGER;
 "#;

@@ -25,7 +25,7 @@ impl Hosts {
     pub fn new(addr: SocketAddr) -> Hosts {
         Hosts {
             addr,
-            hostname: hostname(),
+            hostname: crate::upload::adopt::host_name(),
         }
     }
 
@@ -68,18 +68,6 @@ fn split_host(v: &str) -> Option<(&str, Option<u16>)> {
         p => Some(p.strip_prefix(':')?.parse().ok()?),
     };
     Some((host, port))
-}
-
-/// This machine's host name, lower case (`None` when it cannot be read).
-fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is ours and its length is passed.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = std::str::from_utf8(&buf[..end]).ok()?.to_ascii_lowercase();
-    (!name.is_empty()).then_some(name)
 }
 
 /// The middleware: refuses a foreign `Host` (421), adds the security headers to every answer.

@@ -98,6 +98,7 @@ mod tests {
             done_at: None,
             after_upload: None,
             claimed_by: None,
+            adopted_at: None,
         }
     }
 

@@ -68,6 +68,7 @@
 //!    `shutdown_timeout`, then drop it (nothing is committed for an unacknowledged chunk, so
 //!    the journal is consistent either way).
 
+pub mod adopt;
 pub mod after;
 pub mod backoff;
 pub mod board;

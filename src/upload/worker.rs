@@ -103,7 +103,7 @@ tokio::task_local! {
 /// call is tried again with back-off until it commits or the daemon stops. A worker holding an
 /// acknowledged `videoId` or offset must record it, not hand the file back: handed back, a
 /// single-request file would be sent again as a second video.
-async fn j<T, F>(journal: &Journal, f: F) -> Result<T, WorkerError>
+pub(super) async fn j<T, F>(journal: &Journal, f: F) -> Result<T, WorkerError>
 where
     T: Send + 'static,
     F: Fn(&Journal) -> Result<T, JournalError> + Send + Sync + 'static,
@@ -347,6 +347,11 @@ pub async fn upload_file(
         }
     };
 
+    // 2b. a file the journal may have lost (new or pruned journal): adopted if already there.
+    if let Some(out) = crate::upload::adopt::before_first_request(ctx, &mut row, &file).await? {
+        return Ok(out);
+    }
+
     // 3. with an API key, create the video first.
     if row.video_id.is_none()
         && let Some(keyed) = &ctx.api_key_client
@@ -589,6 +594,11 @@ pub async fn upload_file(
         return Ok(out);
     }
     let receipt = tap.0.receipt();
+    if let Some(out) =
+        crate::upload::adopt::tag_after_upload(ctx, &row, &video_id, &receipt).await?
+    {
+        return Ok(out);
+    }
     let (v, s) = (video_id.clone(), receipt.clone());
     fail::fail_point!("before-done-commit");
     j(&ctx.journal, move |j| j.mark_done(id, &s, &v)).await?;
@@ -747,7 +757,7 @@ fn file_name(path: &Path) -> String {
 }
 
 /// A local problem (I/O) while uploading: retried with backoff, reason visible.
-async fn local_failure(
+pub(super) async fn local_failure(
     ctx: &WorkerContext,
     row: &FileRow,
     msg: String,
@@ -769,7 +779,7 @@ async fn local_failure(
 }
 
 /// Maps an api error to the journal: retry, token pause or failure.
-async fn handle_error(
+pub(super) async fn handle_error(
     ctx: &WorkerContext,
     row: &FileRow,
     e: ApiError,

@@ -67,6 +67,12 @@ fn explain_path(
             }
             _ => {
                 out.push(format!("uploaded: {receipt}"));
+                if let Some(at) = r.adopted_at {
+                    out.push(format!(
+                        "adopted on {}: api.video already held this file, complete (found by its content hash after the journal was lost or pruned); it was not uploaded again",
+                        rfc3339(at)
+                    ));
+                }
                 if let Some(a) = &r.after_upload {
                     out.push(format!("after the upload: {a}"));
                 }

@@ -10,7 +10,8 @@
 //! unlimited), "limited", "bypassed" (SIGUSR2), "timetable", "next_change_at",
 //! "next_bytes_per_second", "source": "daemon"|"config"}`), and per
 //! file `root`, `last_error_slug`, `chunk_size`, `first_chunk_in_flight`, `changed_at`,
-//! `queued_at`, `created_at`, `updated_at`, `done_at`, `after_upload`, `abandoned_video_ids`,
+//! `queued_at`, `created_at`, `updated_at`, `done_at`, `after_upload`, `adopted_at` (when the file
+//! was found on api.video by its content hash instead of uploaded, or null), `abandoned_video_ids`,
 //! `possible_orphans`. Without `--all`: settling, queued, uploading and failed files, and done
 //! files whose delete or move failed; with it, every file (done receipts and gone ones too).
 
@@ -306,6 +307,7 @@ fn file_json(r: &Report, f: &FileRow) -> Value {
         "updated_at": rfc3339(f.updated_at),
         "done_at": time(f.done_at),
         "after_upload": f.after_upload,
+        "adopted_at": time(f.adopted_at),
         "abandoned_video_ids": of_kind(NoteKind::Abandoned),
         "possible_orphans": of_kind(NoteKind::Orphan),
     })
@@ -466,7 +468,10 @@ fn note(f: &FileRow, now: SystemTime) -> String {
         FileState::Uploading => error(),
         FileState::Failed => format!("{} — `ingestd retry {}`", error(), f.id),
         FileState::Done => {
-            let when = f.done_at.map(rfc3339).unwrap_or_default();
+            let mut when = f.done_at.map(rfc3339).unwrap_or_default();
+            if f.adopted_at.is_some() {
+                when.push_str(" (adopted: found on api.video by its content hash)");
+            }
             match &f.after_upload {
                 Some(a) => format!("done {when}, {a}"),
                 None => format!("done {when}"),
