@@ -63,3 +63,40 @@ fn pruned_files_still_in_place_are_not_uploaded_again() {
         "a.mp4 once, b.mp4 twice (two contents)"
     );
 }
+
+/// `[journal] keep_done` is re-read on SIGHUP: set on a running daemon that started without it,
+/// it prunes at once (then hourly) the done rows older than it.
+#[test]
+fn keep_done_set_by_a_reload_prunes_at_once() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    setup.drop_file("a.mp4", 300_000, 1);
+    let mut d = setup.start();
+    setup.wait_done(1, WAIT);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(WAIT).unwrap().success());
+    // Uploaded two hours ago, as far as the journal knows.
+    rusqlite::Connection::open(setup.dir.join("journal.sqlite"))
+        .unwrap()
+        .execute("UPDATE files SET done_at = done_at - 7200000", [])
+        .unwrap();
+
+    let mut d = setup.start();
+    // The log keeps the first run: wait for the second one's signal handlers.
+    let start = std::time::Instant::now();
+    while setup.log().matches("ingestd is running").count() < 2 {
+        assert!(start.elapsed() < WAIT, "{}", setup.log_tail(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = setup
+        .config_text()
+        .replacen("[journal]\n", "[journal]\nkeep_done = \"1h\"\n", 1);
+    std::fs::write(&setup.config, text).unwrap();
+    d.signal(libc::SIGHUP);
+    setup.wait_log("pruned done files from the journal", WAIT);
+    let st = setup.status();
+    assert_eq!(st["files"].as_array().unwrap().len(), 0, "{st:#}");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(WAIT).unwrap().success());
+    assert_eq!(videos(&em).len(), 1);
+}

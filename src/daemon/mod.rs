@@ -181,13 +181,13 @@ pub async fn run_with(
         )));
     }
 
-    if let Some(keep_done) = config.journal.keep_done {
-        tokio::spawn(prune::run_loop(
-            services.journal.clone(),
-            keep_done,
-            tasks.clone(),
-        ));
-    }
+    // `[journal] keep_done`, re-read on SIGHUP (the loop idles while it is not set).
+    let (keep_done, keep_rx) = tokio::sync::watch::channel(config.journal.keep_done);
+    tokio::spawn(prune::run_loop(
+        services.journal.clone(),
+        keep_rx,
+        tasks.clone(),
+    ));
 
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -221,6 +221,7 @@ pub async fn run_with(
             Some(()) = reloads.recv() => {
                 if reload(&mut config, &notifier) {
                     services.apply(&config).await;
+                    prune::set_keep_done(&keep_done, config.journal.keep_done);
                     // As at start: which roots are watched now, and how.
                     for root in services.roots() {
                         tracing::info!(root = %root.path.display(), mode = %root.mode, health = %root.health, "watching");
