@@ -193,6 +193,12 @@ pub async fn tag_after_upload(
             warn!(path = %row.path.display(), video_id, "the video is uploaded but its content hash could not be set in its metadata ({e}): a journal lost later will not find it");
             Ok(None)
         }
+        Err(e) if matches!(e.class(), ErrorClass::Transient | ErrorClass::Local) => {
+            let msg = format!(
+                "setting the content hash in the metadata of video {video_id}: {e} (every byte is on api.video; only this is retried)"
+            );
+            local_failure(ctx, row, msg).await.map(Some)
+        }
         Err(e) => handle_error(ctx, row, e, None).await.map(Some),
     }
 }
