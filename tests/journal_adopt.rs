@@ -218,3 +218,35 @@ fn a_journal_emptied_under_a_running_daemon_stops_it_and_is_refused_until_remove
     assert_adopted(&s, &[&a], &ids);
     assert_eq!(videos(&em).len(), 1, "0 second uploads");
 }
+
+/// The hash `PATCH` after the last chunk failing (503) is retried alone: one video, done, with
+/// the hash in its metadata.
+#[test]
+fn a_failed_hash_patch_is_retried_and_the_file_uploaded_once() {
+    let em = Emulator::start();
+    let setup = keyed(&em);
+    set_faults(
+        &em,
+        json!([{"path": "/videos/", "method": "PATCH", "count": 2, "action": "fail", "status": 503}]),
+    );
+    // Written after the journal exists: not looked up, tagged after the upload.
+    let mut d = setup.start();
+    setup.wait_log("ingestd is running", WAIT);
+    let a = setup.drop_file("a.mp4", MIB, 8);
+    let s = setup.wait_done(1, WAIT);
+    stop(&mut d);
+    let id = video_id(&s, &a);
+    let v = show(&setup, &id);
+    assert_eq!(
+        metadata(&v, "ingestd-blake3"),
+        Some(blake3_file(&a)),
+        "{v:#}"
+    );
+    assert_eq!(videos(&em).len(), 1);
+    let log = setup.log();
+    assert!(
+        log.contains("setting the content hash in the metadata"),
+        "{log}"
+    );
+    assert!(!log.contains("looked up by content hash"), "{log}");
+}

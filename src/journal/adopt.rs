@@ -108,6 +108,22 @@ mod tests {
     }
 
     #[test]
+    fn a_prune_that_removes_rows_raises_the_horizon_to_its_cutoff() {
+        let f = Fixture::new();
+        let born = f.journal.adopt_horizon().unwrap().unwrap();
+        let cutoff = born + Duration::from_secs(7200);
+        f.journal.prune_done_before(cutoff).unwrap(); // nothing to prune: unchanged
+        assert_eq!(f.journal.adopt_horizon().unwrap(), Some(born));
+        f.done("a.mp4", b"a", "vi1");
+        assert_eq!(f.journal.prune_done_before(cutoff).unwrap().rows, 1);
+        let h = f.journal.adopt_horizon().unwrap().unwrap();
+        assert_eq!(
+            crate::journal::to_unix_ms(h),
+            crate::journal::to_unix_ms(cutoff)
+        );
+    }
+
+    #[test]
     fn adopted_rows_are_done_with_the_found_video_and_its_orphans_listed() {
         let f = Fixture::new();
         let id = f.queued("a.mp4", b"0123456789");
