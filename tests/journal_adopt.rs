@@ -165,6 +165,28 @@ fn an_incomplete_video_with_the_hash_is_an_orphan_and_the_file_is_uploaded_anew(
         "{row:#}"
     );
     assert_eq!(videos(&em).len(), 2);
+    // `ingestd orphans` lists it, and `--delete --yes` removes it alone.
+    let orphans = |args: &[&str]| {
+        let out = Command::new(common::bin())
+            .arg("--config")
+            .arg(&setup.config)
+            .arg("orphans")
+            .args(args)
+            .env_remove("APIVIDEO_API_KEY")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(orphans(&["--json"]).contains(&partial));
+    orphans(&["--delete", "--yes"]);
+    let left = videos(&em);
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(left[0]["videoId"], video_id(&s, &a).as_str());
 }
 
 #[test]
