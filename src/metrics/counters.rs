@@ -120,7 +120,7 @@ impl Counters {
         );
         registry.register(
             "uploads",
-            "Uploads that ended, by outcome (done, failed, abandoned because the file changed or vanished)",
+            "Uploads that ended, by outcome (done, failed, abandoned because the file changed or vanished, adopted: found on api.video by its content hash, not uploaded)",
             self.uploads.clone(),
         );
         registry.register(

@@ -138,7 +138,7 @@ pub async fn before_first_request(
             .unwrap_or_default();
         let (v, r) = (vid.clone(), receipt.clone());
         j(&ctx.journal, move |j| j.mark_adopted(id, &r, &v)).await?;
-        ctx.metrics.outcome(UploadOutcome::Done);
+        ctx.metrics.outcome(UploadOutcome::Adopted);
         info!(path = %path.display(), video_id = vid.as_str(), hash = %receipt, uploaded_by = host.as_str(), "adopted: api.video already holds this file, complete (found by its content hash); not uploaded again");
         run_after_upload(ctx, row, &vid).await?;
         return Ok(Some(Outcome::Done { video_id: vid }));

@@ -29,13 +29,16 @@ pub enum UploadOutcome {
     Failed,
     /// Given up after it started: the file changed or vanished.
     Abandoned,
+    /// Not uploaded: found complete on api.video by its content hash (`upload::adopt`).
+    Adopted,
 }
 
 impl UploadOutcome {
-    pub const ALL: [UploadOutcome; 3] = [
+    pub const ALL: [UploadOutcome; 4] = [
         UploadOutcome::Done,
         UploadOutcome::Failed,
         UploadOutcome::Abandoned,
+        UploadOutcome::Adopted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl UploadOutcome {
             UploadOutcome::Done => "done",
             UploadOutcome::Failed => "failed",
             UploadOutcome::Abandoned => "abandoned",
+            UploadOutcome::Adopted => "adopted",
         }
     }
 }
