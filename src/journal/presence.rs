@@ -2,14 +2,14 @@
 //! deleted, replaced or emptied under a running daemon would otherwise take every later commit
 //! with it (SQLite keeps writing to the open, unlinked file). The daemon checks it once a
 //! second and stops when it is gone (`JournalError::Lost`).
+//!
+//! Only `stat(2)`, never `open(2)`: closing any descriptor of the database file would drop every
+//! POSIX lock this process holds on it (SQLite's locks), letting another process write under it.
 
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::{Journal, JournalError};
-
-/// The first 16 bytes of every SQLite database file.
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// `(dev, ino)` of the file at `path`, if it can be read.
 pub(super) fn file_id(path: &Path) -> Option<(u64, u64)> {
@@ -17,24 +17,21 @@ pub(super) fn file_id(path: &Path) -> Option<(u64, u64)> {
 }
 
 impl Journal {
-    /// `Ok` while the file at the journal's path is the one opened and still starts with the
-    /// SQLite header; [`JournalError::Lost`] when it was deleted, replaced or emptied.
+    /// `Ok` while the file at the journal's path is the one opened and not empty;
+    /// [`JournalError::Lost`] when it was deleted, replaced or emptied.
     pub fn still_in_place(&self) -> Result<(), JournalError> {
         let path = self.path();
         let lost = |detail: &str| JournalError::Lost {
             path: path.to_owned(),
             detail: detail.to_owned(),
         };
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(lost("was deleted"));
             }
             // Unreadable for a moment (permissions, I/O): not proof of a loss.
             Err(_) => return Ok(()),
-        };
-        let Ok(meta) = file.metadata() else {
-            return Ok(());
         };
         if self
             .inner
@@ -43,15 +40,10 @@ impl Journal {
         {
             return Err(lost("was replaced by another file"));
         }
-        let mut head = [0u8; 16];
-        match file.read_exact_at(&mut head, 0) {
-            Ok(()) if &head == SQLITE_MAGIC => Ok(()),
-            Ok(()) => Err(lost("was overwritten (no SQLite header)")),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Err(lost("was emptied (truncated)"))
-            }
-            Err(_) => Ok(()),
+        if meta.len() == 0 {
+            return Err(lost("was emptied (truncated)"));
         }
+        Ok(())
     }
 }
 
