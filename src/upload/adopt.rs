@@ -72,6 +72,9 @@ pub async fn before_first_request(
     let Some(keyed) = &ctx.api_key_client else {
         return Ok(None);
     };
+    if row.video_id.is_some() || row.bytes_uploaded > 0 {
+        return Ok(None); // history: not a file a lost journal forgot
+    }
     let horizon = j(&ctx.journal, |j| j.adopt_horizon()).await?;
     if !candidate(row, horizon) {
         return Ok(None);
