@@ -5,6 +5,7 @@
 //! roots); the result line names what happened to a file in a root (`deleted`, `moved to …`).
 //! Exits 1 if any file failed.
 
+use crate::cli::stdout::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
@@ -47,12 +48,19 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
 
     let mut ids = Vec::new();
     let mut failed = 0;
+    let mut out_err = None;
     for file in &args.files {
         match enqueue(&journal, &config, file).await {
             Ok(Some(id)) => ids.push((id, file.clone())),
             Ok(None) => {}
+            // The file is queued or done; only its line could not be printed.
+            Err(e) if e.is::<crate::cli::stdout::OutputError>() => {
+                if let Ok(e) = e.downcast::<crate::cli::stdout::OutputError>() {
+                    out_err.get_or_insert(e);
+                }
+            }
             Err(e) => {
-                eprintln!(
+                errln!(
                     "{}",
                     crate::escape::Human(format_args!("{}: {e:#}", file.display()))
                 );
@@ -187,10 +195,19 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
         };
         // Above the progress bars when they are drawn (printing through both would show the
         // line twice on a terminal), on stdout either way.
-        bars.suspend(|| println!("{}", crate::escape::Human(&line)));
+        // A reader that went away or a full stdout never stops the uploads: the journal has
+        // every result (`ingestd status`); the failure is reported once they are done.
+        if let Err(e) = bars.suspend(|| outln!("{}", crate::escape::Human(&line))) {
+            out_err.get_or_insert(e);
+        }
     }
     if shutdown.is_cancelled() {
-        eprintln!("interrupted: run the same command again to resume where it stopped");
+        errln!("interrupted: run the same command again to resume where it stopped");
+    }
+    if let Some(e) = out_err
+        && failed == 0
+    {
+        return Err(e.into());
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -269,11 +286,11 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
     let row = tokio::task::spawn_blocking(move || j.enqueue(&obs)).await??;
     match row.state {
         FileState::Done => {
-            println!(
+            outln!(
                 "{}: already uploaded, videoId {}",
                 crate::escape::Human(path.display()),
                 row.video_id.as_deref().unwrap_or("?")
-            );
+            )?;
             Ok(None)
         }
         FileState::Uploading => {
@@ -288,13 +305,13 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
             tokio::task::spawn_blocking(move || j.retry_failed(&RetrySelection::Ids(vec![id])))
                 .await??;
             if let Some(e) = &row.last_error {
-                println!(
+                outln!(
                     "{}",
                     crate::escape::Human(format_args!(
                         "{}: trying again (last error: {e})",
                         path.display()
                     ))
-                );
+                )?;
             }
             Ok(Some(id))
         }

@@ -1,6 +1,7 @@
 //! `ingestd explain PATH`: why a file is not uploaded (yet), from the configuration (roots,
 //! include/exclude patterns, settle time) and the journal (state, progress, errors, token).
 
+use crate::cli::stdout::outln;
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,7 +23,7 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let path = std::path::absolute(&args.path)?;
     for line in explain_path(&config, journal.as_ref(), &path, SystemTime::now())? {
         // One sentence a line: a name holding a newline or ESC is shown escaped.
-        println!("{}", crate::escape::Human(&line));
+        outln!("{}", crate::escape::Human(&line))?;
     }
     Ok(ExitCode::SUCCESS)
 }
