@@ -335,3 +335,46 @@ fn upload_command_refuses_an_unfinished_mp4_with_the_reason() {
     );
     assert!(videos(&em).is_empty(), "{:#?}", videos(&em));
 }
+
+/// `ingestd upload FILE` of a file outside every watch root is checked as the daemon checks
+/// (it was never checked): an MP4 whose recorder died is not uploaded, with the daemon's reason;
+/// `--no-check-container` uploads it as it is.
+#[test]
+fn upload_command_checks_a_file_outside_the_roots_unless_told_not_to() {
+    let em = Emulator::start();
+    let setup = setup(&em, "1h");
+    let elsewhere = setup.dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let p = elsewhere.join("died.mp4");
+    let mut f = sample::ftyp(b"isom");
+    f.extend(sample::mp4_box(b"mdat", &payload(50_000, 4)));
+    std::fs::write(&p, &f).unwrap();
+    let upload = |extra: &[&str]| {
+        let out = Command::new(common::bin())
+            .arg("--config")
+            .arg(&setup.config)
+            .arg("upload")
+            .args(extra)
+            .arg(&p)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = upload(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("not uploaded: incomplete MP4: no moov box yet"),
+        "{text}"
+    );
+    assert!(text.contains("--no-check-container"), "{text}");
+    assert!(videos(&em).is_empty(), "{:#?}", videos(&em));
+    let (code, text) = upload(&["--no-check-container"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("uploaded, videoId"), "{text}");
+    assert_eq!(videos(&em).len(), 1, "{:#?}", videos(&em));
+}

@@ -124,6 +124,11 @@ pub struct UploadArgs {
     /// Files to upload.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Upload as they are, without the container check (a file under a root with
+    /// `check_container = true`, or outside every root, is otherwise checked as the daemon
+    /// does): to salvage what a recorder that died left behind.
+    #[arg(long)]
+    pub no_check_container: bool,
 }
 
 /// Options shared by the API-key commands (`token`, `videos`, `orphans`).

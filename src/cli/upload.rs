@@ -75,8 +75,9 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     // The timetable applies to a one-shot upload too (not recorded: `status` is the daemon's).
     let schedule = Schedule::new(config.upload.max_rate.clone(), limit.clone());
     let rate = Arc::new(RwLock::new(limit));
-    let ctx =
+    let mut ctx =
         worker_context(&config, journal.clone(), gate, board.clone(), rate).map_err(to_exit)?;
+    ctx.container_roots = Arc::new(checked_roots(&config, &ids, args.no_check_container));
 
     let shutdown = CancellationToken::new();
     schedule.spawn(None, shutdown.child_token());
@@ -245,7 +246,7 @@ fn not_uploaded(
                     && r.last_error_slug.as_deref() == Some(crate::watch::container::SLUG) =>
             {
                 format!(
-                    "not uploaded: {}; run the same command again once the recorder has finished it",
+                    "not uploaded: {}; run the same command again once the recorder has finished it (`--no-check-container` uploads it as it is)",
                     error.unwrap_or_default()
                 )
             }
@@ -260,6 +261,30 @@ fn not_uploaded(
             None => "not uploaded".into(),
         },
     }
+}
+
+/// The roots whose files the worker checks before the first request and after the last chunk:
+/// the configured roots with `check_container = true`, and the folder of each file outside
+/// every root (its journal root), so that a file given by hand gets the daemon's check and
+/// messages. None with `--no-check-container`.
+fn checked_roots(config: &Config, ids: &[(i64, PathBuf)], no_check: bool) -> Vec<PathBuf> {
+    if no_check {
+        return Vec::new();
+    }
+    let mut roots = crate::upload::container::roots(&config.watch);
+    for (_, file) in ids {
+        // As `enqueue` recorded it: canonical, its folder the journal root.
+        let Ok(path) = std::fs::canonicalize(file) else {
+            continue;
+        };
+        let outside = !config.watch.iter().any(|w| path.starts_with(&w.path));
+        if let Some(dir) = path.parent().filter(|_| outside)
+            && !roots.iter().any(|r| r == dir)
+        {
+            roots.push(dir.to_path_buf());
+        }
+    }
+    roots
 }
 
 /// Records the file in the journal and queues it now: its id. `None` when there is nothing to do (already uploaded with this content).
