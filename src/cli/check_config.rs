@@ -25,8 +25,8 @@ fn container_line(w: &crate::config::WatchConfig) -> String {
         format!(
             "check_container = true: settled MP4/MOV, MKV/WebM and MPEG-TS files are queued only \
              once their structure is complete (a file still incomplete and unchanged after \
-             incomplete_after = {} fails with `incomplete-container`); other formats use settle \
-             ({}) alone",
+             incomplete_after = {} fails with `incomplete-container`, a fragmented MP4 without \
+             mfra is uploaded then); other formats use settle ({}) alone",
             humantime::format_duration(w.incomplete_after),
             humantime::format_duration(w.settle)
         )

@@ -211,10 +211,15 @@ fn describe_row(
                 let after = watch
                     .map(|w| human_duration(w.incomplete_after))
                     .unwrap_or("?".into());
+                // An unproven file (a fragmented MP4 without mfra) is queued then, not failed.
+                let then = if why.starts_with("unproven ") {
+                    "is uploaded as it is".to_owned()
+                } else {
+                    format!("fails with `{}`", crate::watch::container::SLUG)
+                };
                 out.push(format!(
-                    "not queued: {why}; it is checked again whenever the file changes, and fails \
-                     with `{}` if it stays like this for incomplete_after ({after})",
-                    crate::watch::container::SLUG
+                    "not queued: {why}; it is checked again whenever the file changes, and {then} \
+                     if it stays like this for incomplete_after ({after})"
                 ));
             }
         }
