@@ -7,7 +7,10 @@
 //! - an MP4 without `moov` and one with an open `mdat` are never uploaded: they wait with the
 //!   reason, fail with `incomplete-container` after `incomplete_after`, and
 //!   `ingestd retry ID --anyway` uploads them as they are;
-//! - complete MP4 (moov first and last), MOV, MKV, WebM, TS and M2TS files are uploaded once.
+//! - real ffmpeg files written in two parts with a pause of 5× settle, fragmented ones cut at a
+//!   fragment boundary (a whole-looking prefix), end as one video of the whole file;
+//! - complete MP4 (moov first and last), MOV, MKV, WebM, TS and M2TS files are uploaded once;
+//! - `ingestd upload FILE` checks files outside the roots too (`--no-check-container` does not).
 
 mod common;
 
