@@ -117,7 +117,7 @@ fn main() {
 
     // Files past one check's budget: walked on across checks (`resume`), each check timed.
     println!(
-        "\n| file | checks to the end | verdict | most bytes in one check | µs per check (mean / max) | µs per check once walked |"
+        "\n| file | checks to the end | verdict | most bytes in one check | CPU µs per check (mean / max) | µs per check once walked |"
     );
     println!("|---|---|---|---|---|---|");
     for p in &walked {
@@ -129,9 +129,11 @@ fn main() {
         for round in 0..rounds {
             let key = Some((u64::MAX, round));
             loop {
-                let t = Instant::now();
+                // CPU time of this thread: the goal is CPU per check, and the shared machine
+                // preempts (wall-clock maxima there are scheduling, not the check).
+                let t = cpu_us();
                 let r = check_keyed(p, &f, size, key);
-                let us = t.elapsed().as_secs_f64() * 1e6;
+                let us = cpu_us() - t;
                 if round == 0 {
                     checks += 1;
                 }
@@ -158,6 +160,17 @@ fn main() {
             verdict(&last)
         );
     }
+}
+
+/// CPU time of the calling thread, in µs.
+fn cpu_us() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a timespec on the stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e6 + ts.tv_nsec as f64 / 1e3
 }
 
 fn name(p: &Path) -> String {
