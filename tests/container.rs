@@ -257,6 +257,19 @@ fn real_muxer_files_paused_at_their_worst_point_make_one_whole_video() {
             p.display()
         );
     }
+    // `explain` says what happens to a fragmented file that stays like this.
+    let explain = Command::new(common::bin())
+        .arg("--config")
+        .arg(&setup.config)
+        .arg("explain")
+        .arg(&writers[2].0)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        text.contains("is uploaded as it is if it stays like this for incomplete_after (30s)"),
+        "{text}"
+    );
     // The scenario itself: the writers stay paused for 5 × settle.
     std::thread::sleep(SETTLE * 5);
     assert!(videos(&em).is_empty(), "nothing uploaded while paused");
