@@ -309,6 +309,36 @@ proptest! {
         }
     }
 
+    /// A saved walk meeting other bytes under the same key (a file rewritten in place, a reused
+    /// inode, cut and damaged bytes): never a panic, never past the budget.
+    #[test]
+    fn saved_walks_meeting_other_bytes_never_panic(
+        n in 300usize..700,
+        cut in any::<prop::sample::Index>(),
+        hits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+    ) {
+        let key = (0xF2A7, n as u64);
+        let p = [1u8; 3];
+        let parts: Vec<&[u8]> = (0..n).map(|_| &p[..]).collect();
+        let whole = sample::fragmented_mp4(&parts, false);
+        let _ = super::check_keyed(Path::new("k.mp4"), &&whole[..], whole.len() as u64, Some(key));
+        let mut other = whole[..cut.index(whole.len())].to_vec();
+        for (i, b) in hits {
+            if !other.is_empty() {
+                let at = i.index(other.len());
+                other[at] = b;
+            }
+        }
+        for _ in 0..10 {
+            let r = super::check_keyed(Path::new("k.mp4"), &&other[..], other.len() as u64, Some(key));
+            prop_assert!(r.bytes_read <= super::BUDGET);
+            if !matches!(r.verdict, Verdict::Pending(_)) {
+                break;
+            }
+        }
+        super::resume::forget(key);
+    }
+
     /// Arbitrary bytes under every name: never a panic, never past the budget.
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048), ext in 0usize..5) {
