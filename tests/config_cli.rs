@@ -321,8 +321,8 @@ fn valid_config_exits_0_with_summary_and_never_the_token() {
             "{}: ok\n1 watch root, 3 workers, chunk size 8 MiB, endpoint 127.0.0.1:8089, token: inline upload_token\n\
              {}/root: check_container = true: settled MP4/MOV, MKV/WebM and MPEG-TS files are \
              queued only once their structure is complete (a file still incomplete and unchanged \
-             after incomplete_after = 1h fails with `incomplete-container`); other formats use \
-             settle (10s) alone\n",
+             after incomplete_after = 1h fails with `incomplete-container`, a fragmented MP4 \
+             without mfra is uploaded then); other formats use settle (10s) alone\n",
             path.display(),
             tmp.path().display()
         )

@@ -7,7 +7,10 @@
 //! - an MP4 without `moov` and one with an open `mdat` are never uploaded: they wait with the
 //!   reason, fail with `incomplete-container` after `incomplete_after`, and
 //!   `ingestd retry ID --anyway` uploads them as they are;
-//! - complete MP4 (moov first and last), MOV, MKV, WebM, TS and M2TS files are uploaded once.
+//! - real ffmpeg files written in two parts with a pause of 5× settle, fragmented ones cut at a
+//!   fragment boundary (a whole-looking prefix), end as one video of the whole file;
+//! - complete MP4 (moov first and last), MOV, MKV, WebM, TS and M2TS files are uploaded once;
+//! - `ingestd upload FILE` checks files outside the roots too (`--no-check-container` does not).
 
 mod common;
 
@@ -186,6 +189,102 @@ fn writers_pausing_longer_than_settle_make_one_whole_video() {
     assert_eq!(videos(&em).len(), 3, "{:#?}", videos(&em));
 }
 
+/// Where to cut a real muxer's file for a pause: for a fragmented MP4 the nastiest point, the
+/// end of its middle fragment (a whole-looking file); for anything else the middle.
+fn pause_point(bytes: &[u8], fragmented: bool) -> usize {
+    if !fragmented {
+        return bytes.len() / 2;
+    }
+    let mut ends = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        assert!(len >= 8, "ffmpeg's fragmented files use 32-bit sizes");
+        if &bytes[pos + 4..pos + 8] == b"mdat" {
+            ends.push(pos + len);
+        }
+        pos += len;
+    }
+    ends[ends.len() / 2]
+}
+
+/// The goal with real muxer output (ffmpeg files from `tests/data/`): each is written in two
+/// parts with a pause of 5 × settle between them, the fragmented ones paused exactly at a
+/// fragment boundary. Each ends as exactly one video of the whole file; while paused `status`
+/// says why each waits. A fragmented MP4 from a muxer that writes no `mfra` (`skip_trailer`,
+/// so it looks paused forever) is uploaded whole once unchanged for `incomplete_after`.
+#[test]
+fn real_muxer_files_paused_at_their_worst_point_make_one_whole_video() {
+    let em = Emulator::start();
+    let setup = setup(&em, "30s");
+    let _d = setup.start();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let names = [
+        ("moov-last.mp4", false),
+        ("faststart.mp4", false),
+        ("fragmented.mp4", true),
+        ("long-fragmented.mp4", true),
+        ("unproven/long-fragmented-no-mfra.mp4", true),
+        ("clip.mov", false),
+        ("clip.mkv", false),
+        ("clip.webm", false),
+    ];
+    let mut writers = Vec::new();
+    for (name, fragmented) in names {
+        let bytes = std::fs::read(data.join(name)).unwrap();
+        let cut = pause_point(&bytes, fragmented);
+        let p = setup
+            .inbox
+            .join(format!("paused-{}", name.replace('/', "-")));
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(&bytes[..cut]).unwrap();
+        f.sync_all().unwrap();
+        writers.push((p, f, bytes, cut));
+    }
+    let s = setup.wait_for("every paused file held with its reason", T, |s| {
+        writers.iter().all(|(p, ..)| waiting_reason(s, p).is_some())
+    });
+    for (p, ..) in &writers {
+        let r = waiting_reason(&s, p).unwrap();
+        let fragmented = p.to_string_lossy().contains("fragmented");
+        assert!(
+            r.starts_with(if fragmented {
+                "unproven MP4: a fragmented file"
+            } else {
+                "incomplete "
+            }),
+            "{}: {r}",
+            p.display()
+        );
+    }
+    // `explain` says what happens to a fragmented file that stays like this.
+    let explain = Command::new(common::bin())
+        .arg("--config")
+        .arg(&setup.config)
+        .arg("explain")
+        .arg(&writers[2].0)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        text.contains("is uploaded as it is if it stays like this for incomplete_after (30s)"),
+        "{text}"
+    );
+    // The scenario itself: the writers stay paused for 5 × settle.
+    std::thread::sleep(SETTLE * 5);
+    assert!(videos(&em).is_empty(), "nothing uploaded while paused");
+    for (_, f, bytes, cut) in &mut writers {
+        f.write_all(&bytes[*cut..]).unwrap();
+        f.sync_all().unwrap();
+    }
+    setup.wait_done(writers.len(), T);
+    let s = setup.status();
+    for (p, ..) in &writers {
+        assert_uploaded_once(&em, p, &video_id(&s, p));
+    }
+    assert_eq!(videos(&em).len(), writers.len(), "{:#?}", videos(&em));
+}
+
 fn retry_anyway(setup: &Setup, id: u64) -> String {
     let out = Command::new(common::bin())
         .args(["--config"])
@@ -334,4 +433,47 @@ fn upload_command_refuses_an_unfinished_mp4_with_the_reason() {
         "{text}"
     );
     assert!(videos(&em).is_empty(), "{:#?}", videos(&em));
+}
+
+/// `ingestd upload FILE` of a file outside every watch root is checked as the daemon checks
+/// (it was never checked): an MP4 whose recorder died is not uploaded, with the daemon's reason;
+/// `--no-check-container` uploads it as it is.
+#[test]
+fn upload_command_checks_a_file_outside_the_roots_unless_told_not_to() {
+    let em = Emulator::start();
+    let setup = setup(&em, "1h");
+    let elsewhere = setup.dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let p = elsewhere.join("died.mp4");
+    let mut f = sample::ftyp(b"isom");
+    f.extend(sample::mp4_box(b"mdat", &payload(50_000, 4)));
+    std::fs::write(&p, &f).unwrap();
+    let upload = |extra: &[&str]| {
+        let out = Command::new(common::bin())
+            .arg("--config")
+            .arg(&setup.config)
+            .arg("upload")
+            .args(extra)
+            .arg(&p)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = upload(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("not uploaded: incomplete MP4: no moov box yet"),
+        "{text}"
+    );
+    assert!(text.contains("--no-check-container"), "{text}");
+    assert!(videos(&em).is_empty(), "{:#?}", videos(&em));
+    let (code, text) = upload(&["--no-check-container"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("uploaded, videoId"), "{text}");
+    assert_eq!(videos(&em).len(), 1, "{:#?}", videos(&em));
 }

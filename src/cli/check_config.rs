@@ -1,6 +1,7 @@
 //! `ingestd check-config`: parse and validate the configuration (the same [`Config::load`] as
 //! `run`, token and key files included). Exit 0 with `FILE: ok` and a one-line summary (never the
 //! token), warnings on stderr; or exit 78 with `FILE:LINE:COL: what is wrong and what to write`.
+use crate::cli::stdout::{errln, outln};
 use std::process::ExitCode;
 
 use super::Cli;
@@ -8,12 +9,12 @@ use super::Cli;
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&cli.config)?;
     for w in &config.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
-    println!("{}: ok", cli.config.display());
-    println!("{}", config.summary());
+    outln!("{}: ok", cli.config.display())?;
+    outln!("{}", config.summary())?;
     for w in &config.watch {
-        println!("{}: {}", w.path.display(), container_line(w));
+        outln!("{}: {}", w.path.display(), container_line(w))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -24,8 +25,8 @@ fn container_line(w: &crate::config::WatchConfig) -> String {
         format!(
             "check_container = true: settled MP4/MOV, MKV/WebM and MPEG-TS files are queued only \
              once their structure is complete (a file still incomplete and unchanged after \
-             incomplete_after = {} fails with `incomplete-container`); other formats use settle \
-             ({}) alone",
+             incomplete_after = {} fails with `incomplete-container`, a fragmented MP4 without \
+             mfra is uploaded then); other formats use settle ({}) alone",
             humantime::format_duration(w.incomplete_after),
             humantime::format_duration(w.settle)
         )

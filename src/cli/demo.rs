@@ -12,6 +12,7 @@
 //! that uploads last long enough to be watched. A re-run in the same directory keeps samples
 //! the journal has as uploaded (same file, same content), so they are not uploaded again.
 
+use crate::cli::stdout::{OutputError, outln};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,7 +48,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&inbox).with_context(|| format!("creating {}", inbox.display()))?;
     let log = dir.join("demo.log");
     super::log_writer::log_to_file(&log).with_context(|| format!("opening {}", log.display()))?;
-    println!("logs: {}", log.display());
+    outln!("logs: {}", log.display())?;
 
     let endpoint = start(
         EmulatorOptions {
@@ -60,18 +61,18 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     .await
     .context("starting the local endpoint")?;
     let url = endpoint.url();
-    println!("local api.video-compatible endpoint: {url}");
+    outln!("local api.video-compatible endpoint: {url}")?;
 
     let client = Client::new(ClientOptions::new(url.parse()?))?
         .with_api_key(Secret::new(DEMO_API_KEY), AuthMode::Basic);
     let token = client.create_upload_token(0).await?;
     let token_file = dir.join("upload-token");
     write_private(&token_file, &token.token)?;
-    println!(
+    outln!(
         "created upload token {} (in {})",
         Secret::new(&token.token).redacted(),
         token_file.display()
-    );
+    )?;
 
     let status_port = free_port()?;
     let config_path = dir.join("config.toml");
@@ -81,7 +82,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("writing {}", config_path.display()))?;
     let config = Config::load(&config_path)?;
-    println!("wrote {}", config_path.display());
+    outln!("wrote {}", config_path.display())?;
 
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(config.clone(), shutdown.clone()));
@@ -94,8 +95,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    println!("watching {}", inbox.display());
-    println!("status page: http://127.0.0.1:{status_port}/");
+    outln!("watching {}", inbox.display())?;
+    outln!("status page: http://127.0.0.1:{status_port}/")?;
     let journal_path = config.journal.path.clone();
     // The table follows while the samples are written: the first is uploading before the last
     // is complete.
@@ -103,10 +104,10 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let writer = tokio::spawn(write_samples(inbox.clone(), journal_path.clone()));
     let mut table = Table::new(&journal_path, status_port);
     tokio::select! {
-        () = table.follow(&shutdown, Some(&samples)) => {}
+        r = table.follow(&shutdown, Some(&samples)) => r?,
         written = writer => {
             written??;
-            table.follow(&shutdown, Some(&samples)).await;
+            table.follow(&shutdown, Some(&samples)).await?;
         }
     }
 
@@ -114,31 +115,31 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "ingestd".into());
     if !shutdown.is_cancelled() {
-        println!();
+        outln!()?;
         if args.once {
-            println!("The samples are uploaded. Next:");
-            println!(
+            outln!("The samples are uploaded. Next:")?;
+            outln!(
                 "  {exe} status --all --config {}   (what was uploaded)",
                 config_path.display()
-            );
-            println!(
+            )?;
+            outln!(
                 "  {exe} demo --dir {}   (without --once: keeps watching {} for files you drop in)",
                 dir.display(),
                 inbox.display()
-            );
+            )?;
         } else {
-            println!(
+            outln!(
                 "Drop video files (*.mp4, *.mov, …) into {} to upload them: they appear below.",
                 inbox.display()
-            );
+            )?;
             // The binary that runs now: `/usr/bin/ingestd` when installed, `target/…/ingestd`
             // under `cargo run`.
-            println!(
+            outln!(
                 "In another terminal: {exe} status --config {}",
                 config_path.display()
-            );
-            println!("Ctrl-C to stop.");
-            table.follow(&shutdown, None).await;
+            )?;
+            outln!("Ctrl-C to stop.")?;
+            table.follow(&shutdown, None).await?;
         }
     }
     shutdown.cancel();
@@ -213,11 +214,11 @@ async fn write_samples(inbox: PathBuf, journal: PathBuf) -> anyhow::Result<()> {
     for &(name, size) in SAMPLES {
         let path = inbox.join(name);
         if let Some(video) = uploaded_before(journal, &path) {
-            println!(
+            outln!(
                 "kept {} (uploaded by an earlier run as {video}; delete {} to start afresh)",
                 path.display(),
                 inbox.parent().unwrap_or(inbox).display()
-            );
+            )?;
             continue;
         }
         let mut f = tokio::fs::File::create(&path).await?;
@@ -245,7 +246,7 @@ async fn write_samples(inbox: PathBuf, journal: PathBuf) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::io::AsyncWriteExt::write_all(&mut f, &wrap.tail).await?;
-        println!("wrote {} ({} bytes)", path.display(), size);
+        outln!("wrote {} ({} bytes)", path.display(), size)?;
     }
     Ok(())
 }
@@ -297,10 +298,14 @@ impl Table {
     }
 
     /// Prints changes until every one of `samples` is done or failed (None: until Ctrl-C).
-    async fn follow(&mut self, shutdown: &CancellationToken, samples: Option<&[PathBuf]>) {
+    async fn follow(
+        &mut self,
+        shutdown: &CancellationToken,
+        samples: Option<&[PathBuf]>,
+    ) -> Result<(), OutputError> {
         loop {
             if shutdown.is_cancelled() {
-                return;
+                return Ok(());
             }
             let live = self.live().await;
             let journal = self.journal.clone();
@@ -313,17 +318,17 @@ impl Table {
             .unwrap_or_default();
             let mut finished = 0;
             for row in &rows {
-                self.show(row, live.get(&row.id).copied());
+                self.show(row, live.get(&row.id).copied())?;
                 let sample = samples.is_some_and(|s| s.contains(&row.path));
                 if sample && matches!(row.state, FileState::Done | FileState::Failed) {
                     finished += 1;
                 }
             }
             if samples.is_some_and(|s| finished == s.len()) {
-                return;
+                return Ok(());
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
         }
@@ -358,7 +363,7 @@ impl Table {
             .unwrap_or_default()
     }
 
-    fn show(&mut self, row: &FileRow, live: Option<Live>) {
+    fn show(&mut self, row: &FileRow, live: Option<Live>) -> Result<(), OutputError> {
         let size = row.identity.size;
         let video = || {
             row.video_id
@@ -409,18 +414,22 @@ impl Table {
             if *prev == line
                 || (row.state == FileState::Uploading && same_state && now - *at < PROGRESS_EVERY)
             {
-                return;
+                return Ok(());
             }
         }
         if !self.header {
-            println!(
+            outln!(
                 "  {:<16} {:<9}  {:<24} {:<12} VIDEO",
-                "FILE", "STATE", "BYTES", "RATE"
-            );
+                "FILE",
+                "STATE",
+                "BYTES",
+                "RATE"
+            )?;
             self.header = true;
         }
-        println!("{line}");
+        outln!("{line}")?;
         let _ = std::io::stdout().flush();
         self.last.insert(row.id, (line, now));
+        Ok(())
     }
 }

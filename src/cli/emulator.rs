@@ -1,5 +1,4 @@
 //! `ingestd emulator`: runs the local api.video-compatible endpoint until SIGINT/SIGTERM.
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -20,11 +19,7 @@ pub async fn run(args: &EmulatorArgs) -> anyhow::Result<ExitCode> {
     let running = start(opts, &args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the emulator: {e}"))?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {}", running.url())?;
-        out.flush()?;
-    }
+    crate::cli::stdout::outln!("listening on {}", running.url())?;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

@@ -5,6 +5,7 @@
 //! - `man/ingestd.1` and one page per visible subcommand (`man/ingestd-run.1`, …);
 //! - `completions/ingestd.bash`, `completions/_ingestd` (zsh), `completions/ingestd.fish`.
 
+use crate::cli::stdout::outln;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -84,11 +85,11 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     write_man_pages(&man_dir)?;
     write_completions(&completions_dir)?;
-    println!(
+    outln!(
         "wrote man pages to {} and completions to {}",
         man_dir.display(),
         completions_dir.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

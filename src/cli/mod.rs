@@ -21,6 +21,7 @@ mod log_queue;
 mod log_writer;
 mod orphans;
 mod run;
+pub(crate) mod stdout;
 mod table;
 mod token;
 mod upload;
@@ -123,6 +124,11 @@ pub struct UploadArgs {
     /// Files to upload.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Upload as they are, without the container check (a file under a root with
+    /// `check_container = true`, or outside every root, is otherwise checked as the daemon
+    /// does): to salvage what a recorder that died left behind.
+    #[arg(long)]
+    pub no_check_container: bool,
 }
 
 /// Options shared by the API-key commands (`token`, `videos`, `orphans`).
@@ -394,12 +400,21 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(dispatch(cli));
+    let result = runtime
+        .block_on(dispatch(cli))
+        .and_then(|code| stdout::finish().map(|()| code).map_err(Into::into));
     // Log lines still queued go out before the final message (a bounded wait).
     log_queue::flush(std::time::Duration::from_secs(2));
     match result {
         Ok(code) => code,
         Err(err) => {
+            // `| head -1` (exit 0, quietly), `> /dev/full` (exit 1): never a panic.
+            if let Some((code, message)) = stdout::exit_for(&err) {
+                if let Some(m) = message {
+                    print_error(&m);
+                }
+                return ExitCode::from(code);
+            }
             if let Some(exit) = err.downcast_ref::<Exit>() {
                 print_error(&exit.message);
                 return ExitCode::from(exit.code);

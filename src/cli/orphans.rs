@@ -8,6 +8,7 @@
 //! A video that is some file's `video_id` (its final or current video) is never a candidate.
 //! `--delete` deletes the candidates and marks the note resolved in the journal.
 
+use crate::cli::stdout::{out, outln};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -61,7 +62,7 @@ pub async fn run(cli: &Cli, args: &OrphansArgs) -> anyhow::Result<ExitCode> {
         match Journal::open_read_only(path) {
             Ok(j) => j,
             Err(crate::journal::JournalError::Missing { .. }) => {
-                println!("no journal at {} yet: no orphans", path.display());
+                outln!("no journal at {} yet: no orphans", path.display())?;
                 return Ok(ExitCode::SUCCESS);
             }
             Err(e) => return Err(e.into()),
@@ -119,7 +120,7 @@ pub async fn run(cli: &Cli, args: &OrphansArgs) -> anyhow::Result<ExitCode> {
                 if doomed == 1 { "" } else { "s" }
             );
             if !super::videos::confirm(&q)? {
-                println!("nothing deleted");
+                outln!("nothing deleted")?;
                 return Ok(ExitCode::from(1));
             }
         }
@@ -285,11 +286,11 @@ fn print_entries(entries: &[Entry], json: bool, how: Option<&str>) -> anyhow::Re
         if let (Some(how), Some(obj)) = (how, out.as_object_mut()) {
             obj.insert("run_with_key".into(), how.into());
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
     if entries.is_empty() {
-        println!("no orphans: every upload the journal knows of ended in its file's video");
+        outln!("no orphans: every upload the journal knows of ended in its file's video")?;
         return Ok(());
     }
     let mut rows = vec![vec![
@@ -311,7 +312,7 @@ fn print_entries(entries: &[Entry], json: bool, how: Option<&str>) -> anyhow::Re
             e.note.reason.clone(),
         ]);
     }
-    print!("{}", table::render(&rows));
+    out!("{}", table::render(&rows))?;
     let mut lines = String::new();
     for e in entries {
         let Some(candidates) = &e.candidates else {
@@ -341,11 +342,11 @@ fn print_entries(entries: &[Entry], json: bool, how: Option<&str>) -> anyhow::Re
             lines.push_str(&format!("{name}: resolved ({r})\n"));
         }
     }
-    print!("{lines}");
+    out!("{lines}")?;
     if let Some(how) = how {
-        println!(
+        outln!(
             "no API key: to find these videos on api.video (and delete them with --delete), run:\n  {how}"
-        );
+        )?;
     }
     Ok(())
 }

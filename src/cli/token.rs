@@ -6,6 +6,7 @@
 //! output redirected prints the token alone (`ingestd token create > FILE` writes a token file).
 //! The API key is never printed; a rejected key is one line on stderr and exit 1.
 
+use crate::cli::stdout::{out, outln};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -32,7 +33,7 @@ pub async fn run(cli: &Cli, cmd: &TokenCommand) -> anyhow::Result<ExitCode> {
             if !*json && !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 // Redirected (`… > /etc/ingestd/upload-token`): the token alone, so the file
                 // holds exactly what `upload_token_file` expects.
-                println!("{}", token.token);
+                outln!("{}", token.token)?;
             } else {
                 print_tokens(std::slice::from_ref(&token), *json, &token)?;
             }
@@ -59,9 +60,9 @@ pub async fn run(cli: &Cli, cmd: &TokenCommand) -> anyhow::Result<ExitCode> {
             };
             let page = client.list_upload_tokens(&query).await.map_err(rejected)?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&page)?);
+                outln!("{}", serde_json::to_string_pretty(&page)?)?;
             } else {
-                print!("{}", list_table(&page));
+                out!("{}", list_table(&page))?;
             }
         }
         TokenCommand::Show { id, json, .. } => {
@@ -76,7 +77,7 @@ pub async fn run(cli: &Cli, cmd: &TokenCommand) -> anyhow::Result<ExitCode> {
                 .delete_upload_token(id)
                 .await
                 .map_err(|e| lookup_failure(e, id, &key_source))?;
-            println!("deleted upload token {id}");
+            outln!("deleted upload token {id}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -94,12 +95,12 @@ fn lookup_failure(e: ApiError, id: &str, source: &KeySource) -> anyhow::Error {
 
 fn print_tokens(tokens: &[UploadToken], json: bool, one: &UploadToken) -> anyhow::Result<()> {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(one).context("cannot format the token as JSON")?
-        );
+        )?;
     } else {
-        print!("{}", table::render(&rows(tokens)));
+        out!("{}", table::render(&rows(tokens)))?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! roots); the result line names what happened to a file in a root (`deleted`, `moved to …`).
 //! Exits 1 if any file failed.
 
+use crate::cli::stdout::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
@@ -47,12 +48,19 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
 
     let mut ids = Vec::new();
     let mut failed = 0;
+    let mut out_err = None;
     for file in &args.files {
         match enqueue(&journal, &config, file).await {
             Ok(Some(id)) => ids.push((id, file.clone())),
             Ok(None) => {}
+            // The file is queued or done; only its line could not be printed.
+            Err(e) if e.is::<crate::cli::stdout::OutputError>() => {
+                if let Ok(e) = e.downcast::<crate::cli::stdout::OutputError>() {
+                    out_err.get_or_insert(e);
+                }
+            }
             Err(e) => {
-                eprintln!(
+                errln!(
                     "{}",
                     crate::escape::Human(format_args!("{}: {e:#}", file.display()))
                 );
@@ -67,8 +75,9 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     // The timetable applies to a one-shot upload too (not recorded: `status` is the daemon's).
     let schedule = Schedule::new(config.upload.max_rate.clone(), limit.clone());
     let rate = Arc::new(RwLock::new(limit));
-    let ctx =
+    let mut ctx =
         worker_context(&config, journal.clone(), gate, board.clone(), rate).map_err(to_exit)?;
+    ctx.container_roots = Arc::new(checked_roots(&config, &ids, args.no_check_container));
 
     let shutdown = CancellationToken::new();
     schedule.spawn(None, shutdown.child_token());
@@ -187,10 +196,19 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
         };
         // Above the progress bars when they are drawn (printing through both would show the
         // line twice on a terminal), on stdout either way.
-        bars.suspend(|| println!("{}", crate::escape::Human(&line)));
+        // A reader that went away or a full stdout never stops the uploads: the journal has
+        // every result (`ingestd status`); the failure is reported once they are done.
+        if let Err(e) = bars.suspend(|| outln!("{}", crate::escape::Human(&line))) {
+            out_err.get_or_insert(e);
+        }
     }
     if shutdown.is_cancelled() {
-        eprintln!("interrupted: run the same command again to resume where it stopped");
+        errln!("interrupted: run the same command again to resume where it stopped");
+    }
+    if let Some(e) = out_err
+        && failed == 0
+    {
+        return Err(e.into());
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -228,7 +246,7 @@ fn not_uploaded(
                     && r.last_error_slug.as_deref() == Some(crate::watch::container::SLUG) =>
             {
                 format!(
-                    "not uploaded: {}; run the same command again once the recorder has finished it",
+                    "not uploaded: {}; run the same command again once the recorder has finished it (`--no-check-container` uploads it as it is)",
                     error.unwrap_or_default()
                 )
             }
@@ -243,6 +261,30 @@ fn not_uploaded(
             None => "not uploaded".into(),
         },
     }
+}
+
+/// The roots whose files the worker checks before the first request and after the last chunk:
+/// the configured roots with `check_container = true`, and the folder of each file outside
+/// every root (its journal root), so that a file given by hand gets the daemon's check and
+/// messages. None with `--no-check-container`.
+fn checked_roots(config: &Config, ids: &[(i64, PathBuf)], no_check: bool) -> Vec<PathBuf> {
+    if no_check {
+        return Vec::new();
+    }
+    let mut roots = crate::upload::container::roots(&config.watch);
+    for (_, file) in ids {
+        // As `enqueue` recorded it: canonical, its folder the journal root.
+        let Ok(path) = std::fs::canonicalize(file) else {
+            continue;
+        };
+        let outside = !config.watch.iter().any(|w| path.starts_with(&w.path));
+        if let Some(dir) = path.parent().filter(|_| outside)
+            && !roots.iter().any(|r| r == dir)
+        {
+            roots.push(dir.to_path_buf());
+        }
+    }
+    roots
 }
 
 /// Records the file in the journal and queues it now: its id. `None` when there is nothing to do (already uploaded with this content).
@@ -269,11 +311,11 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
     let row = tokio::task::spawn_blocking(move || j.enqueue(&obs)).await??;
     match row.state {
         FileState::Done => {
-            println!(
+            outln!(
                 "{}: already uploaded, videoId {}",
                 crate::escape::Human(path.display()),
                 row.video_id.as_deref().unwrap_or("?")
-            );
+            )?;
             Ok(None)
         }
         FileState::Uploading => {
@@ -288,13 +330,13 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
             tokio::task::spawn_blocking(move || j.retry_failed(&RetrySelection::Ids(vec![id])))
                 .await??;
             if let Some(e) = &row.last_error {
-                println!(
+                outln!(
                     "{}",
                     crate::escape::Human(format_args!(
                         "{}: trying again (last error: {e})",
                         path.display()
                     ))
-                );
+                )?;
             }
             Ok(Some(id))
         }

@@ -5,6 +5,7 @@
 //! prints the API's page (with `--all`, an array of every video). `delete` asks on a terminal;
 //! off a terminal it needs `--yes`.
 
+use crate::cli::stdout::{errln, out, outln};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -69,10 +70,10 @@ pub async fn run(cli: &Cli, cmd: &VideosCommand) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(|e| missing(e, id, &source))?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&video)?);
+                outln!("{}", serde_json::to_string_pretty(&video)?)?;
             } else {
                 let status = client.video_status(id).await.ok();
-                print!("{}", details(&video, status.as_ref()));
+                out!("{}", details(&video, status.as_ref()))?;
             }
         }
         VideosCommand::Update {
@@ -114,9 +115,9 @@ pub async fn run(cli: &Cli, cmd: &VideosCommand) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(|e| missing(e, id, &source))?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&video)?);
+                outln!("{}", serde_json::to_string_pretty(&video)?)?;
             } else {
-                print!("{}", details(&video, None));
+                out!("{}", details(&video, None))?;
             }
         }
         VideosCommand::Delete { ids, yes, .. } => return delete(&client, &source, ids, *yes).await,
@@ -148,9 +149,9 @@ async fn list(
             .await
             .map_err(|e| api_failure(e, source))?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&page)?);
+            outln!("{}", serde_json::to_string_pretty(&page)?)?;
         } else if terminal {
-            print!("{}", page_table(client, &page).await);
+            out!("{}", page_table(client, &page).await)?;
         } else {
             print_ids(&page.data)?;
         }
@@ -176,30 +177,30 @@ async fn list(
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&videos)?);
+        outln!("{}", serde_json::to_string_pretty(&videos)?)?;
     } else if terminal {
         if videos.is_empty() {
-            println!("no videos");
+            outln!("no videos")?;
         } else {
             let states = states(client, &videos).await;
             let n = videos.len();
-            println!(
+            outln!(
                 "{}{n} video{}",
                 table::render(&rows(&videos, &states)),
                 if n == 1 { "" } else { "s" }
-            );
+            )?;
         }
     }
     Ok(())
 }
 
 fn print_ids(videos: &[Video]) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    for v in videos {
-        writeln!(out, "{}", v.video_id)?;
-    }
-    out.flush()?;
-    Ok(())
+    let mut out = std::io::BufWriter::new(crate::cli::stdout::Stdout);
+    let written = videos
+        .iter()
+        .try_for_each(|v| writeln!(out, "{}", v.video_id))
+        .and_then(|()| out.flush());
+    written.map_err(|e| crate::cli::stdout::OutputError::from(e).into())
 }
 
 /// One page as a table with its footer.
@@ -341,21 +342,21 @@ async fn delete(
             format!("{} videos ({})", ids.len(), ids.join(", "))
         };
         if !confirm(&format!("Delete {what}? This cannot be undone. [y/N] "))? {
-            println!("nothing deleted");
+            outln!("nothing deleted")?;
             return Ok(ExitCode::from(1));
         }
     }
     let mut failed = 0;
     for id in ids {
         match client.delete_video(id).await {
-            Ok(()) => println!("deleted video {id}"),
+            Ok(()) => outln!("deleted video {id}")?,
             Err(e) => {
                 let e = missing(e, id, source);
                 // A rejected key or an unreachable endpoint fails every one: stop at the first.
                 if e.downcast_ref::<Exit>().is_none() || !e.to_string().starts_with("no video") {
                     return Err(e);
                 }
-                eprintln!("{e}");
+                errln!("{e}");
                 failed += 1;
             }
         }

@@ -112,24 +112,29 @@ impl Tracker {
         self.report_expired(expired);
     }
 
-    /// Reports `stable` (drained) after the container check.
+    /// Reports `stable` (drained) after the container check: an incomplete or unproven file is
+    /// held with its reason, a pending one (a long walk goes on) is checked again at the next
+    /// check.
     fn report_stable(&mut self, stable: &mut Vec<Settled>) -> Reported {
         let mut held = Vec::new();
+        let mut pending = Vec::new();
         if let Some(check) = &self.checker {
-            let (inc, ok): (Vec<_>, Vec<_>) = std::mem::take(stable)
-                .into_iter()
-                .map(|s| {
-                    let v = check(&s.0);
-                    (s, v)
-                })
-                .partition(|(_, v)| v.is_incomplete());
-            *stable = ok.into_iter().map(|(s, _)| s).collect();
-            held = inc
-                .into_iter()
-                .map(|(s, v)| (s, v.reason().unwrap_or_default().to_owned()))
-                .collect();
+            let mut ok = Vec::new();
+            for s in std::mem::take(stable) {
+                match check(&s.0) {
+                    Verdict::Incomplete(why) | Verdict::Unproven(why) => held.push((s, why)),
+                    Verdict::Pending(why) => {
+                        tracing::debug!(path = %s.0.display(), "{why}");
+                        pending.push(s);
+                    }
+                    Verdict::Complete | Verdict::Unknown => ok.push(s),
+                }
+            }
+            *stable = ok;
         }
         let mut restore = report_stable(&*self.sink, &self.root, stable, &mut self.sink_failing);
+        // With their original clock: stable again at the next check, which walks on.
+        restore.extend(pending);
         let mut hold = Vec::new();
         if !held.is_empty() {
             let obs: Vec<(Observation, String)> = held
@@ -173,7 +178,29 @@ impl Tracker {
 
     /// Reports files held incomplete for `incomplete_after` as `expired` (failed); puts them
     /// back held when the sink fails, so that the next check reports them again.
+    /// An unproven file (a fragmented MP4 without `mfra`) that stayed unchanged that long is
+    /// queued instead: its recorder has stopped, the fragments it wrote are the recording.
     fn report_expired(&mut self, expired: Vec<Settled>) {
+        if expired.is_empty() {
+            return;
+        }
+        let (expired, mut queue): (Vec<Settled>, Vec<Settled>) = match &self.checker {
+            Some(check) => expired
+                .into_iter()
+                .partition(|s| check(&s.0).is_incomplete()),
+            None => (expired, Vec::new()),
+        };
+        for (p, ..) in &queue {
+            tracing::info!(
+                path = %p.display(),
+                "unchanged for {} and whole up to its last fragment: queued",
+                humantime::format_duration(self.incomplete_after)
+            );
+        }
+        let restore = report_stable(&*self.sink, &self.root, &mut queue, &mut self.sink_failing);
+        for (p, id, since) in restore {
+            self.settler.hold(p, id, since);
+        }
         if expired.is_empty() {
             return;
         }
@@ -498,6 +525,55 @@ mod tests {
                 "incomplete 100 incomplete MP4: no moov",
                 "seen 200",
                 "stable 200"
+            ]
+        );
+    }
+
+    /// Unproven (a fragmented MP4 without mfra) → held with its reason, then queued (not
+    /// failed) once unchanged for incomplete_after; Pending → checked again at the next check.
+    #[test]
+    fn unproven_files_are_queued_after_incomplete_after_and_pending_ones_rechecked() {
+        const S: Duration = Duration::from_secs(10);
+        let sink = Arc::new(Calls::default());
+        let mut t = Tracker::new("/r".into(), sink.clone(), S);
+        let checks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let n = checks.clone();
+        // Pending twice, then unproven.
+        t.set_checker(
+            Arc::new(
+                move |_: &Path| match n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                    0 | 1 => Verdict::Pending("checking MP4".into()),
+                    _ => Verdict::Unproven("unproven MP4: no mfra".into()),
+                },
+            ),
+            S * 6,
+        );
+        let p = PathBuf::from("/r/f.mp4");
+        let t0 = Instant::now();
+        t.observed(
+            vec![Observation {
+                root: "/r".into(),
+                path: p.clone(),
+                identity: id(100),
+            }],
+            t0,
+        );
+        let stat = |_: &Path| Some(id(100));
+        t.check(t0 + S, stat);
+        t.check(t0 + S + Duration::from_secs(1), stat);
+        t.check(t0 + S + Duration::from_secs(2), stat);
+        assert_eq!(checks.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(t.settler().held(), 1);
+        t.check(t0 + S * 5, stat);
+        assert_eq!(t.settler().held(), 1);
+        t.check(t0 + S * 6, stat);
+        assert!(t.idle());
+        assert_eq!(
+            sink.0.lock().unwrap().clone(),
+            [
+                "seen 100",
+                "incomplete 100 unproven MP4: no mfra",
+                "stable 100"
             ]
         );
     }

@@ -1,6 +1,7 @@
 //! `ingestd explain PATH`: why a file is not uploaded (yet), from the configuration (roots,
 //! include/exclude patterns, settle time) and the journal (state, progress, errors, token).
 
+use crate::cli::stdout::outln;
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,7 +23,7 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let path = std::path::absolute(&args.path)?;
     for line in explain_path(&config, journal.as_ref(), &path, SystemTime::now())? {
         // One sentence a line: a name holding a newline or ESC is shown escaped.
-        println!("{}", crate::escape::Human(&line));
+        outln!("{}", crate::escape::Human(&line))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -216,10 +217,15 @@ fn describe_row(
                 let after = watch
                     .map(|w| human_duration(w.incomplete_after))
                     .unwrap_or("?".into());
+                // An unproven file (a fragmented MP4 without mfra) is queued then, not failed.
+                let then = if why.starts_with("unproven ") {
+                    "is uploaded as it is".to_owned()
+                } else {
+                    format!("fails with `{}`", crate::watch::container::SLUG)
+                };
                 out.push(format!(
-                    "not queued: {why}; it is checked again whenever the file changes, and fails \
-                     with `{}` if it stays like this for incomplete_after ({after})",
-                    crate::watch::container::SLUG
+                    "not queued: {why}; it is checked again whenever the file changes, and {then} \
+                     if it stays like this for incomplete_after ({after})"
                 ));
             }
         }

@@ -5,6 +5,7 @@
 //! - [`retry`] puts failed files back in the queue;
 //! - [`explain`] says why a file is not uploaded yet (`explain.rs`).
 
+use crate::cli::stdout::outln;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
@@ -28,7 +29,7 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
     let path = &config.journal.path;
     let journal = match Journal::open_existing(path) {
         Err(e @ JournalError::Missing { .. }) if args.failed => {
-            println!("{e}; nothing to retry");
+            outln!("{e}; nothing to retry")?;
             return Ok(ExitCode::SUCCESS);
         }
         other => other?,
@@ -82,17 +83,17 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
         } else {
             ""
         };
-        println!(
+        outln!(
             "#{} queued again: {}{anyway}",
             row.id,
             crate::escape::Human(format_args!("{}{why}", row.path.display()))
-        );
+        )?;
     }
     for (id, state) in &outcome.skipped {
-        println!("#{id} is {state}: nothing to retry");
+        outln!("#{id} is {state}: nothing to retry")?;
     }
     if outcome.requeued.is_empty() && outcome.skipped.is_empty() {
-        println!("no failed files");
+        outln!("no failed files")?;
     }
     Ok(ExitCode::SUCCESS)
 }

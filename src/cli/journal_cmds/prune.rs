@@ -2,6 +2,7 @@
 //! file still in place keeps a tombstone, so it is not uploaded again), then give the freed
 //! pages back to the filesystem. Safe while `run` runs (small transactions).
 
+use crate::cli::stdout::outln;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -21,7 +22,7 @@ pub fn prune(cli: &Cli, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     let path = &config.journal.path;
     let journal = match Journal::open_existing(path) {
         Err(e @ JournalError::Missing { .. }) => {
-            println!("{e}; nothing to prune");
+            outln!("{e}; nothing to prune")?;
             return Ok(ExitCode::SUCCESS);
         }
         other => other?,
@@ -32,7 +33,7 @@ pub fn prune(cli: &Cli, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     let before = journal.stats()?;
     let out = journal.prune_done_before(cutoff)?;
     let after = journal.stats()?;
-    println!(
+    outln!(
         "pruned {} done file{} uploaded before {} ({} tombstone{} for files still in place); journal {} → {}, {} rows left",
         out.rows,
         if out.rows == 1 { "" } else { "s" },
@@ -42,12 +43,12 @@ pub fn prune(cli: &Cli, args: &PruneArgs) -> anyhow::Result<ExitCode> {
         format::size(before.bytes),
         format::size(after.bytes),
         after.rows
-    );
+    )?;
     if out.rows > 0 && out.freed_pages == 0 {
-        println!(
+        outln!(
             "the file did not shrink: this journal predates auto_vacuum; to reclaim the space once, stop ingestd and run: sqlite3 {} 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'",
             path.display()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

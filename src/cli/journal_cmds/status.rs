@@ -15,6 +15,7 @@
 //! `possible_orphans`. Without `--all`: settling, queued, uploading and failed files, and done
 //! files whose delete or move failed; with it, every file (done receipts and gone ones too).
 
+use crate::cli::stdout::errln;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -59,7 +60,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(journal) => Some(journal),
         Err(e @ JournalError::Missing { .. }) => {
             // Not an error: nothing has happened yet. Scripts still get the documented shape.
-            eprintln!("{e}");
+            errln!("{e}");
             None
         }
         Err(e) => return Err(e.into()),
@@ -103,7 +104,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         report.journal_problem = crate::journal::health::probe_dir(dir, JOURNAL_MIN_FREE)
             .map(|reason| format!("journal: cannot write ({reason})"));
     }
-    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut out = io::BufWriter::new(crate::cli::stdout::Stdout);
     let written = if args.json {
         write_json(&mut out, &report, journal.as_ref(), args.all)
     } else {
@@ -118,8 +119,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     match written.and_then(|()| out.flush().map_err(Into::into)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         // `ingestd status | head`: the reader has seen enough.
-        Err(Failure::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        Err(Failure::Io(e)) => Err(e.into()),
+        Err(Failure::Io(e)) => Err(crate::cli::stdout::OutputError::from(e).into()),
         Err(Failure::Journal(e)) => Err(e.into()),
     }
 }

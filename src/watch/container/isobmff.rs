@@ -3,24 +3,37 @@
 //! `mdat` while writing) or run past the end of the file, and a fragmented file (`moof`/`mdat`
 //! pairs, optional `mfra`; hybrid MP4 alike) must end with a whole fragment.
 
+use super::resume::{self, Key, Walk};
 use super::{Parsed, Reader, Stop, Why};
 
-/// Checks the file behind `r`. When the byte budget runs out among many fragments, a trailing
-/// `mfra` (found through its `mfro`) still proves the file finished.
-pub(crate) fn check(r: &mut Reader<'_>) -> Parsed {
-    match walk(r) {
-        Err(Stop::Budget) => tail_mfra(r),
+/// Checks the file behind `r`, `key` naming it for [`resume`]. A walk that runs out of budget
+/// among many fragments is saved, so that the next check goes on from there; meanwhile a
+/// trailing `mfra` (found through its `mfro`) proves the file finished, else the answer is
+/// [`Why::Pending`].
+pub(crate) fn check(r: &mut Reader<'_>, key: Option<Key>) -> Parsed {
+    let mut w = resume::load(key, r)?;
+    let result = walk(r, &mut w);
+    resume::store(key, &w);
+    match result {
+        // Past the last box (a moov too large to read within the budget): as before, `Unknown`.
+        Err(Stop::Budget) if w.pos >= r.size => tail_mfra(r),
+        Err(Stop::Budget) => match tail_mfra(r) {
+            Err(Stop::Budget) => Ok(Err(Why::Pending(format!(
+                "a long fragmented file: {} fragments checked, up to byte {} of {}; the check \
+                 goes on from there",
+                w.fragments, w.pos, r.size
+            )))),
+            other => other,
+        },
         other => other,
     }
 }
 
-fn walk(r: &mut Reader<'_>) -> Parsed {
+/// Walks the top-level boxes from `w.pos` to the end, `w` following each whole box.
+fn walk(r: &mut Reader<'_>, w: &mut Walk) -> Parsed {
     let size = r.size;
-    let mut pos = 0u64;
-    let mut moov = None;
-    // A `moof` not yet followed by its `mdat`.
-    let mut open_fragment: Option<u64> = None;
-    while pos < size {
+    while w.pos < size {
+        let pos = w.pos;
         let left = size - pos;
         if left < 8 {
             return Ok(Err(Why::Unfinished(format!(
@@ -76,14 +89,21 @@ fn walk(r: &mut Reader<'_>) -> Parsed {
             ))));
         }
         match &typ {
-            b"moov" => moov = Some((pos, len)),
-            b"moof" => open_fragment = Some(pos),
-            b"mdat" => open_fragment = None,
+            b"moov" => w.moov = Some((pos, len)),
+            b"moof" => {
+                w.open_fragment = Some(pos);
+                w.last_moof = Some(pos);
+                w.fragments += 1;
+            }
+            b"mdat" => w.open_fragment = None,
             _ => {}
         }
-        pos += len;
+        w.last_type = typ;
+        w.last_at = pos;
+        w.last_header.copy_from_slice(&h[..8]);
+        w.pos = pos + len;
     }
-    let Some((moov_at, moov_len)) = moov else {
+    let Some((moov_at, moov_len)) = w.moov else {
         return Ok(Err(Why::Unfinished(
             "no moov box yet (the recorder has not finished the file)".into(),
         )));
@@ -97,9 +117,29 @@ fn walk(r: &mut Reader<'_>) -> Parsed {
              ({size} bytes; still being written)"
         ))));
     }
-    if let Some(at) = open_fragment {
+    // `empty_moov` (fragmented ffmpeg, OBS): a moov announcing fragments (`mvex`) is written
+    // first, the media follows in fragments.
+    if w.fragments == 0 && has_mvex(r, moov_at, moov_len)? {
+        return Ok(Err(Why::Unfinished(
+            "the moov box announces fragments (mvex) but none follows it yet (still being \
+             written)"
+                .into(),
+        )));
+    }
+    if let Some(at) = w.open_fragment {
         return Ok(Err(Why::Unfinished(format!(
             "the last fragment (moof at byte {at}) has no mdat yet (still being written)"
+        ))));
+    }
+    // Fragments after the last moov: a fragmented recording. It ends with a whole fragment at
+    // every pause of its recorder; only the `mfra` a muxer writes when it finishes (ffmpeg
+    // does unless told `skip_trailer`) proves it finished. A hybrid MP4 ends with a regular
+    // moov after its fragments, proved by its chunk offsets above.
+    if w.last_moof.is_some_and(|m| m > moov_at) && &w.last_type != b"mfra" {
+        return Ok(Err(Why::Unproven(format!(
+            "a fragmented file ({} fragments) with no mfra at its end: it ends with a whole \
+             fragment, as it does at every pause of its recorder",
+            w.fragments
         ))));
     }
     Ok(Ok(()))
@@ -157,6 +197,21 @@ fn child(r: &mut Reader<'_>, pos: u64, end: u64) -> Result<Option<([u8; 4], u64,
         return Ok(None);
     }
     Ok(Some((typ, hl, len)))
+}
+
+/// Whether the moov at `moov_at` holds an `mvex` (movie extends: the media is in fragments).
+fn has_mvex(r: &mut Reader<'_>, moov_at: u64, moov_len: u64) -> Result<bool, Stop> {
+    let (mut pos, end) = (moov_at + 8, moov_at + moov_len);
+    while pos < end {
+        let Some((typ, _, len)) = child(r, pos, end)? else {
+            return Ok(false);
+        };
+        if &typ == b"mvex" {
+            return Ok(true);
+        }
+        pos += len;
+    }
+    Ok(false)
 }
 
 /// The largest chunk offset of any track (`trak/mdia/minf/stbl/stco|co64`, last entry), 0 if

@@ -11,8 +11,11 @@
 //!   TS has no end marker: a TS that looks complete still relies on settle.
 //! - Anything else is [`Verdict::Unknown`]: settle alone decides (the behaviour without a check).
 //!
-//! Files: [`isobmff`], [`matroska`], [`mpegts`]; [`sample`] writes small valid files (tests,
-//! `ingestd demo`).
+//! A fragmented MP4 without `mfra` is [`Verdict::Unproven`]: it ends with a whole fragment at every
+//! pause of its recorder, so nothing in it says it is finished (see docs/RELIABILITY.md).
+//!
+//! Files: [`isobmff`] (with [`resume`]: a long fragmented file is walked across checks),
+//! [`matroska`], [`mpegts`]; [`sample`] writes small valid files (tests, `ingestd demo`).
 
 use std::fmt;
 use std::fs::File;
@@ -23,6 +26,7 @@ use std::path::Path;
 pub mod isobmff;
 pub mod matroska;
 pub mod mpegts;
+pub mod resume;
 pub mod sample;
 #[cfg(test)]
 mod tests;
@@ -32,7 +36,8 @@ pub const BUDGET: u64 = 64 * 1024;
 
 /// Most reads (system calls) one check makes: each costs about a microsecond, so a check stays
 /// well under a millisecond. A file with more top-level boxes or elements than this (a long
-/// fragmented recording) is judged by its tail (`mfra`) or its Segment size, else `Unknown`.
+/// fragmented recording) is judged by its tail (`mfra`) or its Segment size, else its walk goes
+/// on at the next check ([`resume`], [`Verdict::Pending`]).
 pub const MAX_READS: u32 = 512;
 
 /// The api.video-independent error slug of a file given up as incomplete.
@@ -46,6 +51,13 @@ pub enum Verdict {
     /// Not (yet) a whole file; the reason is for operators, e.g. "incomplete MP4: no moov box
     /// yet (the recorder has not finished the file)".
     Incomplete(String),
+    /// Structurally whole, but a whole file and a paused recording look the same: a fragmented
+    /// MP4 with no `mfra` at its end. The watcher holds it like an incomplete file and queues it
+    /// (instead of failing it) once unchanged for `incomplete_after`; the worker goes on.
+    Unproven(String),
+    /// A long file whose walk ran out of budget; the next check goes on where this one stopped
+    /// ([`resume`]). The watcher checks it again at its next look; the worker goes on.
+    Pending(String),
     /// A format the check does not know (or could not read): settle alone decides.
     Unknown,
 }
@@ -55,11 +67,11 @@ impl Verdict {
         matches!(self, Verdict::Incomplete(_))
     }
 
-    /// The reason of an incomplete verdict.
+    /// The reason of an incomplete, unproven or pending verdict.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Verdict::Incomplete(r) => Some(r),
-            _ => None,
+            Verdict::Incomplete(r) | Verdict::Unproven(r) | Verdict::Pending(r) => Some(r),
+            Verdict::Complete | Verdict::Unknown => None,
         }
     }
 }
@@ -208,11 +220,18 @@ pub fn check_file(path: &Path) -> Report {
     let Ok(meta) = f.metadata() else {
         return unknown;
     };
-    check(path, &f, meta.len())
+    use std::os::unix::fs::MetadataExt;
+    check_keyed(path, &f, meta.len(), Some((meta.dev(), meta.ino())))
 }
 
 /// Checks `size` bytes of `src`, named `path` (its extension counts).
 pub fn check(path: &Path, src: &dyn Source, size: u64) -> Report {
+    check_keyed(path, src, size, None)
+}
+
+/// [`check`] of the file `key` (device, inode): a long fragmented MP4 is walked on from where
+/// the last check of that file stopped ([`resume`]).
+pub fn check_keyed(path: &Path, src: &dyn Source, size: u64, key: Option<resume::Key>) -> Report {
     let mut r = Reader {
         src,
         size,
@@ -249,12 +268,18 @@ pub fn check(path: &Path, src: &dyn Source, size: u64) -> Report {
         }
     };
     let result = match format {
-        Format::IsoBmff { .. } => isobmff::check(&mut r),
+        Format::IsoBmff { .. } => isobmff::check(&mut r, key),
         Format::Matroska { .. } => matroska::check(&mut r),
         Format::MpegTs => mpegts::check(&mut r),
     };
     let verdict = match result {
         Ok(Ok(())) => Verdict::Complete,
+        Ok(Err(why @ Why::Unproven(_))) => {
+            Verdict::Unproven(format!("{}{format}: {why}", why.prefix()))
+        }
+        Ok(Err(why @ Why::Pending(_))) => {
+            Verdict::Pending(format!("{}{format}: {why}", why.prefix()))
+        }
         Ok(Err(why)) => Verdict::Incomplete(format!("{}{format}: {why}", why.prefix())),
         Err(Stop::Budget) => Verdict::Unknown,
         Err(Stop::Io(e)) => {
@@ -276,6 +301,10 @@ pub(crate) enum Why {
     Unfinished(String),
     /// Structurally impossible: "damaged FORMAT: …".
     Damaged(String),
+    /// Whole as far as the structure can tell, not provably finished: "unproven FORMAT: …".
+    Unproven(String),
+    /// The walk ran out of budget and goes on at the next check: "checking FORMAT: …".
+    Pending(String),
 }
 
 impl Why {
@@ -283,6 +312,8 @@ impl Why {
         match self {
             Why::Unfinished(_) => "incomplete ",
             Why::Damaged(_) => "damaged ",
+            Why::Unproven(_) => "unproven ",
+            Why::Pending(_) => "checking ",
         }
     }
 }
@@ -290,7 +321,9 @@ impl Why {
 impl fmt::Display for Why {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Why::Unfinished(s) | Why::Damaged(s) => f.write_str(s),
+            Why::Unfinished(s) | Why::Damaged(s) | Why::Unproven(s) | Why::Pending(s) => {
+                f.write_str(s)
+            }
         }
     }
 }

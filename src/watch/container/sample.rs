@@ -77,13 +77,17 @@ pub fn mp4(payload: &[u8], moov_first: bool, mov: bool) -> Vec<u8> {
     f
 }
 
-/// A fragmented MP4: `ftyp`, `moov`, one `moof`+`mdat` pair per payload, and an `mfra` ending
+/// A fragmented MP4: `ftyp`, `moov` (with `mvex`), one `moof`+`mdat` pair per payload, and an `mfra` ending
 /// with its `mfro` when `mfra`.
 // Sequence numbers and time codes in sample data wrap on purpose.
 #[allow(clippy::cast_possible_truncation)]
 pub fn fragmented_mp4(fragments: &[&[u8]], mfra: bool) -> Vec<u8> {
     let mut f = ftyp(b"iso6");
-    f.extend(moov(1000, None));
+    // The moov announces fragments: `mvex` with one `trex` (track 1).
+    let trex = [&[0u8; 4][..], &1u32.to_be_bytes(), &[0u8; 16]].concat();
+    let mut body = moov(1000, None)[8..].to_vec();
+    body.extend(mp4_box(b"mvex", &mp4_box(b"trex", &trex)));
+    f.extend(mp4_box(b"moov", &body));
     for (i, p) in fragments.iter().enumerate() {
         let mfhd = mp4_box(
             b"mfhd",
