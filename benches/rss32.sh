@@ -13,7 +13,8 @@
 #        (target/i686-unknown-linux-gnu/i686-unknown-linux-gnu/debug/ingestd); pass a release
 #        build for release figures. The endpoint runs from the same binary.
 # Env:   RSS_FILES=4 RSS_FILE_MIB=256 FILES=100000 BENCH_DIR=target/bench-rss32 KEEP=1
-# Needs: jq, bc, GNU /usr/bin/time.
+# Needs: jq, bc, GNU /usr/bin/time. The files are `.avi` (random bytes): an `.mp4` would be held as
+# an unfinished recording by the container check.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${1:-$REPO/target/i686-unknown-linux-gnu/i686-unknown-linux-gnu/debug/ingestd}
@@ -90,8 +91,8 @@ EOT
 mkdir -p "$BENCH_DIR/up"
 files=()
 for i in $(seq 1 "$RSS_FILES"); do
-    head -c "$((RSS_FILE_MIB * 1024 * 1024))" /dev/urandom >"$BENCH_DIR/up/f$i.mp4"
-    files+=("$BENCH_DIR/up/f$i.mp4")
+    head -c "$((RSS_FILE_MIB * 1024 * 1024))" /dev/urandom >"$BENCH_DIR/up/f$i.avi"
+    files+=("$BENCH_DIR/up/f$i.avi")
 done
 cfg=$(config up "$BENCH_DIR/token" "$BENCH_DIR/up")
 start=$(date +%s.%N)
@@ -114,7 +115,7 @@ rm -rf "$BENCH_DIR/up" "$BENCH_DIR/emulator/videos"
 tree="$BENCH_DIR/tree"
 for d in $(seq 1 $(( (FILES + 999) / 1000 ))); do
     mkdir -p "$tree/d$d"
-    (cd "$tree/d$d" && for f in $(seq 1 1000); do printf x >"f$f.mp4"; done)
+    (cd "$tree/d$d" && for f in $(seq 1 1000); do printf x >"f$f.avi"; done)
 done
 n=$(find "$tree" -type f | wc -l)
 cfg=$(config tree "$BENCH_DIR/rejected-token" "$tree")

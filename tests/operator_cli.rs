@@ -186,7 +186,8 @@ fn status_lists_a_file_whose_move_failed() {
 /// (they go to demo.log); the `status` command it prints works as printed (it said `cargo run
 /// --release -- status` also for an installed binary); Ctrl-C (SIGINT) stops it with exit 0.
 /// Then `demo --once` in the same directory keeps the samples (same videoIds, nothing uploaded
-/// again) and ends with the next steps; `demo --help` does not offer `--config`.
+/// again) and ends with the next steps; `demo --help` does not offer `--config`. A file dropped
+/// into the inbox while it watches shows in the table.
 #[test]
 fn demo_uploads_the_samples_prints_a_working_status_command_and_stops_on_sigint() {
     use std::io::{BufRead, BufReader};
@@ -257,6 +258,26 @@ fn demo_uploads_the_samples_prints_a_working_status_command_and_stops_on_sigint(
         text(&out)
     );
 
+    // A file the user drops in shows in the table until it is done (`.avi`: no container
+    // check, finished once stable).
+    std::fs::write(dir.join("inbox/mine.avi"), vec![7u8; 300_000]).unwrap();
+    let mut mine = Vec::new();
+    while !mine
+        .last()
+        .is_some_and(|l: &String| l.split_whitespace().take(2).eq(["mine.avi", "done"]))
+    {
+        match rx.recv_timeout(Duration::from_secs(90)) {
+            Ok(line) => mine.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                panic!(
+                    "the dropped file is not shown done ({e}):\n{}",
+                    mine.join("\n")
+                );
+            }
+        }
+    }
+
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let status = child.wait().unwrap();
@@ -292,6 +313,50 @@ fn demo_uploads_the_samples_prints_a_working_status_command_and_stops_on_sigint(
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
     assert!(help.contains("--once"), "{help}");
     assert!(!help.contains("--config <"), "{help}");
+}
+
+/// `ingestd demo --once` on a terminal (a pty from `script`): the table is redrawn in place
+/// (cursor up, erase line) instead of printing a line per change, each sample is shown
+/// `uploading` with its bytes before `done`, no log line reaches the terminal, and `--once` ends
+/// with its next steps, not the "drop files here" ones.
+#[test]
+fn demo_on_a_terminal_redraws_its_table_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let cmd = format!(
+        "'{}' demo --once --dir '{}'",
+        common::bin().display(),
+        dir.display()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("COLUMNS", "120")
+        .output()
+        .expect("script(1) from util-linux (Debian: bsdutils)");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(screen.contains("\x1b[2K"), "no line erased:\n{screen:?}");
+    assert!(
+        screen.contains("\x1b[1A") || screen.contains("\x1b[2A") || screen.contains("\x1b[3A"),
+        "no cursor up:\n{screen:?}"
+    );
+    for name in ["demo-small.mp4", "demo-clip.mov", "demo-large.mp4"] {
+        let shown = |state: &str| {
+            screen.match_indices(name).find_map(|(at, _)| {
+                let rest = &screen[at + name.len()..];
+                rest.trim_start().starts_with(state).then_some(at)
+            })
+        };
+        let uploading = shown("uploading").unwrap_or_else(|| panic!("{name} never uploading"));
+        let done = shown("done").unwrap_or_else(|| panic!("{name} never done"));
+        assert!(uploading < done, "{name}");
+    }
+    assert!(screen.contains('%'), "no progress:\n{screen:?}");
+    assert!(!screen.contains(" INFO "), "log lines on the terminal");
+    assert!(screen.contains("The samples are uploaded. Next:"));
+    assert!(!screen.contains("Drop video files"));
+    assert!(!screen.contains("Ctrl-C to stop"));
 }
 
 /// `explain` of a file under a root that is not mounted says so (README: a missing root "is

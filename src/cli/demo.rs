@@ -12,22 +12,22 @@
 //! that uploads last long enough to be watched. A re-run in the same directory keeps samples
 //! the journal has as uploaded (same file, same content), so they are not uploaded again.
 
-use crate::cli::stdout::{OutputError, outln};
-use std::collections::HashMap;
 use std::io::Write;
+
+use crate::cli::stdout::outln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::DemoArgs;
+use super::demo_table::Table;
 use crate::api::{AuthMode, Client, ClientOptions};
 use crate::config::Config;
 use crate::emulator::{EmulatorOptions, start};
-use crate::journal::{FileRow, FileState, Journal};
-use crate::metrics::format::size as human_size;
+use crate::journal::{FileState, Journal};
 use crate::secret::Secret;
 use crate::watch::container::{format_by_extension, sample};
 
@@ -39,8 +39,6 @@ const SAMPLES: &[(&str, usize)] = &[
     ("demo-clip.mov", 3 * MIB + 12_345),
     ("demo-large.mp4", 12 * MIB + 777),
 ];
-/// How often an `uploading` row is printed again with new bytes.
-const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = absolute(&args.dir)?;
@@ -101,8 +99,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     // The table follows while the samples are written: the first is uploading before the last
     // is complete.
     let samples: Vec<PathBuf> = SAMPLES.iter().map(|(n, _)| inbox.join(n)).collect();
-    let writer = tokio::spawn(write_samples(inbox.clone(), journal_path.clone()));
-    let mut table = Table::new(&journal_path, status_port);
+    let (notes, notes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_samples(inbox.clone(), journal_path.clone(), notes));
+    let mut table = Table::new(&journal_path, status_port, notes_rx);
     tokio::select! {
         r = table.follow(&shutdown, Some(&samples)) => r?,
         written = writer => {
@@ -115,8 +114,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "ingestd".into());
     if !shutdown.is_cancelled() {
-        outln!()?;
         if args.once {
+            table.finish();
+            outln!()?;
             outln!("The samples are uploaded. Next:")?;
             outln!(
                 "  {exe} status --all --config {}   (what was uploaded)",
@@ -128,20 +128,24 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 inbox.display()
             )?;
         } else {
-            outln!(
+            // Above the table, which stays at the bottom of a terminal and grows with the files
+            // dropped in.
+            table.note("")?;
+            table.note(&format!(
                 "Drop video files (*.mp4, *.mov, …) into {} to upload them: they appear below.",
                 inbox.display()
-            )?;
+            ))?;
             // The binary that runs now: `/usr/bin/ingestd` when installed, `target/…/ingestd`
             // under `cargo run`.
-            outln!(
+            table.note(&format!(
                 "In another terminal: {exe} status --config {}",
                 config_path.display()
-            )?;
-            outln!("Ctrl-C to stop.")?;
+            ))?;
+            table.note("Ctrl-C to stop.")?;
             table.follow(&shutdown, None).await?;
         }
     }
+    table.finish();
     shutdown.cancel();
     let result = daemon.await?;
     endpoint.shutdown().await;
@@ -209,16 +213,21 @@ settle = "2s"
 /// `moov` last, as a recorder finishes), so the container check queues it once it is whole.
 /// A sample the journal has as uploaded, unchanged since, is kept (a re-run uploads nothing
 /// twice).
-async fn write_samples(inbox: PathBuf, journal: PathBuf) -> anyhow::Result<()> {
+/// Says what it did through `notes` (printed above the table).
+async fn write_samples(
+    inbox: PathBuf,
+    journal: PathBuf,
+    notes: tokio::sync::mpsc::UnboundedSender<String>,
+) -> anyhow::Result<()> {
     let (inbox, journal) = (inbox.as_path(), journal.as_path());
     for &(name, size) in SAMPLES {
         let path = inbox.join(name);
         if let Some(video) = uploaded_before(journal, &path) {
-            outln!(
+            let _ = notes.send(format!(
                 "kept {} (uploaded by an earlier run as {video}; delete {} to start afresh)",
                 path.display(),
                 inbox.parent().unwrap_or(inbox).display()
-            )?;
+            ));
             continue;
         }
         let mut f = tokio::fs::File::create(&path).await?;
@@ -246,7 +255,7 @@ async fn write_samples(inbox: PathBuf, journal: PathBuf) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::io::AsyncWriteExt::write_all(&mut f, &wrap.tail).await?;
-        outln!("wrote {} ({} bytes)", path.display(), size)?;
+        let _ = notes.send(format!("wrote {} ({} bytes)", path.display(), size));
     }
     Ok(())
 }
@@ -264,172 +273,4 @@ fn uploaded_before(journal: &Path, path: &Path) -> Option<String> {
         && row.identity.size == meta.len()
         && row.identity.ino == meta.ino();
     if same { row.video_id } else { None }
-}
-
-/// Live figures of an upload in flight, from the daemon's `/status.json`.
-#[derive(Debug, Clone, Copy)]
-struct Live {
-    sent: u64,
-    rate: f64,
-}
-
-/// The table: one line per change of a file (every file of the journal).
-struct Table {
-    journal: PathBuf,
-    status_url: String,
-    http: Option<reqwest::Client>,
-    /// Per file id: the last line printed and when.
-    last: HashMap<i64, (String, Instant)>,
-    header: bool,
-}
-
-impl Table {
-    fn new(journal: &Path, status_port: u16) -> Table {
-        Table {
-            journal: journal.to_owned(),
-            status_url: format!("http://127.0.0.1:{status_port}/status.json"),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(1))
-                .build()
-                .ok(),
-            last: HashMap::new(),
-            header: false,
-        }
-    }
-
-    /// Prints changes until every one of `samples` is done or failed (None: until Ctrl-C).
-    async fn follow(
-        &mut self,
-        shutdown: &CancellationToken,
-        samples: Option<&[PathBuf]>,
-    ) -> Result<(), OutputError> {
-        loop {
-            if shutdown.is_cancelled() {
-                return Ok(());
-            }
-            let live = self.live().await;
-            let journal = self.journal.clone();
-            let rows = tokio::task::spawn_blocking(move || {
-                Journal::open_read_only(&journal)
-                    .and_then(|j| j.list(true))
-                    .unwrap_or_default()
-            })
-            .await
-            .unwrap_or_default();
-            let mut finished = 0;
-            for row in &rows {
-                self.show(row, live.get(&row.id).copied())?;
-                let sample = samples.is_some_and(|s| s.contains(&row.path));
-                if sample && matches!(row.state, FileState::Done | FileState::Failed) {
-                    finished += 1;
-                }
-            }
-            if samples.is_some_and(|s| finished == s.len()) {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-        }
-    }
-
-    /// Bytes and rate of the uploads in flight, by file id (empty if the page does not answer).
-    async fn live(&self) -> HashMap<i64, Live> {
-        let Some(http) = &self.http else {
-            return HashMap::new();
-        };
-        let Ok(resp) = http.get(&self.status_url).send().await else {
-            return HashMap::new();
-        };
-        let Ok(v) = resp.json::<serde_json::Value>().await else {
-            return HashMap::new();
-        };
-        v["uploading"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|u| {
-                        Some((
-                            u["id"].as_i64()?,
-                            Live {
-                                sent: u["sent"].as_u64()?,
-                                rate: u["rate_bytes_per_sec"].as_f64().unwrap_or(0.0),
-                            },
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn show(&mut self, row: &FileRow, live: Option<Live>) -> Result<(), OutputError> {
-        let size = row.identity.size;
-        let video = || {
-            row.video_id
-                .as_deref()
-                .map(|v| format!("videoId {v}"))
-                .unwrap_or_default()
-        };
-        let (state, bytes, rate) = match row.state {
-            FileState::Uploading => {
-                let sent = live.map_or(row.bytes_uploaded, |l| l.sent.max(row.bytes_uploaded));
-                let pct = sent * 100 / size.max(1);
-                let rate = live
-                    .filter(|l| l.rate > 0.0)
-                    .map(|l| {
-                        // Display only: `as` saturates a rate too large for u64.
-                        #[allow(clippy::cast_possible_truncation)]
-                        let rate = l.rate as u64;
-                        format!("{}/s", human_size(rate))
-                    })
-                    .unwrap_or_default();
-                (
-                    "uploading",
-                    format!("{} / {} {pct:>3}%", human_size(sent), human_size(size)),
-                    rate,
-                )
-            }
-            FileState::Done => ("done", human_size(size), String::new()),
-            FileState::Failed => (
-                "failed",
-                human_size(size),
-                row.last_error.clone().unwrap_or_default(),
-            ),
-            other => (other.as_str(), human_size(size), String::new()),
-        };
-        let name = row
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let line = format!(
-            "  {name:<16} {state:<9}  {bytes:<24} {rate:<12} {}",
-            video()
-        );
-        let line = line.trim_end().to_owned();
-        let now = Instant::now();
-        if let Some((prev, at)) = self.last.get(&row.id) {
-            let same_state = prev.contains(&format!(" {state} "));
-            if *prev == line
-                || (row.state == FileState::Uploading && same_state && now - *at < PROGRESS_EVERY)
-            {
-                return Ok(());
-            }
-        }
-        if !self.header {
-            outln!(
-                "  {:<16} {:<9}  {:<24} {:<12} VIDEO",
-                "FILE",
-                "STATE",
-                "BYTES",
-                "RATE"
-            )?;
-            self.header = true;
-        }
-        outln!("{line}")?;
-        let _ = std::io::stdout().flush();
-        self.last.insert(row.id, (line, now));
-        Ok(())
-    }
 }

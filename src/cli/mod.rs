@@ -12,6 +12,7 @@ use crate::config::{self, Config, ConfigError};
 
 mod check_config;
 mod demo;
+mod demo_table;
 mod emulator;
 mod generate;
 mod journal_cmds;

@@ -27,7 +27,15 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// number for KiB): 16 MiB instead of SQLite's 2 MiB. A 100k-row journal is ~45 MiB; its indexes
 /// then stay cached while the watcher queues rows and the workers claim them. Memory is taken
 /// only as pages are read, so a small journal costs no more than before.
-pub const CACHE_KIB: i64 = 16 * 1024;
+///
+/// On 32-bit targets (armhf and i386 boards, 1 GiB of RAM or less) it is 4 MiB: with 100k rows
+/// the 16 MiB cache fills and was a third of the daemon's peak RSS (issue 15, BENCHMARKS.md
+/// "32-bit peak RSS"); queueing 100k rows is slower there, uploading is not.
+pub const CACHE_KIB: i64 = if cfg!(target_pointer_width = "32") {
+    4 * 1024
+} else {
+    16 * 1024
+};
 
 impl Journal {
     /// Opens the journal for the daemon or `upload`, creating the file (and its directory) if
@@ -394,7 +402,15 @@ mod tests {
                 c.query_row("PRAGMA cache_size", [], |r| r.get(0)).unwrap(),
             )
         };
-        assert_eq!(cache, -CACHE_KIB, "16 MiB page cache");
+        assert_eq!(cache, -CACHE_KIB, "page cache");
+        assert_eq!(
+            CACHE_KIB,
+            if cfg!(target_pointer_width = "32") {
+                4096
+            } else {
+                16384
+            }
+        );
         assert_eq!(version, CURRENT_VERSION);
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous=FULL");
