@@ -28,6 +28,7 @@ mod kv;
 mod orphans;
 mod owner;
 mod query;
+mod ranges;
 mod retention;
 mod row;
 mod schema;

@@ -7,7 +7,14 @@
 pub const APPLICATION_ID: i64 = 0x696e_6764;
 
 /// Migration steps, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3_ISSUE_12, V4_CONTAINER, V5_FIRST_BODY_SENT];
+pub const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3_ISSUE_12,
+    V4_CONTAINER,
+    V5_FIRST_BODY_SENT,
+    V6_LANES,
+];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -117,4 +124,19 @@ ALTER TABLE files ADD COLUMN after_upload_failed INTEGER NOT NULL DEFAULT 0;
 UPDATE files SET after_upload_failed = 1
  WHERE after_upload LIKE 'delete failed:%' OR after_upload LIKE 'move failed:%';
 CREATE INDEX files_after_upload_failed ON files (id) WHERE after_upload_failed = 1;
+"#;
+
+/// Issue 16: chunks of one file sent in parallel lanes are acknowledged out of order. Each
+/// acknowledged byte range `[start, end)` beyond the contiguous prefix (`files.bytes_uploaded`)
+/// is kept here, per video, until the prefix reaches it; resume sends exactly what no range
+/// covers. Ranges of another video than the row's current one are stale (ignored, then deleted).
+const V6_LANES: &str = r#"
+CREATE TABLE acked_ranges (
+    file_id  INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+    video_id TEXT    NOT NULL,
+    start    INTEGER NOT NULL,
+    end      INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (file_id, video_id, start)
+) WITHOUT ROWID;
 "#;

@@ -100,7 +100,7 @@ impl Journal {
     }
 
     /// The row must be `uploading` and claimed by this process.
-    fn require_claimed(&self, row: &FileRow) -> Result<(), JournalError> {
+    pub(super) fn require_claimed(&self, row: &FileRow) -> Result<(), JournalError> {
         if row.state == FileState::Uploading
             && row.claimed_by.as_deref() == Some(self.inner.owner.as_str())
         {

@@ -66,13 +66,16 @@ pub(super) async fn send_all(
         {
             return Ok(Break(outcome));
         }
+        if a.row.video_id.is_some() && super::lanes::wanted(ctx, a) {
+            return super::lanes::send_rest(ctx, a, tap, offset, shutdown).await;
+        }
         let range = (!single).then(|| api::chunk_at(offset, total, a.chunk_size));
         let len = range.map(|r| r.len).unwrap_or(total);
         let snapshot = tap.0.snapshot();
         let sent = if a.row.video_id.is_none() {
             first_request(ctx, a, tap, range, shutdown).await?
         } else {
-            send_request(ctx, &ctx.client, a, tap, range, shutdown).await?
+            send_request(ctx, &ctx.client, a, tap, None, range, shutdown).await?
         };
         match sent {
             Sent::Acked => {
@@ -133,7 +136,7 @@ pub(super) async fn first_request(
 ) -> Result<Sent, WorkerError> {
     let id = a.row.id;
     j(&ctx.journal, move |j| j.mark_first_chunk_in_flight(id)).await?;
-    let (sent, video_id) = request(ctx, &ctx.client, a, tap, range, shutdown).await?;
+    let (sent, video_id) = request(ctx, &ctx.client, a, tap, None, range, shutdown).await?;
     match (&sent, video_id) {
         (Sent::Acked, Some(v)) => {
             fail::fail_point!("after-first-chunk-before-commit");
@@ -152,16 +155,20 @@ pub(super) async fn first_request(
     Ok(sent)
 }
 
-/// One request carrying the `videoId` (a chunk after the first), through `client`.
+/// One request carrying the `videoId` (a chunk after the first), through `client`; its body
+/// watched by `observer` (a lane's), else by the file's `tap`.
 pub(super) async fn send_request(
     ctx: &WorkerContext,
     client: &api::Client,
     a: &Attempt,
     tap: &Arc<Tap>,
+    observer: Option<Arc<dyn BodyObserver>>,
     range: Option<ChunkRange>,
     shutdown: &CancellationToken,
 ) -> Result<Sent, WorkerError> {
-    Ok(request(ctx, client, a, tap, range, shutdown).await?.0)
+    Ok(request(ctx, client, a, tap, observer, range, shutdown)
+        .await?
+        .0)
 }
 
 /// Sends one request and sorts its answer; with it the `videoId` the service answered.
@@ -170,6 +177,7 @@ async fn request(
     client: &api::Client,
     a: &Attempt,
     tap: &Arc<Tap>,
+    observer: Option<Arc<dyn BodyObserver>>,
     range: Option<ChunkRange>,
     shutdown: &CancellationToken,
 ) -> Result<(Sent, Option<String>), WorkerError> {
@@ -184,7 +192,7 @@ async fn request(
         range,
         whole_len: Some(a.total),
         video_id: row.video_id.clone(),
-        observer: Some(tap.clone() as Arc<dyn BodyObserver>),
+        observer: Some(observer.unwrap_or_else(|| tap.clone() as Arc<dyn BodyObserver>)),
         file: Some(a.file.clone()),
     };
     fail::fail_point!("before-send");

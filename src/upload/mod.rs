@@ -75,6 +75,7 @@ mod chunks;
 pub mod container;
 pub mod events;
 pub mod hash;
+mod lanes;
 pub mod localtime;
 pub mod pause;
 mod phases;
