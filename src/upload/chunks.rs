@@ -49,6 +49,13 @@ pub(super) async fn send_all(
     let single = a.single();
     let start = a.row.bytes_uploaded;
     let mut offset = start;
+    // Ranges acknowledged beyond the prefix (lanes before a restart) are never sent again, even
+    // with `lanes_per_file` now 1: the lanes path sends exactly the missing chunks.
+    let ranges = a.row.video_id.is_some()
+        && !single
+        && !j(&ctx.journal, move |j| j.acked_ranges(id))
+            .await?
+            .is_empty();
     loop {
         if offset >= total && !(single && offset == 0) {
             return Ok(Continue(()));
@@ -66,10 +73,14 @@ pub(super) async fn send_all(
         {
             return Ok(Break(outcome));
         }
-        if a.row.video_id.is_some() && super::lanes::wanted(ctx, a) {
+        if a.row.video_id.is_some() && (ranges || super::lanes::wanted(ctx, a)) {
             return super::lanes::send_rest(ctx, a, tap, offset, shutdown).await;
         }
-        let range = (!single).then(|| api::chunk_at(offset, total, a.chunk_size));
+        let len = match a.row.video_id {
+            None => super::lanes::first_len(ctx, a),
+            Some(_) => a.chunk_size,
+        };
+        let range = (!single).then(|| api::chunk_at(offset, total, len));
         let len = range.map(|r| r.len).unwrap_or(total);
         let snapshot = tap.0.snapshot();
         let sent = if a.row.video_id.is_none() {

@@ -40,7 +40,28 @@ pub(super) fn wanted(ctx: &WorkerContext, a: &Attempt) -> bool {
     ctx.config.lanes() > 1 && !a.single()
 }
 
-/// The chunks of `[prefix, total)` that no acknowledged range covers, in file order.
+/// Length of the first request (sent alone): with lanes the smallest chunk api.video takes, so
+/// the lanes start early; else the chunk size.
+pub(super) fn first_len(ctx: &WorkerContext, a: &Attempt) -> u64 {
+    if wanted(ctx, a) {
+        MIN_CHUNK.min(a.chunk_size)
+    } else {
+        a.chunk_size
+    }
+}
+
+/// The completing request (sent alone, after every other chunk) is at most this long: the last
+/// chunk of the grid is split when both parts stay valid (every chunk but the completing one
+/// at least [`MIN_CHUNK`]).
+pub(super) const COMPLETING_LEN: u64 = 1 << 20;
+
+/// The smallest chunk api.video accepts but for the completing one.
+const MIN_CHUNK: u64 = 5 << 20;
+
+/// The chunks of `[prefix, total)` that no acknowledged range covers, in file order: the grid of
+/// `chunk_size` from `prefix`, its last chunk split into `COMPLETING_LEN` at the end and the rest
+/// when that rest is at least [`MIN_CHUNK`]. Deterministic from `(prefix, total, chunk_size)`, and
+/// the prefix only ever advances over whole grid chunks, so every attempt plans the same grid.
 pub(super) fn missing(
     prefix: u64,
     acked: &[(u64, u64)],
@@ -50,7 +71,11 @@ pub(super) fn missing(
     let mut out = VecDeque::new();
     let mut offset = prefix;
     while offset < total {
-        let r = api::chunk_at(offset, total, chunk_size);
+        let mut r = api::chunk_at(offset, total, chunk_size);
+        let tail = total.saturating_sub(COMPLETING_LEN);
+        if r.offset + r.len == total && r.len >= MIN_CHUNK + COMPLETING_LEN {
+            r.len = tail - r.offset;
+        }
         let end = r.offset + r.len;
         if !acked.iter().any(|&(s, e)| s <= r.offset && e >= end) {
             out.push_back(r);
@@ -228,5 +253,19 @@ mod tests {
             vec![(20, 10)]
         );
         assert!(missing(35, &[], 35, 10).is_empty());
+        // The completing request is split off the last chunk when the rest stays >= 5 MiB.
+        const M: u64 = 1 << 20;
+        assert_eq!(
+            offsets(missing(0, &[], 16 * M, 10 * M)),
+            vec![(0, 10 * M), (10 * M, 5 * M), (15 * M, M)]
+        );
+        assert_eq!(
+            offsets(missing(0, &[(10 * M, 15 * M)], 16 * M, 10 * M)),
+            vec![(0, 10 * M), (15 * M, M)]
+        );
+        assert_eq!(
+            offsets(missing(0, &[], 15 * M, 10 * M)),
+            vec![(0, 10 * M), (10 * M, 5 * M)]
+        );
     }
 }
