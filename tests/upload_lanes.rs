@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Emulator;
 use common::daemon::{
-    MIB5, Opts, Setup, assert_uploaded_once, cap_upload_connections, clear_faults,
+    MIB5, Opts, Setup, assert_uploaded_once, cap_upload_connections, clear_faults, file_row,
     requests_with_error, set_faults, stats, video, video_id,
 };
 use serde_json::{Value, json};
@@ -160,6 +160,30 @@ fn kill_9_with_a_chunk_in_flight_resumes_exactly_the_chunks_not_acknowledged() {
     assert!(
         ranges > 0,
         "chunks acknowledged beyond the prefix are journaled as ranges"
+    );
+    // `status` and `explain` show the bytes acknowledged, ranges included, and the lanes.
+    let s = setup.status();
+    let row = file_row(&s, &path).unwrap();
+    assert_eq!(
+        row["bytes_acked"].as_u64(),
+        Some(size - MIB5 - 777),
+        "{row:#}"
+    );
+    assert!(
+        row["bytes_uploaded"].as_u64().unwrap() < size - MIB5 - 777,
+        "{row:#}"
+    );
+    let explain = std::process::Command::new(common::bin())
+        .args(["explain", "--config"])
+        .arg(&setup.config)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        text.contains("lanes: up to 4 chunks")
+            && text.contains("acknowledged beyond the resume point"),
+        "{text}"
     );
     d.kill9();
     clear_faults(&em);

@@ -5,6 +5,8 @@
 //! reaches it, when the prefix advances over it and the row is deleted, all in the transaction
 //! that commits the acknowledgement. Resume sends exactly what neither covers.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::row::FileRow;
@@ -85,6 +87,24 @@ impl Journal {
         .map_err(|e| self.err(e))
     }
 
+    /// For every file with ranges beyond its prefix (its current video): the bytes they hold.
+    /// `status` adds them to `bytes_uploaded` as `bytes_acked`.
+    pub fn acked_beyond_prefix(&self) -> Result<HashMap<i64, u64>, JournalError> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "SELECT a.file_id, sum(a.end - max(a.start, f.bytes_uploaded))
+             FROM acked_ranges a JOIN files f ON f.id = a.file_id AND a.video_id = f.video_id
+             WHERE a.end > f.bytes_uploaded GROUP BY a.file_id",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?
+            .collect()
+        })
+        .map_err(|e| self.err(e))
+    }
+
     /// Bytes the service acknowledged for the row's current video: the prefix plus the ranges
     /// beyond it (`status`, `explain`).
     pub fn acked_bytes(&self, row: &FileRow) -> Result<u64, JournalError> {
@@ -118,6 +138,7 @@ mod tests {
         );
         let row = f.journal.get(id).unwrap().unwrap();
         assert_eq!(f.journal.acked_bytes(&row).unwrap(), 30);
+        assert_eq!(f.journal.acked_beyond_prefix().unwrap().get(&id), Some(&20));
         let r = f.journal.commit_range(id, 10, 20).unwrap();
         assert_eq!(r.bytes_uploaded, 40);
         assert!(f.journal.acked_ranges(id).unwrap().is_empty());

@@ -199,7 +199,7 @@ fn lane_warnings(c: &UploadConfig, warnings: &mut Vec<String>) {
             format_size(c.chunk_size),
             highest.saturating_mul(60) / c.chunk_size.max(1),
         ));
-    } else if unlimited && lanes * c.workers > 1 && lanes > 1 {
+    } else if unlimited && lanes > 1 {
         warnings.push(format!(
             "with {lanes} lanes per file and no `max_rate`, uploads faster than {}/s in total exceed api.video's {UPLOAD_REQUESTS_PER_MINUTE} upload requests a minute per account at chunk_size {} (429s will pace them): raise `chunk_size` or set `max_rate`",
             format_size(ceiling),
