@@ -239,3 +239,36 @@ fn kill_9_during_a_four_lane_upload_costs_at_most_one_chunk_per_lane() {
     );
     d.kill9();
 }
+
+#[test]
+fn sigterm_during_a_four_lane_upload_cancels_the_lanes_and_resumes_after_a_restart() {
+    let em = Emulator::start();
+    let setup = lanes_setup(&em);
+    cap_upload_connections(&em, 4 * 1024 * 1024);
+    let mut d = setup.start();
+    let size = 12 * MIB5 + 99;
+    let path = setup.drop_file("lanes-term.mp4", size, 19);
+    wait_acked(
+        &setup.dir.join("journal.sqlite"),
+        &setup,
+        "two chunks",
+        |n| n >= 2 * MIB5,
+    );
+    d.signal(libc::SIGTERM);
+    let st = d
+        .wait_exit(Duration::from_secs(30))
+        .expect("exits on SIGTERM");
+    assert!(st.success(), "{st:?}\n{}", setup.log_tail(30));
+    assert!(
+        setup.log().contains("the chunks in flight are cancelled"),
+        "{}",
+        setup.log_tail(30)
+    );
+    clear_faults(&em);
+    let mut d = setup.start();
+    let s = setup.wait_done(1, T);
+    let vid = video_id(&s, &path);
+    assert_uploaded_once(&em, &path, &vid);
+    assert_completing_chunk_last(&video(&em, &vid), size);
+    d.kill9();
+}

@@ -195,10 +195,13 @@ pub(super) async fn send_rest(
                     return Ok(Break(Outcome::Released));
                 }
             };
-            match sent? {
+            let sent = sent?;
+            if matches!(sent, Sent::Acked) {
+                ctx.metrics.uploaded(r.len);
+            }
+            match sent {
                 Sent::Acked | Sent::AlreadyHad | Sent::AlreadyComplete => {
                     let (start, end) = (r.offset, r.offset + r.len);
-                    ctx.metrics.uploaded(r.len);
                     fail::fail_point!("after-chunk-before-commit");
                     j(&ctx.journal, move |j| j.commit_range(id, start, end)).await?;
                 }
