@@ -291,3 +291,45 @@ fn max_rate_takes_an_rclone_timetable_or_off() {
     assert!(!t.is_flat());
     assert_eq!(parse("[upload]\nmax_rate = \"off\"\n").upload.max_rate, 0);
 }
+
+#[test]
+fn lanes_are_capped_by_max_connections_and_warn_past_the_request_limit() {
+    let c = parse("[upload]\n");
+    assert_eq!((c.upload.lanes_per_file, c.upload.max_connections), (1, 8));
+    assert_eq!(c.upload.lanes(), 1);
+    assert!(
+        !c.warnings
+            .iter()
+            .any(|w| w.contains("lanes") || w.contains("requests a minute")),
+        "{:?}",
+        c.warnings
+    );
+    // 4 workers × 4 lanes > 8 connections: 2 lanes each, said at check-config.
+    let c = parse("[upload]\nworkers = 4\nlanes_per_file = 4\nmax_rate = \"10 MiB\"\n");
+    assert_eq!(c.upload.lanes(), 2);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("max_connections") && w.contains("2 lanes")),
+        "{:?}",
+        c.warnings
+    );
+    // 200 MiB/s in 64 MiB chunks is 187 requests a minute: above api.video's 100.
+    let c = parse("[upload]\nlanes_per_file = 4\nmax_rate = \"200 MiB\"\n");
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("100") && w.contains("chunk_size")),
+        "{:?}",
+        c.warnings
+    );
+    let c = parse("[upload]\nlanes_per_file = 4\nmax_rate = \"50 MiB\"\n");
+    assert!(
+        !c.warnings
+            .iter()
+            .any(|w| w.contains("lanes") || w.contains("requests a minute")),
+        "{:?}",
+        c.warnings
+    );
+    assert!(parse_err("[upload]\nlanes_per_file = 0\n").contains("t.toml:2:18: `lanes_per_file`"));
+}

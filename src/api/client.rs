@@ -79,6 +79,10 @@ pub struct Client {
 
 struct Inner {
     http: reqwest::Client,
+    /// What `http` was built from (for [`Client::own_connections`]).
+    opts: ClientOptions,
+    /// Idle lane clients, each on its own connections ([`super::lane`]).
+    spare_lanes: super::lane::Spare,
     endpoint: Url,
     min_rate: u64,
     base_timeout: Duration,
@@ -103,42 +107,15 @@ impl Client {
                 opts.endpoint
             )));
         }
-        let mut headers = HeaderMap::new();
-        headers.insert("av-origin-client", HeaderValue::from_static(ORIGIN_CLIENT));
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let user_agent = match opts.user_agent_extra.as_deref() {
-            Some(extra) if !extra.is_empty() => {
-                format!("ingestd/{} {extra}", env!("CARGO_PKG_VERSION"))
-            }
-            _ => format!("ingestd/{}", env!("CARGO_PKG_VERSION")),
-        };
-        let mut builder = reqwest::Client::builder()
-            .user_agent(user_agent)
-            .default_headers(headers)
-            .connect_timeout(opts.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_keepalive(Duration::from_secs(30))
-            // Dropped connections close with a RST: bytes of an abandoned upload body still in
-            // the kernel's buffers must never complete a request (api::linger).
-            .connector_layer(super::linger::AbortiveCloseLayer);
-        if let Some(path) = &opts.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                ApiError::Setup(format!("cannot read CA file {}: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ApiError::Setup(format!("CA file {} is not PEM: {e}", path.display()))
-            })?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ApiError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        let http = build_http(&opts)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
-                endpoint: opts.endpoint,
+                endpoint: opts.endpoint.clone(),
                 min_rate: opts.min_rate.max(1),
                 base_timeout: opts.base_timeout,
+                opts,
+                spare_lanes: Default::default(),
                 auth: None,
             }),
         })
@@ -149,12 +126,39 @@ impl Client {
         Client {
             inner: Arc::new(Inner {
                 http: self.inner.http.clone(),
+                opts: self.inner.opts.clone(),
+                spare_lanes: self.inner.spare_lanes.clone(),
                 endpoint: self.inner.endpoint.clone(),
                 min_rate: self.inner.min_rate,
                 base_timeout: self.inner.base_timeout,
                 auth: Some(ApiKeyAuth::new(key, mode)),
             }),
         }
+    }
+
+    /// The same client (endpoint, timeouts, CA file; no API key: uploads carry the upload
+    /// token) on a connection pool of its own:
+    /// requests sent through it while others go through `self` travel on separate TCP
+    /// connections, even over HTTP/2 (one pool would multiplex them on one connection, one
+    /// window). Upload lanes each use one.
+    pub fn own_connections(&self) -> Result<Client, ApiError> {
+        let http = build_http(&self.inner.opts)?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                opts: self.inner.opts.clone(),
+                spare_lanes: Default::default(),
+                endpoint: self.inner.endpoint.clone(),
+                min_rate: self.inner.min_rate,
+                base_timeout: self.inner.base_timeout,
+                auth: None,
+            }),
+        })
+    }
+
+    /// The pool of idle lane clients (shared by clones of this client).
+    pub(super) fn spare_lanes(&self) -> &super::lane::Spare {
+        &self.inner.spare_lanes
     }
 
     /// Whether an API key is configured.
@@ -288,6 +292,38 @@ impl Client {
         let (status, body) = self.api_call(op, method, url, json).await?;
         parse_json(op, status, &body)
     }
+}
+
+/// The reqwest client of `opts`: its own connection pool, abortive close on drop.
+fn build_http(opts: &ClientOptions) -> Result<reqwest::Client, ApiError> {
+    let mut headers = HeaderMap::new();
+    headers.insert("av-origin-client", HeaderValue::from_static(ORIGIN_CLIENT));
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    let user_agent = match opts.user_agent_extra.as_deref() {
+        Some(extra) if !extra.is_empty() => {
+            format!("ingestd/{} {extra}", env!("CARGO_PKG_VERSION"))
+        }
+        _ => format!("ingestd/{}", env!("CARGO_PKG_VERSION")),
+    };
+    let mut builder = reqwest::Client::builder()
+        .user_agent(user_agent)
+        .default_headers(headers)
+        .connect_timeout(opts.connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_keepalive(Duration::from_secs(30))
+        // Dropped connections close with a RST: bytes of an abandoned upload body still in
+        // the kernel's buffers must never complete a request (api::linger).
+        .connector_layer(super::linger::AbortiveCloseLayer);
+    if let Some(path) = &opts.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| ApiError::Setup(format!("cannot read CA file {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ApiError::Setup(format!("CA file {} is not PEM: {e}", path.display())))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
+        .build()
+        .map_err(|e| ApiError::Setup(format!("cannot build the HTTP client: {e}")))
 }
 
 /// Parses a success body, turning garbage into a transient [`ApiError::InvalidResponse`].

@@ -7,6 +7,7 @@
 //! - [`chunks`]: which byte ranges go in which request.
 //! - [`error`]: [`ApiError`] and its [`ErrorClass`]; `hint`: what to do about a transport error.
 //! - [`models`]: wire types.
+//! - [`lane`]: a client on connections of its own per upload lane, kept for reuse.
 //! - [`linger`]: upload connections close with a RST (`SO_LINGER {on, 0}`), never gracefully.
 
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod chunks;
 pub mod client;
 pub mod error;
 mod hint;
+pub mod lane;
 pub mod linger;
 mod list;
 pub mod models;
@@ -25,6 +27,7 @@ pub use auth::AuthMode;
 pub use chunks::{ChunkRange, chunk_at, plan_chunks};
 pub use client::{Client, ClientOptions, ORIGIN_CLIENT};
 pub use error::{ApiError, ErrorClass, Problem};
+pub use lane::LaneClient;
 pub use models::{
     BytesRange, Encoding, Ingest, Metadata, Page, Pagination, PaginationLink, ReceivedParts,
     SortOrder, TokenListQuery, TokenSortBy, UploadToken, Video, VideoAssets, VideoCreation,

@@ -94,7 +94,7 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     // Log lines (retries, warnings) are written above the bars, not through them.
     let _bars_shown = super::log_writer::show_bars(&bars);
     let style = ProgressStyle::with_template(
-        "{prefix:24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        "{prefix:24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
@@ -121,6 +121,11 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
                 for f in board.snapshot() {
                     if let Some((_, bar)) = bars.iter().find(|(id, _)| *id == f.id) {
                         bar.set_position(f.done);
+                        if f.lanes > 1 {
+                            bar.set_message(format!("{} lanes", f.lanes));
+                        } else {
+                            bar.set_message("");
+                        }
                     }
                 }
                 tokio::select! {

@@ -79,6 +79,8 @@ pub const UPLOAD: &[Key] = &[
     k("shutdown_timeout", DURATION, "shutdown_timeout = \"30s\""),
     k("title_template", "a string", "title_template = \"{stem}\""),
     k("hash", "\"blake3\" or \"sha256\"", "hash = \"blake3\""),
+    k("lanes_per_file", "an integer", "lanes_per_file = 1"),
+    k("max_connections", "an integer", "max_connections = 8"),
 ];
 
 pub const WATCH: &[Key] = &[

@@ -40,6 +40,10 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     pub const JOURNAL_PATH: &str = "/var/lib/ingestd/journal.sqlite";
     pub const WORKERS: usize = 2;
+    /// Chunks of one file in flight at once (after its first request).
+    pub const LANES_PER_FILE: usize = 1;
+    /// Upload connections at once: workers × lanes is capped by it.
+    pub const MAX_CONNECTIONS: usize = 8;
     pub const CHUNK_SIZE: u64 = 64 << 20;
     /// api.video: every chunk but the last must be at least 5 MiB.
     pub const MIN_CHUNK: u64 = 5 << 20;
@@ -165,6 +169,11 @@ impl HashAlgorithm {
 pub struct UploadConfig {
     /// Concurrent uploads (default 2, 1..=32).
     pub workers: usize,
+    /// Chunks of one file in flight at once on separate connections, once its `videoId` is
+    /// known (default 1, 1..=16); see [`UploadConfig::lanes`].
+    pub lanes_per_file: usize,
+    /// Upload connections at once (default 8, 1..=64): workers × lanes is capped by it.
+    pub max_connections: usize,
     /// Chunk size in bytes (default 64 MiB, 5 MiB..=128 MiB). Files up to this size go in one request.
     pub chunk_size: u64,
     /// Total bytes per second across workers, flat or a weekly timetable (rclone's `--bwlimit`
@@ -179,6 +188,15 @@ pub struct UploadConfig {
     pub title_template: String,
     /// The content hash of the receipt (default BLAKE3).
     pub hash: HashAlgorithm,
+}
+
+impl UploadConfig {
+    /// Lanes per file in effect: `lanes_per_file`, capped so that workers × lanes stays within
+    /// `max_connections` (at least 1).
+    pub fn lanes(&self) -> usize {
+        let per_worker = (self.max_connections / self.workers.max(1)).max(1);
+        self.lanes_per_file.clamp(1, per_worker)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,6 +27,8 @@ fn config(source: &Path) -> Config {
         },
         upload: UploadConfig {
             workers: 2,
+            lanes_per_file: 1,
+            max_connections: 8,
             chunk_size: 64 << 20,
             max_rate: crate::config::timetable::RateTable::flat(0),
             after_upload: AfterUpload::Keep,

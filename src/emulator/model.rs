@@ -86,6 +86,9 @@ pub struct RequestLog {
     pub status: u16,
     pub error: Option<String>,
     pub received_ms: i64,
+    /// When its headers arrived, before the body was read (0 in records of older versions).
+    #[serde(default)]
+    pub started_ms: i64,
 }
 
 /// Server-side upload state of one video.
@@ -268,6 +271,8 @@ impl VideoRec {
                     "status": r.status,
                     "error": r.error,
                     "receivedAt": atom(r.received_ms),
+                    "startedMs": r.started_ms,
+                    "receivedMs": r.received_ms,
                 })
             })
             .collect();

@@ -225,6 +225,7 @@ pub async fn source_upload(
 }
 
 async fn receive(shared: &Shared, headers: &HeaderMap, body: Body, target: Target) -> ApiResult {
+    let started_ms = now_ms();
     let cr_text = match headers.get(header::CONTENT_RANGE) {
         None => None,
         Some(v) => Some(v.to_str().map_err(|_| range::malformed())?.to_owned()),
@@ -276,6 +277,7 @@ async fn receive(shared: &Shared, headers: &HeaderMap, body: Body, target: Targe
         status: 201,
         error: None,
         received_ms: now,
+        started_ms,
     };
     if let Err(e) = range::check_upload(&v.upload, cr.as_ref(), form.len) {
         log.status = e.status.as_u16();

@@ -30,6 +30,7 @@ mod orphans;
 mod owner;
 mod presence;
 mod query;
+mod ranges;
 mod retention;
 mod row;
 mod schema;

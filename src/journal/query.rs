@@ -114,8 +114,10 @@ impl Journal {
         })
     }
 
-    /// Backlog bytes and the oldest pending row, in one pass over the unfinished rows.
+    /// Backlog bytes and the oldest pending row, in one pass over the unfinished rows; chunks
+    /// acknowledged beyond a resume point (lanes) are not backlog.
     pub fn backlog(&self) -> Result<Backlog, JournalError> {
+        let beyond: u64 = self.acked_beyond_prefix()?.values().sum();
         let (bytes, oldest): (i64, Option<i64>) = self
             .conn()
             .query_row(
@@ -127,7 +129,9 @@ impl Journal {
             )
             .map_err(|e| self.err(e))?;
         Ok(Backlog {
-            bytes: u64::try_from(bytes).unwrap_or_default(),
+            bytes: u64::try_from(bytes)
+                .unwrap_or_default()
+                .saturating_sub(beyond),
             oldest_pending_at: oldest.map(from_unix_ms),
         })
     }

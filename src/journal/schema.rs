@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[&str] = &[
     V4_CONTAINER,
     V5_FIRST_BODY_SENT,
     V6_ADOPTED,
+    V7_LANES,
 ];
 
 /// The schema version this build writes.
@@ -130,4 +131,19 @@ CREATE INDEX files_after_upload_failed ON files (id) WHERE after_upload_failed =
 /// (`ingestd-blake3`/`ingestd-sha256` metadata) and marked `done` without a second upload.
 const V6_ADOPTED: &str = r#"
 ALTER TABLE files ADD COLUMN adopted_at INTEGER;
+"#;
+
+/// Issue 16: chunks of one file sent in parallel lanes are acknowledged out of order. Each
+/// acknowledged byte range `[start, end)` beyond the contiguous prefix (`files.bytes_uploaded`)
+/// is kept here, per video, until the prefix reaches it; resume sends exactly what no range
+/// covers. Ranges of another video than the row's current one are stale (ignored, then deleted).
+const V7_LANES: &str = r#"
+CREATE TABLE acked_ranges (
+    file_id  INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+    video_id TEXT    NOT NULL,
+    start    INTEGER NOT NULL,
+    end      INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    PRIMARY KEY (file_id, video_id, start)
+) WITHOUT ROWID;
 "#;

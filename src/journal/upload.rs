@@ -293,6 +293,12 @@ impl Journal {
                     message: format!("already has videoId {old}, refusing {video_id}"),
                 });
             }
+            // Ranges of an earlier video of this file are stale (lanes, `acked_ranges`).
+            self.exec(
+                c,
+                "DELETE FROM acked_ranges WHERE file_id = ?1 AND video_id != ?2",
+                params![id, video_id],
+            )?;
             self.exec(
                 c,
                 "UPDATE files SET video_id = ?1, first_chunk_in_flight = 0, first_body_sent = 0, updated_at = ?2 WHERE id = ?3",

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use crate::upload::events::{RetryKind, UploadOutcome};
@@ -42,6 +43,7 @@ pub struct Counters {
     uploaded_bytes: Counter,
     uploads: Family<OutcomeLabel, Counter>,
     retries: Family<ClassLabel, Counter>,
+    lanes: Gauge,
 }
 
 impl Default for Counters {
@@ -50,6 +52,7 @@ impl Default for Counters {
             uploaded_bytes: Counter::default(),
             uploads: Family::default(),
             retries: Family::default(),
+            lanes: Gauge::default(),
         };
         // Every label value is exported from the start (0), so rate() and alerts see them.
         for o in UploadOutcome::ALL {
@@ -76,6 +79,10 @@ impl crate::upload::UploadEvents for Counters {
 
     fn outcome(&self, outcome: UploadOutcome) {
         Counters::outcome(self, outcome);
+    }
+
+    fn lanes(&self, delta: i64) {
+        self.lanes.inc_by(delta);
     }
 
     fn retry(&self, kind: RetryKind) {
@@ -127,6 +134,11 @@ impl Counters {
             "retries",
             "Upload requests scheduled for a retry, by class (transient, rate_limited, token_rejected, local)",
             self.retries.clone(),
+        );
+        registry.register(
+            "upload_lanes",
+            "Chunk requests in flight on lanes (upload.lanes_per_file > 1), each on its own connection",
+            self.lanes.clone(),
         );
         let log_errors: Counter = Counter::default();
         log_errors.inc_by(log_write_errors());

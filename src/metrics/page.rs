@@ -222,7 +222,7 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
                 h,
                 "<tr data-id=\"{id}\"><td class=\"path\">{}</td><td><progress id=\"progress-{id}\" \
                  value=\"{}\" max=\"{}\"></progress> <span class=\"percent\">{:.1}%</span></td>\
-                 <td class=\"num\">{} of {}</td><td class=\"num\">{}/s</td></tr>",
+                 <td class=\"num\">{} of {}</td><td class=\"num\">{}/s{}</td></tr>",
                 esc(&u.path),
                 u.sent,
                 u.size.max(1),
@@ -230,6 +230,11 @@ fn write_fragment(h: &mut String, s: &Snapshot) -> std::fmt::Result {
                 size(u.sent),
                 size(u.size),
                 size(rate_u64(u.rate_bytes_per_sec)),
+                if u.lanes > 1 {
+                    format!(", {} lanes", u.lanes)
+                } else {
+                    String::new()
+                },
                 id = u.id,
             )
         },
@@ -385,6 +390,7 @@ mod tests {
                 sent: 50,
                 percent: 25.0,
                 rate_bytes_per_sec: 1024.0,
+                lanes: 1,
             }],
             pending: vec![PendingView {
                 id: 5,

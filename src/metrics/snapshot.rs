@@ -137,6 +137,8 @@ pub struct InFlightView {
     pub sent: u64,
     pub percent: f64,
     pub rate_bytes_per_sec: f64,
+    /// Chunk requests in flight for it (lanes).
+    pub lanes: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -263,6 +265,7 @@ impl Sources {
                 sent: f.done,
                 percent: f.done as f64 * 100.0 / f.total.max(1) as f64,
                 rate_bytes_per_sec: f.rate,
+                lanes: f.lanes,
             })
             .collect();
         Ok(Snapshot {

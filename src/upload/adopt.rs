@@ -27,7 +27,8 @@ use crate::journal::{FileRow, to_unix_ms};
 use crate::upload::after;
 use crate::upload::events::UploadOutcome;
 use crate::upload::hash::{ContentHasher, HashAlgorithm};
-use crate::upload::worker::{Outcome, WorkerContext, WorkerError, handle_error, j, local_failure};
+use crate::upload::verdict::{handle_error, local_failure};
+use crate::upload::worker::{Outcome, WorkerContext, WorkerError, j};
 
 /// Metadata key of the host name.
 pub const HOST_KEY: &str = "ingestd-host";

@@ -19,6 +19,9 @@ pub struct InFlight {
     pub done: u64,
     /// Average rate since this process started the file, bytes per second.
     pub rate: f64,
+    /// Chunk requests in flight for it (1, or up to `upload.lanes_per_file` once its
+    /// `videoId` is known).
+    pub lanes: usize,
 }
 
 #[derive(Debug)]
@@ -28,6 +31,7 @@ struct Entry {
     progress: Progress,
     start_bytes: u64,
     started: Instant,
+    lanes: usize,
 }
 
 /// Shared, cheap to clone.
@@ -68,6 +72,7 @@ impl Board {
                     progress,
                     start_bytes,
                     started: Instant::now(),
+                    lanes: 1,
                 },
             )
         });
@@ -75,6 +80,15 @@ impl Board {
             board: self.clone(),
             id,
         }
+    }
+
+    /// How many chunk requests of file `id` are in flight (lanes).
+    pub fn set_lanes(&self, id: i64, lanes: usize) {
+        self.with(|m| {
+            if let Some(e) = m.get_mut(&id) {
+                e.lanes = lanes.max(1);
+            }
+        });
     }
 
     /// The uploads in flight, by journal id.
@@ -90,6 +104,7 @@ impl Board {
                         total: e.total,
                         done,
                         rate: done.saturating_sub(e.start_bytes) as f64 / secs,
+                        lanes: e.lanes,
                     }
                 })
                 .collect()

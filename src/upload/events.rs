@@ -8,6 +8,8 @@ pub trait UploadEvents: Send + Sync + 'static {
     fn uploaded(&self, bytes: u64);
     fn outcome(&self, outcome: UploadOutcome);
     fn retry(&self, kind: RetryKind);
+    /// Lanes (chunk requests of one file on their own connections) opened (+1) or closed (-1).
+    fn lanes(&self, _delta: i64) {}
 }
 
 /// Reports nowhere.

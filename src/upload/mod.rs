@@ -72,19 +72,24 @@ pub mod adopt;
 pub mod after;
 pub mod backoff;
 pub mod board;
+mod chunks;
 pub mod container;
 pub mod events;
 pub mod hash;
+mod lanes;
 pub mod localtime;
 pub mod pause;
+mod phases;
 pub mod pool;
 pub mod progress;
 pub mod rate;
 pub mod resolve;
 pub mod schedule;
+mod tap;
 #[cfg(test)]
 mod tests_worker;
 pub mod token;
+mod verdict;
 pub mod worker;
 
 pub use after::{AfterError, AfterOutcome};

@@ -38,6 +38,15 @@ impl Progress {
     pub fn add(&self, bytes: u64) {
         self.0.fetch_add(bytes, Ordering::Relaxed);
     }
+
+    /// Takes back bytes streamed by a request that failed (a lane's chunk).
+    pub fn sub(&self, bytes: u64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(bytes))
+            });
+    }
 }
 
 /// Rate limit + content hash + progress for one file's upload.

@@ -1,37 +1,39 @@
 //! One upload worker: claims a queued file from the journal and uploads it, committing progress
-//! after every acknowledged request so that a crash costs at most one chunk.
+//! after every acknowledged request so that a crash costs at most one chunk (per lane).
 //!
-//! Commit order for one file (DESIGN §2–§3):
-//! 1. claim (`queued → uploading`, one transaction); the chunk size is stored on first start;
-//! 2. the file's identity is checked against the row (a changed file abandons its old video);
-//! 3. with an API key and no `videoId` yet: `POST /videos`, commit `videoId` (no orphan window);
-//! 4. without one: mark "first chunk in flight", send chunk 1, commit `videoId` (window W3);
-//! 5. each chunk: send, then commit the acknowledged offset before reading the next (W4);
-//!    a 400 `…-bytes-range-overlap` for the chunk at the committed offset means the service
-//!    already has it (the response was lost): advance;
-//! 6. re-stat: unchanged → `done` with the SHA-256 receipt (W5); changed → back to settling;
-//! 7. the `after_upload` action runs only after `done` is committed (W6).
+//! [`upload_file`] runs the phases of one attempt in commit order (DESIGN §2–§3), each a
+//! function of [`super::phases`] or [`super::chunks`]:
+//! 1. claim (`queued → uploading`, one transaction, in [`run_worker`]);
+//! 2. [`prepare`](super::phases::prepare): rules and identity (a changed file abandons its old
+//!    video), the chunk size stored on first start, the file opened;
+//! 3. [`create_video_with_key`](super::phases::create_video_with_key): with an API key and no
+//!    `videoId` yet, `POST /videos`, commit `videoId` (no orphan window);
+//! 4. [`first_request`](super::chunks::first_request): without one, mark "first chunk in
+//!    flight", send chunk 1, commit `videoId` (window W3);
+//! 5. [`send_all`](super::chunks::send_all): each chunk sent, then its acknowledged offset
+//!    committed before the next is read (W4);
+//! 6. [`finish`](super::phases::finish): re-stat: unchanged → `done` with the receipt (W5),
+//!    changed → back to settling; the `after_upload` action only after `done` (W6).
+//!
+//! How an attempt ends otherwise (retry, pause, failure, released) is in [`super::verdict`].
 
-use std::path::Path;
+use std::ops::ControlFlow::{Break, Continue};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::api::{self, ApiError, BodyObserver, ChunkRange, ErrorClass, UploadRequest};
+use crate::api;
 use crate::config::UploadConfig;
-use crate::journal::{FileIdentity, FileRow, Journal, JournalError, TokenState};
-use crate::upload::after;
-use crate::upload::backoff::{Decision, RetryClass, RetryPolicy};
+use crate::journal::{FileIdentity, FileRow, Journal, JournalError};
+use crate::upload::backoff::RetryPolicy;
 use crate::upload::board::Board;
-use crate::upload::container::{self, Moment};
-use crate::upload::events::{RetryKind, UploadEvents, UploadOutcome};
-use crate::upload::hash::{self, ContentHasher};
+use crate::upload::events::UploadEvents;
 use crate::upload::pause::JournalPause;
-use crate::upload::progress::{Progress, UploadTap};
 use crate::upload::rate::RateLimit;
 use crate::upload::token::TokenGate;
+use crate::upload::{adopt, chunks, phases};
 
 /// Everything a worker needs; shared by all workers of a pool.
 #[derive(Clone)]
@@ -129,12 +131,12 @@ where
     }
 }
 
-fn identity_of(meta: &std::fs::Metadata) -> FileIdentity {
+pub(super) fn identity_of(meta: &std::fs::Metadata) -> FileIdentity {
     FileIdentity::from_metadata(meta)
 }
 
 /// Same content as far as we can tell without reading it (ctime changes on rename).
-fn same_content(a: &FileIdentity, b: &FileIdentity) -> bool {
+pub(super) fn same_content(a: &FileIdentity, b: &FileIdentity) -> bool {
     a.same_content(b)
 }
 
@@ -267,703 +269,35 @@ pub async fn run_worker(
 /// Uploads one claimed row to the end or to the next decision point.
 pub async fn upload_file(
     ctx: &WorkerContext,
-    mut row: FileRow,
+    row: FileRow,
     shutdown: &CancellationToken,
 ) -> Result<Outcome, WorkerError> {
-    let id = row.id;
-    let path = row.path.clone();
-
-    // 2. the rules (a path that turned into a symlink, a secret), then the identity check.
-    if let Some(outcome) = refused(ctx, &row).await? {
+    let mut a = match phases::prepare(ctx, row).await? {
+        Continue(a) => a,
+        Break(outcome) => return Ok(outcome),
+    };
+    // A file the journal may have lost (new or pruned journal): adopted if already uploaded.
+    if let Some(outcome) = adopt::before_first_request(ctx, &mut a.row, &a.file).await? {
         return Ok(outcome);
     }
-    let meta = match tokio::fs::metadata(&path).await {
-        Ok(m) => m,
-        Err(e) => {
-            let msg = match row.bytes_uploaded {
-                0 => format!("file vanished before upload: {e}"),
-                n => format!("file vanished during its upload, after {n} bytes: {e}"),
-            };
-            warn!(path = %path.display(), "{msg}");
-            ctx.metrics.outcome(UploadOutcome::Abandoned);
-            j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
-            return Ok(Outcome::Released);
-        }
-    };
-    let now_identity = identity_of(&meta);
-    if !same_content(&now_identity, &row.identity) {
-        let reason = "the file changed since it was queued".to_owned();
-        if let Some(video_id) = row.video_id.clone() {
-            warn!(path = %path.display(), video_id, "file changed since its upload started: abandoning the partial video, starting over");
-        }
-        tracing::debug!("{reason}");
-        ctx.metrics.outcome(UploadOutcome::Abandoned);
-        j(&ctx.journal, move |j| {
-            j.reset_for_new_video(id, &now_identity)
-        })
-        .await?;
-        return Ok(Outcome::Released);
+    if let Break(outcome) = phases::create_video_with_key(ctx, &mut a).await? {
+        return Ok(outcome);
     }
-
-    // 1b. chunk size is fixed per file at the start of its upload.
-    let chunk_size = match row.chunk_size {
-        Some(c) => c,
-        None => {
-            let c = ctx.config.chunk_size;
-            j(&ctx.journal, move |j| j.start_upload(id, c)).await?;
-            row.chunk_size = Some(c);
-            c
-        }
-    };
-    let total = row.identity.size;
-
-    if row.possible_orphan() {
-        let note = format!(
-            "the first request of {} got no answer (ingestd stopped, or the answer was lost): api.video may hold a video titled {:?} that ingestd cannot name (possible orphan); the file is uploaded again as a new video — set [api] api_key_file to close this window",
-            path.display(),
-            file_name(&path)
-        );
-        warn!(path = %path.display(), "{note}");
-        j(&ctx.journal, move |j| j.record_orphan(id, &note)).await?;
+    if let Break(outcome) = phases::refuse_empty(ctx, &a).await? {
+        return Ok(outcome);
     }
-
-    if row.bytes_uploaded == 0
-        && let Some(out) = container::recheck(ctx, &row, Moment::BeforeFirstRequest).await?
-    {
-        return Ok(out);
-    }
-
-    // A file that cannot be opened (permissions) is reported before any request, so it never
-    // leaves a possible orphan nor an empty video; it is retried until it becomes readable. The
-    // handle opened here is the one every chunk of this attempt reads.
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(f) => api::OpenFile::from(f.into_std().await),
-        Err(e) => {
-            let msg = format!(
-                "cannot read {}: {e}; make it readable by the user ingestd runs as (retried until then)",
-                path.display()
-            );
-            return local_failure(ctx, &row, msg).await;
-        }
+    let tap = match phases::start_tap(ctx, &a).await? {
+        Continue(tap) => tap,
+        Break(outcome) => return Ok(outcome),
     };
-
-    // 2b. a file the journal may have lost (new or pruned journal): adopted if already there.
-    if let Some(out) = crate::upload::adopt::before_first_request(ctx, &mut row, &file).await? {
-        return Ok(out);
-    }
-
-    // 3. with an API key, create the video first.
-    if row.video_id.is_none()
-        && let Some(keyed) = &ctx.api_key_client
-    {
-        let meta = (ctx.video_meta)(&row);
-        let creation = api::VideoCreation {
-            title: meta.title,
-            tags: meta.tags,
-            metadata: meta
-                .metadata
-                .into_iter()
-                .map(|(key, value)| api::Metadata { key, value })
-                .collect(),
-            ..Default::default()
-        };
-        match keyed.create_video(&creation).await {
-            Ok(video) => {
-                let vid = video.video_id.clone();
-                info!(path = %path.display(), video_id = vid.as_str(), "created video with the API key");
-                let v = vid.clone();
-                j(&ctx.journal, move |j| j.commit_video_id(id, &v)).await?;
-                row.video_id = Some(vid);
-            }
-            Err(e) => return handle_error(ctx, &row, e, None).await,
-        }
-    }
-
-    if total == 0 {
-        // api.video refuses empty files (400 uploaded-file-empty); the watcher never queues one.
-        ctx.metrics.outcome(UploadOutcome::Failed);
-        j(&ctx.journal, move |j| {
-            j.mark_failed(
-                id,
-                "the file is empty: api.video refuses empty files",
-                Some("uploaded-file-empty"),
-            )
-        })
-        .await?;
-        return Ok(Outcome::Failed);
-    }
-
-    // Hash what was already sent (resume), then stream the rest through the hasher.
-    let hasher = if row.bytes_uploaded > 0 {
-        let mut h = ContentHasher::new(ctx.config.hash);
-        match extend_through(&mut h, &file, &path, row.bytes_uploaded).await {
-            Ok(()) => h,
-            Err(e) => {
-                return local_failure(ctx, &row, format!("reading {}: {e}", path.display())).await;
-            }
-        }
-    } else {
-        ContentHasher::new(ctx.config.hash)
-    };
-    let progress = Progress::new(row.bytes_uploaded);
-    let rate = match ctx.rate.read() {
-        Ok(r) => r.clone(),
-        Err(p) => p.into_inner().clone(),
-    };
-    let tap = Arc::new(Tap(
-        UploadTap::new(rate, hasher, progress.clone()),
-        FirstBody::new(ctx.journal.clone(), id),
-    ));
-
-    let single = total <= chunk_size;
-    let mut offset = row.bytes_uploaded;
-    let _on_board = ctx.board.start(id, &path, total, progress);
-    let result = loop {
-        if offset >= total && !(single && offset == 0) {
-            break None;
-        }
-        if shutdown.is_cancelled() {
-            // Stopping: the acknowledged chunks are committed; the next one waits for a restart.
-            info!(path = %path.display(), video_id = row.video_id.as_deref(), offset, "stopping between chunks; resumes here on restart");
-            j(&ctx.journal, move |j| j.requeue(id)).await?;
-            return Ok(Outcome::Released);
-        }
-        // The chunks read the handle opened above, so a file deleted, moved away or replaced
-        // since the previous chunk is noticed here, by its path (as a fresh open would).
-        if offset > row.bytes_uploaded
-            && let Some(outcome) = file_left(ctx, &row, offset).await?
-        {
-            break Some(outcome);
-        }
-        let range = if single {
-            None
-        } else {
-            Some(api::chunk_at(offset, total, chunk_size))
-        };
-        let len = range.map(|r| r.len).unwrap_or(total);
-        let first_request = row.video_id.is_none();
-        if first_request {
-            j(&ctx.journal, move |j| j.mark_first_chunk_in_flight(id)).await?;
-        }
-        let snapshot = tap.0.snapshot();
-        tap.1.arm(first_request);
-        let req = UploadRequest {
-            path: path.clone(),
-            file_name: file_name(&path),
-            range,
-            whole_len: Some(total),
-            video_id: row.video_id.clone(),
-            observer: Some(tap.clone() as Arc<dyn BodyObserver>),
-            file: Some(file.clone()),
-        };
-        fail::fail_point!("before-send");
-        let token = ctx.token.current();
-        // On shutdown a first request may finish within `shutdown_timeout` (losing it may cost an
-        // orphan video); any other chunk is cancelled at once (it costs at most that chunk).
-        let grace = if first_request {
-            ctx.config.shutdown_timeout
-        } else {
-            Duration::ZERO
-        };
-        let sent = tokio::select! {
-            r = ctx.client.upload(&token, req) => r,
-            _ = deadline_after(shutdown, grace) => {
-                tap.1.arm(false);
-                return stopped_at_shutdown(ctx, &row, offset, first_request, tap.1.sent()).await;
-            }
-        };
-        tap.1.arm(false);
-        match sent {
-            Ok(resp) => {
-                if matches!(
-                    ctx.token.state(),
-                    crate::upload::token::TokenState::Unknown
-                        | crate::upload::token::TokenState::Rejected { .. }
-                ) {
-                    // Mirror the recovery at once (a pause was written to the journal at once
-                    // too), so `status` never shows a stale "rejected" while uploads run.
-                    ctx.token.accepted();
-                    j(&ctx.journal, |j| j.set_token_state(TokenState::Ok, None)).await?;
-                }
-                if !still_ours(ctx, &row).await? {
-                    return Ok(released_by_watcher(&row, Some(&resp.video_id)));
-                }
-                if first_request {
-                    let v = resp.video_id.clone();
-                    fail::fail_point!("after-first-chunk-before-commit");
-                    j(&ctx.journal, move |j| j.commit_video_id(id, &v)).await?;
-                    info!(path = %path.display(), video_id = resp.video_id.as_str(), "upload started");
-                    row.video_id = Some(resp.video_id.clone());
-                }
-                offset += len;
-                ctx.metrics.uploaded(len);
-                fail::fail_point!("after-chunk-before-commit");
-                // Also resets the attempt counter: progress was made.
-                j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
-                row.attempts = 0;
-                if single {
-                    break None;
-                }
-            }
-            Err(e)
-                if e.slug() == Some("video-content-range-by-bytes-range-overlap")
-                    && range.is_some() =>
-            {
-                // The service already has exactly this chunk (a response lost before a crash or
-                // a reset): hash it from disk and advance.
-                let Some(r) = range else { break None };
-                info!(path = %path.display(), video_id = row.video_id.as_deref(), from = r.offset, "chunk already stored by api.video: advancing");
-                tap.0.restore(snapshot);
-                if !still_ours(ctx, &row).await? {
-                    return Ok(released_by_watcher(&row, None));
-                }
-                if let Err(e) = extend_hash(&tap, &file, &path, r.offset + r.len).await {
-                    break Some(
-                        local_failure(ctx, &row, format!("reading {}: {e}", path.display()))
-                            .await?,
-                    );
-                }
-                offset += len;
-                j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
-            }
-            Err(e)
-                if e.slug() == Some("video-source-already-uploaded")
-                    && row.video_id.is_some()
-                    && offset + len >= total =>
-            {
-                // The completing chunk was stored before a crash; the video is complete.
-                tap.0.restore(snapshot);
-                if !still_ours(ctx, &row).await? {
-                    return Ok(released_by_watcher(&row, None));
-                }
-                if let Err(e) = extend_hash(&tap, &file, &path, total).await {
-                    break Some(
-                        local_failure(ctx, &row, format!("reading {}: {e}", path.display()))
-                            .await?,
-                    );
-                }
-                offset = total;
-                j(&ctx.journal, move |j| j.commit_offset(id, offset)).await?;
-                break None;
-            }
-            Err(e) => {
-                tap.0.restore(snapshot);
-                if first_request && (e.created_nothing() || !tap.1.sent()) {
-                    // DNS or connect failure, a 4xx answer (turned down), or a body whose last
-                    // byte never left (the connection closed with a RST): no video can exist,
-                    // so no possible orphan.
-                    j(&ctx.journal, move |j| j.clear_first_chunk_in_flight(id)).await?;
-                }
-                if e.class() == ErrorClass::Local
-                    && let Some(outcome) = file_left(ctx, &row, offset).await?
-                {
-                    break Some(outcome);
-                }
-                break Some(handle_error(ctx, &row, e, range).await?);
-            }
-        }
-    };
+    let _on_board = ctx
+        .board
+        .start(a.row.id, &a.row.path, a.total, tap.0.progress().clone());
+    let sent = chunks::send_all(ctx, &mut a, &tap, shutdown).await?;
+    let phases::Attempt { row, file, .. } = a;
     drop(file); // every byte is sent: the after_upload action may move or delete the file
-    if let Some(outcome) = result {
-        return Ok(outcome);
-    }
-
-    // 6. re-stat: the file must be unchanged to be done.
-    if !still_ours(ctx, &row).await? {
-        return Ok(released_by_watcher(&row, None));
-    }
-    let video_id = row.video_id.clone().unwrap_or_default();
-    let after_identity = tokio::fs::metadata(&path).await.map(|m| identity_of(&m));
-    match after_identity {
-        Ok(ident) if same_content(&ident, &row.identity) => {}
-        Ok(ident) => {
-            warn!(path = %path.display(), video_id, "the file changed during its upload: not done; it settles again and uploads as a new video");
-            ctx.metrics.outcome(UploadOutcome::Abandoned);
-            j(&ctx.journal, move |j| j.reset_for_new_video(id, &ident)).await?;
-            return Ok(Outcome::Released);
-        }
-        Err(e) => {
-            let msg = format!("file vanished during its upload: {e}");
-            warn!(path = %path.display(), video_id, "{msg}");
-            ctx.metrics.outcome(UploadOutcome::Abandoned);
-            j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
-            return Ok(Outcome::Released);
-        }
-    }
-    if let Some(out) = container::recheck(ctx, &row, Moment::AfterLastChunk).await? {
-        return Ok(out);
-    }
-    let receipt = tap.0.receipt();
-    if let Some(out) =
-        crate::upload::adopt::tag_after_upload(ctx, &row, &video_id, &receipt).await?
-    {
-        return Ok(out);
-    }
-    let (v, s) = (video_id.clone(), receipt.clone());
-    fail::fail_point!("before-done-commit");
-    j(&ctx.journal, move |j| j.mark_done(id, &s, &v)).await?;
-    ctx.metrics.outcome(UploadOutcome::Done);
-    info!(path = %path.display(), video_id, hash = %receipt, bytes = total, "uploaded");
-
-    // 7. after_upload, only now.
-    fail::fail_point!("before-after-upload");
-    let root = row.root.clone();
-    let action = after::action_for(&ctx.config.after_upload, &ctx.watch_roots, &root);
-    let p = path.clone();
-    let outcome = after::apply_async(action, root, p).await;
-    let text = outcome.message();
-    if !outcome.is_success() {
-        warn!(path = %path.display(), video_id, "{text}");
-    }
-    let failed = !outcome.is_success();
-    j(&ctx.journal, move |j| {
-        j.record_after_upload(id, &text, failed)
-    })
-    .await?;
-    Ok(Outcome::Done { video_id })
-}
-
-/// Whether the journal row is still this upload: `uploading`, same content identity, same
-/// `videoId`. When the watcher sees the file change it takes the row back (→ `settling`, the
-/// started video recorded as abandoned) and may queue it again for another worker of this same
-/// process, whose claim the journal cannot tell apart from ours: committing on would write this
-/// upload's progress onto that one. Checked before every commit; the window between the check and
-/// the commit is a few microseconds, against a chunk's seconds.
-async fn still_ours(ctx: &WorkerContext, row: &FileRow) -> Result<bool, WorkerError> {
-    let id = row.id;
-    let now = j(&ctx.journal, move |j| j.get(id)).await?;
-    Ok(now.is_some_and(|r| {
-        r.state == crate::journal::FileState::Uploading
-            && r.video_id == row.video_id
-            && same_content(&r.identity, &row.identity)
-    }))
-}
-
-/// The watcher took the row back while this upload ran (the file changed): stop, touch nothing.
-fn released_by_watcher(row: &FileRow, new_video: Option<&str>) -> Outcome {
-    warn!(
-        path = %row.path.display(),
-        video_id = row.video_id.as_deref().or(new_video),
-        "the file changed during its upload: this upload stops (the journal recorded the started video as abandoned); the file settles again and uploads as a new video"
-    );
-    Outcome::Released
-}
-
-/// After a local error mid-upload at `offset` (file truncated, unreadable, missing): if the file
-/// was deleted or changed, that is the answer, not a retry. Deleted → `gone` (its video recorded
-/// as abandoned); changed → back to settling, uploaded again as a new video once stable. `None`:
-/// the file is still the one being uploaded (retry as usual).
-async fn file_left(
-    ctx: &WorkerContext,
-    row: &FileRow,
-    offset: u64,
-) -> Result<Option<Outcome>, WorkerError> {
-    let id = row.id;
-    let path = row.path.display().to_string();
-    let video_id = row.video_id.clone();
-    let now = tokio::fs::metadata(&row.path).await;
-    match &now {
-        Ok(m) if same_content(&identity_of(m), &row.identity) => return Ok(None),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Ok(None),
-        _ => {}
-    }
-    if !still_ours(ctx, row).await? {
-        return Ok(Some(released_by_watcher(row, None)));
-    }
-    match now {
-        Ok(m) => {
-            let ident = identity_of(&m);
-            warn!(
-                path,
-                video_id,
-                "the file changed during its upload (truncated or rewritten): this upload stops; it settles again and uploads as a new video"
-            );
-            j(&ctx.journal, move |j| j.reset_for_new_video(id, &ident)).await?;
-        }
-        Err(_) => {
-            let msg = format!(
-                "the file was deleted during its upload, after {offset} of {} bytes",
-                row.identity.size
-            );
-            warn!(path, video_id = video_id.as_deref(), "{msg}: not retried");
-            j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
-        }
-    }
-    ctx.metrics.outcome(UploadOutcome::Abandoned);
-    Ok(Some(Outcome::Released))
-}
-
-/// The shutdown deadline stopped the request at `offset`: the journal and the log say whether a
-/// first request was aborted before its last byte (no video can exist) or after it (a possible
-/// orphan, reported by the next attempt), or a later chunk was cancelled (it is sent again).
-async fn stopped_at_shutdown(
-    ctx: &WorkerContext,
-    row: &FileRow,
-    offset: u64,
-    first_request: bool,
-    body_sent: bool,
-) -> Result<Outcome, WorkerError> {
-    let id = row.id;
-    let path = row.path.display().to_string();
-    let why = match (first_request, body_sent) {
-        (true, false) => format!(
-            "shutdown: the first request did not finish within shutdown_timeout ({} s) and was aborted before its last byte (connection reset): no video was created; it starts again on restart",
-            ctx.config.shutdown_timeout.as_secs()
-        ),
-        (true, true) => format!(
-            "shutdown: the first request's body was sent but no answer came within shutdown_timeout ({} s): api.video may hold a video (possible orphan, reported on restart)",
-            ctx.config.shutdown_timeout.as_secs()
-        ),
-        (false, _) => format!(
-            "shutdown: the chunk at byte {offset} was cancelled (connection reset); it resumes there on restart"
-        ),
-    };
-    warn!(path, video_id = row.video_id.as_deref(), "{why}");
-    j(&ctx.journal, move |j| {
-        j.requeue_stopped(id, &why, body_sent)
-    })
-    .await?;
-    Ok(Outcome::Released)
-}
-
-/// A row whose path the rules refuse now (it became a symlink, its directory did, it is one of
-/// the daemon's secrets) goes `gone` with the reason instead of settling again on what the
-/// path now points to. `None`: the path may be uploaded (or is missing: the caller says so).
-async fn refused(ctx: &WorkerContext, row: &FileRow) -> Result<Option<Outcome>, WorkerError> {
-    let rules = ctx.rules.clone();
-    let (root, path) = (row.root.clone(), row.path.clone());
-    let check = tokio::task::spawn_blocking(move || rules.check(&root, &path)).await?;
-    let Err(crate::watch::rules::Refusal::Refused(why)) = check else {
-        return Ok(None);
-    };
-    let id = row.id;
-    let msg = format!("not uploaded: {why}");
-    warn!(path = %row.path.display(), "{msg}");
-    ctx.metrics.outcome(UploadOutcome::Abandoned);
-    j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
-    Ok(Some(Outcome::Released))
-}
-
-/// Resolves `deadline` after `shutdown` is cancelled (never, while it is not).
-async fn deadline_after(shutdown: &CancellationToken, deadline: Duration) {
-    shutdown.cancelled().await;
-    tokio::time::sleep(deadline).await;
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "video".to_owned())
-}
-
-/// A local problem (I/O) while uploading: retried with backoff, reason visible.
-pub(super) async fn local_failure(
-    ctx: &WorkerContext,
-    row: &FileRow,
-    msg: String,
-) -> Result<Outcome, WorkerError> {
-    let id = row.id;
-    let attempts = row.attempts + 1;
-    let delay = match ctx.policy.decide_now(RetryClass::Transient, attempts) {
-        Decision::RetryAfter(d) => d,
-        _ => ctx.policy.retry_max(),
-    };
-    let at = SystemTime::now() + delay;
-    ctx.metrics.retry(RetryKind::Local);
-    warn!(path = %row.path.display(), "{msg}; retrying in {}s", delay.as_secs());
-    j(&ctx.journal, move |j| {
-        j.schedule_retry(id, at, attempts, &msg, None)
-    })
-    .await?;
-    Ok(Outcome::Retry)
-}
-
-/// Maps an api error to the journal: retry, token pause or failure.
-pub(super) async fn handle_error(
-    ctx: &WorkerContext,
-    row: &FileRow,
-    e: ApiError,
-    range: Option<ChunkRange>,
-) -> Result<Outcome, WorkerError> {
-    let id = row.id;
-    let path = row.path.display().to_string();
-    let video_id = row.video_id.clone();
-    let class = match e.class() {
-        ErrorClass::Transient | ErrorClass::Local => RetryClass::Transient,
-        ErrorClass::RateLimited => RetryClass::RateLimited(e.retry_after()),
-        // A wrong API key (401 on `POST /videos`) would fail every file the same way: pause the
-        // pool like a rejected token, until SIGHUP re-reads `api.api_key_file`.
-        ErrorClass::TokenRejected | ErrorClass::ApiKeyRejected => RetryClass::TokenRejected,
-        ErrorClass::Permanent => RetryClass::Permanent,
-    };
-    let where_ = match range {
-        Some(r) => format!("bytes {}-{}/{}", r.offset, r.offset + r.len - 1, r.total),
-        None => "single request".to_owned(),
-    };
-    let slug = e.slug().map(str::to_owned);
-    let msg = format!("{where_}: {e}");
-    let attempts = row.attempts + 1;
-    let rate_limited = matches!(class, RetryClass::RateLimited(_));
-    match ctx.policy.decide_now(class, attempts) {
-        Decision::RetryAfter(delay) => {
-            let at = SystemTime::now() + delay;
-            let counted = if rate_limited { row.attempts } else { attempts };
-            ctx.metrics.retry(if rate_limited {
-                RetryKind::RateLimited
-            } else {
-                RetryKind::Transient
-            });
-            warn!(path, video_id = ?video_id, "{msg}; attempt {attempts}, next in {:.1}s", delay.as_secs_f64());
-            j(&ctx.journal, move |j| {
-                j.schedule_retry(id, at, counted, &msg, slug.as_deref())
-            })
-            .await?;
-            Ok(Outcome::Retry)
-        }
-        Decision::PauseForToken => {
-            ctx.metrics.retry(RetryKind::TokenRejected);
-            let api_key = e.class() == ErrorClass::ApiKeyRejected;
-            let reason = e.to_string();
-            let paused_now = if api_key {
-                ctx.token.reject_api_key(&reason)
-            } else {
-                ctx.token.reject(&reason)
-            };
-            if paused_now {
-                if api_key {
-                    warn!(
-                        "api.video rejected the API key ({}): uploads paused; fix api.api_key_file (or APIVIDEO_API_KEY) and send SIGHUP",
-                        e.slug().unwrap_or("401")
-                    );
-                } else {
-                    warn!(
-                        "api.video rejected the upload token ({}): uploads paused until the token changes (token file rewritten or SIGHUP)",
-                        e.slug().unwrap_or("401")
-                    );
-                }
-            }
-            let r = reason.clone();
-            let state = if api_key {
-                TokenState::ApiKeyRejected
-            } else {
-                TokenState::Rejected
-            };
-            j(&ctx.journal, move |j| {
-                j.set_token_state(state, Some(&r))?;
-                j.requeue(id)
-            })
-            .await?;
-            Ok(Outcome::TokenPaused)
-        }
-        Decision::Fail => {
-            warn!(path, video_id = ?video_id, "upload failed: {msg}");
-            ctx.metrics.outcome(UploadOutcome::Failed);
-            j(&ctx.journal, move |j| {
-                j.mark_failed(id, &msg, slug.as_deref())
-            })
-            .await?;
-            Ok(Outcome::Failed)
-        }
-    }
-}
-
-/// Extends the tap's hash from disk up to `end` (a chunk the service already had).
-async fn extend_hash(
-    tap: &Arc<Tap>,
-    file: &api::OpenFile,
-    path: &Path,
-    end: u64,
-) -> Result<(), hash::HashError> {
-    let mut h = tap.0.hasher();
-    extend_through(&mut h, file, path, end).await?;
-    tap.0.replace(h);
-    Ok(())
-}
-
-/// Extends `hasher` up to `end` through the upload's held handle, off the async runtime.
-async fn extend_through(
-    hasher: &mut ContentHasher,
-    file: &api::OpenFile,
-    path: &Path,
-    end: u64,
-) -> Result<(), hash::HashError> {
-    let (mut h, file, p) = (hasher.clone(), file.clone(), path.to_owned());
-    let h =
-        tokio::task::spawn_blocking(move || h.extend_from_open(file.file(), &p, end).map(|_| h))
-            .await
-            .map_err(|e| hash::HashError::Join(e.to_string()))??;
-    *hasher = h;
-    Ok(())
-}
-
-/// The api client's body observer: rate limit, SHA-256 and progress for one file, and the first
-/// request's "body fully handed over" mark.
-struct Tap(UploadTap, FirstBody);
-
-/// Tracks whether the first request's (no `videoId`) last body byte left: committed to the
-/// journal just before the last piece goes, so a kill after it is reported as a possible orphan
-/// and a kill before it is not (the connection resets; the body never completes).
-struct FirstBody {
-    journal: Journal,
-    id: i64,
-    /// A first request is in flight.
-    armed: std::sync::atomic::AtomicBool,
-    /// Its last piece was handed over (after the journal recorded it).
-    sent: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl FirstBody {
-    fn new(journal: Journal, id: i64) -> FirstBody {
-        FirstBody {
-            journal,
-            id,
-            armed: Default::default(),
-            sent: Default::default(),
-        }
-    }
-
-    /// Before each request: `first` when it carries no `videoId`; after it: `false`.
-    fn arm(&self, first: bool) {
-        use std::sync::atomic::Ordering::SeqCst;
-        if first {
-            self.sent.store(false, SeqCst);
-        }
-        self.armed.store(first, SeqCst);
-    }
-
-    fn sent(&self) -> bool {
-        self.sent.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl BodyObserver for Tap {
-    fn before_send(&self, n: usize) -> futures_util::future::BoxFuture<'static, ()> {
-        Box::pin(self.0.acquire(n))
-    }
-
-    fn on_bytes(&self, data: &[u8]) {
-        self.0.on_bytes(data);
-    }
-
-    fn before_last_piece(&self) -> futures_util::future::BoxFuture<'static, Result<(), String>> {
-        if !self.1.armed.load(std::sync::atomic::Ordering::SeqCst) {
-            return Box::pin(std::future::ready(Ok(())));
-        }
-        let (journal, id, sent) = (self.1.journal.clone(), self.1.id, self.1.sent.clone());
-        Box::pin(async move {
-            // Kill here: every byte but the last piece left; no video can exist, none is reported.
-            fail::fail_point!("first-body-nearly-written");
-            j(&journal, move |j| j.mark_first_body_sent(id))
-                .await
-                .map_err(|e| format!("cannot record the first request's last byte: {e}"))?;
-            sent.store(true, std::sync::atomic::Ordering::SeqCst);
-            tracing::debug!(
-                id,
-                "first request: its last piece leaves now (body recorded as sent)"
-            );
-            // Kill here: the last piece never leaves; the journal reports a possible orphan.
-            fail::fail_point!("first-body-written");
-            Ok(())
-        })
+    match sent {
+        Continue(()) => phases::finish(ctx, row, &tap).await,
+        Break(outcome) => Ok(outcome),
     }
 }

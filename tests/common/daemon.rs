@@ -31,6 +31,8 @@ pub struct Opts {
     /// `[[watch]] check_container` (default true, as in ingestd; the file writers here make
     /// valid containers). Tests that write raw bytes on purpose turn it off and say why.
     pub check_container: bool,
+    /// Lines appended to `[upload]` as they are (e.g. `lanes_per_file = 4\n`).
+    pub extra_upload: &'static str,
 }
 
 impl Default for Opts {
@@ -45,6 +47,7 @@ impl Default for Opts {
             min_rate: "64 KiB",
             extra_roots: Vec::new(),
             check_container: true,
+            extra_upload: "",
         }
     }
 }
@@ -116,6 +119,7 @@ impl Setup {
             o.retry_max,
             o.shutdown_timeout,
         );
+        t += o.extra_upload;
         if o.after_upload == "move" {
             t += &format!("move_to = \"{}\"\n", self.moved.display());
         }

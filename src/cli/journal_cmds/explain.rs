@@ -255,16 +255,19 @@ fn describe_row(
                     row.video_id.as_deref().unwrap_or("?")
                 ));
             }
+            out.extend(lanes_line(config, journal, row)?);
             out.extend(paused);
         }
         FileState::Uploading => {
-            let pct = row.bytes_uploaded as f64 * 100.0 / row.identity.size.max(1) as f64;
+            let acked = journal.acked_bytes(row)?;
+            let pct = acked as f64 * 100.0 / row.identity.size.max(1) as f64;
             out.push(format!(
-                "#{id} uploading: {} of {} ({pct:.1}%), videoId {}",
-                human_size(row.bytes_uploaded),
+                "#{id} uploading: {} of {} acknowledged ({pct:.1}%), videoId {}",
+                human_size(acked),
                 human_size(row.identity.size),
                 row.video_id.as_deref().unwrap_or("not assigned yet")
             ));
+            out.extend(lanes_line(config, journal, row)?);
             out.extend(paused);
         }
         FileState::Failed => {
@@ -343,4 +346,23 @@ fn not_a_regular_file(meta: &Metadata) -> Option<&'static str> {
     } else {
         Some("not a regular file")
     }
+}
+
+/// With lanes, what the journal holds beyond the resume point and how many lanes the file uses.
+fn lanes_line(config: &Config, journal: &Journal, row: &FileRow) -> anyhow::Result<Option<String>> {
+    let ranges = journal.acked_ranges(row.id)?;
+    let lanes = config.upload.lanes();
+    if ranges.is_empty() && lanes <= 1 {
+        return Ok(None);
+    }
+    let beyond: u64 = ranges
+        .iter()
+        .map(|(s, e)| e - (*s).max(row.bytes_uploaded))
+        .sum();
+    Ok(Some(format!(
+        "lanes: up to {lanes} chunks in flight at once once the videoId is known; {} chunks ({}) acknowledged beyond the resume point at {}, never sent again; the completing chunk goes last",
+        ranges.len(),
+        human_size(beyond),
+        human_size(row.bytes_uploaded)
+    )))
 }

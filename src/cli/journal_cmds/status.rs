@@ -49,6 +49,8 @@ struct Report {
     /// `journal: cannot write (…)` when the journal's file system is full or read-only.
     journal_problem: Option<String>,
     notes: HashMap<i64, Vec<FileNote>>,
+    /// Bytes acknowledged beyond each file's resume point (chunks sent in lanes), by file id.
+    acked_beyond: HashMap<i64, u64>,
     /// What to do when the token is rejected, for this configuration's token source.
     token_advice: String,
 }
@@ -86,6 +88,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
             rate_from_daemon: false,
             journal_problem: None,
             notes: HashMap::new(),
+            acked_beyond: HashMap::new(),
             token_advice: String::new(),
         },
     };
@@ -166,6 +169,7 @@ fn read(journal: &Journal) -> Result<Report, JournalError> {
         }),
         journal_problem: None,
         notes,
+        acked_beyond: journal.acked_beyond_prefix()?,
         token_advice: String::new(),
     })
 }
@@ -291,6 +295,7 @@ fn file_json(r: &Report, f: &FileRow) -> Value {
         "state": f.state.as_str(),
         "size": f.identity.size,
         "bytes_uploaded": f.bytes_uploaded,
+        "bytes_acked": f.bytes_uploaded + r.acked_beyond.get(&f.id).copied().unwrap_or(0),
         "video_id": f.video_id,
         "attempts": f.attempts,
         "last_error": f.last_error,
@@ -397,7 +402,10 @@ fn write_table(
         }
         let pct = match f.identity.size {
             0 => 100.0,
-            size => f.bytes_uploaded as f64 * 100.0 / size as f64,
+            size => {
+                let acked = f.bytes_uploaded + r.acked_beyond.get(&f.id).copied().unwrap_or(0);
+                acked as f64 * 100.0 / size as f64
+            }
         };
         writeln!(
             out,

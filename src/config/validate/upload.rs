@@ -28,6 +28,20 @@ pub(super) fn upload(raw: &RawUpload, cx: Ctx<'_>, warnings: &mut Vec<String>) -
         }
         None => defaults::WORKERS,
     };
+    let lanes_per_file = count(
+        raw.lanes_per_file.as_ref(),
+        "lanes_per_file",
+        16,
+        defaults::LANES_PER_FILE,
+        cx,
+    )?;
+    let max_connections = count(
+        raw.max_connections.as_ref(),
+        "max_connections",
+        64,
+        defaults::MAX_CONNECTIONS,
+        cx,
+    )?;
     let chunk_size = match &raw.chunk_size {
         Some(v) => {
             let c = size(v, "chunk_size", "[upload]", false, cx)?;
@@ -120,8 +134,10 @@ pub(super) fn upload(raw: &RawUpload, cx: Ctx<'_>, warnings: &mut Vec<String>) -
             _ => HashAlgorithm::Blake3,
         },
     };
-    Ok(UploadConfig {
+    let config = UploadConfig {
         workers,
+        lanes_per_file,
+        max_connections,
         chunk_size,
         max_rate,
         after_upload,
@@ -129,7 +145,67 @@ pub(super) fn upload(raw: &RawUpload, cx: Ctx<'_>, warnings: &mut Vec<String>) -
         shutdown_timeout,
         title_template,
         hash,
-    })
+    };
+    lane_warnings(&config, warnings);
+    Ok(config)
+}
+
+/// api.video's limit on upload requests (PROTOCOL §4): 100 a minute per account.
+pub const UPLOAD_REQUESTS_PER_MINUTE: u64 = 100;
+
+/// A whole number from 1 to `max` for `key` in [upload], or `default`.
+fn count(
+    v: Option<&toml::Spanned<i64>>,
+    key: &str,
+    max: i64,
+    default: usize,
+    cx: Ctx<'_>,
+) -> R<usize> {
+    let Some(v) = v else {
+        return Ok(default);
+    };
+    let n = *v.get_ref();
+    if !(1..=max).contains(&n) {
+        return Err(cx.at(
+            span_of(v),
+            format!("`{key}` in [upload] is {n}; write a number from 1 to {max}, such as `{key} = {default}`"),
+        ));
+    }
+    // 1..=max (at most 64) was checked just above: fits any usize.
+    #[allow(clippy::cast_possible_truncation)]
+    let n = n as usize;
+    Ok(n)
+}
+
+/// Warns when lanes are capped by `max_connections`, and when the expected throughput would
+/// need more than api.video's 100 upload requests a minute at this chunk size (429s would pace
+/// the uploads): throughput = the highest `max_rate` in force, or, unlimited with lanes, the
+/// throughput at which the limit is reached.
+fn lane_warnings(c: &UploadConfig, warnings: &mut Vec<String>) {
+    let lanes = c.lanes();
+    if lanes < c.lanes_per_file {
+        warnings.push(format!(
+            "`lanes_per_file` in [upload] is {}, but {} workers × {} lanes would exceed `max_connections` = {}: each file uses {lanes} lanes",
+            c.lanes_per_file, c.workers, c.lanes_per_file, c.max_connections
+        ));
+    }
+    let ceiling = c.chunk_size.saturating_mul(UPLOAD_REQUESTS_PER_MINUTE) / 60;
+    let highest = c.max_rate.slots().iter().map(|s| s.rate).max().unwrap_or(0);
+    let unlimited = c.max_rate.slots().iter().any(|s| s.rate == 0);
+    if !unlimited && highest > ceiling {
+        warnings.push(format!(
+            "`max_rate` in [upload] allows {}/s, but at chunk_size {} that is {} upload requests a minute, above api.video's {UPLOAD_REQUESTS_PER_MINUTE} per account (429s will pace the uploads): raise `chunk_size` or lower `max_rate`",
+            format_size(highest),
+            format_size(c.chunk_size),
+            highest.saturating_mul(60) / c.chunk_size.max(1),
+        ));
+    } else if unlimited && lanes > 1 {
+        warnings.push(format!(
+            "with {lanes} lanes per file and no `max_rate`, uploads faster than {}/s in total exceed api.video's {UPLOAD_REQUESTS_PER_MINUTE} upload requests a minute per account at chunk_size {} (429s will pace them): raise `chunk_size` or set `max_rate`",
+            format_size(ceiling),
+            format_size(c.chunk_size),
+        ));
+    }
 }
 
 /// Only `{stem}`, `{name}` and `{relpath}`, and at least one character of title.

@@ -1,0 +1,274 @@
+//! Parallel chunk lanes (`upload.lanes_per_file` > 1, capped by `upload.max_connections`).
+//!
+//! - Chunk 1 goes alone ([`super::chunks::first_request`]); only once its `videoId` is
+//!   committed are up to N chunks of the file in flight, each lane on a connection of its own
+//!   ([`crate::api::LaneClient`]).
+//! - Every acknowledged chunk is committed as a range ([`Journal::commit_range`], one
+//!   transaction each); resume sends exactly the chunks no range covers, so a crash costs at
+//!   most one chunk per lane.
+//! - **The completing request is the last one sent:** the chunk that ends at the file's last
+//!   byte is held back until every other chunk is acknowledged, then sent alone. api.video
+//!   completes a video with that chunk, so nothing can still be in flight for a complete video.
+//! - Lanes share the file's rate limit (`max_rate` and its timetable, one token bucket for the
+//!   whole process) and a 429: the first failure stops new chunks, the chunks in flight finish
+//!   (their acknowledgements are committed), then the failure is handled once for the file.
+//! - The content hash cannot stream through out-of-order bodies: the prefix is hashed as before
+//!   and the rest from disk through the held handle once every chunk is acknowledged.
+//!
+//! [`Journal::commit_range`]: crate::journal::Journal::commit_range
+
+use std::collections::VecDeque;
+use std::ops::ControlFlow::{Break, Continue};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::api::{self, BodyObserver, ChunkRange, ErrorClass};
+use crate::upload::chunks::{Sent, send_request};
+use crate::upload::phases::{Attempt, Phase};
+use crate::upload::tap::{Tap, extend_hash};
+use crate::upload::verdict::{file_left, handle_error, local_failure};
+use crate::upload::worker::{Outcome, WorkerContext, j};
+
+/// Whether the rest of this file goes in lanes.
+pub(super) fn wanted(ctx: &WorkerContext, a: &Attempt) -> bool {
+    ctx.config.lanes() > 1 && !a.single()
+}
+
+/// Length of the first request (sent alone): with lanes the smallest chunk api.video takes, so
+/// the lanes start early; else the chunk size.
+pub(super) fn first_len(ctx: &WorkerContext, a: &Attempt) -> u64 {
+    if wanted(ctx, a) {
+        MIN_CHUNK.min(a.chunk_size)
+    } else {
+        a.chunk_size
+    }
+}
+
+/// The completing request (sent alone, after every other chunk) is at most this long: the last
+/// chunk of the grid is split when both parts stay valid (every chunk but the completing one
+/// at least [`MIN_CHUNK`]).
+pub(super) const COMPLETING_LEN: u64 = 1 << 20;
+
+/// The smallest chunk api.video accepts but for the completing one.
+const MIN_CHUNK: u64 = 5 << 20;
+
+/// The chunks of `[prefix, total)` that no acknowledged range covers, in file order: the grid of
+/// `chunk_size` from `prefix`, its last chunk split into `COMPLETING_LEN` at the end and the rest
+/// when that rest is at least [`MIN_CHUNK`]. Deterministic from `(prefix, total, chunk_size)`, and
+/// the prefix only ever advances over whole grid chunks, so every attempt plans the same grid.
+pub(super) fn missing(
+    prefix: u64,
+    acked: &[(u64, u64)],
+    total: u64,
+    chunk_size: u64,
+) -> VecDeque<ChunkRange> {
+    let mut out = VecDeque::new();
+    let mut offset = prefix;
+    while offset < total {
+        let mut r = api::chunk_at(offset, total, chunk_size);
+        let tail = total.saturating_sub(COMPLETING_LEN);
+        if r.offset + r.len == total && r.len >= MIN_CHUNK + COMPLETING_LEN {
+            r.len = tail - r.offset;
+        }
+        let end = r.offset + r.len;
+        if !acked.iter().any(|&(s, e)| s <= r.offset && e >= end) {
+            out.push_back(r);
+        }
+        offset = end;
+    }
+    out
+}
+
+/// A lane's body observer: the file's rate limit and progress, no hash; counts what it sent so
+/// a failed chunk's bytes leave the progress again.
+struct LaneTap {
+    tap: Arc<Tap>,
+    sent: AtomicU64,
+}
+
+impl BodyObserver for LaneTap {
+    fn before_send(&self, n: usize) -> BoxFuture<'static, ()> {
+        Box::pin(self.tap.0.acquire(n))
+    }
+
+    fn on_bytes(&self, data: &[u8]) {
+        self.sent.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.tap.0.progress().add(data.len() as u64);
+    }
+}
+
+/// Decrements the lanes gauge when the lane ends, whatever the way.
+struct LaneCount<'a>(&'a WorkerContext);
+
+impl<'a> LaneCount<'a> {
+    fn open(ctx: &'a WorkerContext) -> Self {
+        ctx.metrics.lanes(1);
+        LaneCount(ctx)
+    }
+}
+
+impl Drop for LaneCount<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.lanes(-1);
+    }
+}
+
+/// Sends every chunk from `prefix` on that no range acknowledges, in up to N lanes, the
+/// completing chunk last. `Continue`: every byte is acknowledged and hashed.
+pub(super) async fn send_rest(
+    ctx: &WorkerContext,
+    a: &mut Attempt,
+    tap: &Arc<Tap>,
+    prefix: u64,
+    shutdown: &CancellationToken,
+) -> Phase<()> {
+    let (id, total) = (a.row.id, a.total);
+    let acked = j(&ctx.journal, move |j| j.acked_ranges(id)).await?;
+    let mut todo = missing(prefix, &acked, total, a.chunk_size);
+    let last = match todo.back() {
+        Some(r) if r.offset + r.len == total => todo.pop_back(),
+        _ => None,
+    };
+    let mut last = last;
+    let acked_bytes = total - todo.iter().chain(&last).map(|r| r.len).sum::<u64>();
+    tap.0.progress().set(acked_bytes);
+    let lanes = ctx.config.lanes();
+    debug!(path = %a.row.path.display(), lanes, chunks = todo.len() + usize::from(last.is_some()), "sending in lanes");
+    let never = CancellationToken::new(); // shutdown is handled here, for all lanes at once
+    let mut failed = None;
+    let outcome = {
+        let a: &Attempt = a;
+        let mut inflight = FuturesUnordered::new();
+        loop {
+            while failed.is_none() && inflight.len() < lanes {
+                let next = match todo.pop_front() {
+                    Some(r) => r,
+                    None if inflight.is_empty() => match last.take() {
+                        Some(r) => r,
+                        None => break,
+                    },
+                    None => break,
+                };
+                if next.offset > prefix
+                    && let Some(outcome) = file_left(ctx, &a.row, next.offset).await?
+                {
+                    return Ok(Break(outcome));
+                }
+                let client = match ctx.client.lane() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed = Some((e, next));
+                        break;
+                    }
+                };
+                let lane = Arc::new(LaneTap {
+                    tap: tap.clone(),
+                    sent: AtomicU64::new(0),
+                });
+                let never = &never;
+                inflight.push(async move {
+                    let _count = LaneCount::open(ctx);
+                    let observer = lane.clone() as Arc<dyn BodyObserver>;
+                    let sent =
+                        send_request(ctx, &client, a, tap, Some(observer), Some(next), never).await;
+                    (next, lane, sent)
+                });
+            }
+            ctx.board.set_lanes(id, inflight.len());
+            if inflight.is_empty() {
+                break None;
+            }
+            let (r, lane, sent) = tokio::select! {
+                Some(done) = inflight.next() => done,
+                _ = shutdown.cancelled() => {
+                    // Every lane's chunk is cancelled at once (its connection resets); the
+                    // acknowledged ranges are committed.
+                    drop(inflight);
+                    info!(path = %a.row.path.display(), video_id = a.row.video_id.as_deref(), "stopping: the chunks in flight are cancelled; the rest resumes on restart");
+                    j(&ctx.journal, move |j| j.requeue(id)).await?;
+                    return Ok(Break(Outcome::Released));
+                }
+            };
+            let sent = sent?;
+            if matches!(sent, Sent::Acked) {
+                ctx.metrics.uploaded(r.len);
+            }
+            match sent {
+                Sent::Acked | Sent::AlreadyHad | Sent::AlreadyComplete => {
+                    let (start, end) = (r.offset, r.offset + r.len);
+                    fail::fail_point!("after-chunk-before-commit");
+                    j(&ctx.journal, move |j| j.commit_range(id, start, end)).await?;
+                }
+                Sent::Failed(e) => {
+                    tap.0.progress().sub(lane.sent.load(Ordering::Relaxed));
+                    if failed.is_none() {
+                        failed = Some((e, r));
+                    }
+                }
+                Sent::Stop(outcome) => break Some(outcome),
+            }
+        }
+    };
+    ctx.board.set_lanes(id, 1);
+    if let Some(outcome) = outcome {
+        return Ok(Break(outcome));
+    }
+    if let Some((e, r)) = failed {
+        if e.class() == ErrorClass::Local
+            && let Some(outcome) = file_left(ctx, &a.row, r.offset).await?
+        {
+            return Ok(Break(outcome));
+        }
+        return Ok(Break(handle_error(ctx, &a.row, e, Some(r)).await?));
+    }
+    a.row.attempts = 0;
+    if let Err(e) = extend_hash(tap, &a.file, &a.row.path, total).await {
+        let msg = format!("reading {}: {e}", a.row.path.display());
+        return Ok(Break(local_failure(ctx, &a.row, msg).await?));
+    }
+    Ok(Continue(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_chunks_skip_acknowledged_ranges() {
+        let offsets =
+            |v: VecDeque<ChunkRange>| v.iter().map(|r| (r.offset, r.len)).collect::<Vec<_>>();
+        assert_eq!(
+            offsets(missing(10, &[], 35, 10)),
+            vec![(10, 10), (20, 10), (30, 5)]
+        );
+        assert_eq!(
+            offsets(missing(10, &[(20, 30)], 35, 10)),
+            vec![(10, 10), (30, 5)]
+        );
+        assert_eq!(
+            offsets(missing(10, &[(10, 20), (30, 35)], 35, 10)),
+            vec![(20, 10)]
+        );
+        assert!(missing(35, &[], 35, 10).is_empty());
+        // The completing request is split off the last chunk when the rest stays >= 5 MiB.
+        const M: u64 = 1 << 20;
+        assert_eq!(
+            offsets(missing(0, &[], 16 * M, 10 * M)),
+            vec![(0, 10 * M), (10 * M, 5 * M), (15 * M, M)]
+        );
+        assert_eq!(
+            offsets(missing(0, &[(10 * M, 15 * M)], 16 * M, 10 * M)),
+            vec![(0, 10 * M), (15 * M, M)]
+        );
+        assert_eq!(
+            offsets(missing(0, &[], 15 * M, 10 * M)),
+            vec![(0, 10 * M), (10 * M, 5 * M)]
+        );
+    }
+}

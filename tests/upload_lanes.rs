@@ -1,0 +1,274 @@
+//! Parallel chunk lanes (issue 16, `upload.lanes_per_file`), with the real binary and the real
+//! local endpoint: chunks of one file in flight at once, equal content, the completing chunk
+//! sent only after every other chunk was acknowledged, and a kill -9 in the middle costing at
+//! most one chunk per lane, the resume sending exactly the chunks not acknowledged.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Emulator;
+use common::daemon::{
+    MIB5, Opts, Setup, assert_uploaded_once, cap_upload_connections, clear_faults, file_row,
+    requests_with_error, set_faults, stats, video, video_id,
+};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(120);
+const LANES: u64 = 4;
+
+fn lanes_setup(em: &Emulator) -> Setup {
+    Setup::new(
+        em,
+        Opts {
+            workers: 1,
+            extra_upload: "lanes_per_file = 4\nmax_connections = 8\n",
+            ..Opts::default()
+        },
+    )
+}
+
+/// The accepted chunk requests of a video: (from, to, startedMs, receivedMs).
+fn accepted(v: &Value) -> Vec<(u64, u64, i64, i64)> {
+    v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"].as_u64() == Some(201))
+        .map(|r| {
+            let cr = r["contentRange"].as_str().unwrap_or_default();
+            let range = cr.trim_start_matches("bytes ");
+            let (span, _) = range.split_once('/').unwrap_or((range, ""));
+            let (from, to) = span.split_once('-').unwrap_or(("0", "0"));
+            (
+                from.parse().unwrap(),
+                to.parse().unwrap(),
+                r["startedMs"].as_i64().unwrap(),
+                r["receivedMs"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The completing chunk (ending at the last byte) started only after every other chunk was
+/// received whole (and so acknowledged no earlier).
+fn assert_completing_chunk_last(v: &Value, size: u64) {
+    let reqs = accepted(v);
+    let last = reqs
+        .iter()
+        .find(|r| r.1 + 1 == size)
+        .unwrap_or_else(|| panic!("no completing chunk: {reqs:?}"));
+    for r in reqs.iter().filter(|r| r.1 + 1 != size) {
+        assert!(
+            last.2 >= r.3,
+            "the completing chunk {last:?} started before chunk {r:?} was received"
+        );
+    }
+}
+
+/// Polls the journal until the bytes acknowledged (the prefix plus the ranges beyond it) satisfy
+/// `pred`; returns them.
+fn wait_acked(journal: &Path, setup: &Setup, what: &str, pred: impl Fn(u64) -> bool) -> u64 {
+    let c = rusqlite::Connection::open(journal).unwrap();
+    let until = Instant::now() + T;
+    loop {
+        let got: i64 = c
+            .query_row(
+                "SELECT f.bytes_uploaded + coalesce((SELECT sum(a.end - a.start) FROM acked_ranges a
+                     WHERE a.file_id = f.id AND a.video_id = f.video_id), 0)
+                 FROM files f ORDER BY f.id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        if pred(got as u64) {
+            return got as u64;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out waiting for {what} (acknowledged: {got})\n{}",
+            setup.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Bytes the endpoint read beyond `size` once, less multipart framing (< 1 KiB a request).
+fn resent(em: &Emulator, v: &Value, size: u64) -> u64 {
+    let read = stats(em)["uploadBodyBytes"].as_u64().unwrap();
+    let requests = v["requests"].as_array().unwrap().len() as u64;
+    read.saturating_sub(size + 1024 * (requests + LANES))
+}
+
+#[test]
+fn four_lanes_upload_one_file_in_parallel_with_equal_content_and_the_completing_chunk_last() {
+    let em = Emulator::start();
+    // A per-connection ceiling: one lane takes 0.5 s a chunk, so lanes overlap visibly.
+    cap_upload_connections(&em, 10 * 1024 * 1024);
+    let setup = lanes_setup(&em);
+    let mut d = setup.start();
+    let size = 8 * MIB5 + 12_345;
+    let path = setup.drop_file("lanes.mp4", size, 16);
+    let s = setup.wait_done(1, T);
+    let vid = video_id(&s, &path);
+    assert_uploaded_once(&em, &path, &vid);
+    let v = video(&em, &vid);
+    let reqs = accepted(&v);
+    assert_eq!(reqs.len(), 9, "one request per chunk: {reqs:?}");
+    // Chunks in flight at the same time: some two requests overlap in time.
+    let overlapping = reqs.iter().enumerate().any(|(i, a)| {
+        reqs.iter()
+            .skip(i + 1)
+            .any(|b| a.2 < b.3 && b.2 < a.3 && a.0 != 0 && b.0 != 0)
+    });
+    assert!(
+        overlapping,
+        "no two chunks were in flight at once: {reqs:?}"
+    );
+    // Chunk 1 alone: every other chunk started after it was received.
+    let first = reqs.iter().find(|r| r.0 == 0).unwrap();
+    assert!(reqs.iter().all(|r| r.0 == 0 || r.2 >= first.3), "{reqs:?}");
+    assert_completing_chunk_last(&v, size);
+    d.kill9();
+}
+
+#[test]
+fn kill_9_with_a_chunk_in_flight_resumes_exactly_the_chunks_not_acknowledged() {
+    let em = Emulator::start();
+    let setup = lanes_setup(&em);
+    // The second upload request (a lane's first chunk) crawls: the other lanes are acknowledged
+    // beyond the prefix meanwhile, and the completing chunk waits for it.
+    set_faults(
+        &em,
+        json!([{"path": "/upload", "method": "POST", "skip": 1, "count": 1, "action": "throttle", "bytes_per_sec": 256 * 1024}]),
+    );
+    let mut d = setup.start();
+    let size = 12 * MIB5 + 777;
+    let path = setup.drop_file("killed.mp4", size, 17);
+    // Everything but the crawling chunk and the held-back completing one is acknowledged.
+    wait_acked(
+        &setup.dir.join("journal.sqlite"),
+        &setup,
+        "all other chunks",
+        |n| n == size - MIB5 - 777,
+    );
+    let c = rusqlite::Connection::open(setup.dir.join("journal.sqlite")).unwrap();
+    let ranges: i64 = c
+        .query_row("SELECT count(*) FROM acked_ranges", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        ranges > 0,
+        "chunks acknowledged beyond the prefix are journaled as ranges"
+    );
+    // `status` and `explain` show the bytes acknowledged, ranges included, and the lanes.
+    let s = setup.status();
+    let row = file_row(&s, &path).unwrap();
+    assert_eq!(
+        row["bytes_acked"].as_u64(),
+        Some(size - MIB5 - 777),
+        "{row:#}"
+    );
+    assert!(
+        row["bytes_uploaded"].as_u64().unwrap() < size - MIB5 - 777,
+        "{row:#}"
+    );
+    let explain = std::process::Command::new(common::bin())
+        .args(["explain", "--config"])
+        .arg(&setup.config)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        text.contains("lanes: up to 4 chunks")
+            && text.contains("acknowledged beyond the resume point"),
+        "{text}"
+    );
+    d.kill9();
+    clear_faults(&em);
+    let mut d = setup.start();
+    let s = setup.wait_done(1, T);
+    let vid = video_id(&s, &path);
+    assert_uploaded_once(&em, &path, &vid);
+    let v = video(&em, &vid);
+    assert_eq!(
+        requests_with_error([&v], "video-content-range-by-bytes-range-overlap"),
+        0,
+        "the resume sent a chunk already acknowledged: {:#}",
+        v["requests"]
+    );
+    // Resumed: the crawling chunk and the completing one, nothing else.
+    assert_eq!(accepted(&v).len(), 13, "{:#}", v["requests"]);
+    assert_completing_chunk_last(&v, size);
+    let resent = resent(&em, &v, size);
+    assert!(
+        resent <= MIB5,
+        "re-sent {resent} bytes > the one chunk in flight"
+    );
+    d.kill9();
+}
+
+#[test]
+fn kill_9_during_a_four_lane_upload_costs_at_most_one_chunk_per_lane() {
+    let em = Emulator::start();
+    let setup = lanes_setup(&em);
+    // Every connection read at 4 MiB/s: four lanes each mid-chunk most of the time.
+    cap_upload_connections(&em, 4 * 1024 * 1024);
+    let mut d = setup.start();
+    let size = 16 * MIB5 + 4321;
+    let path = setup.drop_file("lanes-kill.mp4", size, 18);
+    wait_acked(
+        &setup.dir.join("journal.sqlite"),
+        &setup,
+        "five chunks",
+        |n| n >= 5 * MIB5,
+    );
+    d.kill9();
+    clear_faults(&em);
+    let mut d = setup.start();
+    let s = setup.wait_done(1, T);
+    let vid = video_id(&s, &path);
+    assert_uploaded_once(&em, &path, &vid);
+    let v = video(&em, &vid);
+    assert_completing_chunk_last(&v, size);
+    let resent = resent(&em, &v, size);
+    assert!(
+        resent <= LANES * MIB5,
+        "re-sent {resent} bytes > {LANES} lanes × one chunk"
+    );
+    d.kill9();
+}
+
+#[test]
+fn sigterm_during_a_four_lane_upload_cancels_the_lanes_and_resumes_after_a_restart() {
+    let em = Emulator::start();
+    let setup = lanes_setup(&em);
+    cap_upload_connections(&em, 4 * 1024 * 1024);
+    let mut d = setup.start();
+    let size = 12 * MIB5 + 99;
+    let path = setup.drop_file("lanes-term.mp4", size, 19);
+    wait_acked(
+        &setup.dir.join("journal.sqlite"),
+        &setup,
+        "two chunks",
+        |n| n >= 2 * MIB5,
+    );
+    d.signal(libc::SIGTERM);
+    let st = d
+        .wait_exit(Duration::from_secs(30))
+        .expect("exits on SIGTERM");
+    assert!(st.success(), "{st:?}\n{}", setup.log_tail(30));
+    assert!(
+        setup.log().contains("the chunks in flight are cancelled"),
+        "{}",
+        setup.log_tail(30)
+    );
+    clear_faults(&em);
+    let mut d = setup.start();
+    let s = setup.wait_done(1, T);
+    let vid = video_id(&s, &path);
+    assert_uploaded_once(&em, &path, &vid);
+    assert_completing_chunk_last(&video(&em, &vid), size);
+    d.kill9();
+}
