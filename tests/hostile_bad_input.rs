@@ -77,7 +77,7 @@ const CONFIG_CASES: &[ConfigCase] = &[
     case(
         "unknown key",
         "[upload]\nchunksize = \"64 MiB\"\n",
-        "{cfg}:2:1: unknown key `chunksize` in [upload]; did you mean `chunk_size`? Valid keys: workers, chunk_size, max_rate, after_upload, move_to, retry_max, shutdown_timeout, title_template, hash",
+        "{cfg}:2:1: unknown key `chunksize` in [upload]; did you mean `chunk_size`? Valid keys: workers, chunk_size, max_rate, after_upload, move_to, retry_max, shutdown_timeout, title_template, hash, lanes_per_file, max_connections",
     ),
     case(
         "unknown section",

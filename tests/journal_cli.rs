@@ -417,7 +417,10 @@ fn explain_says_why() {
     let text = explain(&s, &path_of(queued));
     assert!(text.contains("queued: position 1 of 2"), "{text}");
     let text = explain(&s, &path_of(uploading));
-    assert!(text.contains("uploading: 4 B of 10 B (40.0%)"), "{text}");
+    assert!(
+        text.contains("uploading: 4 B of 10 B acknowledged (40.0%)"),
+        "{text}"
+    );
     assert!(text.contains("vi-uploading"), "{text}");
     let text = explain(&s, &path_of(waiting));
     assert!(text.contains("waiting for retry at"), "{text}");

@@ -47,8 +47,6 @@ pub struct RawJournal {
 #[serde(deny_unknown_fields)]
 pub struct RawUpload {
     pub workers: Option<Spanned<i64>>,
-    pub lanes_per_file: Option<Spanned<i64>>,
-    pub max_connections: Option<Spanned<i64>>,
     pub chunk_size: Option<Spanned<SizeValue>>,
     pub max_rate: Option<Spanned<SizeValue>>,
     pub after_upload: Option<Spanned<String>>,
@@ -57,6 +55,8 @@ pub struct RawUpload {
     pub shutdown_timeout: Option<Spanned<String>>,
     pub title_template: Option<Spanned<String>>,
     pub hash: Option<Spanned<String>>,
+    pub lanes_per_file: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
