@@ -14,6 +14,7 @@ pub mod chunks;
 pub mod client;
 pub mod error;
 mod hint;
+pub(crate) use hint::open_hint;
 pub mod linger;
 mod list;
 pub mod models;

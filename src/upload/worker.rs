@@ -340,8 +340,9 @@ pub async fn upload_file(
         Ok(f) => api::OpenFile::from(f.into_std().await),
         Err(e) => {
             let msg = format!(
-                "cannot read {}: {e}; make it readable by the user ingestd runs as (retried until then)",
-                path.display()
+                "cannot read {}: {e}; {}",
+                path.display(),
+                api::open_hint(&e)
             );
             return local_failure(ctx, &row, msg).await;
         }
