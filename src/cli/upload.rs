@@ -5,6 +5,7 @@
 //! roots); the result line names what happened to a file in a root (`deleted`, `moved to …`).
 //! Exits 1 if any file failed.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
@@ -52,10 +53,10 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
             Ok(Some(id)) => ids.push((id, file.clone())),
             Ok(None) => {}
             Err(e) => {
-                eprintln!(
+                warn_line(format_args!(
                     "{}",
                     crate::escape::Human(format_args!("{}: {e:#}", file.display()))
-                );
+                ));
                 failed += 1;
             }
         }
@@ -187,10 +188,12 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
         };
         // Above the progress bars when they are drawn (printing through both would show the
         // line twice on a terminal), on stdout either way.
-        bars.suspend(|| println!("{}", crate::escape::Human(&line)));
+        bars.suspend(|| say(format_args!("{}", crate::escape::Human(&line))));
     }
     if shutdown.is_cancelled() {
-        eprintln!("interrupted: run the same command again to resume where it stopped");
+        warn_line(format_args!(
+            "interrupted: run the same command again to resume where it stopped"
+        ));
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -269,11 +272,11 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
     let row = tokio::task::spawn_blocking(move || j.enqueue(&obs)).await??;
     match row.state {
         FileState::Done => {
-            println!(
+            say(format_args!(
                 "{}: already uploaded, videoId {}",
                 crate::escape::Human(path.display()),
                 row.video_id.as_deref().unwrap_or("?")
-            );
+            ));
             Ok(None)
         }
         FileState::Uploading => {
@@ -288,13 +291,13 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
             tokio::task::spawn_blocking(move || j.retry_failed(&RetrySelection::Ids(vec![id])))
                 .await??;
             if let Some(e) = &row.last_error {
-                println!(
+                say(format_args!(
                     "{}",
                     crate::escape::Human(format_args!(
                         "{}: trying again (last error: {e})",
                         path.display()
                     ))
-                );
+                ));
             }
             Ok(Some(id))
         }
@@ -393,4 +396,16 @@ async fn upload_one(
             other => return Ok(other),
         }
     }
+}
+
+/// One line on stdout. A stdout that cannot take it (`/dev/full`, a pipe whose reader left) must
+/// not stop the uploads: `println!` panicked there and aborted the process mid-run (exit 134).
+/// The exit code still says whether every file was uploaded; `status` shows each.
+fn say(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// One line on stderr, with the same tolerance as [`say`].
+fn warn_line(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
