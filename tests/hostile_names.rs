@@ -123,3 +123,20 @@ fn with_an_api_key_the_title_keeps_the_real_name() {
     }
     assert_eq!(videos(&em).len(), NAMES.len(), "no empty video left behind");
 }
+
+/// A name that is not UTF-8 (Latin-1 from an old camera or an SMB share: `café` as `caf\xE9`) is
+/// a file like any other: it used to be skipped with one warning and never uploaded.
+#[test]
+fn a_name_that_is_not_utf8_is_uploaded() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let _d = s.start();
+    let path = s.inbox.join(OsStr::from_bytes(b"caf\xe9 \xff\xfe.mp4"));
+    common::daemon::write_file_atomic(&path, 300_000, 7);
+    let st = s.wait_done(1, T);
+    uploaded(&em, &st, &path);
+    assert_eq!(videos(&em).len(), 1, "one video");
+    assert!(!s.log().contains("not valid UTF-8"), "{}", s.log());
+}

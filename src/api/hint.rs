@@ -37,6 +37,26 @@ pub(crate) const REFUSED: &str = "the connection to `endpoint` in [api] was refu
 /// Any other connection failure.
 pub(crate) const CONNECT: &str = "cannot connect to `endpoint` in [api]: check the address and the network (the upload is retried)";
 
+/// This process ran out of file descriptors (EMFILE) or the system did (ENFILE): nothing is
+/// wrong with the file or the endpoint.
+pub(crate) const OUT_OF_DESCRIPTORS: &str = "ingestd has too many open files: raise its descriptor limit (`LimitNOFILE=` in the unit, \
+     `ulimit -n` in a shell) (retried until then)";
+
+/// Whether `e` is EMFILE or ENFILE.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// What to do about a watched file that cannot be opened: its permissions, unless the process
+/// is out of descriptors.
+pub(crate) fn open_hint(e: &io::Error) -> &'static str {
+    if out_of_descriptors(e) {
+        OUT_OF_DESCRIPTORS
+    } else {
+        "make it readable by the user ingestd runs as (retried until then)"
+    }
+}
+
 /// The hint for a transport error: `err` is the error whose chain is examined, `message` its
 /// text (for the fallback), `connect` whether the connection could not be made at all.
 pub(crate) fn hint(
@@ -71,6 +91,9 @@ fn typed_hint(e: &(dyn Error + 'static)) -> Option<&'static str> {
         return tls_hint(tls);
     }
     if let Some(io) = e.downcast_ref::<io::Error>() {
+        if out_of_descriptors(io) {
+            return Some(OUT_OF_DESCRIPTORS);
+        }
         return match io.kind() {
             io::ErrorKind::ConnectionRefused => Some(REFUSED),
             io::ErrorKind::HostUnreachable
@@ -189,6 +212,21 @@ mod tests {
             Box::new(io::Error::from(io::ErrorKind::NetworkUnreachable)),
         );
         assert_eq!(hint(&unreachable, "", true), Some(CONNECT));
+    }
+
+    /// `ulimit -n 16` (session 5 probe): "tcp open error: Too many open files" was told to check
+    /// the address and the network, and a file that could not be opened to fix its permissions.
+    #[test]
+    fn out_of_descriptors_says_so_not_network_or_permissions() {
+        let emfile = Link(
+            "tcp open error",
+            Box::new(io::Error::from_raw_os_error(libc::EMFILE)),
+        );
+        assert_eq!(hint(&emfile, "", true), Some(OUT_OF_DESCRIPTORS));
+        let enfile = io::Error::from_raw_os_error(libc::ENFILE);
+        assert_eq!(open_hint(&enfile), OUT_OF_DESCRIPTORS);
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        assert!(open_hint(&denied).starts_with("make it readable"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod chunks;
 pub mod client;
 pub mod error;
 mod hint;
+pub(crate) use hint::open_hint;
 pub mod lane;
 pub mod linger;
 mod list;

@@ -123,8 +123,9 @@ pub(super) async fn prepare(ctx: &WorkerContext, mut row: FileRow) -> Phase<Atte
         Ok(f) => api::OpenFile::from(f.into_std().await),
         Err(e) => {
             let msg = format!(
-                "cannot read {}: {e}; make it readable by the user ingestd runs as (retried until then)",
-                path.display()
+                "cannot read {}: {e}; {}",
+                path.display(),
+                api::open_hint(&e)
             );
             return Ok(Break(local_failure(ctx, &row, msg).await?));
         }

@@ -62,6 +62,17 @@ pub(super) async fn file_left(
     if !still_ours(ctx, row).await? {
         return Ok(Some(released_by_watcher(row, None)));
     }
+    if now.is_err()
+        && let Some(to) = renamed_to(ctx, row).await?
+    {
+        // The watcher recorded a rename of this very file (same inode, size, mtime): not a
+        // deletion. Retried at once from the new path, resuming at the committed offset.
+        let msg = format!(
+            "the file was renamed to {} during its upload; it resumes from there",
+            to.display()
+        );
+        return Ok(Some(local_failure(ctx, row, msg).await?));
+    }
     match now {
         Ok(m) => {
             let ident = identity_of(&m);
@@ -83,6 +94,25 @@ pub(super) async fn file_left(
     }
     ctx.metrics.outcome(UploadOutcome::Abandoned);
     Ok(Some(Outcome::Released))
+}
+
+/// The path the journal now holds for `row`'s file when the watcher recorded a rename of it
+/// during the upload and the file is there, unchanged.
+async fn renamed_to(
+    ctx: &WorkerContext,
+    row: &FileRow,
+) -> Result<Option<std::path::PathBuf>, WorkerError> {
+    let id = row.id;
+    let Some(now) = j(&ctx.journal, move |j| j.get(id)).await? else {
+        return Ok(None);
+    };
+    if now.path == row.path {
+        return Ok(None);
+    }
+    Ok(match tokio::fs::metadata(&now.path).await {
+        Ok(m) if same_content(&identity_of(&m), &row.identity) => Some(now.path),
+        _ => None,
+    })
 }
 
 /// The shutdown deadline stopped the request at `offset`: the journal and the log say whether a

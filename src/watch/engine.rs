@@ -213,10 +213,6 @@ impl Engine {
             let Ok(rel) = path.strip_prefix(&self.cfg.path) else {
                 continue;
             };
-            if path.to_str().is_none() {
-                self.log.skip(&path, "the name is not valid UTF-8");
-                continue;
-            }
             let meta = if self.cfg.follow_symlinks {
                 fs::metadata(&path)
             } else {

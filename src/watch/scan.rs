@@ -1,7 +1,7 @@
 //! Directory walk of a root or subtree: include/exclude filtering, hidden directories skipped
 //! (by the default exclude `.*`), symlinks followed only when asked (loops caught by the
 //! (dev, inode) of visited directories), and everything odd — unreadable entries, FIFOs, sockets,
-//! devices, names that are not UTF-8 — logged once and skipped. Files are handed to a callback as
+//! devices — logged once and skipped (names that are not UTF-8 are files like any other). Files are handed to a callback as
 //! they are found, never collected, so memory does not grow with the tree.
 
 use std::collections::HashSet;
@@ -143,11 +143,10 @@ impl Walk<'_> {
         stack: &mut Vec<PathBuf>,
         v: &mut impl Visitor,
     ) {
+        // A name that is not UTF-8 (a Latin-1 SMB share, an old camera) is a file like any
+        // other: the journal keeps paths as bytes, the globs match bytes, and every human
+        // output escapes what is not printable.
         let path = entry.path();
-        if entry.file_name().to_str().is_none() {
-            log.skip(&path, "the name is not valid UTF-8");
-            return;
-        }
         let Ok(rel) = path.strip_prefix(self.root) else {
             return;
         };
