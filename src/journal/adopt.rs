@@ -48,13 +48,7 @@ impl Journal {
         video_id: &str,
     ) -> Result<FileRow, JournalError> {
         self.transition(id, |c, row, now| {
-            self.require_claimed(row)?;
-            if row.video_id.is_some() {
-                return Err(JournalError::Invalid {
-                    id,
-                    message: "has a videoId already: not adopted".into(),
-                });
-            }
+            self.require_claimed_without_video(row, "has a videoId already: not adopted")?;
             self.exec(
                 c,
                 "UPDATE files SET state = 'done', content_hash = ?1, video_id = ?2, bytes_uploaded = size,

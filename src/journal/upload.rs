@@ -114,6 +114,22 @@ impl Journal {
         }
     }
 
+    /// [`Self::require_claimed`], and no `videoId` yet (`why` says what a `videoId` forbids).
+    pub(super) fn require_claimed_without_video(
+        &self,
+        row: &FileRow,
+        why: &str,
+    ) -> Result<(), JournalError> {
+        self.require_claimed(row)?;
+        match row.video_id {
+            Some(_) => Err(JournalError::Invalid {
+                id: row.id,
+                message: why.into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Claims the next file to upload: the `queued` row first queued whose `next_attempt_at` is
     /// unset or `<= now`, → `uploading`, claimed by this process. `None` if nothing is due. Does
     /// not look at the token state: a worker checks [`Journal::token_state`] itself.
@@ -235,13 +251,10 @@ impl Journal {
     /// possible orphan.
     pub fn mark_first_chunk_in_flight(&self, id: i64) -> Result<FileRow, JournalError> {
         self.transition(id, |c, row, now| {
-            self.require_claimed(row)?;
-            if row.video_id.is_some() {
-                return Err(JournalError::Invalid {
-                    id,
-                    message: "already has a videoId; every later request must carry it".into(),
-                });
-            }
+            self.require_claimed_without_video(
+                row,
+                "already has a videoId; every later request must carry it",
+            )?;
             self.exec(
                 c,
                 "UPDATE files SET first_chunk_in_flight = 1, first_body_sent = 0, updated_at = ?1 WHERE id = ?2",
