@@ -397,3 +397,38 @@ fn wrong_api_key_pauses_and_sighup_with_the_right_key_resumes() {
         "no API key in the log"
     );
 }
+
+/// An upload token file emptied under the running daemon (session 5 probe: it went unnoticed)
+/// is said once, the token read before stays in use (a file dropped meanwhile is uploaded), and
+/// a fixed file is said too.
+#[test]
+fn an_emptied_token_file_is_said_once_and_the_token_read_before_goes_on() {
+    let em = Emulator::start();
+    let setup = Setup::new(&em, Opts::default());
+    let _d = setup.start();
+    setup.drop_file("one.mp4", 300_000, 1);
+    setup.wait_done(1, T);
+    std::fs::write(&setup.token_file, "").unwrap();
+    setup.wait_log("the upload token file is empty", T);
+    setup.drop_file("two.mp4", 300_000, 2);
+    // `status` itself refuses a config whose token file is empty, so the endpoint is asked.
+    let start = Instant::now();
+    while videos(&em).len() < 2 {
+        assert!(
+            start.elapsed() < T,
+            "two.mp4 not uploaded with the token read before:\n{}",
+            setup.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&setup.token_file, &setup.token).unwrap();
+    setup.wait_log("the upload token file is readable again", T);
+    let log = setup.log();
+    assert_eq!(
+        log.matches("the upload token file is empty").count(),
+        1,
+        "said once per reason:\n{log}"
+    );
+    assert!(!log.contains(&setup.token), "the token is never logged");
+    assert_eq!(videos(&em).len(), 2);
+}

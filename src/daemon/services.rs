@@ -49,6 +49,9 @@ pub struct Services {
     mirrored: Option<TokenState>,
     /// `api.api_key_file`'s key the workers use, to notice the file being rewritten.
     api_key: Option<Secret>,
+    /// Why the upload token file last could not be used (emptied, unreadable), logged once per
+    /// distinct reason; `None` while it reads fine.
+    token_file_error: Option<String>,
 }
 
 /// The key in `api.api_key_file`, if one is configured, readable and not empty.
@@ -260,6 +263,7 @@ impl Services {
             shutdown: shutdown.clone(),
             mirrored: None,
             api_key: read_api_key(config),
+            token_file_error: None,
         }))
     }
 
@@ -310,11 +314,28 @@ impl Services {
     /// the API key is rejected, a rewritten `api.api_key_file` is taken (as SIGHUP would) and
     /// resumes the pool.
     pub fn poll_credential_files(&mut self, config: &Config) {
-        if !matches!(config.api.token, TokenSource::Inline(_) | TokenSource::None)
-            && let Ok(t) = config.api.read_upload_token()
-            && self.gate.replace(t, false)
-        {
-            tracing::info!("the upload token changed: uploads resume");
+        if !matches!(config.api.token, TokenSource::Inline(_) | TokenSource::None) {
+            match config.api.read_upload_token() {
+                Ok(t) => {
+                    if self.token_file_error.take().is_some() {
+                        tracing::info!("the upload token file is readable again");
+                    }
+                    if self.gate.replace(t, false) {
+                        tracing::info!("the upload token changed: uploads resume");
+                    }
+                }
+                // Emptied or unreadable under the running daemon: said once per reason (the
+                // file is polled every few seconds), the token read before stays in use.
+                Err(e) => {
+                    let reason = e.to_string();
+                    if self.token_file_error.as_deref() != Some(reason.as_str()) {
+                        tracing::warn!(
+                            "{reason}; uploads go on with the upload token read before until the file is fixed"
+                        );
+                        self.token_file_error = Some(reason);
+                    }
+                }
+            }
         }
         if !matches!(self.gate.state(), token::TokenState::ApiKeyRejected { .. }) {
             return;
