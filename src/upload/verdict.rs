@@ -84,11 +84,26 @@ pub(super) async fn file_left(
             j(&ctx.journal, move |j| j.reset_for_new_video(id, &ident)).await?;
         }
         Err(_) => {
-            let msg = format!(
-                "the file was deleted during its upload, after {offset} of {} bytes",
-                row.identity.size
-            );
-            warn!(path, video_id = video_id.as_deref(), "{msg}: not retried");
+            // The whole root gone (unmounted, renamed away) is not the file deleted: the watcher
+            // restores the row when the root is back, and the upload resumes into its video.
+            let (msg, then) = if tokio::fs::metadata(&row.root).await.is_err() {
+                let msg = format!(
+                    "the watch root {} disappeared during the upload (unmounted or moved?), after {offset} of {} bytes",
+                    row.root.display(),
+                    row.identity.size
+                );
+                (
+                    msg,
+                    "; it resumes into the same video when the root is back",
+                )
+            } else {
+                let msg = format!(
+                    "the file was deleted during its upload, after {offset} of {} bytes",
+                    row.identity.size
+                );
+                (msg, ": not retried")
+            };
+            warn!(path, video_id = video_id.as_deref(), "{msg}{then}");
             j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
         }
     }
