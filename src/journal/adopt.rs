@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use rusqlite::params;
 
-use super::row::{add_note, from_unix_ms, to_unix_ms};
+use super::row::{from_unix_ms, to_unix_ms};
 use super::{FileRow, Journal, JournalError};
 
 /// `kv` key of the adoption horizon.
@@ -68,9 +68,7 @@ impl Journal {
         video_id: &str,
         reason: &str,
     ) -> Result<FileRow, JournalError> {
-        self.transition(id, |c, _, now| {
-            add_note(c, id, "orphan", Some(video_id), reason, now).map_err(|e| self.err(e))
-        })
+        self.note_video(id, "orphan", video_id, reason)
     }
 }
 

@@ -365,8 +365,19 @@ impl Journal {
         video_id: &str,
         reason: &str,
     ) -> Result<FileRow, JournalError> {
+        self.note_video(id, "abandoned", video_id, reason)
+    }
+
+    /// Adds a note of `kind` about `video_id` to the file's notes, in one transaction.
+    pub(super) fn note_video(
+        &self,
+        id: i64,
+        kind: &'static str,
+        video_id: &str,
+        reason: &str,
+    ) -> Result<FileRow, JournalError> {
         self.transition(id, |c, _, now| {
-            add_note(c, id, "abandoned", Some(video_id), reason, now).map_err(|e| self.err(e))
+            add_note(c, id, kind, Some(video_id), reason, now).map_err(|e| self.err(e))
         })
     }
 
