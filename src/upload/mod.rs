@@ -55,8 +55,8 @@
 //!      refused before reading the body), commit the offset and advance.
 //!    - 400 `video-source-already-uploaded` on the last chunk → treat as acknowledged.
 //! 5. **Finish**: re-stat; if identity changed during the upload, do not mark `done` (record
-//!    "changed during upload" and requeue as a new video). Else commit `done` with the hex
-//!    SHA-256, `videoId`, size and times (the receipt), then run [`after::apply_async`] and store
+//!    "changed during upload" and requeue as a new video). Else commit `done` with the content
+//!    hash (`blake3:HEX` or `sha256:HEX`), `videoId`, size and times (the receipt), then run [`after::apply_async`] and store
 //!    its message; a failed action leaves the file `done`.
 //! 6. **Errors**: map the api error to a [`RetryClass`] and ask [`RetryPolicy::decide`]:
 //!    `RetryAfter(d)` → commit `attempts+1`, `next_attempt_at = now + d` and the
@@ -67,6 +67,16 @@
 //! 7. **Shutdown**: stop claiming when cancelled; let the in-flight chunk finish within
 //!    `shutdown_timeout`, then drop it (nothing is committed for an unacknowledged chunk, so
 //!    the journal is consistent either way).
+//!
+//! # Where each step lives
+//! [`worker`]'s `upload_file` names the phases in order: [`phases`] (prepare, create with the API
+//! key, refuse an empty file, the resume hash, finish and `after_upload`), [`adopt`] (with an
+//! API key, the lookup by content hash before a first request, and the hash in the video's
+//! metadata before `done`), [`chunks`] (the first request alone, then chunk by chunk), [`lanes`]
+//! (with `lanes_per_file` > 1: after the first request's `videoId` is committed, up to N chunks
+//! in flight on their own connections, each acknowledged range committed on its own in
+//! `acked_ranges`, the completing chunk held back until all others are acknowledged), and
+//! [`verdict`] (how an attempt ends otherwise: retry, pause, failure, released).
 
 pub mod adopt;
 pub mod after;
