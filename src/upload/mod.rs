@@ -69,14 +69,14 @@
 //!    the journal is consistent either way).
 //!
 //! # Where each step lives
-//! [`worker`]'s `upload_file` names the phases in order: [`phases`] (prepare, create with the API
+//! [`worker`]'s `upload_file` names the phases in order: `phases` (prepare, create with the API
 //! key, refuse an empty file, the resume hash, finish and `after_upload`), [`adopt`] (with an
 //! API key, the lookup by content hash before a first request, and the hash in the video's
-//! metadata before `done`), [`chunks`] (the first request alone, then chunk by chunk), [`lanes`]
+//! metadata before `done`), `chunks` (the first request alone, then chunk by chunk), `lanes`
 //! (with `lanes_per_file` > 1: after the first request's `videoId` is committed, up to N chunks
 //! in flight on their own connections, each acknowledged range committed on its own in
 //! `acked_ranges`, the completing chunk held back until all others are acknowledged), and
-//! [`verdict`] (how an attempt ends otherwise: retry, pause, failure, released).
+//! `verdict` (how an attempt ends otherwise: retry, pause, failure, released).
 
 pub mod adopt;
 pub mod after;
