@@ -187,7 +187,8 @@ fn sigterm_past_shutdown_timeout(reader: Reader, rate: u64) {
 /// The bench of the "20 random kills" goal (docs/RELIABILITY.md): `ORPHAN_KILLS` runs (default
 /// 20), each kill -9 at a random moment inside the first request (endpoint at 4 MB/s, reader
 /// `ORPHAN_READER`: `socket` by default or `handler`; upload token only), restart, finish;
-/// prints the orphan videos left and the possible orphans reported.
+/// prints the orphan videos left and the possible orphans reported. `ORPHAN_KILL_FROM_MS` moves
+/// the start of the kill window (its end stays 50 ms past the body's reading time).
 /// Run: `cargo nextest run --features failpoints --test orphan_stop --run-ignored only
 /// random_kills --no-capture`.
 #[test]
@@ -200,6 +201,12 @@ fn random_kills_inside_first_requests() {
     let reader = Reader::from_env();
     // The first request: 5 MiB at RATE (about 1.31 s), plus the answer.
     let request_ms = 5 * MIB * 1000 / RATE + 50;
+    // `ORPHAN_KILL_FROM_MS`: kill only after this many ms (e.g. 1200: only around the end of
+    // the first request, where W3 is).
+    let from_ms: u64 = std::env::var("ORPHAN_KILL_FROM_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let (mut orphan_videos, mut reported, mut true_reports, mut missed) = (0, 0, 0, 0);
     for run in 0..runs {
         let em = Emulator::start();
@@ -210,7 +217,8 @@ fn random_kills_inside_first_requests() {
             assert!(std::time::Instant::now() < until, "never claimed");
             std::thread::sleep(Duration::from_millis(5));
         }
-        let at = Duration::from_millis(rand_below(request_ms));
+        let at =
+            Duration::from_millis(from_ms + rand_below(request_ms.saturating_sub(from_ms).max(1)));
         std::thread::sleep(at);
         d.process.kill9();
         let row = restart_and_finish(&mut setup, &em, &files);
@@ -248,7 +256,7 @@ fn w3_window_from_the_body_sent_record_to_the_answer() {
     for _ in 0..runs {
         let em = Emulator::start();
         let (mut setup, files) = setup(&em, reader, RATE);
-        setup.rust_log = "info,ingestd::upload=debug";
+        setup.rust_log = "info,ingestd::upload=debug,ingestd::api::upload=debug";
         let mut d = setup.start("");
         setup.wait_settled(files.len(), WAIT);
         let log = d.log_text();
@@ -260,6 +268,9 @@ fn w3_window_from_the_body_sent_record_to_the_answer() {
                 .unwrap_or_else(|| panic!("no {needle:?} line: {log}"))
         };
         let w3 = at("upload started") - at("its last piece leaves now");
+        for l in log.lines().filter(|l| l.contains("has read the body")) {
+            eprintln!("{l}");
+        }
         windows.push(format!("{:.0}", w3 * 1000.0));
     }
     eprintln!("{reader:?} reader, W3 (ms): {}", windows.join(", "));
