@@ -120,6 +120,35 @@ fn kill_after_the_body_sent_record_reports_a_possible_orphan() {
     assert_eq!(videos_with_bytes(&em).len(), 1, "{:#?}", videos(&em));
 }
 
+/// The daemon holds a first request's last bytes until the endpoint (reading its socket at
+/// 4 MB/s) has read the rest: the wait is logged as ended on an empty endpoint buffer, before the
+/// body-sent record, and the file becomes one video.
+#[test]
+fn a_first_requests_last_bytes_wait_until_the_endpoint_has_read_the_rest() {
+    let em = Emulator::start();
+    let (mut setup, files) = setup(&em, Reader::Socket, RATE);
+    setup.rust_log = "info,ingestd::upload=debug,ingestd::api::upload=debug";
+    let mut d = setup.start("");
+    setup.wait_settled(files.len(), WAIT);
+    let log = d.log_text();
+    d.stop();
+    let line_of = |needle: &str| {
+        log.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} line: {log}"))
+    };
+    let drained = line_of("the endpoint has read the body but its last bytes");
+    assert!(
+        log.lines()
+            .nth(drained)
+            .is_some_and(|l| l.contains("outcome=Some(Empty)")),
+        "{log}"
+    );
+    assert!(drained < line_of("its last piece leaves now"), "{log}");
+    check_invariants(&setup, &em, &files);
+    assert_eq!(videos_with_bytes(&em).len(), 1, "{:#?}", videos(&em));
+}
+
 /// SIGTERM while the first request is in flight, `shutdown_timeout` shorter than that request:
 /// the request is aborted with a RST at the deadline, the process exits 0, the journal and the
 /// log say so, and the endpoint never completes the first chunk (one video in the end).
