@@ -132,19 +132,12 @@ fn a_first_requests_last_bytes_wait_until_the_endpoint_has_read_the_rest() {
     setup.wait_settled(files.len(), WAIT);
     let log = d.log_text();
     d.stop();
-    let line_of = |needle: &str| {
-        log.lines()
-            .position(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?} line: {log}"))
-    };
-    let drained = line_of("the endpoint has read the body but its last bytes");
+    let (drained, line) = log_line(&log, "the endpoint has read the body but its last bytes");
+    assert!(line.contains("outcome=Some(Empty)"), "{log}");
     assert!(
-        log.lines()
-            .nth(drained)
-            .is_some_and(|l| l.contains("outcome=Some(Empty)")),
+        drained < log_line(&log, "its last piece leaves now").0,
         "{log}"
     );
-    assert!(drained < line_of("its last piece leaves now"), "{log}");
     check_invariants(&setup, &em, &files);
     assert_eq!(videos_with_bytes(&em).len(), 1, "{:#?}", videos(&em));
 }
@@ -291,10 +284,8 @@ fn w3_window_from_the_body_sent_record_to_the_answer() {
         let log = d.log_text();
         d.stop();
         let at = |needle: &str| {
-            log.lines()
-                .find(|l| l.contains(needle))
-                .and_then(log_seconds)
-                .unwrap_or_else(|| panic!("no {needle:?} line: {log}"))
+            log_seconds(log_line(&log, needle).1)
+                .unwrap_or_else(|| panic!("no time in the {needle:?} line: {log}"))
         };
         let w3 = at("upload started") - at("its last piece leaves now");
         for l in log.lines().filter(|l| l.contains("has read the body")) {
@@ -303,6 +294,14 @@ fn w3_window_from_the_body_sent_record_to_the_answer() {
         windows.push(format!("{:.0}", w3 * 1000.0));
     }
     eprintln!("{reader:?} reader, W3 (ms): {}", windows.join(", "));
+}
+
+/// The first log line holding `needle`, with its index.
+fn log_line<'a>(log: &'a str, needle: &str) -> (usize, &'a str) {
+    log.lines()
+        .enumerate()
+        .find(|(_, l)| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} line: {log}"))
 }
 
 /// Seconds since midnight of a log line's RFC 3339 timestamp (`2026-12-04T15:32:37.123456Z …`).

@@ -316,6 +316,20 @@ mod tests {
         );
     }
 
+    /// Runs the wait to its end as the body does, a byte per probe; returns the probes sent.
+    async fn wait_probing(drain: &mut Drain, client: &mut TcpStream) -> u32 {
+        let mut probes = 0;
+        while tokio::time::timeout(Duration::from_secs(10), drain.next())
+            .await
+            .unwrap()
+            == Step::Probe
+        {
+            probes += 1;
+            client.write_all(&[2]).unwrap();
+        }
+        probes
+    }
+
     /// A reader that reads 1 MB/s: the wait (probing as it goes) ends only once it has read
     /// nearly all that was sent before the wait.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,15 +361,7 @@ mod tests {
             client.write_all(&piece).unwrap();
             drain.observe();
         }
-        loop {
-            let step = tokio::time::timeout(Duration::from_secs(10), drain.next())
-                .await
-                .unwrap();
-            if step == Step::Done {
-                break;
-            }
-            client.write_all(&[2]).unwrap();
-        }
+        wait_probing(&mut drain, &mut client).await;
         let at_done = read.load(Ordering::SeqCst);
         assert_eq!(drain.outcome, Some(DrainEnd::Empty));
         // The endpoint held at most a few reads when the wait ended (not the ~500 KiB its
@@ -378,17 +384,7 @@ mod tests {
         drain.observe();
         // Less than the reader's window: it stays open, and stops growing.
         client.write_all(&vec![1u8; 16 << 10]).unwrap();
-        let mut probes = 0;
-        loop {
-            let step = tokio::time::timeout(Duration::from_secs(10), drain.next())
-                .await
-                .unwrap();
-            if step == Step::Done {
-                break;
-            }
-            probes += 1;
-            client.write_all(&[2]).unwrap();
-        }
+        let probes = wait_probing(&mut drain, &mut client).await;
         assert!(drain.outcome.is_some());
         assert!(probes >= 1, "{probes} probes");
     }
