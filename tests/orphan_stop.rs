@@ -132,8 +132,8 @@ fn a_first_requests_last_bytes_wait_until_the_endpoint_has_read_the_rest() {
     setup.wait_settled(files.len(), WAIT);
     let log = d.log_text();
     d.stop();
-    let (drained, line) = log_line(&log, "the endpoint has read the body but its last bytes");
-    assert!(line.contains("outcome=Some(Empty)"), "{log}");
+    let (drained, line) = log_line(&log, "the endpoint has drained the body but its last bytes");
+    assert!(line.contains("outcome=Some(Full)"), "{log}");
     assert!(
         drained < log_line(&log, "its last piece leaves now").0,
         "{log}"
@@ -288,7 +288,7 @@ fn w3_window_from_the_body_sent_record_to_the_answer() {
                 .unwrap_or_else(|| panic!("no time in the {needle:?} line: {log}"))
         };
         let w3 = at("upload started") - at("its last piece leaves now");
-        for l in log.lines().filter(|l| l.contains("has read the body")) {
+        for l in log.lines().filter(|l| l.contains("has drained the body")) {
             eprintln!("{l}");
         }
         windows.push(format!("{:.0}", w3 * 1000.0));

@@ -15,8 +15,8 @@ use reqwest::{Method, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
 
 use super::auth::{ApiKeyAuth, AuthMode};
-use super::drain::ConnSlot;
 use super::error::{self, ApiError, Credential};
+use super::tcp_info::ConnSlot;
 use crate::config::ApiConfig;
 use crate::secret::Secret;
 
@@ -84,7 +84,7 @@ struct Inner {
     opts: ClientOptions,
     /// Idle lane clients, each on its own connections ([`super::lane`]).
     spare_lanes: super::lane::Spare,
-    /// The connection opened last, on a client with a pool of its own ([`super::drain`]).
+    /// The connections opened last, on a client with a pool of its own ([`super::drain`]).
     conn: Option<Arc<ConnSlot>>,
     endpoint: Url,
     min_rate: u64,
@@ -146,7 +146,7 @@ impl Client {
     /// requests sent through it while others go through `self` travel on separate TCP
     /// connections, even over HTTP/2 (one pool would multiplex them on one connection, one
     /// window). Upload lanes and first requests each use one, one request at a time, so the
-    /// connection it opened last is the one a request is on ([`Client::connection`]).
+    /// connections it opened are where a request is ([`super::drain`]).
     pub fn own_connections(&self) -> Result<Client, ApiError> {
         let slot = Arc::new(ConnSlot::default());
         let http = build_http(&self.inner.opts, Some(slot.clone()))?;
@@ -164,7 +164,7 @@ impl Client {
         })
     }
 
-    /// Where this client records the connection it opened last, if it has a pool of its own.
+    /// Where this client records the connections it opens, if it has a pool of its own.
     pub(crate) fn conn_slot(&self) -> Option<&Arc<ConnSlot>> {
         self.inner.conn.as_ref()
     }

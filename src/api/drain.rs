@@ -1,37 +1,45 @@
 //! A first request's last bytes wait until the endpoint has drained the rest: the W3 window
-//! made as short as the endpoint allows.
+//! made as short as the endpoint lets a client make it.
 //!
 //! A first request (no `videoId` yet) creates a video the moment its last byte reaches the
 //! endpoint; a process killed between then and the answer leaves a video nobody learns the id of.
 //! What the endpoint's kernel already holds is past taking back (a RST discards only what is
-//! still in *our* buffers), so when a slow endpoint (a busy proxy, a thin uplink, a reader at
-//! 4 MB/s) still has hundreds of KiB or MiB of body queued unread, the window between "the last
-//! byte left" and "the answer" is that queue's reading time plus the endpoint's own work.
+//! still in *our* buffers), so when a slow endpoint (a thin uplink, a reader at 4 MB/s) still has
+//! hundreds of KiB of body queued unread, the window between "the last byte left" and "the
+//! answer" is that queue's reading time plus the endpoint's own work.
 //!
-//! So before the last bytes of a first request, the body waits until the endpoint has read what
-//! it holds, watched through the connection's `TCP_INFO`:
-//! - every byte handed over is acknowledged (`tcpi_unacked` and `tcpi_notsent_bytes` are 0), and
-//! - the endpoint's advertised receive window (`tcpi_snd_wnd`, Linux ≥ 5.4) stopped growing:
-//!   one body byte sent alone (a probe) makes the endpoint acknowledge with its current window
-//!   (a reader's own window updates are sparse). Probes go on while the window grows; they end
-//!   at the first flat answer when the window is as large as it ever was during this body (the
-//!   endpoint's buffer is empty), after two flat answers when it is not (it stopped reading).
+//! So before the last bytes of a first request, the body waits, watching its socket's
+//! `TCP_INFO` ([`super::tcp_info`]):
+//! - until every byte handed over is acknowledged (`tcpi_unacked`, `tcpi_notsent_bytes`), then
+//! - until the endpoint's advertised receive window (`tcpi_snd_wnd`, Linux ≥ 5.4) stops
+//!   growing. One body byte sent alone (a probe) makes the endpoint acknowledge with its current
+//!   window (its own window updates are sparse). Probes go on while the window grows (the
+//!   endpoint is reading). A flat answer ends the wait at once when the window is as large as it
+//!   was at any time during this body ([`DrainEnd::Full`]); below that, the endpoint has paused,
+//!   and the wait goes on, a probe every [`FLAT_GAP`], until the window grows again or has stayed
+//!   flat for [`STALL`] ([`DrainEnd::Stalled`]).
 //!
-//! Only then do the last bytes (at most [`HOLD`]) go, so W3 is about their transit plus the
-//! endpoint's own work. Bodies shorter than [`MIN_BODY`] go without the wait. The wait costs nothing a reader would not spend anyway (it must read
-//! the body before it answers), plus one round trip; it is capped at [`CAP`] and skipped
-//! whenever the socket cannot be inspected (an older kernel, a connection not ours).
+//! Only then do the last bytes (at most [`HOLD`]) go. What this cannot see:
+//! - a window back at its largest says the endpoint's free space reached its advertised cap,
+//!   not that its buffer is empty: an endpoint with a receive buffer much larger than its window
+//!   (a fixed `SO_RCVBUF` of MiBs) can still hold the difference unread;
+//! - an endpoint that buffers in user space (a proxy, an HTTP/2 stack: the wait is skipped on
+//!   HTTP/2) reads its socket at once whatever its handler does.
 //!
-//! The connection is known from [`ConnSlot`]: a client with a pool of its own
-//! ([`super::Client::own_connections`]) sends one request at a time, and its connector records
-//! each connection it opens ([`super::linger`]).
+//! The wait is skipped for bodies shorter than [`MIN_BODY`], on kernels without the fields, and
+//! when the body's socket cannot be told among the client's connections; it is capped at [`CAP`].
+//! It costs nothing a reader would not spend anyway (it must read the body before it answers),
+//! plus a probe's round trip.
 
 use std::io;
-use std::mem::MaybeUninit;
-use std::net::SocketAddr;
-use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::tcp_info::{Conn, SendState, send_state};
+
+/// Where the wait reads a connection's state (`TCP_INFO`; scripted in tests).
+type Source = Box<dyn FnMut(&Conn) -> io::Result<SendState> + Send>;
 
 /// Bytes of a first request held back until the endpoint has read the rest.
 pub const HOLD: usize = 4 * 1024;
@@ -41,118 +49,15 @@ pub const HOLD: usize = 4 * 1024;
 pub const MIN_BODY: u64 = 1024 * 1024;
 /// The longest a first request waits for the endpoint to read what it holds.
 pub const CAP: Duration = Duration::from_secs(30);
+/// A window flat below its largest for this long: the endpoint stopped reading; the rest goes.
+pub const STALL: Duration = Duration::from_millis(500);
+/// Between probes while the window is flat.
+pub const FLAT_GAP: Duration = Duration::from_millis(50);
 /// Probes (one byte each) at most; then the rest goes.
 const MAX_PROBES: u32 = 256;
-
-/// A TCP connection of this process: its descriptor and the address pair that tells it is still
-/// the same socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Conn {
-    pub fd: RawFd,
-    pub local: SocketAddr,
-    pub peer: SocketAddr,
-}
-
-/// The connection a client opened last (a client with its own pool uses one at a time).
-#[derive(Debug, Default)]
-pub struct ConnSlot(Mutex<Option<Conn>>);
-
-impl ConnSlot {
-    /// Records a new connection.
-    pub fn set(&self, conn: Conn) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn);
-    }
-
-    /// The connection opened last, if any.
-    pub fn get(&self) -> Option<Conn> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// What `TCP_INFO` says of a connection's sending side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SendState {
-    /// Segments sent and not yet acknowledged.
-    pub unacked: u32,
-    /// Bytes in the socket not yet sent.
-    pub notsent: u32,
-    /// The peer's advertised receive window in bytes; `None` on kernels before 5.4.
-    pub window: Option<u32>,
-}
-
-impl SendState {
-    /// Everything handed to the socket has been acknowledged.
-    fn idle(&self) -> bool {
-        self.unacked == 0 && self.notsent == 0
-    }
-}
-
-/// The kernel's `struct tcp_info` up to `tcpi_snd_wnd` (`linux/tcp.h`); older kernels fill less.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct TcpInfo {
-    u8s: [u8; 8],
-    rto_to_rcv_mss: [u32; 4],
-    unacked: u32,
-    sacked_to_total_retrans: [u32; 19],
-    pacing_to_bytes_received: [u64; 4],
-    segs_out: u32,
-    segs_in: u32,
-    notsent_bytes: u32,
-    min_rtt_to_data_segs_out: [u32; 3],
-    delivery_rate_to_sndbuf_limited: [u64; 4],
-    delivered: u32,
-    delivered_ce: u32,
-    bytes_sent_retrans: [u64; 2],
-    dsack_dups_to_rcv_ooopack: [u32; 3],
-    snd_wnd: u32,
-}
-
-/// Reads `TCP_INFO` of `conn`, after checking its descriptor still is that connection.
-pub fn send_state(conn: &Conn) -> io::Result<SendState> {
-    // SAFETY: the borrow lives only for the calls below. If the descriptor was closed they fail
-    // with EBADF; if its number was reused, the address pair tells it is another socket.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(conn.fd) };
-    let sock = socket2::SockRef::from(&borrowed);
-    let addr = |a: io::Result<socket2::SockAddr>| a.ok().and_then(|a| a.as_socket());
-    if addr(sock.local_addr()) != Some(conn.local) || addr(sock.peer_addr()) != Some(conn.peer) {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "the connection is gone",
-        ));
-    }
-    let mut info = MaybeUninit::<TcpInfo>::zeroed();
-    let mut len = libc::socklen_t::try_from(std::mem::size_of::<TcpInfo>())
-        .map_err(|_| io::Error::other("tcp_info does not fit a socklen_t"))?;
-    // SAFETY: `info` is a writable buffer of `len` bytes; the kernel writes at most `len` and
-    // says how many it wrote; the struct is plain integers, valid when zeroed.
-    let rc = unsafe {
-        libc::getsockopt(
-            conn.fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: zeroed, then (partly) written by the kernel: every bit pattern is valid.
-    let info = unsafe { info.assume_init() };
-    let filled = |end: usize| len as usize >= end;
-    let window_end = std::mem::offset_of!(TcpInfo, snd_wnd) + 4;
-    let notsent_end = std::mem::offset_of!(TcpInfo, notsent_bytes) + 4;
-    Ok(SendState {
-        unacked: info.unacked,
-        notsent: if filled(notsent_end) {
-            info.notsent_bytes
-        } else {
-            0
-        },
-        window: filled(window_end).then_some(info.snd_wnd),
-    })
-}
+/// What the body's own socket must have sent between its first and last look (less: the
+/// connection watched is not the one carrying the body).
+const MIN_GROWTH: u64 = 64 * 1024;
 
 /// What the body does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,51 +71,91 @@ pub enum Step {
 /// Why the wait ended (for the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DrainEnd {
-    /// The endpoint's window stopped growing at its largest: it has read the body.
-    Empty,
-    /// The window stopped growing short of its largest (the endpoint reads no more for now).
+    /// The endpoint's window stopped growing at its largest.
+    Full,
+    /// The window stayed flat below its largest for [`STALL`] (the endpoint stopped reading).
     Stalled,
     /// Waited [`CAP`], or used every probe.
     GaveUp,
-    /// The socket could not be inspected.
+    /// The body's socket could not be told or inspected (older kernel, HTTP/2, gone).
     Unknown,
 }
 
-/// The wait before a first request's last bytes, for one connection.
+/// One candidate socket: the connection, its bytes sent at the first look, its largest window.
 #[derive(Debug)]
-pub struct Drain {
+struct Candidate {
     conn: Conn,
-    /// The largest window seen during this body.
+    sent_at_start: Option<u64>,
+    sent_now: Option<u64>,
     max_window: u32,
+}
+
+/// The wait before a first request's last bytes.
+pub struct Drain {
+    source: Source,
+    candidates: Vec<Candidate>,
+    /// The body's socket, once told.
+    chosen: Option<usize>,
     started: Option<Instant>,
-    /// Checks in a row that found everything acknowledged (two: our side's buffer is flushed too).
+    /// Checks in a row that found everything acknowledged (two: hyper's buffer is flushed too).
     idle_checks: u8,
-    /// The window the last probe was answered with, and how many probes in a row it did not grow.
-    probed: Option<(u32, u8)>,
+    /// The window the last probe was answered with, and since when it has not grown.
+    probed: Option<(u32, Option<Instant>)>,
     probes: u32,
     pub outcome: Option<DrainEnd>,
 }
 
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drain")
+            .field("candidates", &self.candidates)
+            .field("chosen", &self.chosen)
+            .field("probes", &self.probes)
+            .field("outcome", &self.outcome)
+            .finish()
+    }
+}
+
 impl Drain {
-    pub fn new(conn: Conn) -> Drain {
-        Drain {
-            conn,
-            max_window: 0,
+    /// A wait among the connections a client recorded; `None` if there is nothing to watch.
+    pub fn new(conns: Vec<Conn>) -> Option<Drain> {
+        Drain::with_source(conns, Box::new(send_state))
+    }
+
+    fn with_source(conns: Vec<Conn>, source: Source) -> Option<Drain> {
+        if conns.is_empty() || conns.iter().any(|c| c.h2) {
+            return None;
+        }
+        let candidates = conns
+            .into_iter()
+            .map(|conn| Candidate {
+                conn,
+                sent_at_start: None,
+                sent_now: None,
+                max_window: 0,
+            })
+            .collect();
+        Some(Drain {
+            source,
+            candidates,
+            chosen: None,
             started: None,
             idle_checks: 0,
             probed: None,
             probes: 0,
             outcome: None,
-        }
+        })
     }
 
-    /// Samples the window while the body streams (its largest is the "empty buffer" mark).
+    /// Looks at every candidate while the body streams: bytes sent (to tell the body's socket)
+    /// and the largest window.
     pub fn observe(&mut self) {
-        if let Ok(SendState {
-            window: Some(w), ..
-        }) = send_state(&self.conn)
-        {
-            self.max_window = self.max_window.max(w);
+        for c in &mut self.candidates {
+            if let Ok(s) = (self.source)(&c.conn) {
+                c.sent_at_start = c.sent_at_start.or(s.bytes_sent);
+                c.sent_now = s.bytes_sent;
+                c.max_window = c.max_window.max(s.window.unwrap_or(0));
+            }
         }
     }
 
@@ -224,16 +169,38 @@ impl Drain {
         self.started.map(|s| s.elapsed()).unwrap_or_default()
     }
 
+    /// The body's socket: the one candidate whose bytes sent grew by [`MIN_GROWTH`] while the body
+    /// streamed.
+    fn tell(&mut self) -> Option<usize> {
+        if self.chosen.is_none() {
+            self.observe();
+            let grew = |c: &Candidate| match (c.sent_at_start, c.sent_now) {
+                (Some(a), Some(b)) => b.saturating_sub(a),
+                _ => 0,
+            };
+            let growing: Vec<usize> = (0..self.candidates.len())
+                .filter(|&i| grew(&self.candidates[i]) >= MIN_GROWTH)
+                .collect();
+            if let [one] = growing[..] {
+                self.chosen = Some(one);
+            }
+        }
+        self.chosen
+    }
+
     /// Waits until the endpoint has read what it holds, or until a probe is due.
     pub async fn next(&mut self) -> Step {
         let started = *self.started.get_or_insert_with(Instant::now);
+        let Some(i) = self.tell() else {
+            return self.done(DrainEnd::Unknown);
+        };
         loop {
             if started.elapsed() >= CAP || self.probes >= MAX_PROBES {
                 return self.done(DrainEnd::GaveUp);
             }
-            let state = match send_state(&self.conn) {
-                Ok(s) => s,
-                Err(_) => return self.done(DrainEnd::Unknown),
+            let c = &mut self.candidates[i];
+            let Ok(state) = (self.source)(&c.conn) else {
+                return self.done(DrainEnd::Unknown);
             };
             let Some(window) = state.window else {
                 return self.done(DrainEnd::Unknown);
@@ -250,18 +217,22 @@ impl Drain {
             }
             self.idle_checks = 0;
             // One probe at least: a window can look full while what arrived last is unread
-            // (the receiver grows its window as data comes). Probes go on while the window
-            // grows (the endpoint is reading), and end once it stops growing: at once if it is
-            // as large as it ever was (the endpoint's buffer is empty), after two flat probes
-            // if not (it stopped reading for now; waiting longer would not shorten W3).
-            self.probed = match self.probed {
-                None => Some((window, 0)),
-                Some((prev, _)) if window > prev => Some((window, 0)),
-                Some(_) if window >= self.max_window => return self.done(DrainEnd::Empty),
-                Some((_, flat)) if flat >= 1 => return self.done(DrainEnd::Stalled),
-                Some((prev, flat)) => Some((prev, flat + 1)),
-            };
-            self.max_window = self.max_window.max(window);
+            // (the receiver grows its window as data comes).
+            let max = c.max_window;
+            c.max_window = max.max(window);
+            match self.probed {
+                Some((prev, _)) if window > prev => self.probed = Some((window, None)),
+                Some(_) if window >= max => return self.done(DrainEnd::Full),
+                Some((prev, flat_since)) => {
+                    let since = flat_since.unwrap_or_else(Instant::now);
+                    if since.elapsed() >= STALL {
+                        return self.done(DrainEnd::Stalled);
+                    }
+                    self.probed = Some((prev, Some(since)));
+                    tokio::time::sleep(FLAT_GAP).await;
+                }
+                None => self.probed = Some((window, None)),
+            }
             self.probes += 1;
             return Step::Probe;
         }
@@ -285,36 +256,11 @@ fn poll_interval(started: Instant) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::tcp_info::tests::conn_of;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
-    use std::os::fd::AsRawFd;
-
-    fn conn_of(s: &TcpStream) -> Conn {
-        Conn {
-            fd: s.as_raw_fd(),
-            local: s.local_addr().unwrap(),
-            peer: s.peer_addr().unwrap(),
-        }
-    }
-
-    #[test]
-    fn reads_the_send_state_and_refuses_another_socket() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (_server, _) = listener.accept().unwrap();
-        let conn = conn_of(&client);
-        let s = send_state(&conn).unwrap();
-        assert_eq!((s.unacked, s.notsent), (0, 0));
-        assert!(s.window.is_some_and(|w| w > 0), "{s:?}");
-        let other = Conn {
-            peer: "127.0.0.1:9".parse().unwrap(),
-            ..conn
-        };
-        assert_eq!(
-            send_state(&other).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
-    }
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Runs the wait to its end as the body does, a byte per probe; returns the probes sent.
     async fn wait_probing(drain: &mut Drain, client: &mut TcpStream) -> u32 {
@@ -330,62 +276,181 @@ mod tests {
         probes
     }
 
+    /// A connected pair and a reader thread that reads `first` bytes at once (then says so on the
+    /// channel), then `rest` bytes at about 1 MB/s, then holds the connection without reading;
+    /// returns the client, the count of bytes read so far and the channel.
+    fn pair_with_reader(
+        first: usize,
+        rest: usize,
+    ) -> (TcpStream, Arc<AtomicUsize>, std::sync::mpsc::Receiver<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let read = Arc::new(AtomicUsize::new(0));
+        let count = read.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 16 << 10];
+            for (budget, pace) in [(first, false), (rest, true)] {
+                let mut left = budget;
+                while left > 0 {
+                    if pace {
+                        // 16 KiB per 16 ms: about 1 MB/s.
+                        std::thread::sleep(Duration::from_millis(16));
+                    }
+                    match server.read(&mut buf[..left.min(16 << 10)]) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            left -= n;
+                            count.fetch_add(n, Ordering::SeqCst);
+                        }
+                    }
+                }
+                let _ = tx.send(());
+            }
+            // Holds the connection open, reading nothing more.
+            loop {
+                std::thread::park();
+            }
+        });
+        (client, read, rx)
+    }
+
     /// A reader that reads 1 MB/s: the wait (probing as it goes) ends only once it has read
     /// nearly all that was sent before the wait.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waits_until_a_slow_reader_has_read_what_it_holds() {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut server, _) = listener.accept().unwrap();
-        let read = Arc::new(AtomicUsize::new(0));
-        let reader = {
-            let read = read.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 16 << 10];
-                loop {
-                    match server.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read.fetch_add(n, Ordering::SeqCst),
-                    };
-                    // 16 KiB per 16 ms: about 1 MB/s.
-                    std::thread::sleep(Duration::from_millis(16));
-                }
-            })
-        };
-        let mut drain = Drain::new(conn_of(&client));
         let sent = 512 << 10;
+        let (mut client, read, _) = pair_with_reader(0, usize::MAX);
+        let mut drain = Drain::new(vec![conn_of(&client)]).unwrap();
         let piece = vec![1u8; 64 << 10];
+        drain.observe();
         for _ in 0..sent / piece.len() {
             client.write_all(&piece).unwrap();
             drain.observe();
         }
         wait_probing(&mut drain, &mut client).await;
         let at_done = read.load(Ordering::SeqCst);
-        assert_eq!(drain.outcome, Some(DrainEnd::Empty));
+        assert_eq!(drain.outcome, Some(DrainEnd::Full));
         // The endpoint held at most a few reads when the wait ended (not the ~500 KiB its
         // kernel had queued while the body went).
         assert!(
             at_done + (64 << 10) >= sent,
             "the reader had read {at_done} of {sent}"
         );
-        drop(client);
-        reader.join().unwrap();
     }
 
-    /// A reader that stops reading: the wait ends after a probe or two, it never hangs.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_reader_that_stopped_reading_ends_the_wait() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (_server, _) = listener.accept().unwrap();
-        let mut drain = Drain::new(conn_of(&client));
+    /// A scripted connection: bytes sent grow by 1 MiB at each look while `busy` says so, then
+    /// the states of `script` in turn (the last one repeats).
+    fn scripted(script: Vec<(u32, u32)>) -> Drain {
+        let conn = Conn {
+            fd: -1,
+            local: "127.0.0.1:1".parse().unwrap(),
+            peer: "127.0.0.1:2".parse().unwrap(),
+            h2: false,
+        };
+        let mut sent = 0u64;
+        let mut at = 0usize;
+        let source: Source = Box::new(move |_: &Conn| {
+            sent += 1 << 20;
+            let (unacked, window) = script[at.min(script.len() - 1)];
+            at += 1;
+            Ok(SendState {
+                unacked,
+                notsent: 0,
+                bytes_sent: Some(sent),
+                window: Some(window),
+            })
+        });
+        Drain::with_source(vec![conn], source).unwrap()
+    }
+
+    /// Runs a scripted wait to its end; returns the probes and the (paused) time it took.
+    async fn run_scripted(drain: &mut Drain) -> (u32, Duration) {
+        let start = Instant::now();
+        let mut probes = 0;
+        while drain.next().await == Step::Probe {
+            probes += 1;
+        }
+        (probes, start.elapsed())
+    }
+
+    /// A window that stays flat below its largest (the endpoint paused with data queued): the
+    /// wait goes on, a probe per `FLAT_GAP`, and ends as stalled after `STALL`, not at the
+    /// first flat answer.
+    #[tokio::test(start_paused = true)]
+    async fn a_window_flat_below_its_largest_waits_then_ends_as_stalled() {
+        // Two looks while streaming (window 200 KB), then idle at 100 KB for ever.
+        let mut drain = scripted(vec![(0, 200_000), (0, 200_000), (0, 100_000)]);
         drain.observe();
-        // Less than the reader's window: it stays open, and stops growing.
-        client.write_all(&vec![1u8; 16 << 10]).unwrap();
-        let probes = wait_probing(&mut drain, &mut client).await;
-        assert!(drain.outcome.is_some());
-        assert!(probes >= 1, "{probes} probes");
+        drain.observe();
+        let (probes, took) = run_scripted(&mut drain).await;
+        assert_eq!(drain.outcome, Some(DrainEnd::Stalled));
+        assert!(took >= STALL, "{took:?}");
+        assert!(probes >= 5, "{probes} probes");
+    }
+
+    /// A window growing back to its largest (the endpoint reading) ends the wait as full at the
+    /// first flat answer.
+    #[tokio::test(start_paused = true)]
+    async fn a_window_growing_back_to_its_largest_ends_the_wait() {
+        let mut drain = scripted(vec![
+            (0, 200_000),
+            (0, 200_000),
+            (0, 50_000),
+            (0, 50_000),
+            (0, 120_000),
+            (0, 120_000),
+            (0, 200_000),
+        ]);
+        drain.observe();
+        drain.observe();
+        let (probes, took) = run_scripted(&mut drain).await;
+        assert_eq!(drain.outcome, Some(DrainEnd::Full));
+        assert!(probes >= 2, "{probes} probes");
+        assert!(took < STALL, "{took:?}");
+    }
+
+    /// Bytes never acknowledged (a zero window): the wait gives up at `CAP`, it never hangs.
+    #[tokio::test(start_paused = true)]
+    async fn bytes_never_acknowledged_give_up_at_the_cap() {
+        let mut drain = scripted(vec![(0, 200_000), (0, 200_000), (1, 0)]);
+        drain.observe();
+        drain.observe();
+        let (probes, took) = run_scripted(&mut drain).await;
+        assert_eq!(drain.outcome, Some(DrainEnd::GaveUp));
+        assert_eq!(probes, 0);
+        assert!(took >= CAP, "{took:?}");
+    }
+
+    /// The body's socket is the one whose bytes sent grow: an idle connection of the same client
+    /// is not watched, and with none growing the wait is skipped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_body_is_watched_on_its_own_socket() {
+        let (mut busy, _, _) = pair_with_reader(usize::MAX, 0);
+        let (idle, _, _) = pair_with_reader(0, 0);
+        let mut drain = Drain::new(vec![conn_of(&idle), conn_of(&busy)]).unwrap();
+        drain.observe();
+        busy.write_all(&vec![1u8; 256 << 10]).unwrap();
+        wait_probing(&mut drain, &mut busy).await;
+        assert_eq!(drain.chosen, Some(1));
+        assert_eq!(drain.outcome, Some(DrainEnd::Full));
+
+        let mut drain = Drain::new(vec![conn_of(&idle)]).unwrap();
+        drain.observe();
+        assert_eq!(drain.next().await, Step::Done);
+        assert_eq!(drain.outcome, Some(DrainEnd::Unknown));
+    }
+
+    #[test]
+    fn nothing_to_watch_on_http2_or_without_a_connection() {
+        assert!(Drain::new(Vec::new()).is_none());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let h2 = Conn {
+            h2: true,
+            ..conn_of(&client)
+        };
+        assert!(Drain::new(vec![h2]).is_none());
     }
 }

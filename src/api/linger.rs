@@ -34,13 +34,13 @@ use std::time::Duration;
 use hyper::http::Extensions;
 use hyper_util::client::legacy::connect::{Connection, HttpInfo};
 
-use super::drain::{Conn, ConnSlot};
+use super::tcp_info::{Conn, ConnSlot};
 
 /// Unsent bytes the kernel may hold before the connection asks for more of a body.
 pub const NOTSENT_LOWAT: u32 = 128 * 1024;
 
 /// Wraps a connector so that every connection it makes closes with a RST; with a slot, each new
-/// connection is recorded in it ([`super::drain`]).
+/// connection is recorded in it ([`super::tcp_info`], for [`super::drain`]).
 #[derive(Debug, Clone, Default)]
 pub struct AbortiveCloseLayer {
     pub slot: Option<Arc<ConnSlot>>,
@@ -88,7 +88,13 @@ where
             let (local, peer) = (info.local_addr(), info.remote_addr());
             let fd = set_abortive_close(local, peer)?;
             if let Some(slot) = slot {
-                slot.set(Conn { fd, local, peer });
+                let h2 = conn.connected().is_negotiated_h2();
+                slot.set(Conn {
+                    fd,
+                    local,
+                    peer,
+                    h2,
+                });
             }
             Ok(conn)
         })

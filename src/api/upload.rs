@@ -35,9 +35,10 @@ use tracing::debug;
 
 use super::chunks::ChunkRange;
 use super::client::Client;
-use super::drain::{self, ConnSlot, Drain, Step};
+use super::drain::{self, Drain, Step};
 use super::error::{ApiError, Credential};
 use super::models::Video;
+use super::tcp_info::ConnSlot;
 use crate::secret::Secret;
 
 const OP: &str = "POST /upload";
@@ -186,6 +187,10 @@ impl Gate {
     fn close(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
     }
+
+    fn is_closed(&self) -> bool {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Closes its gate when dropped: an upload future dropped mid-request (shutdown deadline,
@@ -331,7 +336,7 @@ fn body_stream(
         }
         if let Some(slot) = st.drain_on.take() {
             // The first piece: the connection is up, and recorded.
-            st.drain = slot.get().map(Drain::new);
+            st.drain = Drain::new(slot.get());
         }
         if let Some(drain) = &mut st.drain {
             drain.observe();
@@ -361,6 +366,10 @@ async fn release_held(mut st: BodyState) -> Result<Option<(Bytes, BodyState)>, i
     let Some(held) = st.held.take() else {
         return Ok(None);
     };
+    if st.reader.gate.is_closed() {
+        // The request is over (answered early, or dropped): nothing more goes.
+        return Err(io::Error::other("the upload request is over"));
+    }
     if let Some(drain) = &mut st.drain {
         if drain.next().await == Step::Probe && held.len() > 1 {
             st.held = Some(held.slice(1..));
@@ -371,7 +380,7 @@ async fn release_held(mut st: BodyState) -> Result<Option<(Bytes, BodyState)>, i
             outcome = ?drain.outcome,
             probes = drain.probes(),
             waited_ms = u64::try_from(drain.waited().as_millis()).unwrap_or(u64::MAX),
-            "first request: the endpoint has read the body but its last bytes"
+            "first request: the endpoint has drained the body but its last bytes"
         );
         st.drain = None;
     }
@@ -380,6 +389,9 @@ async fn release_held(mut st: BodyState) -> Result<Option<(Bytes, BodyState)>, i
 
 /// Hands over the body's last piece, once the observer agrees.
 async fn last_piece(st: BodyState, data: Bytes) -> Result<Option<(Bytes, BodyState)>, io::Error> {
+    if st.reader.gate.is_closed() {
+        return Err(io::Error::other("the upload request is over"));
+    }
     if let Some(observer) = &st.reader.observer
         && let Err(reason) = observer.before_last_piece().await
     {
