@@ -1,13 +1,13 @@
 //! `POST /upload?token=…`: a whole file, or one chunk of it, streamed from disk.
 //!
-//! The file part's bytes are read [`PIECE`] at a time with positioned reads (`pread`) on
+//! The file part's bytes are read `PIECE` bytes at a time with positioned reads (`pread`) on
 //! tokio's blocking pool, straight into the buffer that goes to the socket (no second copy).
 //! While the connection writes one piece, the next is already being read: one piece of
 //! read-ahead, so a chunk is never held in memory. A [`BodyObserver`] sees every piece: it is
 //! awaited before the piece goes out (rate limiting), and it is shown the bytes right after they
 //! are read, on the blocking thread while they are hot in the cache (hashing, progress).
 //! Once [`Client::upload`] returns, the observer is never called again for that request, even if
-//! the connection still holds the body (a closed [`Gate`]), so a failed chunk can be rolled back
+//! the connection still holds the body (a closed `Gate`), so a failed chunk can be rolled back
 //! safely. If the file ends before `len` bytes (truncated while uploading) the request is aborted
 //! and the error is [`ApiError::FileTruncated`] (class Local): the server never sees a short body
 //! as complete.

@@ -134,6 +134,8 @@ pub struct UploadArgs {
 
 /// Options shared by the API-key commands (`token`, `videos`, `orphans`).
 #[derive(Debug, Args)]
+// The URLs below are shown as they are by `--help` (clap), not as rustdoc links.
+#[allow(rustdoc::bare_urls)]
 pub struct TokenCommon {
     /// API base URL (overrides `api.endpoint`): https://ws.api.video or https://sandbox.api.video.
     #[arg(long)]

@@ -1,6 +1,6 @@
 //! A daemon never runs without its parts: any panic in `ingestd run`, in any task or thread, is
 //! fatal ([`fatal_panics`]), and a worker or watch task that ends on its own is noticed
-//! ([`super::Services::failure`]) and stops the daemon too. Either way the reason is logged (if
+//! (`Services::failure`) and stops the daemon too. Either way the reason is logged (if
 //! stderr takes it), systemd is told (`STOPPING=1`, `STATUS=`, `ERRNO=`), and the process exits
 //! non-zero so that `Restart=on-failure` brings it back with every part running. The heartbeat
 //! and the watchdog stop with it: neither advances for a daemon that lost a part.

@@ -2,7 +2,7 @@
 //! a visible degraded state instead of an error per attempt.
 //!
 //! Every failed write that is the storage's fault (full, read-only, I/O error) is noted here
-//! through [`Journal::err`]; every committed write clears it. The state is logged on its own,
+//! through `Journal::err`; every committed write clears it. The state is logged on its own,
 //! at most once per [`REMIND_EVERY`] (callers log such errors at `debug`), read by the metrics
 //! (`ingestd_journal_writable`), the status page, `STATUS=`, and the watchdog (which keeps
 //! going while reads work). `ingestd status`, another process, sees the same condition on the

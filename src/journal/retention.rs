@@ -120,7 +120,7 @@ impl Journal {
         .map_err(|e| self.err(e))
     }
 
-    /// `PRAGMA incremental_vacuum` in steps of [`VACUUM_STEP`] pages, one transaction each;
+    /// `PRAGMA incremental_vacuum` in steps of `VACUUM_STEP` pages, one transaction each;
     /// returns the pages freed (0 on a journal without `auto_vacuum = INCREMENTAL`).
     pub fn incremental_vacuum(&self) -> Result<u64, JournalError> {
         let mut freed = 0u64;

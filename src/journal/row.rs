@@ -55,7 +55,7 @@ pub struct FileRow {
     pub adopted_at: Option<SystemTime>,
 }
 
-/// The SELECT list that [`FileRow::from_sql`] reads, in order (a macro so `concat!` can use it).
+/// The SELECT list that `FileRow::from_sql` reads, in order (a macro so `concat!` can use it).
 impl FileRow {
     /// Claimed by a process that is no longer running (killed daemon): a reclaim would requeue it.
     pub fn claim_is_stale(&self) -> bool {

@@ -2,20 +2,20 @@
 //! after every acknowledged request so that a crash costs at most one chunk (per lane).
 //!
 //! [`upload_file`] runs the phases of one attempt in commit order (DESIGN §2–§3), each a
-//! function of [`super::phases`] or [`super::chunks`]:
+//! function of `super::phases` or `super::chunks`:
 //! 1. claim (`queued → uploading`, one transaction, in [`run_worker`]);
-//! 2. [`prepare`](super::phases::prepare): rules and identity (a changed file abandons its old
+//! 2. `phases::prepare`: rules and identity (a changed file abandons its old
 //!    video), the chunk size stored on first start, the file opened;
-//! 3. [`create_video_with_key`](super::phases::create_video_with_key): with an API key and no
+//! 3. `phases::create_video_with_key`: with an API key and no
 //!    `videoId` yet, `POST /videos`, commit `videoId` (no orphan window);
-//! 4. [`first_request`](super::chunks::first_request): without one, mark "first chunk in
+//! 4. `chunks::first_request`: without one, mark "first chunk in
 //!    flight", send chunk 1, commit `videoId` (window W3);
-//! 5. [`send_all`](super::chunks::send_all): each chunk sent, then its acknowledged offset
+//! 5. `chunks::send_all`: each chunk sent, then its acknowledged offset
 //!    committed before the next is read (W4);
-//! 6. [`finish`](super::phases::finish): re-stat: unchanged → `done` with the receipt (W5),
+//! 6. `phases::finish`: re-stat: unchanged → `done` with the receipt (W5),
 //!    changed → back to settling; the `after_upload` action only after `done` (W6).
 //!
-//! How an attempt ends otherwise (retry, pause, failure, released) is in [`super::verdict`].
+//! How an attempt ends otherwise (retry, pause, failure, released) is in `super::verdict`.
 
 use std::ops::ControlFlow::{Break, Continue};
 use std::sync::Arc;
