@@ -109,20 +109,24 @@ fn with_metrics(s: &Setup) -> u16 {
     port
 }
 
+/// `GET path` on the metrics listener: the whole answer, or `None` if it did not answer.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
 /// The value of the sample `name` (no labels) on `/metrics`, once the listener answers.
 fn metric(port: u16, name: &str) -> f64 {
     let start = Instant::now();
     loop {
-        let got = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut c| {
-            write!(
-                c,
-                "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-            )?;
-            let mut text = String::new();
-            c.read_to_string(&mut text)?;
-            Ok(text)
-        });
-        let value = got.ok().and_then(|text| {
+        let value = http_get(port, "/metrics").and_then(|text| {
             text.lines()
                 .find_map(|l| l.strip_prefix(&format!("{name} ")))
                 .and_then(|v| v.trim().parse().ok())
@@ -349,6 +353,11 @@ fn a_full_journal_disk_degrades_without_spinning_and_recovers() {
     // Visible to systemd and to the scraper too.
     let degraded = notify.wait("STATUS=degraded (journal: cannot write (No space left on device))");
     assert_eq!(metric(port, "ingestd_journal_writable"), 0.0);
+    let page = http_get(port, "/").unwrap_or_default();
+    assert!(
+        page.contains("journal: cannot write (No space left on device)"),
+        "the status page: {page}"
+    );
     // An observation window: the worker must not spin, nothing may repeat within a second.
     std::thread::sleep(Duration::from_secs(6));
     // Reads work, so the watchdog goes on while degraded.
