@@ -294,6 +294,39 @@ fn a_worker_that_ends_on_its_own_stops_the_daemon_non_zero() {
     s.wait_done(1, WAIT);
 }
 
+/// A watch task that ends on its own (failpoint `watch-exit`) stops the daemon the same way:
+/// exit 1, logged, `ERRNO=1`; no daemon goes on without its watcher.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_watch_task_that_ends_on_its_own_stops_the_daemon_non_zero() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
+    let notify = NotifySocket::bind(&s.dir);
+    let mut d = start_with(
+        &s,
+        Stdio::from(log),
+        &[("FAILPOINTS", "watch-exit=return"), notify.env()],
+    );
+    let st = d
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("the daemon kept running\n{}", s.log_tail(30)));
+    assert_eq!(st.code(), Some(1), "{}", s.log_tail(30));
+    let log = s.log();
+    assert!(
+        log.contains(
+            "a watch task ended unexpectedly: stopping so that the service manager restarts ingestd"
+        ),
+        "{log}"
+    );
+    let i = notify.wait("ERRNO=1");
+    assert!(
+        notify.messages()[i].contains("a watch task ended unexpectedly"),
+        "{:#?}",
+        notify.messages()
+    );
+}
+
 /// The journal's file system full while files wait: no spin (the claim's failed commit used to
 /// be lost, and a worker looped on "upload dropped: the file changed while it was uploading"
 /// ~9,500 times a second), no line repeated within a second, `status` names the condition, and
