@@ -131,3 +131,27 @@ fn foreign_host_is_refused_and_the_page_has_security_headers() {
         );
     }
 }
+
+/// A client that opens a connection and sends part of a request, never its end (slowloris), is
+/// closed by the header timeout (5 s), long before the 30 s a whole connection may live: one
+/// such client per place could otherwise hold the 64 places for 30 s each (session 6 audit: the
+/// flood test passed with the header timeout at an hour, on the connection timeout alone).
+#[test]
+fn a_request_whose_headers_never_end_is_closed_by_the_header_timeout() {
+    let em = Emulator::start();
+    let d = Daemon::start(&em);
+    let mut s = TcpStream::connect(&d.addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: ").unwrap();
+    // Generous against the 5 s header timeout, well below the 30 s connection timeout.
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue, // an error answer (408) before the close is fine
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the connection was still open after 20 s");
+}
