@@ -233,3 +233,32 @@ fn status_explain_and_retry_need_no_token() {
     let out = ingestd(&["status"], &bad);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
 }
+
+/// An inline `upload_token` that is no token is refused by `run` with its position, and is a
+/// warning for `status` (which never uses it).
+#[test]
+fn an_inline_token_that_is_no_token_stops_run_not_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().display().to_string();
+    let config = tmp.path().join("c.toml");
+    std::fs::create_dir(tmp.path().join("inbox")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nendpoint = \"http://127.0.0.1:9\"\nupload_token = \"to1tcm SFHeYY5KzyhOqVKMVb\"\n\n[journal]\npath = \"{dir}/j.sqlite\"\n\n[[watch]]\npath = \"{dir}/inbox\"\n"
+        ),
+    )
+    .unwrap();
+    let says = "3:16: `upload_token` in [api] holds several words (whitespace inside), not one upload token";
+    let out = ingestd(&["run"], &config);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(text(&out).contains(says), "{}", text(&out));
+    assert!(!text(&out).contains("SFHeYY5"), "{}", text(&out));
+    let out = ingestd(&["status"], &config);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(says),
+        "{}",
+        text(&out)
+    );
+}

@@ -201,7 +201,12 @@ fn token_source(
         )),
         (Some(inline), None) => {
             let secret = Secret::new(inline.get_ref().as_str());
-            if let Some(problem) = token::token_shape_problem(secret.expose().as_bytes()) {
+            // Checked with the files (not by `status`, which never uses the token).
+            let problem = opts
+                .check_files
+                .then(|| token::token_shape_problem(secret.expose().as_bytes()))
+                .flatten();
+            if let Some(problem) = problem {
                 return Err(cx.at(
                     span_of(inline),
                     format!("`upload_token` in [api] {problem}; write the delegated upload token (it starts with `to`), or remove the key"),
