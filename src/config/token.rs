@@ -115,6 +115,12 @@ pub fn token_shape_problem(content: &[u8]) -> Option<String> {
             "holds {len} characters, not an upload token (`to` and about 22 letters and digits)"
         ));
     }
+    if text.starts_with('\u{feff}') {
+        return Some(
+            "starts with a byte order mark (U+FEFF, saved by a Windows editor?); save it without one"
+                .into(),
+        );
+    }
     if !text.starts_with("to") {
         return Some(
             "does not start with `to`, so it is not an upload token (the account's API key? `ingestd token create > FILE` makes a token with it)".into(),
@@ -194,7 +200,11 @@ mod tests {
         ] {
             assert_eq!(token_shape_problem(ok.as_bytes()), None, "{ok:?}");
         }
-        let cases: [(&[u8], &str); 9] = [
+        let cases: [(&[u8], &str); 10] = [
+            (
+                b"\xef\xbb\xbfto1tcmSFHeYY5KzyhOqVKMVb\r\n",
+                "byte order mark",
+            ),
             (b"", "is empty"),
             (b" \n\n", "is empty"),
             (b"to1\xff\xfe", "binary data"),
