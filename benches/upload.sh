@@ -13,6 +13,7 @@
 # Env:   ROUNDS=3 (rounds of curl, ingestd, ingestd with hash = "sha256"), SIZE_MIB=1024, CHUNK_MIB=64, RSS_FILES=4, RSS_FILE_MIB=256,
 #        BENCH_DIR=target/bench-upload (same disk as the emulator's data), SKIP_BUILD=1,
 #        KEEP=1 (keep BENCH_DIR afterwards).
+# The files are random bytes named .mp4: `--no-check-container` (they are not recordings).
 # Needs: cargo, curl, jq, sha256sum, split, GNU /usr/bin/time; optional: openssl, b3sum.
 
 set -euo pipefail
@@ -134,7 +135,7 @@ run_ingestd() {
     times=$BENCH_DIR/$label-$round.time
     cfg=$(config "$label-$round" 1 "$hash")
     start=$(now)
-    "$TIME" -o "$times" -f '%U %S %M' "$BIN" --config "$cfg" upload "$FILE" \
+    "$TIME" -o "$times" -f '%U %S %M' "$BIN" --config "$cfg" upload --no-check-container "$FILE" \
         >"$BENCH_DIR/$label-$round.out" 2>&1
     end=$(now)
     vid=$(latest_video)
@@ -172,7 +173,7 @@ for i in $(seq 1 "$RSS_FILES"); do
 done
 cfg=$(config rss 4)
 start=$(now)
-"$TIME" -o "$BENCH_DIR/rss.time" -f '%U %S %M' "$BIN" --config "$cfg" upload "${RSS_LIST[@]}" \
+"$TIME" -o "$BENCH_DIR/rss.time" -f '%U %S %M' "$BIN" --config "$cfg" upload --no-check-container "${RSS_LIST[@]}" \
     >"$BENCH_DIR/rss.out" 2>&1
 end=$(now)
 complete=$(curl -sS "$URL/_emulator/videos" | jq '[.data[] | select(.complete)] | length')

@@ -120,6 +120,28 @@ fn kill_after_the_body_sent_record_reports_a_possible_orphan() {
     assert_eq!(videos_with_bytes(&em).len(), 1, "{:#?}", videos(&em));
 }
 
+/// The daemon holds a first request's last bytes until the endpoint (reading its socket at
+/// 4 MB/s) has read the rest: the wait is logged as ended on an empty endpoint buffer, before the
+/// body-sent record, and the file becomes one video.
+#[test]
+fn a_first_requests_last_bytes_wait_until_the_endpoint_has_read_the_rest() {
+    let em = Emulator::start();
+    let (mut setup, files) = setup(&em, Reader::Socket, RATE);
+    setup.rust_log = "info,ingestd::upload=debug,ingestd::api::upload=debug";
+    let mut d = setup.start("");
+    setup.wait_settled(files.len(), WAIT);
+    let log = d.log_text();
+    d.stop();
+    let (drained, line) = log_line(&log, "the endpoint has drained the body but its last bytes");
+    assert!(line.contains("outcome=Some(Full)"), "{log}");
+    assert!(
+        drained < log_line(&log, "its last piece leaves now").0,
+        "{log}"
+    );
+    check_invariants(&setup, &em, &files);
+    assert_eq!(videos_with_bytes(&em).len(), 1, "{:#?}", videos(&em));
+}
+
 /// SIGTERM while the first request is in flight, `shutdown_timeout` shorter than that request:
 /// the request is aborted with a RST at the deadline, the process exits 0, the journal and the
 /// log say so, and the endpoint never completes the first chunk (one video in the end).
@@ -187,7 +209,8 @@ fn sigterm_past_shutdown_timeout(reader: Reader, rate: u64) {
 /// The bench of the "20 random kills" goal (docs/RELIABILITY.md): `ORPHAN_KILLS` runs (default
 /// 20), each kill -9 at a random moment inside the first request (endpoint at 4 MB/s, reader
 /// `ORPHAN_READER`: `socket` by default or `handler`; upload token only), restart, finish;
-/// prints the orphan videos left and the possible orphans reported.
+/// prints the orphan videos left and the possible orphans reported. `ORPHAN_KILL_FROM_MS` moves
+/// the start of the kill window (its end stays 50 ms past the body's reading time).
 /// Run: `cargo nextest run --features failpoints --test orphan_stop --run-ignored only
 /// random_kills --no-capture`.
 #[test]
@@ -200,6 +223,12 @@ fn random_kills_inside_first_requests() {
     let reader = Reader::from_env();
     // The first request: 5 MiB at RATE (about 1.31 s), plus the answer.
     let request_ms = 5 * MIB * 1000 / RATE + 50;
+    // `ORPHAN_KILL_FROM_MS`: kill only after this many ms (e.g. 1200: only around the end of
+    // the first request, where W3 is).
+    let from_ms: u64 = std::env::var("ORPHAN_KILL_FROM_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let (mut orphan_videos, mut reported, mut true_reports, mut missed) = (0, 0, 0, 0);
     for run in 0..runs {
         let em = Emulator::start();
@@ -210,7 +239,8 @@ fn random_kills_inside_first_requests() {
             assert!(std::time::Instant::now() < until, "never claimed");
             std::thread::sleep(Duration::from_millis(5));
         }
-        let at = Duration::from_millis(rand_below(request_ms));
+        let at =
+            Duration::from_millis(from_ms + rand_below(request_ms.saturating_sub(from_ms).max(1)));
         std::thread::sleep(at);
         d.process.kill9();
         let row = restart_and_finish(&mut setup, &em, &files);
@@ -248,21 +278,30 @@ fn w3_window_from_the_body_sent_record_to_the_answer() {
     for _ in 0..runs {
         let em = Emulator::start();
         let (mut setup, files) = setup(&em, reader, RATE);
-        setup.rust_log = "info,ingestd::upload=debug";
+        setup.rust_log = "info,ingestd::upload=debug,ingestd::api::upload=debug";
         let mut d = setup.start("");
         setup.wait_settled(files.len(), WAIT);
         let log = d.log_text();
         d.stop();
         let at = |needle: &str| {
-            log.lines()
-                .find(|l| l.contains(needle))
-                .and_then(log_seconds)
-                .unwrap_or_else(|| panic!("no {needle:?} line: {log}"))
+            log_seconds(log_line(&log, needle).1)
+                .unwrap_or_else(|| panic!("no time in the {needle:?} line: {log}"))
         };
         let w3 = at("upload started") - at("its last piece leaves now");
+        for l in log.lines().filter(|l| l.contains("has drained the body")) {
+            eprintln!("{l}");
+        }
         windows.push(format!("{:.0}", w3 * 1000.0));
     }
     eprintln!("{reader:?} reader, W3 (ms): {}", windows.join(", "));
+}
+
+/// The first log line holding `needle`, with its index.
+fn log_line<'a>(log: &'a str, needle: &str) -> (usize, &'a str) {
+    log.lines()
+        .enumerate()
+        .find(|(_, l)| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} line: {log}"))
 }
 
 /// Seconds since midnight of a log line's RFC 3339 timestamp (`2026-12-04T15:32:37.123456Z …`).

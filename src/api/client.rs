@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::auth::{ApiKeyAuth, AuthMode};
 use super::error::{self, ApiError, Credential};
+use super::tcp_info::ConnSlot;
 use crate::config::ApiConfig;
 use crate::secret::Secret;
 
@@ -83,6 +84,8 @@ struct Inner {
     opts: ClientOptions,
     /// Idle lane clients, each on its own connections ([`super::lane`]).
     spare_lanes: super::lane::Spare,
+    /// The connections opened last, on a client with a pool of its own ([`super::drain`]).
+    conn: Option<Arc<ConnSlot>>,
     endpoint: Url,
     min_rate: u64,
     base_timeout: Duration,
@@ -107,10 +110,11 @@ impl Client {
                 opts.endpoint
             )));
         }
-        let http = build_http(&opts)?;
+        let http = build_http(&opts, None)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                conn: None,
                 endpoint: opts.endpoint.clone(),
                 min_rate: opts.min_rate.max(1),
                 base_timeout: opts.base_timeout,
@@ -128,6 +132,7 @@ impl Client {
                 http: self.inner.http.clone(),
                 opts: self.inner.opts.clone(),
                 spare_lanes: self.inner.spare_lanes.clone(),
+                conn: self.inner.conn.clone(),
                 endpoint: self.inner.endpoint.clone(),
                 min_rate: self.inner.min_rate,
                 base_timeout: self.inner.base_timeout,
@@ -140,12 +145,15 @@ impl Client {
     /// token) on a connection pool of its own:
     /// requests sent through it while others go through `self` travel on separate TCP
     /// connections, even over HTTP/2 (one pool would multiplex them on one connection, one
-    /// window). Upload lanes each use one.
+    /// window). Upload lanes and first requests each use one, one request at a time, so the
+    /// connections it opened are where a request is ([`super::drain`]).
     pub fn own_connections(&self) -> Result<Client, ApiError> {
-        let http = build_http(&self.inner.opts)?;
+        let slot = Arc::new(ConnSlot::default());
+        let http = build_http(&self.inner.opts, Some(slot.clone()))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                conn: Some(slot),
                 opts: self.inner.opts.clone(),
                 spare_lanes: Default::default(),
                 endpoint: self.inner.endpoint.clone(),
@@ -154,6 +162,11 @@ impl Client {
                 auth: None,
             }),
         })
+    }
+
+    /// Where this client records the connections it opens, if it has a pool of its own.
+    pub(crate) fn conn_slot(&self) -> Option<&Arc<ConnSlot>> {
+        self.inner.conn.as_ref()
     }
 
     /// The pool of idle lane clients (shared by clones of this client).
@@ -294,8 +307,12 @@ impl Client {
     }
 }
 
-/// The reqwest client of `opts`: its own connection pool, abortive close on drop.
-fn build_http(opts: &ClientOptions) -> Result<reqwest::Client, ApiError> {
+/// The reqwest client of `opts`: its own connection pool, abortive close on drop; each new
+/// connection recorded in `slot`.
+fn build_http(
+    opts: &ClientOptions,
+    slot: Option<Arc<ConnSlot>>,
+) -> Result<reqwest::Client, ApiError> {
     let mut headers = HeaderMap::new();
     headers.insert("av-origin-client", HeaderValue::from_static(ORIGIN_CLIENT));
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -313,7 +330,7 @@ fn build_http(opts: &ClientOptions) -> Result<reqwest::Client, ApiError> {
         .tcp_keepalive(Duration::from_secs(30))
         // Dropped connections close with a RST: bytes of an abandoned upload body still in
         // the kernel's buffers must never complete a request (api::linger).
-        .connector_layer(super::linger::AbortiveCloseLayer);
+        .connector_layer(super::linger::AbortiveCloseLayer { slot });
     if let Some(path) = &opts.ca_file {
         let pem = std::fs::read(path)
             .map_err(|e| ApiError::Setup(format!("cannot read CA file {}: {e}", path.display())))?;

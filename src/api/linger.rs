@@ -27,30 +27,36 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::http::Extensions;
 use hyper_util::client::legacy::connect::{Connection, HttpInfo};
 
+use super::tcp_info::{Conn, ConnSlot};
+
 /// Unsent bytes the kernel may hold before the connection asks for more of a body.
 pub const NOTSENT_LOWAT: u32 = 128 * 1024;
 
-/// Wraps a connector so that every connection it makes closes with a RST.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AbortiveCloseLayer;
+/// Wraps a connector so that every connection it makes closes with a RST; with a slot, each new
+/// connection is recorded in it ([`super::tcp_info`], for [`super::drain`]).
+#[derive(Debug, Clone, Default)]
+pub struct AbortiveCloseLayer {
+    pub slot: Option<Arc<ConnSlot>>,
+}
 
 impl<S> tower_layer::Layer<S> for AbortiveCloseLayer {
     type Service = AbortiveClose<S>;
 
     fn layer(&self, inner: S) -> AbortiveClose<S> {
-        AbortiveClose(inner)
+        AbortiveClose(inner, self.slot.clone())
     }
 }
 
 /// The connector service of [`AbortiveCloseLayer`].
 #[derive(Debug, Clone)]
-pub struct AbortiveClose<S>(S);
+pub struct AbortiveClose<S>(S, Option<Arc<ConnSlot>>);
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
@@ -71,6 +77,7 @@ where
 
     fn call(&mut self, req: R) -> Self::Future {
         let connecting = self.0.call(req);
+        let slot = self.1.clone();
         Box::pin(async move {
             let conn = connecting.await?;
             let mut extras = Extensions::new();
@@ -78,14 +85,25 @@ where
             let info = extras.get::<HttpInfo>().ok_or_else(|| {
                 io::Error::other("abortive close: the connection has no TCP address to find it by")
             })?;
-            set_abortive_close(info.local_addr(), info.remote_addr())?;
+            let (local, peer) = (info.local_addr(), info.remote_addr());
+            let fd = set_abortive_close(local, peer)?;
+            if let Some(slot) = slot {
+                let h2 = conn.connected().is_negotiated_h2();
+                slot.set(Conn {
+                    fd,
+                    local,
+                    peer,
+                    h2,
+                });
+            }
             Ok(conn)
         })
     }
 }
 
-/// Sets `SO_LINGER {on, 0}` (and `TCP_NOTSENT_LOWAT`) on this process's TCP socket connected from `local` to `peer`.
-pub fn set_abortive_close(local: SocketAddr, peer: SocketAddr) -> io::Result<()> {
+/// Sets `SO_LINGER {on, 0}` (and `TCP_NOTSENT_LOWAT`) on this process's TCP socket connected
+/// from `local` to `peer`; returns its descriptor.
+pub fn set_abortive_close(local: SocketAddr, peer: SocketAddr) -> io::Result<RawFd> {
     for entry in std::fs::read_dir("/proc/self/fd")? {
         let Some(fd) = entry?
             .file_name()
@@ -102,7 +120,8 @@ pub fn set_abortive_close(local: SocketAddr, peer: SocketAddr) -> io::Result<()>
         let addr = |a: io::Result<socket2::SockAddr>| a.ok().and_then(|a| a.as_socket());
         if addr(sock.local_addr()) == Some(local) && addr(sock.peer_addr()) == Some(peer) {
             sock.set_linger(Some(Duration::ZERO))?;
-            return sock.set_tcp_notsent_lowat(NOTSENT_LOWAT);
+            sock.set_tcp_notsent_lowat(NOTSENT_LOWAT)?;
+            return Ok(fd);
         }
     }
     Err(io::Error::new(

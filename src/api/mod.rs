@@ -9,6 +9,8 @@
 //! - [`models`]: wire types.
 //! - [`lane`]: a client on connections of its own per upload lane, kept for reuse.
 //! - [`linger`]: upload connections close with a RST (`SO_LINGER {on, 0}`), never gracefully.
+//! - [`drain`]: a first request's last bytes wait until the endpoint has read the rest (W3);
+//!   [`tcp_info`]: the sockets a client opened and what `TCP_INFO` says of them.
 
 pub mod auth;
 pub mod chunks;
@@ -16,10 +18,12 @@ pub mod client;
 pub mod error;
 mod hint;
 pub(crate) use hint::open_hint;
+pub mod drain;
 pub mod lane;
 pub mod linger;
 mod list;
 pub mod models;
+pub mod tcp_info;
 pub mod tokens;
 pub mod upload;
 pub mod videos;

@@ -12,6 +12,10 @@
 //! and the error is [`ApiError::FileTruncated`] (class Local): the server never sees a short body
 //! as complete.
 //!
+//! The last bytes of a first request (no `videoId`) wait, on a client with its own pool, until
+//! the endpoint has read the rest ([`drain`]): the window in which a kill leaves a video nobody
+//! knows of is then only their transit and the endpoint's own work.
+//!
 //! The caller may hand over the file already open ([`OpenFile`], e.g. the handle it opened to check
 //! the file is readable): then every chunk of an upload reads that one handle, never the path
 //! again.
@@ -27,11 +31,14 @@ use futures_util::future::BoxFuture;
 use reqwest::header::CONTENT_RANGE;
 use reqwest::multipart::{Form, Part};
 use tokio::task::JoinHandle;
+use tracing::debug;
 
 use super::chunks::ChunkRange;
 use super::client::Client;
+use super::drain::{self, Drain, Step};
 use super::error::{ApiError, Credential};
 use super::models::Video;
+use super::tcp_info::ConnSlot;
 use crate::secret::Secret;
 
 const OP: &str = "POST /upload";
@@ -180,6 +187,10 @@ impl Gate {
     fn close(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
     }
+
+    fn is_closed(&self) -> bool {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Closes its gate when dropped: an upload future dropped mid-request (shutdown deadline,
@@ -261,6 +272,12 @@ struct BodyState {
     /// The read of the piece at `pos`, already started (read-ahead).
     next: Option<JoinHandle<Piece>>,
     failure: Failure,
+    /// A first request on a client with its own pool: where its connection is recorded.
+    drain_on: Option<Arc<ConnSlot>>,
+    /// The wait before the last bytes ([`drain`]), once the connection is known.
+    drain: Option<Drain>,
+    /// The last bytes, held back until the endpoint has read the rest.
+    held: Option<Bytes>,
 }
 
 impl BodyState {
@@ -275,6 +292,9 @@ fn body_stream(
     state: BodyState,
 ) -> impl futures_util::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
     futures_util::stream::try_unfold(state, |mut st| async move {
+        if st.held.is_some() {
+            return release_held(st).await;
+        }
         if st.pos >= st.end {
             return Ok(None);
         }
@@ -314,17 +334,71 @@ fn body_stream(
         if st.pos < st.end {
             st.next = Some(st.reader.spawn(st.pos, st.end));
         }
+        if let Some(slot) = st.drain_on.take() {
+            // The first piece: the connection is up, and recorded.
+            st.drain = Drain::new(slot.get());
+        }
+        if let Some(drain) = &mut st.drain {
+            drain.observe();
+        }
         if let Some(observer) = &st.reader.observer {
             observer.before_send(data.len()).await;
-            if st.pos >= st.end
-                && let Err(reason) = observer.before_last_piece().await
-            {
-                let io = io::Error::other(reason.clone());
-                return st.fail(ApiError::Stopped { reason }, io);
-            }
         }
-        Ok(Some((data, st)))
+        if st.pos < st.end {
+            return Ok(Some((data, st)));
+        }
+        if st.drain.is_some() && data.len() > 1 {
+            let keep = data.len().min(drain::HOLD);
+            let head = data.slice(..data.len() - keep);
+            st.held = Some(data.slice(data.len() - keep..));
+            if !head.is_empty() {
+                return Ok(Some((head, st)));
+            }
+            return release_held(st).await;
+        }
+        last_piece(st, data).await
     })
+}
+
+/// The held last bytes of a first request: a one-byte probe while the endpoint still reads what
+/// it holds, else the rest ([`drain`]).
+async fn release_held(mut st: BodyState) -> Result<Option<(Bytes, BodyState)>, io::Error> {
+    let Some(held) = st.held.take() else {
+        return Ok(None);
+    };
+    if st.reader.gate.is_closed() {
+        // The request is over (answered early, or dropped): nothing more goes.
+        return Err(io::Error::other("the upload request is over"));
+    }
+    if let Some(drain) = &mut st.drain {
+        if drain.next().await == Step::Probe && held.len() > 1 {
+            st.held = Some(held.slice(1..));
+            return Ok(Some((held.slice(..1), st)));
+        }
+        debug!(
+            path = %st.path.display(),
+            outcome = ?drain.outcome,
+            probes = drain.probes(),
+            waited_ms = u64::try_from(drain.waited().as_millis()).unwrap_or(u64::MAX),
+            "first request: the endpoint has drained the body but its last bytes"
+        );
+        st.drain = None;
+    }
+    last_piece(st, held).await
+}
+
+/// Hands over the body's last piece, once the observer agrees.
+async fn last_piece(st: BodyState, data: Bytes) -> Result<Option<(Bytes, BodyState)>, io::Error> {
+    if st.reader.gate.is_closed() {
+        return Err(io::Error::other("the upload request is over"));
+    }
+    if let Some(observer) = &st.reader.observer
+        && let Err(reason) = observer.before_last_piece().await
+    {
+        let io = io::Error::other(reason.clone());
+        return st.fail(ApiError::Stopped { reason }, io);
+    }
+    Ok(Some((data, st)))
 }
 
 /// Reads the 2xx body: it must be a JSON object with a non-empty `videoId`.
@@ -398,6 +472,12 @@ impl Client {
             end: offset.saturating_add(len),
             next: None,
             failure: failure.clone(),
+            // Only a first request (no `videoId`) can leave a video nobody knows of.
+            drain_on: (req.video_id.is_none() && len >= drain::MIN_BODY)
+                .then(|| self.conn_slot().cloned())
+                .flatten(),
+            drain: None,
+            held: None,
         });
         let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)
             .file_name(safe_file_name(&req.file_name))

@@ -147,7 +147,13 @@ pub(super) async fn first_request(
 ) -> Result<Sent, WorkerError> {
     let id = a.row.id;
     j(&ctx.journal, move |j| j.mark_first_chunk_in_flight(id)).await?;
-    let (sent, video_id) = request(ctx, &ctx.client, a, tap, None, range, shutdown).await?;
+    // On a connection pool of its own (a lane client), so that the body can tell when the
+    // endpoint has read it and hold its last bytes until then (api::drain). A client that cannot
+    // be built falls back to the shared pool, without that wait.
+    let lane = ctx.client.lane();
+    let client = lane.as_deref().unwrap_or(&ctx.client);
+    let (sent, video_id) = request(ctx, client, a, tap, None, range, shutdown).await?;
+    drop(lane);
     match (&sent, video_id) {
         (Sent::Acked, Some(v)) => {
             fail::fail_point!("after-first-chunk-before-commit");
