@@ -29,6 +29,11 @@ enum Hostile {
 fn run(args: &[&str], config: &Path, how: Hostile) -> Output {
     let mut cmd = Command::new(common::bin());
     cmd.args(args).arg("--config").arg(config);
+    run_cmd(cmd, how)
+}
+
+/// Runs `cmd` with the hostile stdout `how` (stderr captured).
+fn run_cmd(mut cmd: Command, how: Hostile) -> Output {
     cmd.stderr(Stdio::piped()).stdin(Stdio::null());
     match how {
         Hostile::ClosedPipe => {
@@ -118,4 +123,53 @@ fn every_command_survives_a_hostile_stdout() {
             }
         }
     }
+}
+
+/// clap's own output (`--help`, `--version`, `help CMD`) follows the same rules (session 6): it
+/// used to exit 0 on `/dev/full`, clap ignoring the failed write.
+#[test]
+fn help_and_version_survive_a_hostile_stdout() {
+    let commands: [&[&str]; 5] = [
+        &["--help"],
+        &["--version"],
+        &["help", "status"],
+        &["status", "--help"],
+        &["-h"],
+    ];
+    for args in commands {
+        let mut plain = Command::new(common::bin());
+        plain.args(args);
+        let out = plain.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(!out.stdout.is_empty(), "{args:?} printed nothing");
+        for how in [Hostile::ClosedPipe, Hostile::Full, Hostile::Closed] {
+            let mut cmd = Command::new(common::bin());
+            cmd.args(args);
+            let out = run_cmd(cmd, how);
+            let err = String::from_utf8_lossy(&out.stderr);
+            let what = format!("{args:?} with {how:?}: {:?}\n{err}", out.status);
+            assert!(!err.contains("panicked"), "{what}");
+            match how {
+                Hostile::Full => {
+                    assert_eq!(out.status.code(), Some(1), "{what}");
+                    assert_eq!(
+                        err.trim_end(),
+                        "ingestd: cannot write to standard output: No space left on device (os error 28)",
+                        "{what}"
+                    );
+                }
+                Hostile::ClosedPipe | Hostile::Closed => {
+                    assert_eq!(out.status.code(), Some(0), "{what}");
+                    assert!(err.is_empty(), "{what}");
+                }
+            }
+        }
+    }
+    // A usage error stays clap's: its message on stderr, exit 2.
+    let out = Command::new(common::bin())
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
 }

@@ -6,9 +6,12 @@ mod bad_input_support;
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bad_input_support::Tmpfs;
 use common::daemon::{Daemon, Opts, Setup, assert_uploaded_once, count, file_row, status};
@@ -37,6 +40,105 @@ fn start_with(s: &Setup, stderr: Stdio, env: &[(&str, &str)]) -> Daemon {
     }
 }
 
+/// A `NOTIFY_SOCKET` the test reads: every datagram the daemon sends, in order.
+struct NotifySocket {
+    path: PathBuf,
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+impl NotifySocket {
+    fn bind(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let into = got.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = sock.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                into.lock().unwrap().push(text);
+            }
+        });
+        NotifySocket { path, got }
+    }
+
+    fn env(&self) -> (&'static str, &str) {
+        ("NOTIFY_SOCKET", self.path.to_str().unwrap())
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits for a datagram that holds `needle`; returns its index.
+    fn wait(&self, needle: &str) -> usize {
+        let start = Instant::now();
+        loop {
+            if let Some(i) = self.messages().iter().position(|m| m.contains(needle)) {
+                return i;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "no {needle:?} from the daemon: {:#?}",
+                self.messages()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A free loopback port for `[metrics] listen` (the log may be on `/dev/full`, so the port
+/// cannot be read from it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Adds `[metrics] listen = "127.0.0.1:PORT"` to the config; returns the port.
+fn with_metrics(s: &Setup) -> u16 {
+    let port = free_port();
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        format!("{text}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    port
+}
+
+/// `GET path` on the metrics listener: the whole answer, or `None` if it did not answer.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// The value of the sample `name` (no labels) on `/metrics`, once the listener answers.
+fn metric(port: u16, name: &str) -> f64 {
+    let start = Instant::now();
+    loop {
+        let value = http_get(port, "/metrics").and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.trim().parse().ok())
+        });
+        if let Some(v) = value {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "no {name} on /metrics");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// SIGTERM, then a clean exit (0) within the shutdown timeout.
 fn stops_cleanly(d: &mut Daemon) {
     d.signal(libc::SIGTERM);
@@ -62,11 +164,15 @@ fn stderr_on_dev_full_never_stops_the_daemon() {
         .write(true)
         .open("/dev/full")
         .unwrap();
+    let port = with_metrics(&s);
     let mut d = start_with(&s, Stdio::from(full), &[]);
     let files = [s.drop_file("a.mp4", 1000, 1), s.drop_file("b.mp4", 2000, 2)];
     s.wait_done(2, WAIT);
     assert!(d.running());
     uploaded(&em, &s, &files);
+    // The lines that could not be written are counted.
+    let dropped = metric(port, "ingestd_log_write_errors_total");
+    assert!(dropped >= 2.0, "ingestd_log_write_errors_total {dropped}");
     stops_cleanly(&mut d);
 }
 
@@ -90,6 +196,30 @@ fn stderr_pipe_without_reader_never_stops_the_workers() {
     stops_cleanly(&mut d);
 }
 
+/// stderr a pipe whose reader stalls (never reads; journald hung): the pipe fills, writes would
+/// block. Logging goes through a bounded queue on a thread of its own, so the workers never
+/// wait on it: every file uploads and SIGTERM still stops the daemon (session 6 audit: the
+/// "never block" half of item 1 had no test).
+#[test]
+fn a_stalled_stderr_reader_never_blocks_the_daemon() {
+    use std::os::fd::AsRawFd;
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let mut d = start_with(&s, Stdio::piped(), &[("RUST_LOG", "debug")]);
+    let reader = d.child.stderr.take().unwrap(); // held, never read
+    // The smallest pipe (one page), so that it is full after a few lines.
+    // SAFETY: fcntl on a descriptor this test owns.
+    unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    let files: Vec<_> = (0..20)
+        .map(|i| s.drop_file(&format!("f{i}.mp4"), 1000 + i, i))
+        .collect();
+    s.wait_done(files.len(), WAIT);
+    assert!(d.running());
+    uploaded(&em, &s, &files);
+    stops_cleanly(&mut d);
+    drop(reader);
+}
+
 /// A panic in any task is fatal: logged, exit 70, so that systemd's `Restart=` brings back a
 /// whole daemon, never one running without a worker (which kept its heartbeat going).
 #[cfg(feature = "failpoints")]
@@ -98,10 +228,11 @@ fn a_panic_in_a_worker_stops_the_daemon_non_zero() {
     let em = Emulator::start();
     let s = Setup::new(&em, Opts::default());
     let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
+    let notify = NotifySocket::bind(&s.dir);
     let mut d = start_with(
         &s,
         Stdio::from(log),
-        &[("FAILPOINTS", "worker-panic=1*return")],
+        &[("FAILPOINTS", "worker-panic=1*return"), notify.env()],
     );
     s.drop_file("a.mp4", 1000, 1);
     let st = d
@@ -114,9 +245,86 @@ fn a_panic_in_a_worker_stops_the_daemon_non_zero() {
             && log.contains("injected panic in upload worker"),
         "{log}"
     );
+    // systemd is told why (`systemctl status` shows it).
+    let i = notify.wait("ERRNO=70");
+    let m = &notify.messages()[i];
+    assert!(
+        m.contains("STOPPING=1")
+            && m.contains("STATUS=internal error (panic): injected panic in upload worker"),
+        "{m}"
+    );
     // Restarted (as systemd would), the file is uploaded.
     let _d = s.start();
     s.wait_done(1, WAIT);
+}
+
+/// A worker that ends on its own (no panic; failpoint `worker-exit`) stops the daemon too:
+/// exit 1, the reason logged and told to systemd, so that `Restart=` brings back a daemon with
+/// all its workers (it used to run on without that worker, heartbeat and watchdog going on).
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_worker_that_ends_on_its_own_stops_the_daemon_non_zero() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
+    let notify = NotifySocket::bind(&s.dir);
+    let mut d = start_with(
+        &s,
+        Stdio::from(log),
+        &[("FAILPOINTS", "worker-exit=1*return"), notify.env()],
+    );
+    s.drop_file("a.mp4", 1000, 1);
+    let st = d
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("the daemon kept running\n{}", s.log_tail(30)));
+    assert_eq!(st.code(), Some(1), "{}", s.log_tail(30));
+    let log = s.log();
+    assert!(
+        log.contains("ended unexpectedly: stopping so that the service manager restarts ingestd"),
+        "{log}"
+    );
+    let i = notify.wait("ERRNO=1");
+    let m = &notify.messages()[i];
+    assert!(
+        m.contains("STOPPING=1") && m.contains("ended unexpectedly"),
+        "{m}"
+    );
+    // Restarted (as systemd would), the file is uploaded.
+    let _d = s.start();
+    s.wait_done(1, WAIT);
+}
+
+/// A watch task that ends on its own (failpoint `watch-exit`) stops the daemon the same way:
+/// exit 1, logged, `ERRNO=1`; no daemon goes on without its watcher.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_watch_task_that_ends_on_its_own_stops_the_daemon_non_zero() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
+    let notify = NotifySocket::bind(&s.dir);
+    let mut d = start_with(
+        &s,
+        Stdio::from(log),
+        &[("FAILPOINTS", "watch-exit=return"), notify.env()],
+    );
+    let st = d
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("the daemon kept running\n{}", s.log_tail(30)));
+    assert_eq!(st.code(), Some(1), "{}", s.log_tail(30));
+    let log = s.log();
+    assert!(
+        log.contains(
+            "a watch task ended unexpectedly: stopping so that the service manager restarts ingestd"
+        ),
+        "{log}"
+    );
+    let i = notify.wait("ERRNO=1");
+    assert!(
+        notify.messages()[i].contains("a watch task ended unexpectedly"),
+        "{:#?}",
+        notify.messages()
+    );
 }
 
 /// The journal's file system full while files wait: no spin (the claim's failed commit used to
@@ -142,9 +350,18 @@ fn a_full_journal_disk_degrades_without_spinning_and_recovers() {
         &journal.display().to_string(),
     );
     std::fs::write(&s.config, text).unwrap();
+    let port = with_metrics(&s);
     let first = s.drop_file("first.mp4", 1000, 1);
-    let mut d = s.start();
+    let notify = NotifySocket::bind(&s.dir);
+    let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
+    // A watchdog of 1 s: `WATCHDOG=1` every 0.5 s while the daemon is healthy.
+    let mut d = start_with(
+        &s,
+        Stdio::from(log),
+        &[notify.env(), ("WATCHDOG_USEC", "1000000")],
+    );
     s.wait_done(1, WAIT);
+    assert_eq!(metric(port, "ingestd_journal_writable"), 1.0);
 
     // One slow upload in flight and three files queued behind it, then the disk fills up.
     common::daemon::throttle_uploads(&em, 100_000);
@@ -166,8 +383,24 @@ fn a_full_journal_disk_degrades_without_spinning_and_recovers() {
         st["journal_problem"], "journal: cannot write (No space left on device)",
         "{st:#}"
     );
+    // Visible to systemd and to the scraper too.
+    let degraded = notify.wait("STATUS=degraded (journal: cannot write (No space left on device))");
+    assert_eq!(metric(port, "ingestd_journal_writable"), 0.0);
+    let page = http_get(port, "/").unwrap_or_default();
+    assert!(
+        page.contains("journal: cannot write (No space left on device)"),
+        "the status page: {page}"
+    );
     // An observation window: the worker must not spin, nothing may repeat within a second.
     std::thread::sleep(Duration::from_secs(6));
+    // Reads work, so the watchdog goes on while degraded.
+    assert!(
+        notify.messages()[degraded..]
+            .iter()
+            .any(|m| m.contains("WATCHDOG=1")),
+        "no WATCHDOG=1 while degraded: {:#?}",
+        notify.messages()
+    );
     assert!(
         d.running(),
         "the daemon keeps running on a full journal disk"
@@ -189,6 +422,7 @@ fn a_full_journal_disk_degrades_without_spinning_and_recovers() {
     s.wait_log("the journal accepts writes again", WAIT);
     let st = s.status();
     assert_eq!(st["journal_problem"], Value::Null);
+    assert_eq!(metric(port, "ingestd_journal_writable"), 1.0);
     d.kill9();
     assert_eq!(common::daemon::integrity(&journal), "ok");
     let mut all = vec![first, slow];

@@ -131,3 +131,74 @@ fn foreign_host_is_refused_and_the_page_has_security_headers() {
         );
     }
 }
+
+/// A client that opens a connection and sends part of a request, never its end (slowloris), is
+/// closed by the header timeout (5 s), long before the 30 s a whole connection may live: one
+/// such client per place could otherwise hold the 64 places for 30 s each (session 6 audit: the
+/// flood test passed with the header timeout at an hour, on the connection timeout alone).
+#[test]
+fn a_request_whose_headers_never_end_is_closed_by_the_header_timeout() {
+    let em = Emulator::start();
+    let d = Daemon::start(&em);
+    let mut s = TcpStream::connect(&d.addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: ").unwrap();
+    // Generous against the 5 s header timeout, well below the 30 s connection timeout.
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue, // an error answer (408) before the close is fine
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the connection was still open after 20 s");
+}
+
+/// The soft descriptor limit a shell or an old init gives (1024) is raised to the hard one at
+/// start, so the watcher and the journal are not held to it; under systemd the unit sets
+/// `LimitNOFILE=` (with its reason) instead (session 6 audit: neither had a test).
+#[test]
+fn the_soft_descriptor_limit_is_raised_and_the_unit_sets_one() {
+    let em = Emulator::start();
+    let setup = common::daemon::Setup::new(&em, common::daemon::Opts::default());
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -Sn 1024 && ulimit -Hn 4096 && exec \"$0\" run --config \"$1\"")
+        .arg(common::bin())
+        .arg(&setup.config)
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = format!("/proc/{}", child.id());
+    // Once `sh` has become ingestd, its soft limit goes from 1024 to the hard one.
+    wait_for("the soft limit of ingestd raised to 4096", || {
+        let comm = std::fs::read_to_string(format!("{proc}/comm")).ok()?;
+        let text = std::fs::read_to_string(format!("{proc}/limits")).ok()?;
+        let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+        let soft: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+        (comm.trim() == "ingestd" && soft == 4096).then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/systemd/ingestd.service"
+    ))
+    .unwrap();
+    let lines: Vec<&str> = unit.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("LimitNOFILE="))
+        .expect("LimitNOFILE= in the unit");
+    let n: u64 = lines[at]["LimitNOFILE=".len()..].trim().parse().unwrap();
+    assert!(n >= 4096, "{}", lines[at]);
+    assert!(
+        at > 0 && lines[at - 1].starts_with('#'),
+        "LimitNOFILE= without its reason above it"
+    );
+}

@@ -140,3 +140,36 @@ fn a_name_that_is_not_utf8_is_uploaded() {
     assert_eq!(videos(&em).len(), 1, "one video");
     assert!(!s.log().contains("not valid UTF-8"), "{}", s.log());
 }
+
+/// `orphans` lists a partial video left by a file with such a name (deleted during its upload)
+/// with the name escaped, as `status` shows it (session 6 audit: it printed the path raw).
+#[test]
+fn orphans_shows_such_a_name_escaped() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    common::daemon::throttle_uploads(&em, 4 * 1024 * 1024);
+    let _d = s.start();
+    let name = NAMES[2];
+    let p = s.drop_file(name, 3 * MIB5, 9);
+    s.wait_for("the first chunk committed", T, |st| {
+        file_row(st, &p).is_some_and(|r| r["bytes_uploaded"].as_u64() >= Some(MIB5))
+    });
+    std::fs::remove_file(&p).unwrap();
+    s.wait_for("the deleted file gone", T, |st| {
+        file_row(st, &p).is_some_and(|r| r["state"] == "gone")
+    });
+    let out = Command::new(bin())
+        .args(["orphans", "--config"])
+        .arg(&s.config)
+        .env_remove("APIVIDEO_API_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("abandoned"), "{stdout}");
+    assert!(
+        stdout.contains("esc\\x1b]0;owned\\x07\\x1b[2J.mp4"),
+        "{stdout}"
+    );
+    no_raw_controls("orphans", &stdout);
+}

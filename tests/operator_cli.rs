@@ -401,26 +401,26 @@ fn sighup_logs_the_roots_now_watched() {
     });
 }
 
-/// A token file that holds something else (the API key, a note) passes `check-config` with a
-/// warning saying what belongs there; a real token gets none. Its content is never printed.
+/// A token file that holds something else (the API key, a note) is refused by `check-config`
+/// (exit 78, session 6: it was a warning) saying what belongs there; a real token passes. Its
+/// content is never printed (`tests/credential_files.rs` has every kind of garbage).
 #[test]
-fn check_config_warns_when_the_token_file_holds_no_token() {
+fn check_config_refuses_a_token_file_that_holds_no_token() {
     let em = Emulator::start();
     let setup = Setup::new(&em, Opts::default());
     let out = ingestd(&["check-config"], &setup.config);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        !text(&out).contains("does not hold one upload token"),
+        !text(&out).contains("not an upload token"),
         "{}",
         text(&out)
     );
     common::daemon::write_token(&setup.token_file, common::API_KEY);
     let out = ingestd(&["check-config"], &setup.config);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{}", text(&out));
+    let stderr = stderr_of(&out, 78);
     assert!(
         stderr.contains(&format!(
-            "warning: {} (upload_token_file) does not hold one upload token",
+            "`upload_token_file` names `{}`, which does not start with `to`, so it is not an upload token",
             setup.token_file.display()
         )) && stderr.contains("ingestd token create"),
         "{stderr}"

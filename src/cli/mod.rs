@@ -385,12 +385,37 @@ pub fn load_config(cli_path: &std::path::Path) -> anyhow::Result<Config> {
     })
 }
 
+/// Loads the configuration for a command that reads only the journal ([`Config::load_for_journal`]):
+/// a problem with the token, API key or CA file is said on stderr as a warning and returned as
+/// a line for the command's own output; any other configuration error exits 78.
+pub fn load_config_for_journal(
+    cli_path: &std::path::Path,
+) -> anyhow::Result<(Config, Option<String>)> {
+    let (config, problem) = Config::load_for_journal(cli_path).map_err(|e: ConfigError| {
+        anyhow::Error::from(Exit {
+            code: config::EXIT_CONFIG,
+            message: e.to_string(),
+        })
+    })?;
+    let problem = problem.map(|e| {
+        format!("{e} (this command reads only the journal; `run` and `upload` refuse to start until it is fixed)")
+    });
+    if let Some(p) = &problem {
+        stdout::errln!("warning: {}", crate::escape::Human(p));
+    }
+    Ok((config, problem))
+}
+
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     // Crash-window tests (issue 5): `FAILPOINTS=name=panic` aborts the whole process at that point.
     #[cfg(feature = "failpoints")]
     let _failpoints = failpoints_setup();
-    let cli = Cli::parse();
+    // `--help`, `--version`, `help CMD`: clap's own output, which ignores a failed write.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(stdout::clap_exit(&e)),
+    };
     // `demo` writes its log to a file (its table owns the terminal): no colour codes there.
     init_tracing(cli.log_format, matches!(cli.command, Command::Demo(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -9,6 +9,7 @@
 //! `--delete` deletes the candidates and marks the note resolved in the journal.
 
 use crate::cli::stdout::{out, outln};
+use crate::escape::Human;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -62,7 +63,7 @@ pub async fn run(cli: &Cli, args: &OrphansArgs) -> anyhow::Result<ExitCode> {
         match Journal::open_read_only(path) {
             Ok(j) => j,
             Err(crate::journal::JournalError::Missing { .. }) => {
-                outln!("no journal at {} yet: no orphans", path.display())?;
+                outln!("no journal at {} yet: no orphans", Human(path.display()))?;
                 return Ok(ExitCode::SUCCESS);
             }
             Err(e) => return Err(e.into()),
@@ -304,12 +305,12 @@ fn print_entries(entries: &[Entry], json: bool, how: Option<&str>) -> anyhow::Re
         rows.push(vec![
             e.file.as_ref().map_or_else(
                 || format!("#{}", e.note.file_id),
-                |f| format!("#{} {}", f.id, f.path.display()),
+                |f| format!("#{} {}", f.id, Human(f.path.display())),
             ),
             format::rfc3339(e.note.at),
             kind_text(e.note.kind).to_owned(),
             e.note.video_id.clone().unwrap_or_else(|| "?".into()),
-            e.note.reason.clone(),
+            Human(&e.note.reason).to_string(),
         ]);
     }
     out!("{}", table::render(&rows))?;
@@ -320,7 +321,7 @@ fn print_entries(entries: &[Entry], json: bool, how: Option<&str>) -> anyhow::Re
         };
         let name = e.file.as_ref().map_or_else(
             || format!("#{}", e.note.file_id),
-            |f| f.path.display().to_string(),
+            |f| Human(f.path.display()).to_string(),
         );
         if candidates.is_empty() {
             lines.push_str(&format!("{name}: no video found on api.video\n"));

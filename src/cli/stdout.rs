@@ -63,6 +63,27 @@ pub fn exit_for(err: &anyhow::Error) -> Option<(u8, Option<String>)> {
     })
 }
 
+/// Prints clap's own output (`--help`, `--version`, `help CMD` on stdout; usage errors on
+/// stderr) and returns the exit status. clap's `exit()` ignores a failed write and exits 0;
+/// here a failed stdout ends as every command's does: EPIPE quietly 0, `/dev/full` 1 with a
+/// message on stderr. Usage errors keep clap's status (2).
+pub fn clap_exit(e: &clap::Error) -> u8 {
+    if e.use_stderr() {
+        if e.print().is_err() {
+            crate::metrics::counters::log_write_failed();
+        }
+        return u8::try_from(e.exit_code()).unwrap_or(2);
+    }
+    let printed = e.print().and_then(|()| io::stdout().lock().flush());
+    match printed.map_err(OutputError::from) {
+        Ok(()) | Err(OutputError::ReaderGone) => 0,
+        Err(other) => {
+            write_err(format_args!("ingestd: {other}\n"));
+            1
+        }
+    }
+}
+
 /// `println!` that returns an [`OutputError`] instead of panicking: use with `?`.
 macro_rules! outln {
     () => {

@@ -313,6 +313,20 @@ impl Config {
         Self::load_with(path, &opts)
     }
 
+    /// For the commands that only read the journal (`status`, `explain`, `retry`): like
+    /// [`Config::load`], but a problem with a file the configuration names and these commands
+    /// never read (the upload token file empty, unreadable or holding no token; the API key or
+    /// CA file missing) does not stop them: the configuration is loaded without checking those
+    /// files, and the problem comes back beside it, for the command to show as a warning. An
+    /// operator debugging an emptied or revoked token needs `status` most.
+    pub fn load_for_journal(path: &Path) -> Result<(Config, Option<ConfigError>), ConfigError> {
+        match Self::load(path) {
+            Ok(config) => Ok((config, None)),
+            // Everything but those files is valid: the strict error is about one of them.
+            Err(problem) => Self::load_lenient(path).map(|config| (config, Some(problem))),
+        }
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {

@@ -13,7 +13,9 @@ use super::snapshot::Snapshot;
 /// Where the script fetches the fragment from.
 pub const FRAGMENT_PATH: &str = "/status/fragment";
 
-/// Escapes text for HTML element content and double-quoted attributes.
+/// Escapes text for HTML element content and double-quoted attributes; control characters and
+/// bidi overrides are shown as escapes (`\u{202e}`), as `status` shows them ([`crate::escape`]),
+/// so that a file name cannot reorder what the page shows.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -23,6 +25,9 @@ pub fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if crate::escape::is_unsafe(c) => {
+                out.push_str(&crate::escape::human(c.encode_utf8(&mut [0; 4])));
+            }
             c => out.push(c),
         }
     }
@@ -431,6 +436,19 @@ mod tests {
             "no external assets"
         );
         assert_eq!(html.matches("<script>").count(), 1);
+    }
+
+    /// A name holding a bidi override (U+202E: `rlo\u{202e}4pm.exe` shows as `rlo exe.mp4`),
+    /// a line break or ESC is shown escaped, as in `status` (issue 14 item 4; session 6 audit).
+    #[test]
+    fn control_characters_and_bidi_overrides_in_names_are_shown_escaped() {
+        let mut s = snapshot();
+        s.pending[0].path = "/srv/rlo\u{202e}4pm.exe".into();
+        s.uploading[0].path = "/srv/esc\x1b]0;x\x07\nnext.mp4".into();
+        let html = page(&s);
+        assert!(!html.contains('\u{202e}') && !html.contains('\x1b') && !html.contains('\x07'));
+        assert!(html.contains("/srv/rlo\\u{202e}4pm.exe"), "{html}");
+        assert!(html.contains("/srv/esc\\x1b]0;x\\x07\\nnext.mp4"), "{html}");
     }
 
     #[test]

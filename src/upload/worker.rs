@@ -226,6 +226,8 @@ pub async fn run_worker(
         fail::fail_point!("worker-panic", |_| panic!(
             "injected panic in upload worker {n}"
         ));
+        // A worker that returns on its own (no panic): the daemon must stop too (issue 14).
+        fail::fail_point!("worker-exit", |_| Ok(()));
         let (path, id) = (row.path.clone(), row.id);
         match WAIT_OUT_STORAGE
             .scope(shutdown.clone(), upload_file(&ctx, row, &shutdown))

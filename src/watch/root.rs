@@ -53,6 +53,8 @@ enum Exit {
 
 impl RootTask {
     pub async fn run(mut self) {
+        // A root task that ends on its own: the daemon must stop (issue 14; test builds).
+        fail::fail_point!("watch-exit", |_| ());
         let filter = match Filter::new(&self.cfg) {
             Ok(f) => f,
             Err(e) => {

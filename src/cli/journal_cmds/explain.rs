@@ -8,13 +8,14 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use super::{human_duration, human_size, last_error, rfc3339};
-use crate::cli::{Cli, ExplainArgs, load_config};
+use crate::cli::{Cli, ExplainArgs, load_config_for_journal};
 use crate::config::{Config, WatchConfig, WatchMode};
 use crate::journal::{FileIdentity, FileRow, FileState, Journal, JournalError, TokenState};
 use crate::watch::filter::Filter;
 
 pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&cli.config)?;
+    // A token file emptied or garbled does not stop `explain`: it is said, in the output too.
+    let (config, config_problem) = load_config_for_journal(&cli.config)?;
     let journal = match Journal::open_read_only(&config.journal.path) {
         Ok(j) => Ok(j),
         Err(e @ JournalError::Missing { .. }) => Err(e.to_string()),
@@ -24,6 +25,9 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     for line in explain_path(&config, journal.as_ref(), &path, SystemTime::now())? {
         // One sentence a line: a name holding a newline or ESC is shown escaped.
         outln!("{}", crate::escape::Human(&line))?;
+    }
+    if let Some(p) = &config_problem {
+        outln!("config: {}", crate::escape::Human(p))?;
     }
     Ok(ExitCode::SUCCESS)
 }

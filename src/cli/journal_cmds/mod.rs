@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
-use super::{Cli, RetryArgs, load_config};
+use super::{Cli, RetryArgs, load_config_for_journal};
 use crate::config::{Config, TokenSource};
 use crate::journal::{Journal, JournalError, RetrySelection};
 
@@ -25,7 +25,9 @@ pub use status::status;
 
 /// `ingestd retry ID…|--failed`.
 pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&cli.config)?;
+    // `retry` needs the journal only: a token file problem is a warning (on stderr), and the
+    // daemon takes the retried files once its token works.
+    let (config, _problem) = load_config_for_journal(&cli.config)?;
     let path = &config.journal.path;
     let journal = match Journal::open_existing(path) {
         Err(e @ JournalError::Missing { .. }) if args.failed => {

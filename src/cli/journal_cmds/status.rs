@@ -6,7 +6,8 @@
 //! as two keys, `blake3` and `sha256`: the receipt's hex under the key of the algorithm it was
 //! made with (`upload.hash`), the other null; `content_hash` is the same as `ALGORITHM:HEX`.
 //! Extra keys: `token_reason`, `token_since`, `journal`, `journal_problem` (`journal: cannot
-//! write (…)` or null), `daemon` (`{"pid", "running", "heartbeat_at"}` or null), `rate` (`{"bytes_per_second" (0 =
+//! write (…)` or null), `config_problem` (a token, API key or CA file `run` would refuse, which
+//! `status` does not need, or null), `daemon` (`{"pid", "running", "heartbeat_at"}` or null), `rate` (`{"bytes_per_second" (0 =
 //! unlimited), "limited", "bypassed" (SIGUSR2), "timetable", "next_change_at",
 //! "next_bytes_per_second", "source": "daemon"|"config"}`), and per
 //! file `root`, `last_error_slug`, `chunk_size`, `first_chunk_in_flight`, `changed_at`,
@@ -26,7 +27,7 @@ use serde_json::{Value, json};
 use crate::escape::Human;
 
 use super::{human_duration, human_size, last_error, rfc3339};
-use crate::cli::{Cli, StatusArgs, load_config};
+use crate::cli::{Cli, StatusArgs, load_config_for_journal};
 use crate::config::timetable::format_rate;
 use crate::journal::{
     Counts, DaemonInfo, FileNote, FileRow, FileState, Journal, JournalError, NoteKind, RateInForce,
@@ -53,10 +54,13 @@ struct Report {
     acked_beyond: HashMap<i64, u64>,
     /// What to do when the token is rejected, for this configuration's token source.
     token_advice: String,
+    /// A token, API key or CA file that `run` would refuse (`status` does not need them).
+    config_problem: Option<String>,
 }
 
 pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&cli.config)?;
+    // A token file emptied or garbled does not stop `status`: it is said, in the output too.
+    let (config, config_problem) = load_config_for_journal(&cli.config)?;
     let path = &config.journal.path;
     let journal = match Journal::open_read_only(path) {
         Ok(journal) => Some(journal),
@@ -90,6 +94,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
             notes: HashMap::new(),
             acked_beyond: HashMap::new(),
             token_advice: String::new(),
+            config_problem: None,
         },
     };
     if !report.rate_from_daemon {
@@ -98,6 +103,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
             .evaluate(now, localtime::at(now));
     }
     report.token_advice = super::token_advice(&config, report.token.reason.as_deref());
+    report.config_problem = config_problem;
     if journal.is_some() {
         // What the daemon sees when it writes, seen from here (this process never writes).
         let dir = path
@@ -171,6 +177,7 @@ fn read(journal: &Journal) -> Result<Report, JournalError> {
         notes,
         acked_beyond: journal.acked_beyond_prefix()?,
         token_advice: String::new(),
+        config_problem: None,
     })
 }
 
@@ -239,6 +246,7 @@ fn header_json(r: &Report) -> Value {
         "token_reason": r.token.reason,
         "token_since": time(r.token.since),
         "journal_problem": r.journal_problem,
+        "config_problem": r.config_problem,
         "daemon": r.daemon.as_ref().map(|d| json!({
             "pid": d.pid,
             "running": d.running,
@@ -360,6 +368,9 @@ fn write_table(
                 .unwrap_or_default(),
         )?,
         state => writeln!(out, "token: {}", state.as_str())?,
+    }
+    if let Some(p) = &r.config_problem {
+        writeln!(out, "config: {}", Human(p))?;
     }
     if let Some(p) = &r.journal_problem {
         writeln!(

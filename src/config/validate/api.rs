@@ -201,10 +201,15 @@ fn token_source(
         )),
         (Some(inline), None) => {
             let secret = Secret::new(inline.get_ref().as_str());
-            if secret.is_empty() {
+            // Checked with the files (not by `status`, which never uses the token).
+            let problem = opts
+                .check_files
+                .then(|| token::token_shape_problem(secret.expose().as_bytes()))
+                .flatten();
+            if let Some(problem) = problem {
                 return Err(cx.at(
                     span_of(inline),
-                    "`upload_token` in [api] is empty; write the delegated upload token (it starts with `to`), or remove the key",
+                    format!("`upload_token` in [api] {problem}; write the delegated upload token (it starts with `to`), or remove the key"),
                 ));
             }
             if config_readable_by_others(cx.file) {
@@ -226,15 +231,16 @@ fn token_source(
         }
         (None, None) => match token::credential(opts.credentials_directory.as_deref()) {
             Some(p) => {
-                // `run` would refuse an empty credential: say so here (ExecStartPre) already.
-                // Read only when files are checked, and held as a Secret (never shown by Debug).
-                let empty = opts.check_files
-                    && std::fs::read_to_string(&p)
-                        .map(crate::secret::Secret::new)
-                        .is_ok_and(|t| t.expose().trim().is_empty());
-                if empty {
+                // `run` would refuse a credential that holds no token: say so here
+                // (ExecStartPre) already. Read only when files are checked; never shown.
+                let problem = opts
+                    .check_files
+                    .then(|| std::fs::read(&p).ok())
+                    .flatten()
+                    .and_then(|bytes| token::token_shape_problem(&bytes));
+                if let Some(problem) = problem {
                     return Err(cx.whole(format!(
-                        "the systemd credential `upload-token` ({}) is empty and the configuration sets no token; write the upload token into the file the unit's LoadCredential= names (/etc/ingestd/upload-token), then `systemctl restart ingestd`",
+                        "the systemd credential `upload-token` ({}) {problem}, and the configuration sets no token; write the upload token into the file the unit's LoadCredential= names (/etc/ingestd/upload-token), then `systemctl restart ingestd`",
                         p.display()
                     )));
                 }
