@@ -99,6 +99,7 @@ mod tap;
 #[cfg(test)]
 mod tests_worker;
 pub mod token;
+pub mod tree;
 mod verdict;
 pub mod worker;
 
