@@ -288,6 +288,48 @@ fn kill_9_with_a_chunk_in_flight_resumes_exactly_the_chunks_not_acknowledged() {
 }
 
 #[test]
+fn status_and_explain_show_the_lanes_in_flight_now_and_the_bytes_acknowledged() {
+    let em = Emulator::start();
+    let setup = lanes_setup(&em);
+    // Three lanes' first chunks crawl; the fourth lane sends the four other 5 MiB chunks
+    // meanwhile, then the completing chunk (1234 bytes) is held back: three lanes stay in flight
+    // for seconds, with the prefix and four chunks (25 MiB) acknowledged.
+    set_faults(
+        &em,
+        json!([{"path": "/upload", "method": "POST", "skip": 1, "count": 3, "action": "throttle", "bytes_per_sec": 256 * 1024}]),
+    );
+    let mut d = setup.start();
+    let size = 8 * MIB5 + 1234;
+    let path = setup.drop_file("lanes-status.mp4", size, 21);
+    let s = setup.wait_for("three lanes in flight in status", T, |s| {
+        file_row(s, &path).is_some_and(|r| r["lanes"] == 3 && r["bytes_acked"] == 5 * MIB5)
+    });
+    let row = file_row(&s, &path).unwrap();
+    assert_eq!(row["state"], "uploading", "{row:#}");
+    assert_eq!(row["bytes_uploaded"], MIB5, "the resume point: {row:#}");
+    let cli = |cmd: &str| {
+        let out = std::process::Command::new(common::bin())
+            .args([cmd, "--config"])
+            .arg(&setup.config)
+            .args((cmd == "explain").then_some(&path))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = cli("status");
+    assert!(
+        table.contains("62.5%") && table.contains("3 lanes in flight"),
+        "{table}"
+    );
+    let explain = cli("explain");
+    assert!(explain.contains("3 in flight now"), "{explain}");
+    d.kill9();
+    // No daemon: no lanes in flight.
+    let row = file_row(&setup.status(), &path).unwrap().clone();
+    assert_eq!(row["lanes"], Value::Null, "{row:#}");
+}
+
+#[test]
 fn kill_9_during_a_four_lane_upload_costs_at_most_one_chunk_per_lane() {
     let em = Emulator::start();
     let setup = lanes_setup(&em);
