@@ -20,6 +20,7 @@ pub mod lane;
 pub mod linger;
 mod list;
 pub mod models;
+mod pieces;
 pub mod tokens;
 pub mod upload;
 pub mod videos;
