@@ -4,7 +4,7 @@
 //! tokio's blocking pool, straight into the buffer that goes to the socket (no second copy).
 //! While the connection writes one piece, the next is already being read: one piece of
 //! read-ahead, so a chunk is never held in memory; piece buffers are reused
-//! ([`super::pieces`]). A [`BodyObserver`] sees every piece: it is
+//! (`api/pieces.rs`). A [`BodyObserver`] sees every piece: it is
 //! awaited before the piece goes out (rate limiting), and it is shown the bytes right after they
 //! are read, on the blocking thread while they are hot in the cache (hashing, progress).
 //! Once [`Client::upload`] returns, the observer is never called again for that request, even if
