@@ -22,11 +22,15 @@ const T: Duration = Duration::from_secs(120);
 const LANES: u64 = 4;
 
 fn lanes_setup(em: &Emulator) -> Setup {
+    lanes_setup_with(em, "lanes_per_file = 4\nmax_connections = 8\n")
+}
+
+fn lanes_setup_with(em: &Emulator, extra_upload: &'static str) -> Setup {
     Setup::new(
         em,
         Opts {
             workers: 1,
-            extra_upload: "lanes_per_file = 4\nmax_connections = 8\n",
+            extra_upload,
             ..Opts::default()
         },
     )
@@ -161,6 +165,36 @@ fn four_lanes_upload_one_file_in_parallel_with_equal_content_and_the_completing_
     // Chunk 1 alone: every other chunk started after it was received.
     let first = reqs.iter().find(|r| r.0 == 0).unwrap();
     assert!(reqs.iter().all(|r| r.0 == 0 || r.2 >= first.3), "{reqs:?}");
+    d.kill9();
+}
+
+#[test]
+fn with_sha256_lanes_read_the_file_back_and_the_receipt_is_its_sha256() {
+    // No subtrees with SHA-256: the prefix streams, the rest is hashed from disk at the end.
+    let em = Emulator::start();
+    cap_upload_connections(&em, 10 * 1024 * 1024);
+    let setup = lanes_setup_with(
+        &em,
+        "lanes_per_file = 4\nmax_connections = 8\nhash = \"sha256\"\n",
+    );
+    let mut d = setup.start();
+    let size = 6 * MIB5 + 4321;
+    let path = setup.drop_file("lanes-sha.mp4", size, 22);
+    let s = setup.wait_done(1, T);
+    let vid = video_id(&s, &path);
+    let v = assert_uploaded_once(&em, &path, &vid);
+    let row = file_row(&s, &path).unwrap();
+    assert_eq!(
+        row["sha256"].as_str(),
+        Some(&*common::daemon::sha256_file(&path)),
+        "{row:#}"
+    );
+    assert_eq!(row["blake3"], Value::Null, "{row:#}");
+    assert!(
+        lanes_overlapped(&accepted(&v), Some(0)),
+        "{:#}",
+        v["requests"]
+    );
     d.kill9();
 }
 
