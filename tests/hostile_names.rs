@@ -101,18 +101,9 @@ fn names_with_control_characters_upload_and_are_shown_escaped() {
 
 #[test]
 fn with_an_api_key_the_title_keeps_the_real_name() {
-    use std::os::unix::fs::PermissionsExt;
     let em = Emulator::start();
     let s = Setup::new(&em, Opts::default());
-    let key = s.dir.join("api-key");
-    std::fs::write(&key, common::API_KEY).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let text = s.config_text().replacen(
-        "[api]\n",
-        &format!("[api]\napi_key_file = \"{}\"\n", key.display()),
-        1,
-    );
-    std::fs::write(&s.config, text).unwrap();
+    s.use_api_key();
     let _d = s.start();
     let paths = drop_all(&s);
     let st = s.wait_done(NAMES.len(), T);

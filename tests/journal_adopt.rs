@@ -22,17 +22,8 @@ const MIB: u64 = 1024 * 1024;
 
 /// A setup whose config has `api.api_key_file` (the emulator's key).
 fn keyed(em: &Emulator) -> Setup {
-    use std::os::unix::fs::PermissionsExt;
     let setup = Setup::new(em, Opts::default());
-    let key_file = setup.dir.join("api-key");
-    std::fs::write(&key_file, common::API_KEY).unwrap();
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let text = setup.config_text().replacen(
-        "[api]\n",
-        &format!("[api]\napi_key_file = \"{}\"\n", key_file.display()),
-        1,
-    );
-    std::fs::write(&setup.config, text).unwrap();
+    setup.use_api_key();
     setup
 }
 

@@ -1,17 +1,20 @@
 //! Parallel chunk lanes (issue 16, `upload.lanes_per_file`), with the real binary and the real
 //! local endpoint: chunks of one file in flight at once, equal content, the completing chunk
 //! sent only after every other chunk was acknowledged, and a kill -9 in the middle costing at
-//! most one chunk per lane, the resume sending exactly the chunks not acknowledged.
+//! most one chunk per lane, the resume sending exactly the chunks not acknowledged. Every upload
+//! ends with the receipt equal to the file's BLAKE3 (merged from the subtrees each lane hashed
+//! while sending, the rest read back from disk); with an API key the lanes start at once (the
+//! video is created first) and the video's metadata carries that hash.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::Emulator;
 use common::daemon::{
-    MIB5, Opts, Setup, assert_uploaded_once, cap_upload_connections, clear_faults, file_row,
-    requests_with_error, set_faults, stats, video, video_id,
+    Daemon, MIB5, Opts, Setup, assert_uploaded_once, blake3_file, cap_upload_connections,
+    clear_faults, file_row, requests_with_error, set_faults, stats, video, video_id, videos,
 };
 use serde_json::{Value, json};
 
@@ -19,14 +22,56 @@ const T: Duration = Duration::from_secs(120);
 const LANES: u64 = 4;
 
 fn lanes_setup(em: &Emulator) -> Setup {
+    lanes_setup_with(em, "lanes_per_file = 4\nmax_connections = 8\n")
+}
+
+fn lanes_setup_with(em: &Emulator, extra_upload: &'static str) -> Setup {
     Setup::new(
         em,
         Opts {
             workers: 1,
-            extra_upload: "lanes_per_file = 4\nmax_connections = 8\n",
+            extra_upload,
             ..Opts::default()
         },
     )
+}
+
+/// Waits for the one file to be `done`, then checks it: one complete video with equal content,
+/// the completing chunk last, the receipt equal to the file's BLAKE3. Returns the video.
+fn assert_done_once(em: &Emulator, setup: &Setup, path: &Path, size: u64) -> Value {
+    let s = setup.wait_done(1, T);
+    let vid = video_id(&s, path);
+    assert_uploaded_once(em, path, &vid);
+    let row = file_row(&s, path).unwrap();
+    assert_eq!(
+        row["blake3"].as_str(),
+        Some(&*blake3_file(path)),
+        "the receipt is the file's BLAKE3: {row:#}"
+    );
+    let v = video(em, &vid);
+    assert_completing_chunk_last(&v, size);
+    v
+}
+
+/// A 4-lane daemon uploading `name` (`size` bytes), every connection read at 4 MiB/s (four lanes
+/// each mid-chunk most of the time), once `acked` bytes are acknowledged.
+fn midway(em: &Emulator, setup: &Setup, name: &str, size: u64, acked: u64) -> (Daemon, PathBuf) {
+    cap_upload_connections(em, 4 * 1024 * 1024);
+    let d = setup.start();
+    let path = setup.drop_file(name, size, size % 251);
+    wait_acked(&setup.dir.join("journal.sqlite"), setup, name, |n| {
+        n >= acked
+    });
+    (d, path)
+}
+
+/// Some two chunk requests (not starting at `skip_from`, if given) were in flight at once.
+fn lanes_overlapped(reqs: &[(u64, u64, i64, i64)], skip_from: Option<u64>) -> bool {
+    let counted = |r: &&(u64, u64, i64, i64)| Some(r.0) != skip_from;
+    let reqs: Vec<_> = reqs.iter().filter(counted).collect();
+    reqs.iter()
+        .enumerate()
+        .any(|(i, a)| reqs.iter().skip(i + 1).any(|b| a.2 < b.3 && b.2 < a.3))
 }
 
 /// The accepted chunk requests of a video: (from, to, startedMs, receivedMs).
@@ -110,25 +155,96 @@ fn four_lanes_upload_one_file_in_parallel_with_equal_content_and_the_completing_
     let mut d = setup.start();
     let size = 8 * MIB5 + 12_345;
     let path = setup.drop_file("lanes.mp4", size, 16);
-    let s = setup.wait_done(1, T);
-    let vid = video_id(&s, &path);
-    assert_uploaded_once(&em, &path, &vid);
-    let v = video(&em, &vid);
+    let v = assert_done_once(&em, &setup, &path, size);
     let reqs = accepted(&v);
     assert_eq!(reqs.len(), 9, "one request per chunk: {reqs:?}");
-    // Chunks in flight at the same time: some two requests overlap in time.
-    let overlapping = reqs.iter().enumerate().any(|(i, a)| {
-        reqs.iter()
-            .skip(i + 1)
-            .any(|b| a.2 < b.3 && b.2 < a.3 && a.0 != 0 && b.0 != 0)
-    });
     assert!(
-        overlapping,
+        lanes_overlapped(&reqs, Some(0)),
         "no two chunks were in flight at once: {reqs:?}"
     );
     // Chunk 1 alone: every other chunk started after it was received.
     let first = reqs.iter().find(|r| r.0 == 0).unwrap();
     assert!(reqs.iter().all(|r| r.0 == 0 || r.2 >= first.3), "{reqs:?}");
+    d.kill9();
+}
+
+#[test]
+fn with_sha256_lanes_read_the_file_back_and_the_receipt_is_its_sha256() {
+    // No subtrees with SHA-256: the prefix streams, the rest is hashed from disk at the end.
+    let em = Emulator::start();
+    cap_upload_connections(&em, 10 * 1024 * 1024);
+    let setup = lanes_setup_with(
+        &em,
+        "lanes_per_file = 4\nmax_connections = 8\nhash = \"sha256\"\n",
+    );
+    let mut d = setup.start();
+    let size = 6 * MIB5 + 4321;
+    let path = setup.drop_file("lanes-sha.mp4", size, 22);
+    let s = setup.wait_done(1, T);
+    let vid = video_id(&s, &path);
+    let v = assert_uploaded_once(&em, &path, &vid);
+    let row = file_row(&s, &path).unwrap();
+    assert_eq!(
+        row["sha256"].as_str(),
+        Some(&*common::daemon::sha256_file(&path)),
+        "{row:#}"
+    );
+    assert_eq!(row["blake3"], Value::Null, "{row:#}");
+    assert!(
+        lanes_overlapped(&accepted(&v), Some(0)),
+        "{:#}",
+        v["requests"]
+    );
+    d.kill9();
+}
+
+#[test]
+fn with_an_api_key_lanes_start_at_once_and_the_metadata_carries_the_files_blake3() {
+    let em = Emulator::start();
+    cap_upload_connections(&em, 10 * 1024 * 1024);
+    let setup = lanes_setup(&em);
+    setup.use_api_key();
+    let mut d = setup.start();
+    let size = 8 * MIB5 + 54_321;
+    let path = setup.drop_file("keyed-lanes.mp4", size, 20);
+    let s = setup.wait_done(1, T);
+    let vid = video_id(&s, &path);
+    assert_eq!(videos(&em).len(), 1, "one video: {:#?}", videos(&em));
+    let v = video(&em, &vid);
+    assert_eq!(v["complete"], true, "{v:#}");
+    assert_eq!(
+        v["sha256"].as_str(),
+        Some(&*common::daemon::sha256_file(&path)),
+        "content equal"
+    );
+    let b3 = blake3_file(&path);
+    let meta = v["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "ingestd-blake3")
+        .and_then(|m| m["value"].as_str());
+    assert_eq!(meta, Some(&*b3), "metadata: {:#}", v["metadata"]);
+    assert_eq!(file_row(&s, &path).unwrap()["blake3"].as_str(), Some(&*b3));
+    // The video exists before any chunk: every chunk carries its id, the first one included,
+    // and the lanes start with it (chunk 1 overlaps others). 8 grid chunks + the completing one.
+    let reqs = accepted(&v);
+    assert_eq!(reqs.len(), 9, "{reqs:?}");
+    assert!(
+        v["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["withVideoId"] == true),
+        "{:#}",
+        v["chunks"]
+    );
+    let first = reqs.iter().find(|r| r.0 == 0).unwrap();
+    assert!(
+        reqs.iter()
+            .any(|b| b.0 != 0 && first.2 < b.3 && b.2 < first.3),
+        "chunk 1 goes with the others: {reqs:?}"
+    );
     assert_completing_chunk_last(&v, size);
     d.kill9();
 }
@@ -188,10 +304,7 @@ fn kill_9_with_a_chunk_in_flight_resumes_exactly_the_chunks_not_acknowledged() {
     d.kill9();
     clear_faults(&em);
     let mut d = setup.start();
-    let s = setup.wait_done(1, T);
-    let vid = video_id(&s, &path);
-    assert_uploaded_once(&em, &path, &vid);
-    let v = video(&em, &vid);
+    let v = assert_done_once(&em, &setup, &path, size);
     assert_eq!(
         requests_with_error([&v], "video-content-range-by-bytes-range-overlap"),
         0,
@@ -200,7 +313,6 @@ fn kill_9_with_a_chunk_in_flight_resumes_exactly_the_chunks_not_acknowledged() {
     );
     // Resumed: the crawling chunk and the completing one, nothing else.
     assert_eq!(accepted(&v).len(), 13, "{:#}", v["requests"]);
-    assert_completing_chunk_last(&v, size);
     let resent = resent(&em, &v, size);
     assert!(
         resent <= MIB5,
@@ -210,28 +322,57 @@ fn kill_9_with_a_chunk_in_flight_resumes_exactly_the_chunks_not_acknowledged() {
 }
 
 #[test]
+fn status_and_explain_show_the_lanes_in_flight_now_and_the_bytes_acknowledged() {
+    let em = Emulator::start();
+    let setup = lanes_setup(&em);
+    // Three lanes' first chunks crawl; the fourth lane sends the four other 5 MiB chunks
+    // meanwhile, then the completing chunk (1234 bytes) is held back: three lanes stay in flight
+    // for seconds, with the prefix and four chunks (25 MiB) acknowledged.
+    set_faults(
+        &em,
+        json!([{"path": "/upload", "method": "POST", "skip": 1, "count": 3, "action": "throttle", "bytes_per_sec": 256 * 1024}]),
+    );
+    let mut d = setup.start();
+    let size = 8 * MIB5 + 1234;
+    let path = setup.drop_file("lanes-status.mp4", size, 21);
+    let s = setup.wait_for("three lanes in flight in status", T, |s| {
+        file_row(s, &path).is_some_and(|r| r["lanes"] == 3 && r["bytes_acked"] == 5 * MIB5)
+    });
+    let row = file_row(&s, &path).unwrap();
+    assert_eq!(row["state"], "uploading", "{row:#}");
+    assert_eq!(row["bytes_uploaded"], MIB5, "the resume point: {row:#}");
+    let cli = |cmd: &str| {
+        let out = std::process::Command::new(common::bin())
+            .args([cmd, "--config"])
+            .arg(&setup.config)
+            .args((cmd == "explain").then_some(&path))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = cli("status");
+    assert!(
+        table.contains("62.5%") && table.contains("3 lanes in flight"),
+        "{table}"
+    );
+    let explain = cli("explain");
+    assert!(explain.contains("3 in flight now"), "{explain}");
+    d.kill9();
+    // No daemon: no lanes in flight.
+    let row = file_row(&setup.status(), &path).unwrap().clone();
+    assert_eq!(row["lanes"], Value::Null, "{row:#}");
+}
+
+#[test]
 fn kill_9_during_a_four_lane_upload_costs_at_most_one_chunk_per_lane() {
     let em = Emulator::start();
     let setup = lanes_setup(&em);
-    // Every connection read at 4 MiB/s: four lanes each mid-chunk most of the time.
-    cap_upload_connections(&em, 4 * 1024 * 1024);
-    let mut d = setup.start();
     let size = 16 * MIB5 + 4321;
-    let path = setup.drop_file("lanes-kill.mp4", size, 18);
-    wait_acked(
-        &setup.dir.join("journal.sqlite"),
-        &setup,
-        "five chunks",
-        |n| n >= 5 * MIB5,
-    );
+    let (mut d, path) = midway(&em, &setup, "lanes-kill.mp4", size, 5 * MIB5);
     d.kill9();
     clear_faults(&em);
     let mut d = setup.start();
-    let s = setup.wait_done(1, T);
-    let vid = video_id(&s, &path);
-    assert_uploaded_once(&em, &path, &vid);
-    let v = video(&em, &vid);
-    assert_completing_chunk_last(&v, size);
+    let v = assert_done_once(&em, &setup, &path, size);
     let resent = resent(&em, &v, size);
     assert!(
         resent <= LANES * MIB5,
@@ -244,16 +385,8 @@ fn kill_9_during_a_four_lane_upload_costs_at_most_one_chunk_per_lane() {
 fn sigterm_during_a_four_lane_upload_cancels_the_lanes_and_resumes_after_a_restart() {
     let em = Emulator::start();
     let setup = lanes_setup(&em);
-    cap_upload_connections(&em, 4 * 1024 * 1024);
-    let mut d = setup.start();
     let size = 12 * MIB5 + 99;
-    let path = setup.drop_file("lanes-term.mp4", size, 19);
-    wait_acked(
-        &setup.dir.join("journal.sqlite"),
-        &setup,
-        "two chunks",
-        |n| n >= 2 * MIB5,
-    );
+    let (mut d, path) = midway(&em, &setup, "lanes-term.mp4", size, 2 * MIB5);
     d.signal(libc::SIGTERM);
     let st = d
         .wait_exit(Duration::from_secs(30))
@@ -266,9 +399,6 @@ fn sigterm_during_a_four_lane_upload_cancels_the_lanes_and_resumes_after_a_resta
     );
     clear_faults(&em);
     let mut d = setup.start();
-    let s = setup.wait_done(1, T);
-    let vid = video_id(&s, &path);
-    assert_uploaded_once(&em, &path, &vid);
-    assert_completing_chunk_last(&video(&em, &vid), size);
+    assert_done_once(&em, &setup, &path, size);
     d.kill9();
 }

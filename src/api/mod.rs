@@ -23,6 +23,7 @@ pub mod lane;
 pub mod linger;
 mod list;
 pub mod models;
+mod pieces;
 pub mod tcp_info;
 pub mod tokens;
 pub mod upload;

@@ -3,7 +3,8 @@
 //! The file part's bytes are read `PIECE` bytes at a time with positioned reads (`pread`) on
 //! tokio's blocking pool, straight into the buffer that goes to the socket (no second copy).
 //! While the connection writes one piece, the next is already being read: one piece of
-//! read-ahead, so a chunk is never held in memory. A [`BodyObserver`] sees every piece: it is
+//! read-ahead, so a chunk is never held in memory; piece buffers are reused
+//! (`api/pieces.rs`). A [`BodyObserver`] sees every piece: it is
 //! awaited before the piece goes out (rate limiting), and it is shown the bytes right after they
 //! are read, on the blocking thread while they are hot in the cache (hashing, progress).
 //! Once [`Client::upload`] returns, the observer is never called again for that request, even if
@@ -230,14 +231,14 @@ enum Piece {
 impl Reader {
     /// Reads `want` bytes at `pos` (fewer only at end of file) and shows them to the observer.
     fn read(&self, pos: u64, want: usize) -> Piece {
-        let mut buf = Vec::with_capacity(want);
-        if let Err(e) = self.file.read_at_into(&mut buf, pos, want) {
+        let mut buf = super::pieces::PieceBuf::take(PIECE);
+        if let Err(e) = self.file.read_at_into(buf.vec(), pos, want) {
             return Piece::Failed(e);
         }
-        if buf.is_empty() {
+        if buf.vec().is_empty() {
             return Piece::Eof;
         }
-        let data = Bytes::from(buf);
+        let data = buf.into_bytes();
         let shown = self.gate.run(|| {
             if let Some(observer) = &self.observer {
                 observer.on_bytes(&data);

@@ -52,6 +52,8 @@ pub struct Services {
     /// Why the upload token file last could not be used (emptied, unreadable), logged once per
     /// distinct reason; `None` while it reads fine.
     token_file_error: Option<String>,
+    /// Lanes in flight per file last written to the journal (`status` shows them).
+    lanes_written: Option<Vec<(i64, usize)>>,
 }
 
 /// The key in `api.api_key_file`, if one is configured, readable and not empty.
@@ -264,6 +266,7 @@ impl Services {
             mirrored: None,
             api_key: read_api_key(config),
             token_file_error: None,
+            lanes_written: None,
         }))
     }
 
@@ -372,9 +375,9 @@ impl Services {
         Ok(())
     }
 
-    /// Writes the token state to the journal when it changed and the daemon's heartbeat (so
-    /// `ingestd status` names a running daemon also without the systemd watchdog), and returns
-    /// the STATUS counts.
+    /// Writes the token state to the journal when it changed, the daemon's heartbeat (so
+    /// `ingestd status` names a running daemon also without the systemd watchdog) and the lanes
+    /// of the uploads in flight when they changed, and returns the STATUS counts.
     pub async fn tick(&mut self) -> Result<StatusCounts, DaemonError> {
         let state = match self.gate.state() {
             token::TokenState::Unknown => TokenState::Unknown,
@@ -388,8 +391,15 @@ impl Services {
             _ => None,
         };
         let mirror = self.mirrored != Some(state);
+        let lanes: Vec<(i64, usize)> = self
+            .board
+            .snapshot()
+            .iter()
+            .map(|f| (f.id, f.lanes))
+            .collect();
+        let lanes_new = (self.lanes_written.as_ref() != Some(&lanes)).then_some(lanes);
         let j = self.journal.clone();
-        let summary = tokio::task::spawn_blocking(move || {
+        let (summary, lanes_new) = tokio::task::spawn_blocking(move || {
             // Another process (`ingestd upload` with another token) may have written its own
             // verdict: once this daemon has one, `status` shows the daemon's.
             let overwritten = || -> Result<bool, crate::journal::JournalError> {
@@ -405,11 +415,22 @@ impl Services {
                 tolerate(j.set_token_state(state, reason.as_deref()))?;
             }
             tolerate(j.heartbeat_if_older(HEARTBEAT_MAX_AGE))?;
-            j.summary()
+            // The lanes of the uploads in flight, for `status` (when they changed).
+            let lanes_new = match lanes_new {
+                Some(l) => match j.set_lanes_in_flight(&l) {
+                    Ok(()) => Some(l),
+                    Err(e) => tolerate(Err(e)).map(|()| None)?,
+                },
+                None => None,
+            };
+            Ok::<_, crate::journal::JournalError>((j.summary()?, lanes_new))
         })
         .await
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
         self.mirrored = Some(state);
+        if lanes_new.is_some() {
+            self.lanes_written = lanes_new;
+        }
         let c = &summary.counts;
         use crate::journal::FileState as S;
         Ok(StatusCounts {

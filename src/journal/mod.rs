@@ -26,6 +26,7 @@ mod error;
 pub mod health;
 mod ingest;
 mod kv;
+mod live;
 mod orphans;
 mod owner;
 mod presence;

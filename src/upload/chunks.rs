@@ -82,6 +82,14 @@ pub(super) async fn send_all(
         };
         let range = (!single).then(|| api::chunk_at(offset, total, len));
         let len = range.map(|r| r.len).unwrap_or(total);
+        // The hash streams on from the offset: it must cover everything before it (a prefix
+        // left to the lanes' tree, `lanes::hashes_prefix`, is read from disk here if needed).
+        if tap.0.bytes_hashed() < offset
+            && let Err(e) = extend_hash(tap, &a.file, &a.row.path, offset).await
+        {
+            let msg = format!("reading {}: {e}", a.row.path.display());
+            return Ok(Break(local_failure(ctx, &a.row, msg).await?));
+        }
         let snapshot = tap.0.snapshot();
         let sent = if a.row.video_id.is_none() {
             first_request(ctx, a, tap, range, shutdown).await?

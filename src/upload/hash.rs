@@ -28,6 +28,8 @@ enum State {
     // Boxed: a BLAKE3 hasher is ~1.9 KB, and snapshots are taken per chunk.
     Blake3(Box<blake3::Hasher>),
     Sha256(Sha256),
+    /// A BLAKE3 computed elsewhere (lanes merge subtrees, [`super::tree`]); takes no more bytes.
+    Blake3Root(blake3::Hash),
 }
 
 /// An incremental content hash that knows how many bytes it has hashed.
@@ -73,7 +75,7 @@ impl ContentHasher {
 
     pub fn algorithm(&self) -> HashAlgorithm {
         match self.state {
-            State::Blake3(_) => HashAlgorithm::Blake3,
+            State::Blake3(_) | State::Blake3Root(_) => HashAlgorithm::Blake3,
             State::Sha256(_) => HashAlgorithm::Sha256,
         }
     }
@@ -84,6 +86,10 @@ impl ContentHasher {
                 h.update(data);
             }
             State::Sha256(h) => h.update(data),
+            State::Blake3Root(_) => {
+                debug_assert!(data.is_empty(), "a finished hash takes no more bytes");
+                return;
+            }
         }
         self.bytes += data.len() as u64;
     }
@@ -107,6 +113,7 @@ impl ContentHasher {
         match &self.state {
             State::Blake3(h) => h.finalize().to_hex().to_string(),
             State::Sha256(h) => hex::encode(h.clone().finalize()),
+            State::Blake3Root(h) => h.to_hex().to_string(),
         }
     }
 
@@ -118,6 +125,32 @@ impl ContentHasher {
     /// The lowercase hex digest.
     pub fn finalize_hex(self) -> String {
         self.hex_so_far()
+    }
+
+    /// The BLAKE3 of a file of `bytes` bytes merged from its subtrees ([`super::tree::Tree`]).
+    pub fn from_blake3(hash: blake3::Hash, bytes: u64) -> ContentHasher {
+        ContentHasher {
+            state: State::Blake3Root(hash),
+            bytes,
+        }
+    }
+
+    /// With BLAKE3, when the bytes hashed so far are a power of two of 1 KiB chunks: their
+    /// subtree, a leaf of the tree of any longer file (lanes go on from there without
+    /// hashing these bytes again). Else `None`.
+    pub fn blake3_leaf(&self) -> Option<super::tree::Leaf> {
+        use blake3::hazmat::HasherExt;
+        let State::Blake3(h) = &self.state else {
+            return None;
+        };
+        let chunks = self.bytes / super::tree::CHUNK;
+        (self.bytes % super::tree::CHUNK == 0 && chunks.is_power_of_two()).then(|| {
+            super::tree::Leaf {
+                offset: 0,
+                len: self.bytes,
+                cv: h.finalize_non_root(),
+            }
+        })
     }
 }
 
@@ -216,6 +249,10 @@ pub async fn hash_prefix_async(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn us(n: u64) -> usize {
+        usize::try_from(n).unwrap()
+    }
     use std::io::Write;
 
     /// The SHA-256 tests below check against known digests; BLAKE3 has its own test.
@@ -241,6 +278,34 @@ mod tests {
         let mut r = hash_prefix(f.path(), 1234, HashAlgorithm::Blake3).unwrap();
         r.extend_from_file(f.path(), data.len() as u64).unwrap();
         assert_eq!(r.finalize_hex(), expected);
+    }
+
+    #[test]
+    fn a_power_of_two_prefix_is_a_leaf_of_the_longer_file() {
+        use crate::upload::tree::{CHUNK, RangeHasher, Tree};
+        let data = sample(300_000);
+        let total = data.len() as u64;
+        for prefix in [CHUNK, 4 * CHUNK, 128 * CHUNK] {
+            let mut h = ContentHasher::default();
+            h.update(&data[..us(prefix)]);
+            let leaf = h.blake3_leaf().expect("a power of two of chunks");
+            let mut tree = Tree::new(total).unwrap();
+            tree.insert([leaf]);
+            let mut rest = RangeHasher::new(prefix, total, total);
+            rest.update(&data[us(prefix)..]);
+            tree.insert(rest.finish());
+            let root = tree.root().unwrap();
+            assert_eq!(root, blake3::hash(&data), "prefix {prefix}");
+            let merged = ContentHasher::from_blake3(root, total);
+            assert_eq!(merged.receipt(), format!("blake3:{}", root.to_hex()));
+            assert_eq!(merged.bytes_hashed(), total);
+        }
+        let mut odd = ContentHasher::default();
+        odd.update(&data[..us(5 * CHUNK)]);
+        assert!(odd.blake3_leaf().is_none(), "5 chunks are two subtrees");
+        let mut sha = ContentHasher::new(A);
+        sha.update(&data[..us(CHUNK)]);
+        assert!(sha.blake3_leaf().is_none());
     }
 
     fn sha_hex(data: &[u8]) -> String {

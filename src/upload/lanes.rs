@@ -12,15 +12,21 @@
 //! - Lanes share the file's rate limit (`max_rate` and its timetable, one token bucket for the
 //!   whole process) and a 429: the first failure stops new chunks, the chunks in flight finish
 //!   (their acknowledgements are committed), then the failure is handled once for the file.
-//! - The content hash cannot stream through out-of-order bodies: the prefix is hashed as before
-//!   and the rest from disk through the held handle once every chunk is acknowledged.
+//! - The content hash: with BLAKE3 each lane hashes its chunk as it streams, into subtrees of
+//!   BLAKE3's tree ([`super::tree`]); the subtrees of acknowledged chunks are kept in memory and
+//!   merged into the root once every chunk is acknowledged, equal to the sequential hash. What
+//!   no lane hashed in this attempt is read back from disk through the held handle: chunks
+//!   acknowledged before a restart, the prefix (unless it is a power of two of 1 KiB, then its
+//!   subtree comes from the sequential hasher), and the at most 1023 bytes on each side of a
+//!   chunk edge that is not on a 1 KiB boundary. With `hash = "sha256"` (no tree) the prefix
+//!   streams as before and the rest is hashed from disk once every chunk is acknowledged.
 //!
 //! [`Journal::commit_range`]: crate::journal::Journal::commit_range
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow::{Break, Continue};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -29,15 +35,41 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::api::{self, BodyObserver, ChunkRange, ErrorClass};
+use crate::config::HashAlgorithm;
 use crate::upload::chunks::{Sent, send_request};
+use crate::upload::hash::{self, ContentHasher};
 use crate::upload::phases::{Attempt, Phase};
 use crate::upload::tap::{Tap, extend_hash};
+use crate::upload::tree::{RangeHasher, Tree};
 use crate::upload::verdict::{file_left, handle_error, local_failure};
-use crate::upload::worker::{Outcome, WorkerContext, j};
+use crate::upload::worker::{Outcome, WorkerContext, WorkerError, j};
 
 /// Whether the rest of this file goes in lanes.
 pub(super) fn wanted(ctx: &WorkerContext, a: &Attempt) -> bool {
     ctx.config.lanes() > 1 && !a.single()
+}
+
+/// Whether this attempt's bytes all go through [`send_rest`] with a BLAKE3 tree, so the resume
+/// hash of the committed prefix is left to it (read from disk once, into subtrees) instead of
+/// the sequential hasher ([`super::phases::start_tap`]).
+pub(super) async fn hashes_prefix(ctx: &WorkerContext, a: &Attempt) -> Result<bool, WorkerError> {
+    let prefix = a.row.bytes_uploaded;
+    if ctx.config.hash != HashAlgorithm::Blake3
+        || a.row.video_id.is_none()
+        || a.single()
+        || prefix == 0
+        || prefix >= a.total
+        || Tree::new(a.total).is_none()
+    {
+        return Ok(false);
+    }
+    if wanted(ctx, a) {
+        return Ok(true);
+    }
+    let id = a.row.id;
+    Ok(!j(&ctx.journal, move |j| j.acked_ranges(id))
+        .await?
+        .is_empty())
 }
 
 /// Length of the first request (sent alone): with lanes the smallest chunk api.video takes, so
@@ -85,11 +117,19 @@ pub(super) fn missing(
     out
 }
 
-/// A lane's body observer: the file's rate limit and progress, no hash; counts what it sent so
-/// a failed chunk's bytes leave the progress again.
+/// A lane's body observer: the file's rate limit and progress, and its chunk's BLAKE3 subtrees
+/// (none with SHA-256); counts what it sent so a failed chunk's bytes leave the progress again.
 struct LaneTap {
     tap: Arc<Tap>,
     sent: AtomicU64,
+    hasher: Mutex<Option<RangeHasher>>,
+}
+
+impl LaneTap {
+    /// The subtrees of the chunk (once its request has returned).
+    fn take_hasher(&self) -> Option<RangeHasher> {
+        self.hasher.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 impl BodyObserver for LaneTap {
@@ -99,6 +139,14 @@ impl BodyObserver for LaneTap {
 
     fn on_bytes(&self, data: &[u8]) {
         self.sent.fetch_add(data.len() as u64, Ordering::Relaxed);
+        if let Some(h) = self
+            .hasher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            h.update(data);
+        }
         self.tap.0.progress().add(data.len() as u64);
     }
 }
@@ -139,6 +187,7 @@ pub(super) async fn send_rest(
     let acked_bytes = total - todo.iter().chain(&last).map(|r| r.len).sum::<u64>();
     tap.0.progress().set(acked_bytes);
     let lanes = ctx.config.lanes();
+    let mut tree = start_tree(tap, prefix, total);
     debug!(path = %a.row.path.display(), lanes, chunks = todo.len() + usize::from(last.is_some()), "sending in lanes");
     let never = CancellationToken::new(); // shutdown is handled here, for all lanes at once
     let mut failed = None;
@@ -170,6 +219,10 @@ pub(super) async fn send_rest(
                 let lane = Arc::new(LaneTap {
                     tap: tap.clone(),
                     sent: AtomicU64::new(0),
+                    hasher: Mutex::new(
+                        tree.is_some()
+                            .then(|| RangeHasher::new(next.offset, next.offset + next.len, total)),
+                    ),
                 });
                 let never = &never;
                 inflight.push(async move {
@@ -201,6 +254,9 @@ pub(super) async fn send_rest(
             }
             match sent {
                 Sent::Acked | Sent::AlreadyHad | Sent::AlreadyComplete => {
+                    if let (Some(tree), Some(h)) = (tree.as_mut(), lane.take_hasher()) {
+                        tree.insert(h.finish());
+                    }
                     let (start, end) = (r.offset, r.offset + r.len);
                     fail::fail_point!("after-chunk-before-commit");
                     j(&ctx.journal, move |j| j.commit_range(id, start, end)).await?;
@@ -228,11 +284,54 @@ pub(super) async fn send_rest(
         return Ok(Break(handle_error(ctx, &a.row, e, Some(r)).await?));
     }
     a.row.attempts = 0;
-    if let Err(e) = extend_hash(tap, &a.file, &a.row.path, total).await {
+    if let Err(e) = finish_hash(tap, tree, a).await {
         let msg = format!("reading {}: {e}", a.row.path.display());
         return Ok(Break(local_failure(ctx, &a.row, msg).await?));
     }
     Ok(Continue(()))
+}
+
+/// The BLAKE3 tree of the file (`None` with SHA-256), with the prefix's subtree when the tap's
+/// sequential hasher covers exactly a power of two of chunks.
+fn start_tree(tap: &Tap, prefix: u64, total: u64) -> Option<Tree> {
+    let h = tap.0.hasher();
+    if h.algorithm() != HashAlgorithm::Blake3 {
+        return None;
+    }
+    let mut tree = Tree::new(total)?;
+    if h.bytes_hashed() == prefix
+        && let Some(leaf) = h.blake3_leaf()
+    {
+        tree.insert([leaf]);
+    }
+    Some(tree)
+}
+
+/// Every chunk is acknowledged: the tap's hash becomes the file's. With a tree, the gaps are
+/// read from disk and the subtrees merged; else (or should the subtrees not fit) the tap's
+/// sequential hasher goes on from disk to the end.
+async fn finish_hash(
+    tap: &Arc<Tap>,
+    tree: Option<Tree>,
+    a: &Attempt,
+) -> Result<(), hash::HashError> {
+    if let Some(mut tree) = tree {
+        let (file, path) = (a.file.clone(), a.row.path.clone());
+        let (tree, read) = tokio::task::spawn_blocking(move || {
+            let read = tree.fill_gaps(file.file(), &path)?;
+            Ok::<_, hash::HashError>((tree, read))
+        })
+        .await
+        .map_err(|e| hash::HashError::Join(e.to_string()))??;
+        if let Some(root) = tree.root() {
+            debug!(path = %a.row.path.display(), read_back = read, "content hash merged from the lanes' subtrees");
+            tap.0
+                .replace(ContentHasher::from_blake3(root, tree.total()));
+            return Ok(());
+        }
+        debug!(path = %a.row.path.display(), "the lanes' subtrees do not make a tree: hashing from disk");
+    }
+    extend_hash(tap, &a.file, &a.row.path, a.total).await
 }
 
 #[cfg(test)]

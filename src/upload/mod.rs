@@ -75,7 +75,8 @@
 //! metadata before `done`), `chunks` (the first request alone, then chunk by chunk), `lanes`
 //! (with `lanes_per_file` > 1: after the first request's `videoId` is committed, up to N chunks
 //! in flight on their own connections, each acknowledged range committed on its own in
-//! `acked_ranges`, the completing chunk held back until all others are acknowledged), and
+//! `acked_ranges`, the completing chunk held back until all others are acknowledged; each lane
+//! hashes its chunk into BLAKE3 subtrees, merged by [`tree`]), and
 //! `verdict` (how an attempt ends otherwise: retry, pause, failure, released).
 
 pub mod adopt;
@@ -99,6 +100,7 @@ mod tap;
 #[cfg(test)]
 mod tests_worker;
 pub mod token;
+pub mod tree;
 mod verdict;
 pub mod worker;
 

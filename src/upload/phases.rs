@@ -191,10 +191,14 @@ pub(super) async fn refuse_empty(ctx: &WorkerContext, a: &Attempt) -> Phase<()> 
 }
 
 /// Phase 3: the body observer, its hash covering what was already sent (resume): the bytes
-/// are hashed from disk, the rest streams through the hasher.
+/// are hashed from disk, the rest streams through the hasher (lanes with BLAKE3 hash the
+/// prefix themselves, [`super::lanes::hashes_prefix`]).
 pub(super) async fn start_tap(ctx: &WorkerContext, a: &Attempt) -> Phase<Arc<Tap>> {
     let mut hasher = ContentHasher::new(ctx.config.hash);
+    // Lanes with BLAKE3 hash the prefix themselves, into subtrees (read once, not twice).
+    let deferred = super::lanes::hashes_prefix(ctx, a).await?;
     if a.row.bytes_uploaded > 0
+        && !deferred
         && let Err(e) =
             extend_through(&mut hasher, &a.file, &a.row.path, a.row.bytes_uploaded).await
     {
@@ -206,10 +210,12 @@ pub(super) async fn start_tap(ctx: &WorkerContext, a: &Attempt) -> Phase<Arc<Tap
         Err(p) => p.into_inner().clone(),
     };
     let progress = Progress::new(a.row.bytes_uploaded);
-    Ok(Continue(Arc::new(Tap(
+    let tap = Tap(
         UploadTap::new(rate, hasher, progress),
         FirstBody::new(ctx.journal.clone(), a.row.id),
-    ))))
+    );
+    tap.0.progress().set(a.row.bytes_uploaded);
+    Ok(Continue(Arc::new(tap)))
 }
 
 /// Phase 5: every byte is acknowledged. The file must be unchanged to be `done`; then the

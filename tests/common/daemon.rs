@@ -138,6 +138,21 @@ impl Setup {
         t
     }
 
+    /// Adds `api.api_key_file` (the emulator's key, mode 0600) to the config on disk: videos are
+    /// created first, with the content hash in their metadata.
+    pub fn use_api_key(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let key_file = self.dir.join("api-key");
+        std::fs::write(&key_file, super::API_KEY).unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = self.config_text().replacen(
+            "[api]\n",
+            &format!("[api]\napi_key_file = \"{}\"\n", key_file.display()),
+            1,
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
     /// Starts `ingestd run` with this config.
     pub fn start(&self) -> Daemon {
         Daemon::start(&self.config, &self.dir.join("daemon.log"))

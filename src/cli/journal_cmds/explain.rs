@@ -363,8 +363,17 @@ fn lanes_line(config: &Config, journal: &Journal, row: &FileRow) -> anyhow::Resu
         .iter()
         .map(|(s, e)| e - (*s).max(row.bytes_uploaded))
         .sum();
+    // What the running daemon last recorded (its status tick, every 5 s).
+    let now = match journal.daemon_info()? {
+        Some(d) if d.running && row.state == FileState::Uploading => journal
+            .lanes_in_flight()?
+            .get(&row.id)
+            .map(|n| format!("{n} in flight now; "))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
     Ok(Some(format!(
-        "lanes: up to {lanes} chunks in flight at once once the videoId is known; {} chunks ({}) acknowledged beyond the resume point at {}, never sent again; the completing chunk goes last",
+        "lanes: up to {lanes} chunks in flight at once once the videoId is known; {now}{} chunks ({}) acknowledged beyond the resume point at {}, never sent again; the completing chunk goes last",
         ranges.len(),
         human_size(beyond),
         human_size(row.bytes_uploaded)

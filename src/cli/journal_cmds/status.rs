@@ -10,7 +10,9 @@
 //! `status` does not need, or null), `daemon` (`{"pid", "running", "heartbeat_at"}` or null), `rate` (`{"bytes_per_second" (0 =
 //! unlimited), "limited", "bypassed" (SIGUSR2), "timetable", "next_change_at",
 //! "next_bytes_per_second", "source": "daemon"|"config"}`), and per
-//! file `root`, `last_error_slug`, `chunk_size`, `first_chunk_in_flight`, `changed_at`,
+//! file `bytes_acked` (bytes acknowledged, chunks sent in lanes beyond the resume point
+//! included), `lanes` (chunk requests in flight now, as the running daemon last recorded them
+//! every 5 s; null when no daemon runs or the file is not uploading), `root`, `last_error_slug`, `chunk_size`, `first_chunk_in_flight`, `changed_at`,
 //! `queued_at`, `created_at`, `updated_at`, `done_at`, `after_upload`, `adopted_at` (when the file
 //! was found on api.video by its content hash instead of uploaded, or null), `abandoned_video_ids`,
 //! `possible_orphans`. Without `--all`: settling, queued, uploading and failed files, and done
@@ -52,6 +54,9 @@ struct Report {
     notes: HashMap<i64, Vec<FileNote>>,
     /// Bytes acknowledged beyond each file's resume point (chunks sent in lanes), by file id.
     acked_beyond: HashMap<i64, u64>,
+    /// Chunk requests in flight per uploading file (lanes), as the running daemon last recorded
+    /// them (its status tick, every 5 s); empty when no daemon runs.
+    lanes: HashMap<i64, usize>,
     /// What to do when the token is rejected, for this configuration's token source.
     token_advice: String,
     /// A token, API key or CA file that `run` would refuse (`status` does not need them).
@@ -93,6 +98,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
             journal_problem: None,
             notes: HashMap::new(),
             acked_beyond: HashMap::new(),
+            lanes: HashMap::new(),
             token_advice: String::new(),
             config_problem: None,
         },
@@ -156,9 +162,16 @@ fn read(journal: &Journal) -> Result<Report, JournalError> {
         notes.entry(n.file_id).or_default().push(n);
     }
     let daemon = journal.daemon_info()?;
-    let recorded = match &daemon {
-        Some(d) if d.running => journal.rate_in_force()?,
-        _ => None,
+    let running = daemon.as_ref().is_some_and(|d| d.running);
+    let recorded = if running {
+        journal.rate_in_force()?
+    } else {
+        None
+    };
+    let lanes = if running {
+        journal.lanes_in_flight()?
+    } else {
+        HashMap::new()
     };
     Ok(Report {
         journal: journal.path().to_owned(),
@@ -176,6 +189,7 @@ fn read(journal: &Journal) -> Result<Report, JournalError> {
         journal_problem: None,
         notes,
         acked_beyond: journal.acked_beyond_prefix()?,
+        lanes,
         token_advice: String::new(),
         config_problem: None,
     })
@@ -304,6 +318,7 @@ fn file_json(r: &Report, f: &FileRow) -> Value {
         "size": f.identity.size,
         "bytes_uploaded": f.bytes_uploaded,
         "bytes_acked": f.bytes_uploaded + r.acked_beyond.get(&f.id).copied().unwrap_or(0),
+        "lanes": lanes_of(r, f),
         "video_id": f.video_id,
         "attempts": f.attempts,
         "last_error": f.last_error,
@@ -324,6 +339,14 @@ fn file_json(r: &Report, f: &FileRow) -> Value {
         "abandoned_video_ids": of_kind(NoteKind::Abandoned),
         "possible_orphans": of_kind(NoteKind::Orphan),
     })
+}
+
+/// Chunk requests of `f` in flight now (lanes), per the running daemon; `None` for a file it is
+/// not uploading.
+fn lanes_of(r: &Report, f: &FileRow) -> Option<usize> {
+    (f.state == FileState::Uploading)
+        .then(|| r.lanes.get(&f.id).copied())
+        .flatten()
 }
 
 fn write_table(
@@ -427,7 +450,7 @@ fn write_table(
             human_size(f.identity.size),
             f.video_id.as_deref().unwrap_or("-"),
             Human(f.path.display()),
-            Human(note(f, now)),
+            Human(note(f, lanes_of(r, f), now)),
         )
     })?;
     if shown == 0 {
@@ -461,7 +484,7 @@ fn write_table(
     Ok(())
 }
 
-fn note(f: &FileRow, now: SystemTime) -> String {
+fn note(f: &FileRow, lanes: Option<usize>, now: SystemTime) -> String {
     let error = || last_error(f).unwrap_or_default();
     match f.state {
         FileState::Settling => {
@@ -484,7 +507,11 @@ fn note(f: &FileRow, now: SystemTime) -> String {
             ),
             None => "waiting for a worker".into(),
         },
-        FileState::Uploading => error(),
+        FileState::Uploading => match lanes.filter(|&n| n > 1) {
+            Some(n) if error().is_empty() => format!("{n} lanes in flight"),
+            Some(n) => format!("{n} lanes in flight; {}", error()),
+            None => error(),
+        },
         FileState::Failed => format!("{} — `ingestd retry {}`", error(), f.id),
         FileState::Done => {
             let mut when = f.done_at.map(rfc3339).unwrap_or_default();
