@@ -340,7 +340,14 @@ fn status_and_explain_show_the_lanes_in_flight_now_and_the_bytes_acknowledged() 
     });
     let row = file_row(&s, &path).unwrap();
     assert_eq!(row["state"], "uploading", "{row:#}");
-    assert_eq!(row["bytes_uploaded"], MIB5, "the resume point: {row:#}");
+    // The resume point (the acknowledged prefix) is below what is acknowledged: which three
+    // chunks crawl depends on the order the lanes' requests reach the endpoint (under load the
+    // chunk after the prefix may not be among them), so only the bounds are fixed.
+    let resume = row["bytes_uploaded"].as_u64().unwrap_or(0);
+    assert!(
+        (MIB5..5 * MIB5).contains(&resume),
+        "the resume point: {row:#}"
+    );
     let cli = |cmd: &str| {
         let out = std::process::Command::new(common::bin())
             .args([cmd, "--config"])
