@@ -2,7 +2,9 @@
 //! API key file, the config or the journal inside a root is never uploaded (one warning naming
 //! the path); with `follow_symlinks = true` a link to a secret or to outside every root is not
 //! followed; a queued file replaced by a symlink, or whose directory was replaced by one while
-//! the daemon was stopped, goes `gone` with the reason instead of settling forever.
+//! the daemon was stopped, goes `gone` with the reason instead of settling forever. A file
+//! reached through a symlink inside a root (a file link, or a directory link) is one row under
+//! its real path and one video, with the inotify watcher and the polling one.
 
 mod common;
 
@@ -11,7 +13,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::Emulator;
-use common::daemon::{Opts, Setup, clear_faults, file_row, set_faults, videos};
+use common::daemon::{
+    Opts, Setup, assert_uploaded_once, clear_faults, file_row, set_faults, video_id, videos,
+};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(60);
@@ -249,4 +253,93 @@ fn a_settling_row_whose_path_became_a_symlink_does_not_stay_settling() {
             .contains("now a symlink"),
         "{row:#}"
     );
+}
+
+/// No row of `st` has a path under any of `names` (files or directories of the inbox).
+fn no_rows_under(s: &Setup, st: &Value, names: &[&str]) {
+    for f in st["files"].as_array().into_iter().flatten() {
+        let p = Path::new(f["path"].as_str().unwrap_or(""));
+        for n in names {
+            assert!(
+                !p.starts_with(s.inbox.join(n)),
+                "a row under the link {n}: {f:#}\n{st:#}"
+            );
+        }
+    }
+}
+
+/// Every file of `files` uploaded exactly once (content equal), and nothing else uploaded.
+fn one_video_each(em: &Emulator, st: &Value, files: &[&Path]) {
+    for f in files {
+        assert_uploaded_once(em, f, &video_id(st, f));
+    }
+    assert_eq!(
+        videos(em).len(),
+        files.len(),
+        "one video per file: {:#?}",
+        videos(em)
+    );
+}
+
+/// Links to a file of the root, made before the start and after its upload (absolute,
+/// relative, from a subdirectory): the file is uploaded once, under its own path.
+fn file_links_inside_the_root_are_one_video(watch_extra: &str) {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    write_config(&s, None, &format!("follow_symlinks = true\n{watch_extra}"));
+    let clip = s.inbox.join("clip.mp4");
+    common::daemon::write_file(&clip, 300_000, 11);
+    symlink(&clip, s.inbox.join("alias.mp4")).unwrap();
+    symlink("clip.mp4", s.inbox.join("rel.mp4")).unwrap();
+    let _d = s.start();
+    s.wait_for("clip.mp4 done", T, |st| state(st, &clip) == Some("done"));
+    // Links made after the upload: no second upload.
+    std::fs::create_dir_all(s.inbox.join("sub")).unwrap();
+    symlink("../clip.mp4", s.inbox.join("sub/deep.mp4")).unwrap();
+    symlink(&clip, s.inbox.join("late.mp4")).unwrap();
+    let barrier = s.drop_file("barrier.mp4", 100_000, 12);
+    let st = s.wait_for("the barrier done", T, |st| {
+        state(st, &barrier) == Some("done")
+    });
+    no_rows_under(&s, &st, &["alias.mp4", "rel.mp4", "late.mp4", "sub"]);
+    one_video_each(&em, &st, &[&clip, &barrier]);
+}
+
+#[test]
+fn a_file_linked_inside_its_root_is_one_video() {
+    file_links_inside_the_root_are_one_video("");
+}
+
+#[test]
+fn a_file_linked_inside_its_root_is_one_video_when_polling() {
+    file_links_inside_the_root_are_one_video("mode = \"poll\"\npoll_interval = \"1s\"\n");
+}
+
+/// A directory link inside the root made before the start, two made while it runs (absolute
+/// and relative), and a file added to the real directory once they exist: each file is
+/// uploaded once, under its real path.
+#[test]
+fn a_directory_linked_inside_its_root_uploads_each_file_once() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    write_config(&s, None, "follow_symlinks = true\n");
+    let real = s.inbox.join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    let (a, b) = (real.join("a.mp4"), real.join("b.mp4"));
+    common::daemon::write_file(&a, 200_000, 21);
+    common::daemon::write_file(&b, 150_000, 22);
+    symlink(&real, s.inbox.join("before")).unwrap();
+    let _d = s.start();
+    s.wait_for("a and b done under their real paths", T, |st| {
+        state(st, &a) == Some("done") && state(st, &b) == Some("done")
+    });
+    symlink(&real, s.inbox.join("after")).unwrap();
+    symlink("real", s.inbox.join("again")).unwrap();
+    let c = s.drop_file("real/c.mp4", 120_000, 23);
+    let barrier = s.drop_file("barrier.mp4", 100_000, 24);
+    let st = s.wait_for("c and the barrier done", T, |st| {
+        state(st, &c) == Some("done") && state(st, &barrier) == Some("done")
+    });
+    no_rows_under(&s, &st, &["before", "after", "again"]);
+    one_video_each(&em, &st, &[&a, &b, &c, &barrier]);
 }

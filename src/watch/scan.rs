@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::filter::Filter;
-use super::rules::Rules;
+use super::rules::{Route, Rules};
 use crate::journal::FileIdentity;
 
 /// The identity of a file from its metadata.
@@ -163,9 +163,16 @@ impl Walk<'_> {
                 tracing::trace!(path = %path.display(), "symlink not followed");
                 return;
             }
-            if let Some(why) = self.rules.refuse_link(self.root, &path) {
-                log.skip(&path, why);
-                return;
+            match self.rules.route(self.root, &path) {
+                Err(why) => {
+                    log.skip(&path, why);
+                    return;
+                }
+                Ok(Route::Inside { root, real }) => {
+                    self.inside_link(&path, &root, real, log, v);
+                    return;
+                }
+                Ok(Route::Outside) => {}
             }
             match fs::metadata(&path) {
                 Ok(m) => {
@@ -183,7 +190,10 @@ impl Walk<'_> {
                 return;
             }
             if self.follow_symlinks {
-                let m = match meta.map_or_else(|| fs::metadata(&path), Ok) {
+                let m = match meta
+                    .as_ref()
+                    .map_or_else(|| fs::metadata(&path), |m| Ok(m.clone()))
+                {
                     Ok(m) => m,
                     Err(e) => {
                         log.skip(&path, format_args!("cannot stat directory: {e}"));
@@ -191,10 +201,15 @@ impl Walk<'_> {
                     }
                 };
                 if !visited.insert((m.dev(), m.ino())) {
-                    log.skip(
-                        &path,
-                        "symlink loop (or a second link to one directory): already visited in this scan",
-                    );
+                    // Only a second link to a directory outside the roots is worth a warning:
+                    // links inside the roots are never walked, so a real directory seen twice
+                    // was first reached through such a link.
+                    if meta.is_some() {
+                        log.skip(
+                            &path,
+                            "symlink loop (or a second link to one directory): already visited in this scan",
+                        );
+                    }
                     return;
                 }
             }
@@ -217,6 +232,47 @@ impl Walk<'_> {
                 &path,
                 "not a regular file (FIFO, socket or device): nothing to upload",
             );
+        }
+    }
+
+    /// A followed link at `link` whose target is inside the root `root`, at `real`: another
+    /// name for a file the roots' own walks find. A file in this root is reported under its
+    /// real path (when that path is included); a directory is not walked through the link (its
+    /// own path is, once); a target in another root is that root's.
+    fn inside_link(
+        &self,
+        link: &Path,
+        root: &Path,
+        real: PathBuf,
+        log: &mut LogOnce,
+        v: &mut impl Visitor,
+    ) {
+        if root != self.root {
+            tracing::debug!(path = %link.display(), real = %real.display(), "a symlink into another watch root: that root uploads the file");
+            return;
+        }
+        let m = match fs::metadata(&real) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                log.skip(link, format_args!("cannot stat: {e}{}", overflow_hint(&e)));
+                return;
+            }
+        };
+        if !m.is_file() {
+            tracing::trace!(path = %link.display(), real = %real.display(), "a symlink to a directory of the root: walked under its real path");
+            return;
+        }
+        let Ok(rel) = real.strip_prefix(self.root) else {
+            return;
+        };
+        if let Some(why) = self.filter.rejects_file(rel) {
+            tracing::debug!(path = %link.display(), real = %real.display(), "a symlink to a file of the root that is not uploaded: {why}");
+            return;
+        }
+        match self.rules.refuse_file(&real, &m, true) {
+            Some(why) => log.skip(link, why),
+            None => v.file(real, identity(&m)),
         }
     }
 }
