@@ -303,6 +303,20 @@ fn file_links_inside_the_root_are_one_video(watch_extra: &str) {
     });
     no_rows_under(&s, &st, &["alias.mp4", "rel.mp4", "late.mp4", "sub"]);
     one_video_each(&em, &st, &[&clip, &barrier]);
+    // `explain` on a link names the real path and what happened to it.
+    let out = std::process::Command::new(common::bin())
+        .arg("--config")
+        .arg(&s.config)
+        .arg("explain")
+        .arg(s.inbox.join("late.mp4"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("its real path {}", clip.display()))
+            && text.contains("uploaded: videoId"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -342,4 +356,48 @@ fn a_directory_linked_inside_its_root_uploads_each_file_once() {
     });
     no_rows_under(&s, &st, &["before", "after", "again"]);
     one_video_each(&em, &st, &[&a, &b, &c, &barrier]);
+}
+
+/// A queued file replaced by a link to another file of the same root (atomic `rename`, during a
+/// retry wait): its row goes `gone` with the reason, and the other file is uploaded once, under
+/// its own path (before: the link's row uploaded the other file's bytes a second time).
+#[test]
+fn a_queued_file_replaced_by_a_link_into_its_root_is_not_a_second_copy() {
+    let em = Emulator::start();
+    let s = Setup::new(&em, Opts::default());
+    write_config(&s, None, "follow_symlinks = true\n");
+    hold_uploads(&em);
+    let _d = s.start();
+    let f = s.drop_file("clip.mp4", 100_000, 31);
+    let other = s.drop_file("other.mp4", 90_000, 32);
+    s.wait_for("failed attempts", T, |st| {
+        [&f, &other]
+            .iter()
+            .all(|p| file_row(st, p).is_some_and(|r| r["attempts"].as_u64() >= Some(1)))
+    });
+    replace_with_symlink(&other, &f);
+    clear_faults(&em);
+    let st = s.wait_for("the row gone, the other file done", T, |st| {
+        state(st, &f) == Some("gone") && state(st, &other) == Some("done")
+    });
+    let row = file_row(&st, &f).unwrap();
+    assert!(
+        row["last_error"].as_str().unwrap_or("").contains("symlink"),
+        "{row:#}"
+    );
+    // A late retry of the link's row would be a second video of other.mp4: wait until nothing
+    // is left to do before counting.
+    let st = s.wait_for("nothing pending", T, |st| {
+        st["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|r| matches!(r["state"].as_str(), Some("done" | "gone")))
+    });
+    let complete: Vec<Value> = videos(&em)
+        .into_iter()
+        .filter(|v| v["complete"] == true)
+        .collect();
+    assert_eq!(complete.len(), 1, "only other.mp4: {complete:#?}");
+    assert_uploaded_once(&em, &other, &video_id(&st, &other));
 }
