@@ -401,3 +401,39 @@ fn a_queued_file_replaced_by_a_link_into_its_root_is_not_a_second_copy() {
     assert_eq!(complete.len(), 1, "only other.mp4: {complete:#?}");
     assert_uploaded_once(&em, &other, &video_id(&st, &other));
 }
+
+/// A `settling` row whose file became a link to another file of its root while the daemon was
+/// stopped (as an earlier version could leave one under a link's path): after the start's full
+/// scan it ends `gone` with the reason, and only the real path stays.
+#[test]
+fn a_settling_row_whose_path_became_a_link_into_its_root_goes_gone() {
+    let em = Emulator::start();
+    let s = Setup::new(
+        &em,
+        Opts {
+            settle: "1h",
+            ..Opts::default()
+        },
+    );
+    write_config(&s, None, "follow_symlinks = true\n");
+    let mut d = s.start();
+    let f = s.drop_file("clip.mp4", 100_000, 41);
+    let other = s.drop_file("other.mp4", 80_000, 42);
+    s.wait_for("both settling", T, |st| {
+        state(st, &f) == Some("settling") && state(st, &other) == Some("settling")
+    });
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(T).is_some(), "the daemon stops");
+    replace_with_symlink(&other, &f);
+    let _d = s.start();
+    let st = s.wait_for("the row gone", T, |st| state(st, &f) == Some("gone"));
+    let row = file_row(&st, &f).unwrap();
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&*other.to_string_lossy()),
+        "{row:#}"
+    );
+    assert_eq!(state(&st, &other), Some("settling"), "{st:#}");
+}
