@@ -107,6 +107,19 @@ impl Rules {
         }
     }
 
+    /// The rules of one root and no secrets (unit tests of the walk).
+    #[cfg(test)]
+    pub(crate) fn one_root(root: &Path, follow: bool, outside: bool) -> Rules {
+        Rules {
+            roots: vec![RootRule {
+                path: root.to_owned(),
+                follow,
+                outside,
+            }],
+            secrets: Secrets::default(),
+        }
+    }
+
     /// The rules for `config`'s roots and secrets.
     pub fn from_config(config: &Config) -> Rules {
         Rules::new(&config.watch, Secrets::from_config(config))

@@ -280,6 +280,60 @@ impl Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::symlink;
+
+    #[derive(Default)]
+    struct Found(Vec<PathBuf>);
+
+    impl Visitor for Found {
+        fn dir(&mut self, _: &Path) {}
+        fn file(&mut self, path: PathBuf, _: FileIdentity) {
+            self.0.push(path);
+        }
+    }
+
+    #[test]
+    fn links_inside_the_root_report_real_paths_and_are_never_walked() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("in");
+        let real = root.join("real");
+        fs::create_dir_all(&real).unwrap();
+        fs::create_dir_all(root.join(".hidden")).unwrap();
+        fs::write(real.join("a.mp4"), "a").unwrap();
+        fs::write(root.join(".hidden/h.mp4"), "h").unwrap();
+        symlink(&real, root.join("view")).unwrap();
+        symlink("real", root.join("zview")).unwrap();
+        symlink(real.join("a.mp4"), root.join("alias.mp4")).unwrap();
+        symlink(".hidden/h.mp4", root.join("peek.mp4")).unwrap();
+        symlink(&root, real.join("up")).unwrap();
+        let filter =
+            Filter::from_patterns(&["*.mp4".to_owned()], &[".*".to_owned()], true).unwrap();
+        let rules = Rules::one_root(&root, true, false);
+        let cancel = CancellationToken::new();
+        let walk = Walk {
+            root: &root,
+            filter: &filter,
+            follow_symlinks: true,
+            rules: &rules,
+            cancel: &cancel,
+        };
+        let mut log = LogOnce::default();
+        let mut found = Found::default();
+        walk.run(&root, &mut log, &mut found).unwrap();
+        let paths: BTreeSet<PathBuf> = found.0.into_iter().collect();
+        // One file under its real path, whatever the routes; the excluded file stays excluded.
+        assert_eq!(paths, BTreeSet::from([real.join("a.mp4")]));
+        // No warning about a "second link" for the real directory reached first by a link.
+        for p in [
+            &real,
+            &root.join("view"),
+            &root.join("zview"),
+            &real.join("up"),
+        ] {
+            assert!(!log.logged(p), "{}", p.display());
+        }
+    }
 
     #[test]
     fn eoverflow_says_what_the_platform_cannot_represent() {
