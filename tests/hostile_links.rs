@@ -437,3 +437,32 @@ fn a_settling_row_whose_path_became_a_link_into_its_root_goes_gone() {
     );
     assert_eq!(state(&st, &other), Some("settling"), "{st:#}");
 }
+
+/// A link in one root to a file of another root: the file is that root's, uploaded once under
+/// its real path.
+#[test]
+fn a_link_into_another_root_leaves_the_file_to_that_root() {
+    let em = Emulator::start();
+    let s = Setup::new(
+        &em,
+        Opts {
+            extra_roots: vec!["other"],
+            ..Opts::default()
+        },
+    );
+    write_config(&s, None, "follow_symlinks = true\n");
+    let other = s.dir.join("other");
+    std::fs::create_dir_all(other.join("sub")).unwrap();
+    let clip = other.join("sub/clip.mp4");
+    common::daemon::write_file(&clip, 200_000, 51);
+    symlink(&clip, s.inbox.join("clip.mp4")).unwrap();
+    symlink(other.join("sub"), s.inbox.join("dir")).unwrap();
+    let _d = s.start();
+    s.wait_for("clip.mp4 done", T, |st| state(st, &clip) == Some("done"));
+    let barrier = s.drop_file("barrier.mp4", 100_000, 52);
+    let st = s.wait_for("the barrier done", T, |st| {
+        state(st, &barrier) == Some("done")
+    });
+    no_rows_under(&s, &st, &["clip.mp4", "dir"]);
+    one_video_each(&em, &st, &[&clip, &barrier]);
+}
