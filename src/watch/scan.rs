@@ -201,9 +201,8 @@ impl Walk<'_> {
                     }
                 };
                 if !visited.insert((m.dev(), m.ino())) {
-                    // Only a second link to a directory outside the roots is worth a warning:
-                    // links inside the roots are never walked, so a real directory seen twice
-                    // was first reached through such a link.
+                    // Links inside the roots are never walked, so only a link to outside them
+                    // can lead to a directory seen before: a loop, or a second such link.
                     if meta.is_some() {
                         log.skip(
                             &path,
