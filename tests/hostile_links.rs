@@ -282,7 +282,8 @@ fn one_video_each(em: &Emulator, st: &Value, files: &[&Path]) {
 }
 
 /// Links to a file of the root, made before the start and after its upload (absolute,
-/// relative, from a subdirectory): the file is uploaded once, under its own path.
+/// relative, from a subdirectory): the file is uploaded once, under its own path; the target
+/// replaced by new content is one more video, still under its own path.
 fn file_links_inside_the_root_are_one_video(watch_extra: &str) {
     let em = Emulator::start();
     let s = Setup::new(&em, Opts::default());
@@ -317,6 +318,35 @@ fn file_links_inside_the_root_are_one_video(watch_extra: &str) {
             && text.contains("uploaded: videoId"),
         "{text}"
     );
+    // The target replaced by new content (atomic rename): one more video, of the new content,
+    // still under the real path only.
+    let first = video_id(&st, &clip);
+    s.drop_file("clip.mp4", 250_000, 13);
+    // The path's newest row (the first upload's row stays, superseded).
+    let newest = |st: &Value| {
+        st["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["path"].as_str() == Some(&*clip.to_string_lossy()))
+            .find(|r| r["video_id"].as_str() != Some(&*first))
+            .cloned()
+    };
+    let st = s.wait_for("the new clip.mp4 done", T, |st| {
+        newest(st).is_some_and(|r| r["state"] == "done")
+    });
+    no_rows_under(&s, &st, &["alias.mp4", "rel.mp4", "late.mp4", "sub"]);
+    let new_id = newest(&st).unwrap()["video_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new = common::daemon::video(&em, &new_id);
+    assert_eq!(
+        new["sha256"].as_str(),
+        Some(&*common::daemon::sha256_file(&clip)),
+        "{new:#}"
+    );
+    assert_eq!(videos(&em).len(), 3, "{:#?}", videos(&em));
 }
 
 #[test]
