@@ -1,7 +1,8 @@
 //! The metrics/status listener cannot starve the daemon (issue 14 §3): under a 1024 descriptor
 //! limit, 1,100 idle connections to `[metrics] listen` leave the watcher, the journal and the
 //! uploads their descriptors (a new file still uploads) and `/metrics` still answers; a request
-//! naming another host (DNS rebinding) is refused; the page carries its security headers.
+//! naming another host (DNS rebinding) is refused; the page carries its security headers; under
+//! a small limit (256) the listener still answers (its reserve is a quarter of the limit).
 
 mod common;
 mod metrics_support;
@@ -200,5 +201,23 @@ fn the_soft_descriptor_limit_is_raised_and_the_unit_sets_one() {
     assert!(
         at > 0 && lines[at - 1].starts_with('#'),
         "LimitNOFILE= without its reason above it"
+    );
+}
+
+/// Under a small descriptor limit that cannot be raised (256, soft and hard) the listener still
+/// answers: its reserve is a quarter of the limit (a fixed reserve of 256 refused everything).
+#[test]
+fn a_small_descriptor_limit_still_leaves_the_listener_places() {
+    let em = Emulator::start();
+    let d = Daemon::start(&em);
+    set_nofile(d.pid() as i32, 256, 256);
+    let m = wait_for("/metrics under a limit of 256", || {
+        try_get(&d.addr, "/metrics")
+    });
+    assert!(m.contains("ingestd_files"), "{m}");
+    let log = d.log.lock().unwrap().join("\n");
+    assert!(
+        !log.contains("too few file descriptors left"),
+        "a connection was refused:\n{log}"
     );
 }

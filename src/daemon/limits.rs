@@ -2,7 +2,7 @@
 //! hard limit, so that the watcher (inotify, directory listings), the journal (SQLite and its
 //! WAL) and the uploads never run short of descriptors because of what the system's default soft
 //! limit (often 1024) allows. The metrics listener also keeps a reserve below the limit
-//! (`metrics::listener::FD_RESERVE`). Under systemd, `LimitNOFILE=` in the unit sets both
+//! (`metrics::listener::fd_reserve`: a quarter of it, at most 256). Under systemd, `LimitNOFILE=` in the unit sets both
 //! limits (its seccomp filter refuses `setrlimit`, which is fine).
 
 /// Raises the soft descriptor limit to the hard one; returns the soft limit in force after.

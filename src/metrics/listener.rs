@@ -2,9 +2,10 @@
 //! [`MAX_CONNECTIONS`] connections at once (one more is accepted and closed at once), a request's
 //! headers must arrive within [`HEADER_TIMEOUT`] of the connection opening (an idle connection is
 //! closed then), one request per connection, and a whole connection lives at most
-//! [`CONNECTION_TIMEOUT`]. A connection whose descriptor lands within [`FD_RESERVE`] of the
-//! process's descriptor limit is closed at once too, so the watcher, the journal and the uploads
-//! always keep descriptors of their own.
+//! [`CONNECTION_TIMEOUT`]. A connection whose descriptor lands within the reserve of the
+//! process's descriptor limit ([`fd_reserve`]: a quarter of the limit, at most
+//! [`FD_RESERVE_MAX`]) is closed at once too, so the watcher, the journal and the uploads always
+//! keep descriptors of their own, while the listener keeps places even under a small limit.
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -25,8 +26,20 @@ pub const MAX_CONNECTIONS: usize = 64;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest a connection (one request and its answer) may live.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Descriptors kept free for everything but the listener.
-pub const FD_RESERVE: u64 = 256;
+/// The most descriptors kept free for everything but the listener (reached from a limit of 1024).
+pub const FD_RESERVE_MAX: u64 = 256;
+/// Descriptors the listener may always use below a tiny limit, whatever the reserve says.
+const LISTENER_MIN: u64 = 8;
+
+/// Descriptors kept free for everything but the listener under the soft limit `limit`: a quarter
+/// of it, at most [`FD_RESERVE_MAX`], and never so many that the listener is left fewer than
+/// [`LISTENER_MIN`] places. A fixed reserve of 256 refused every connection under a limit of 256
+/// and left ~44 places under 300.
+pub fn fd_reserve(limit: u64) -> u64 {
+    (limit / 4)
+        .min(FD_RESERVE_MAX)
+        .min(limit.saturating_sub(LISTENER_MIN))
+}
 
 /// The soft `RLIMIT_NOFILE` now (`u64::MAX` when unlimited or unknown).
 pub fn fd_limit() -> u64 {
@@ -52,7 +65,7 @@ fn rlim(v: libc::rlim_t) -> u64 {
 /// Whether a connection on descriptor `fd` would eat into the reserve under `limit`. Descriptors
 /// are allocated lowest first, so the number tells how many are open.
 pub fn in_reserve(fd: u64, limit: u64) -> bool {
-    fd.saturating_add(FD_RESERVE) >= limit
+    fd.saturating_add(fd_reserve(limit)) >= limit
 }
 
 /// Accepts connections until `shutdown`; requests in progress then get a second to finish.
@@ -145,9 +158,30 @@ mod tests {
     #[test]
     fn the_reserve_is_kept_below_the_limit() {
         assert!(!in_reserve(10, 1024));
-        assert!(!in_reserve(1024 - FD_RESERVE - 1, 1024));
-        assert!(in_reserve(1024 - FD_RESERVE, 1024));
+        assert!(!in_reserve(1024 - FD_RESERVE_MAX - 1, 1024));
+        assert!(in_reserve(1024 - FD_RESERVE_MAX, 1024));
         assert!(in_reserve(2000, 1024));
         assert!(!in_reserve(5000, u64::MAX));
+    }
+
+    #[test]
+    fn the_reserve_scales_with_the_limit_and_leaves_the_listener_places() {
+        assert_eq!(fd_reserve(u64::MAX), FD_RESERVE_MAX);
+        assert_eq!(fd_reserve(65_536), FD_RESERVE_MAX);
+        assert_eq!(fd_reserve(1024), 256);
+        assert_eq!(fd_reserve(300), 75);
+        assert_eq!(fd_reserve(256), 64);
+        assert_eq!(fd_reserve(20), 5);
+        assert_eq!(fd_reserve(10), 2);
+        assert_eq!(fd_reserve(4), 0);
+        assert_eq!(fd_reserve(0), 0);
+        // Under small limits the listener still has places: a limit of 256 with ~30 descriptors
+        // in use serves connections (a fixed reserve of 256 refused them all).
+        for limit in [16, 64, 128, 256, 300, 512] {
+            let free = limit - fd_reserve(limit);
+            assert!(free >= limit * 3 / 4, "{limit}: {free} places");
+            assert!(!in_reserve(limit / 2, limit), "{limit}");
+            assert!(in_reserve(limit - 1, limit), "{limit}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bridge::{AddError, CREATED, HintKind, Watcher};
 use super::filter::Filter;
-use super::rules::{Refusal, Rules};
+use super::rules::{Refusal, Route, Rules};
 use super::scan::{LogOnce, UNREADABLE_DIR_HINT, Visitor, Walk, identity};
 use super::tracker::{BATCH, Tracker};
 use super::{Health, Sink};
@@ -218,6 +218,29 @@ impl Engine {
             } else {
                 fs::symlink_metadata(&path)
             };
+            if meta.is_ok() && self.cfg.follow_symlinks && is_link(&path) {
+                match self.rules.route(&self.cfg.path, &path) {
+                    Ok(Route::Inside { root, real }) => {
+                        // Another name for a file or directory of the roots: whatever was
+                        // tracked under this path (a file or directory replaced by the link) is
+                        // gone from it, and a file of this root is observed under its real path.
+                        if let Some(w) = self.watcher.as_mut() {
+                            w.removed_under(&path);
+                        }
+                        if self.tracker.forget(&path) {
+                            gone.push(path.clone());
+                        }
+                        gone.extend(self.tracker.forget_under(&path));
+                        if root == self.cfg.path
+                            && let Some(o) = self.inside_file(&path, real)
+                        {
+                            obs.push(o);
+                        }
+                        continue;
+                    }
+                    Ok(Route::Outside) | Err(_) => {}
+                }
+            }
             match meta {
                 Ok(m) if m.is_dir() => {
                     if kind & CREATED != 0 && self.filter.rejects_dir(rel).is_none() {
@@ -315,7 +338,15 @@ impl Engine {
     /// root itself went away are not reported gone).
     pub fn tick(&mut self) -> Health {
         let follow = self.cfg.follow_symlinks;
-        let gone = self.tracker.check(Instant::now(), |p| stat(p, follow));
+        let (rules, root) = (&self.rules, &self.cfg.path);
+        let gone = self.tracker.check(Instant::now(), |p| {
+            // A tracked file replaced by a link into the roots is gone from its path: the file
+            // it leads to is tracked under its own.
+            if follow && is_link(p) && matches!(rules.route(root, p), Ok(Route::Inside { .. })) {
+                return None;
+            }
+            stat(p, follow)
+        });
         if !gone.is_empty() {
             let h = self.check_root();
             if h != Health::Ok {
@@ -328,6 +359,25 @@ impl Engine {
 }
 
 impl Engine {
+    /// A link of this root to `real`, inside this root: the observation of the file there,
+    /// when it is a regular file its rules let through.
+    fn inside_file(&mut self, link: &Path, real: PathBuf) -> Option<Observation> {
+        let m = fs::metadata(&real).ok().filter(fs::Metadata::is_file)?;
+        let rel = real.strip_prefix(&self.cfg.path).ok()?;
+        if self.filter.rejects_file(rel).is_some() {
+            return None;
+        }
+        if let Some(why) = self.rules.refuse_file(&real, &m, true) {
+            self.log.skip(link, why);
+            return None;
+        }
+        Some(Observation {
+            root: self.cfg.path.clone(),
+            path: real,
+            identity: identity(&m),
+        })
+    }
+
     /// With `follow_symlinks`: why the link at `path` must not be followed, if it is one.
     fn link_refused(&self, path: &Path) -> Option<String> {
         if !self.cfg.follow_symlinks || !is_link(path) {

@@ -3,6 +3,10 @@
 //! `-shm`), recognised by (dev, inode) so a hard link or a symlink to them is refused too; with
 //! `follow_symlinks = false` never a path that goes through a symlink below its root; with
 //! `follow_symlinks = true` only targets inside a watch root unless `follow_symlinks_outside`.
+//! A link whose target is inside a watch root is only another name for a file ingestd watches
+//! anyway: it leads to the target's real path ([`Route::Inside`]), so one file reached under
+//! several paths is one journal row and one video; only links to outside the roots keep their
+//! own path.
 //! The scan, the event hints and the settle check apply these rules, and the worker checks them
 //! once more before it opens a file, so a row whose path broke them goes `gone` with the reason.
 
@@ -66,6 +70,17 @@ pub struct Rules {
     secrets: Secrets,
 }
 
+/// Where a followed symlink leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Its target is in the watch root `root`, at `real` (its canonical path spelled from the
+    /// root as configured): the file is recorded under `real`, never under the link's path.
+    Inside { root: PathBuf, real: PathBuf },
+    /// Its target is outside every root, and `follow_symlinks_outside = true`: the file is
+    /// recorded under the link's own path.
+    Outside,
+}
+
 /// Why a path is not uploaded.
 #[derive(Debug)]
 pub enum Refusal {
@@ -92,42 +107,81 @@ impl Rules {
         }
     }
 
+    /// The rules of one root and no secrets (unit tests of the walk).
+    #[cfg(test)]
+    pub(crate) fn one_root(root: &Path, follow: bool, outside: bool) -> Rules {
+        Rules {
+            roots: vec![RootRule {
+                path: root.to_owned(),
+                follow,
+                outside,
+            }],
+            secrets: Secrets::default(),
+        }
+    }
+
     /// The rules for `config`'s roots and secrets.
     pub fn from_config(config: &Config) -> Rules {
         Rules::new(&config.watch, Secrets::from_config(config))
     }
 
-    /// Whether `target` (canonical) is inside a watch root.
-    fn inside_a_root(&self, target: &Path) -> bool {
-        self.roots.iter().any(|r| {
-            fs::canonicalize(&r.path).is_ok_and(|c| target.starts_with(c))
-                || target.starts_with(&r.path)
+    /// The watch root that holds `target` (canonical) and `target` spelled from that root as
+    /// configured (a root reached through a symlink keeps its configured spelling, which is the
+    /// one its own walk reports).
+    pub fn locate(&self, target: &Path) -> Option<(PathBuf, PathBuf)> {
+        self.roots.iter().find_map(|r| {
+            let spelled = |rel: &Path| {
+                if rel.as_os_str().is_empty() {
+                    r.path.clone()
+                } else {
+                    r.path.join(rel)
+                }
+            };
+            if let Ok(c) = fs::canonicalize(&r.path)
+                && let Ok(rel) = target.strip_prefix(&c)
+            {
+                return Some((r.path.clone(), spelled(rel)));
+            }
+            let rel = target.strip_prefix(&r.path).ok()?;
+            Some((r.path.clone(), spelled(rel)))
         })
+    }
+
+    /// Where the link at `link` (in the root `root`, `follow_symlinks = true`) leads, or why it
+    /// must not be followed.
+    pub fn route(&self, root: &Path, link: &Path) -> Result<Route, String> {
+        if let Ok(m) = fs::metadata(link)
+            && let Some((secret, what)) = self.secrets.which(&m)
+        {
+            return Err(format!(
+                "a symlink to ingestd's own {what} ({}), never uploaded",
+                secret.display()
+            ));
+        }
+        let target =
+            fs::canonicalize(link).map_err(|e| format!("broken symlink or symlink loop: {e}"))?;
+        if let Some((root, real)) = self.locate(&target) {
+            return Ok(Route::Inside { root, real });
+        }
+        let outside = self
+            .roots
+            .iter()
+            .find(|r| r.path == root)
+            .is_none_or(|r| r.outside);
+        if outside {
+            Ok(Route::Outside)
+        } else {
+            Err(format!(
+                "a symlink to {}, outside every watch root: not followed (set follow_symlinks_outside = true in [[watch]] to follow it)",
+                target.display()
+            ))
+        }
     }
 
     /// For a link the walk is about to follow (`follow_symlinks = true` in the root of `root`):
     /// why it must not be, if so.
     pub fn refuse_link(&self, root: &Path, link: &Path) -> Option<String> {
-        if let Ok(m) = fs::metadata(link)
-            && let Some((secret, what)) = self.secrets.which(&m)
-        {
-            return Some(format!(
-                "a symlink to ingestd's own {what} ({}), never uploaded",
-                secret.display()
-            ));
-        }
-        let rule = self.roots.iter().find(|r| r.path == root)?;
-        if rule.outside {
-            return None;
-        }
-        match fs::canonicalize(link) {
-            Ok(t) if self.inside_a_root(&t) => None,
-            Ok(t) => Some(format!(
-                "a symlink to {}, outside every watch root: not followed (set follow_symlinks_outside = true in [[watch]] to follow it)",
-                t.display()
-            )),
-            Err(e) => Some(format!("broken symlink or symlink loop: {e}")),
-        }
+        self.route(root, link).err()
     }
 
     /// For a regular file found at `path` (`m`: its metadata, through a link when `via_link`):
@@ -176,11 +230,17 @@ impl Rules {
             ));
         }
         let via_link = follow && fs::canonicalize(path).is_ok_and(|c| c != path);
-        if via_link
-            && rule.is_some()
-            && let Some(why) = self.refuse_link(root, path)
-        {
-            return Err(Refusal::Refused(why));
+        if via_link && rule.is_some() {
+            match self.route(root, path) {
+                Err(why) => return Err(Refusal::Refused(why)),
+                Ok(Route::Inside { real, .. }) if real != path => {
+                    return Err(Refusal::Refused(format!(
+                        "it is reached through a symlink, and its real path {} is inside a watch root: the file is uploaded under that path only",
+                        real.display()
+                    )));
+                }
+                Ok(_) => {}
+            }
         }
         match self.refuse_file(path, &m, true) {
             Some(why) => Err(Refusal::Refused(why)),
@@ -267,6 +327,60 @@ mod tests {
         assert!(refused(follow.check(&root, &root.join("tok.mp4"))).contains("token"));
         fs::write(root.join("c.mp4"), "c").unwrap();
         symlink(root.join("c.mp4"), root.join("inside.mp4")).unwrap();
-        assert!(follow.check(&root, &root.join("inside.mp4")).is_ok());
+        assert!(follow.check(&root, &root.join("c.mp4")).is_ok());
+        // A link inside the root is another name for c.mp4: its row would be a second video.
+        assert!(
+            refused(follow.check(&root, &root.join("inside.mp4")))
+                .contains(&*root.join("c.mp4").to_string_lossy())
+        );
+    }
+
+    #[test]
+    fn links_inside_the_roots_lead_to_the_real_path_spelled_from_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let real_root = d.path().join("real-in");
+        fs::create_dir_all(real_root.join("sub")).unwrap();
+        // The root as configured goes through a symlink: real paths keep its spelling.
+        let root = d.path().join("in");
+        symlink(&real_root, &root).unwrap();
+        let token = d.path().join("token");
+        fs::write(&token, "to123").unwrap();
+        fs::write(root.join("sub/a.mp4"), "a").unwrap();
+        symlink(root.join("sub/a.mp4"), root.join("a-link.mp4")).unwrap();
+        symlink("sub", root.join("dirlink")).unwrap();
+        symlink(&root, root.join("sub/up")).unwrap();
+        let r = rules(&root, true, &token);
+        let inside = |real: PathBuf| {
+            Ok(Route::Inside {
+                root: root.clone(),
+                real,
+            })
+        };
+        assert_eq!(
+            r.route(&root, &root.join("a-link.mp4")),
+            inside(root.join("sub/a.mp4"))
+        );
+        assert_eq!(
+            r.route(&root, &root.join("dirlink")),
+            inside(root.join("sub"))
+        );
+        assert_eq!(
+            r.route(&root, &root.join("dirlink/a.mp4")),
+            inside(root.join("sub/a.mp4"))
+        );
+        assert_eq!(r.route(&root, &root.join("sub/up")), inside(root.clone()));
+        // The real path itself passes the worker's check; the other names do not.
+        assert!(r.check(&root, &root.join("sub/a.mp4")).is_ok());
+        assert!(refused(r.check(&root, &root.join("dirlink/a.mp4"))).contains("real path"));
+        assert!(refused(r.check(&root, &root.join("a-link.mp4"))).contains("real path"));
+
+        // Outside every root: refused, or followed under its own path when asked.
+        let out = d.path().join("out");
+        fs::create_dir_all(&out).unwrap();
+        symlink(&out, root.join("outlink")).unwrap();
+        assert!(r.route(&root, &root.join("outlink")).is_err());
+        let mut open = r.clone();
+        open.roots[0].outside = true;
+        assert_eq!(open.route(&root, &root.join("outlink")), Ok(Route::Outside));
     }
 }

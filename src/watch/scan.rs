@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::filter::Filter;
-use super::rules::Rules;
+use super::rules::{Route, Rules};
 use crate::journal::FileIdentity;
 
 /// The identity of a file from its metadata.
@@ -163,9 +163,16 @@ impl Walk<'_> {
                 tracing::trace!(path = %path.display(), "symlink not followed");
                 return;
             }
-            if let Some(why) = self.rules.refuse_link(self.root, &path) {
-                log.skip(&path, why);
-                return;
+            match self.rules.route(self.root, &path) {
+                Err(why) => {
+                    log.skip(&path, why);
+                    return;
+                }
+                Ok(Route::Inside { root, real }) => {
+                    self.inside_link(&path, &root, real, log, v);
+                    return;
+                }
+                Ok(Route::Outside) => {}
             }
             match fs::metadata(&path) {
                 Ok(m) => {
@@ -183,7 +190,10 @@ impl Walk<'_> {
                 return;
             }
             if self.follow_symlinks {
-                let m = match meta.map_or_else(|| fs::metadata(&path), Ok) {
+                let m = match meta
+                    .as_ref()
+                    .map_or_else(|| fs::metadata(&path), |m| Ok(m.clone()))
+                {
                     Ok(m) => m,
                     Err(e) => {
                         log.skip(&path, format_args!("cannot stat directory: {e}"));
@@ -191,10 +201,14 @@ impl Walk<'_> {
                     }
                 };
                 if !visited.insert((m.dev(), m.ino())) {
-                    log.skip(
-                        &path,
-                        "symlink loop (or a second link to one directory): already visited in this scan",
-                    );
+                    // Links inside the roots are never walked, so only a link to outside them
+                    // can lead to a directory seen before: a loop, or a second such link.
+                    if meta.is_some() {
+                        log.skip(
+                            &path,
+                            "symlink loop (or a second link to one directory): already visited in this scan",
+                        );
+                    }
                     return;
                 }
             }
@@ -219,11 +233,106 @@ impl Walk<'_> {
             );
         }
     }
+
+    /// A followed link at `link` whose target is inside the root `root`, at `real`: another
+    /// name for a file the roots' own walks find. A file in this root is reported under its
+    /// real path (when that path is included); a directory is not walked through the link (its
+    /// own path is, once); a target in another root is that root's.
+    fn inside_link(
+        &self,
+        link: &Path,
+        root: &Path,
+        real: PathBuf,
+        log: &mut LogOnce,
+        v: &mut impl Visitor,
+    ) {
+        if root != self.root {
+            tracing::debug!(path = %link.display(), real = %real.display(), "a symlink into another watch root: that root uploads the file");
+            return;
+        }
+        let m = match fs::metadata(&real) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                log.skip(link, format_args!("cannot stat: {e}{}", overflow_hint(&e)));
+                return;
+            }
+        };
+        if !m.is_file() {
+            tracing::trace!(path = %link.display(), real = %real.display(), "a symlink to a directory of the root: walked under its real path");
+            return;
+        }
+        let Ok(rel) = real.strip_prefix(self.root) else {
+            return;
+        };
+        if let Some(why) = self.filter.rejects_file(rel) {
+            tracing::debug!(path = %link.display(), real = %real.display(), "a symlink to a file of the root that is not uploaded: {why}");
+            return;
+        }
+        match self.rules.refuse_file(&real, &m, true) {
+            Some(why) => log.skip(link, why),
+            None => v.file(real, identity(&m)),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::symlink;
+
+    #[derive(Default)]
+    struct Found(Vec<PathBuf>);
+
+    impl Visitor for Found {
+        fn dir(&mut self, _: &Path) {}
+        fn file(&mut self, path: PathBuf, _: FileIdentity) {
+            self.0.push(path);
+        }
+    }
+
+    #[test]
+    fn links_inside_the_root_report_real_paths_and_are_never_walked() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("in");
+        let real = root.join("real");
+        fs::create_dir_all(&real).unwrap();
+        fs::create_dir_all(root.join(".hidden")).unwrap();
+        fs::write(real.join("a.mp4"), "a").unwrap();
+        fs::write(root.join(".hidden/h.mp4"), "h").unwrap();
+        symlink(&real, root.join("view")).unwrap();
+        symlink("real", root.join("zview")).unwrap();
+        symlink(real.join("a.mp4"), root.join("alias.mp4")).unwrap();
+        symlink(".hidden/h.mp4", root.join("peek.mp4")).unwrap();
+        symlink(&root, real.join("up")).unwrap();
+        let filter =
+            Filter::from_patterns(&["*.mp4".to_owned()], &[".*".to_owned()], true).unwrap();
+        let rules = Rules::one_root(&root, true, false);
+        let cancel = CancellationToken::new();
+        let walk = Walk {
+            root: &root,
+            filter: &filter,
+            follow_symlinks: true,
+            rules: &rules,
+            cancel: &cancel,
+        };
+        let mut log = LogOnce::default();
+        let mut found = Found::default();
+        walk.run(&root, &mut log, &mut found).unwrap();
+        let paths: BTreeSet<PathBuf> = found.0.into_iter().collect();
+        // One file under its real path, whatever the routes; the excluded file stays excluded.
+        assert_eq!(paths, BTreeSet::from([real.join("a.mp4")]));
+        // No warning about a "second link" for the real directory reached first by a link.
+        for p in [
+            &real,
+            &root.join("view"),
+            &root.join("zview"),
+            &real.join("up"),
+        ] {
+            assert!(!log.logged(p), "{}", p.display());
+        }
+    }
 
     #[test]
     fn eoverflow_says_what_the_platform_cannot_represent() {

@@ -12,6 +12,7 @@ use crate::cli::{Cli, ExplainArgs, load_config_for_journal};
 use crate::config::{Config, WatchConfig, WatchMode};
 use crate::journal::{FileIdentity, FileRow, FileState, Journal, JournalError, TokenState};
 use crate::watch::filter::Filter;
+use crate::watch::rules::{Route, Rules};
 
 pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     // A token file emptied or garbled does not stop `explain`: it is said, in the output too.
@@ -21,7 +22,18 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         Err(e @ JournalError::Missing { .. }) => Err(e.to_string()),
         Err(e) => return Err(e.into()),
     };
-    let path = std::path::absolute(&args.path)?;
+    let mut path = std::path::absolute(&args.path)?;
+    if let Some(real) = real_path_of_link(&config, &path) {
+        outln!(
+            "{}",
+            crate::escape::Human(&format!(
+                "{}: reached through a symlink; its real path {} is inside a watch root, and the file is uploaded under that path only (one row, one video):",
+                path.display(),
+                real.display()
+            ))
+        )?;
+        path = real;
+    }
     for line in explain_path(&config, journal.as_ref(), &path, SystemTime::now())? {
         // One sentence a line: a name holding a newline or ESC is shown escaped.
         outln!("{}", crate::escape::Human(&line))?;
@@ -308,6 +320,19 @@ fn describe_row(
         ));
     }
     Ok(out)
+}
+
+/// With `follow_symlinks = true` in its root, the real path of a `path` reached through a
+/// symlink whose target is inside a watch root (the path the daemon records it under).
+fn real_path_of_link(config: &Config, path: &Path) -> Option<PathBuf> {
+    let (w, _) = root_of(config, path)?;
+    if !w.follow_symlinks || path.canonicalize().ok()? == path {
+        return None;
+    }
+    match Rules::from_config(config).route(&w.path, path) {
+        Ok(Route::Inside { real, .. }) if real != path => Some(real),
+        _ => None,
+    }
 }
 
 /// The watch root containing `path` (the deepest one) and the path relative to it; the
