@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::Emulator;
@@ -14,22 +12,7 @@ use common::daemon::{Opts, Setup, file_row, videos};
 
 const T: Duration = Duration::from_secs(30);
 
-fn ingestd(args: &[&str], config: &Path) -> Output {
-    Command::new(common::bin())
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{ingestd_with as ingestd, output_text as text};
 
 /// What an operator may find in a token file by mistake, a piece of it that must never be
 /// printed, and what the refusal says.

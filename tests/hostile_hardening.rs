@@ -87,15 +87,9 @@ impl NotifySocket {
     }
 }
 
-/// A free loopback port for `[metrics] listen` (the log may be on `/dev/full`, so the port
-/// cannot be read from it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// A free loopback port for `[metrics] listen` (the log may be on `/dev/full`, so the port
+// cannot be read from it).
+use common::free_port;
 
 /// Adds `[metrics] listen = "127.0.0.1:PORT"` to the config; returns the port.
 fn with_metrics(s: &Setup) -> u16 {
@@ -258,20 +252,18 @@ fn a_panic_in_a_worker_stops_the_daemon_non_zero() {
     s.wait_done(1, WAIT);
 }
 
-/// A worker that ends on its own (no panic; failpoint `worker-exit`) stops the daemon too:
-/// exit 1, the reason logged and told to systemd, so that `Restart=` brings back a daemon with
-/// all its workers (it used to run on without that worker, heartbeat and watchdog going on).
+/// Starts a daemon with `failpoint` set and one file dropped, and checks that it stops by itself
+/// with exit 1, the log saying `reason` "…: stopping so that the service manager restarts
+/// ingestd", and systemd told (`STOPPING=1`, `ERRNO=1`, the reason). Returns the setup.
 #[cfg(feature = "failpoints")]
-#[test]
-fn a_worker_that_ends_on_its_own_stops_the_daemon_non_zero() {
-    let em = Emulator::start();
-    let s = Setup::new(&em, Opts::default());
+fn stops_non_zero_at(em: &Emulator, failpoint: &str, reason: &str) -> Setup {
+    let s = Setup::new(em, Opts::default());
     let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
     let notify = NotifySocket::bind(&s.dir);
     let mut d = start_with(
         &s,
         Stdio::from(log),
-        &[("FAILPOINTS", "worker-exit=1*return"), notify.env()],
+        &[("FAILPOINTS", failpoint), notify.env()],
     );
     s.drop_file("a.mp4", 1000, 1);
     let st = d
@@ -280,15 +272,25 @@ fn a_worker_that_ends_on_its_own_stops_the_daemon_non_zero() {
     assert_eq!(st.code(), Some(1), "{}", s.log_tail(30));
     let log = s.log();
     assert!(
-        log.contains("ended unexpectedly: stopping so that the service manager restarts ingestd"),
+        log.contains(&format!(
+            "{reason}: stopping so that the service manager restarts ingestd"
+        )),
         "{log}"
     );
     let i = notify.wait("ERRNO=1");
     let m = &notify.messages()[i];
-    assert!(
-        m.contains("STOPPING=1") && m.contains("ended unexpectedly"),
-        "{m}"
-    );
+    assert!(m.contains("STOPPING=1") && m.contains(reason), "{m}");
+    s
+}
+
+/// A worker that ends on its own (no panic; failpoint `worker-exit`) stops the daemon too:
+/// exit 1, the reason logged and told to systemd, so that `Restart=` brings back a daemon with
+/// all its workers (it used to run on without that worker, heartbeat and watchdog going on).
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_worker_that_ends_on_its_own_stops_the_daemon_non_zero() {
+    let em = Emulator::start();
+    let s = stops_non_zero_at(&em, "worker-exit=1*return", "ended unexpectedly");
     // Restarted (as systemd would), the file is uploaded.
     let _d = s.start();
     s.wait_done(1, WAIT);
@@ -300,31 +302,7 @@ fn a_worker_that_ends_on_its_own_stops_the_daemon_non_zero() {
 #[test]
 fn a_watch_task_that_ends_on_its_own_stops_the_daemon_non_zero() {
     let em = Emulator::start();
-    let s = Setup::new(&em, Opts::default());
-    let log = std::fs::File::create(s.dir.join("daemon.log")).unwrap();
-    let notify = NotifySocket::bind(&s.dir);
-    let mut d = start_with(
-        &s,
-        Stdio::from(log),
-        &[("FAILPOINTS", "watch-exit=return"), notify.env()],
-    );
-    let st = d
-        .wait_exit(WAIT)
-        .unwrap_or_else(|| panic!("the daemon kept running\n{}", s.log_tail(30)));
-    assert_eq!(st.code(), Some(1), "{}", s.log_tail(30));
-    let log = s.log();
-    assert!(
-        log.contains(
-            "a watch task ended unexpectedly: stopping so that the service manager restarts ingestd"
-        ),
-        "{log}"
-    );
-    let i = notify.wait("ERRNO=1");
-    assert!(
-        notify.messages()[i].contains("a watch task ended unexpectedly"),
-        "{:#?}",
-        notify.messages()
-    );
+    stops_non_zero_at(&em, "watch-exit=return", "a watch task ended unexpectedly");
 }
 
 /// The journal's file system full while files wait: no spin (the claim's failed commit used to

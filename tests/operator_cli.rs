@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -15,22 +14,7 @@ use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
-fn ingestd(args: &[&str], config: &Path) -> Output {
-    Command::new(common::bin())
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{ingestd_with as ingestd, output_text as text};
 
 /// The standard error of `out`, after checking that it exited with `code`.
 fn stderr_of(out: &Output, code: i32) -> String {

@@ -25,6 +25,34 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// Runs `ingestd ARGS --config CONFIG` to its end.
+pub fn ingestd_with(args: &[&str], config: &Path) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+/// A command's stdout then stderr, as text.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A loopback port free right now (e.g. for `[metrics] listen`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// API key every test emulator is started with.
 pub const API_KEY: &str = "testApiKey1234567890abcdefXYZ";
 
