@@ -27,40 +27,18 @@ LANES=${LANES:-1 2 4 8}
 LANES2=${LANES2:-4}
 ROUNDS=${ROUNDS:-3}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-BENCH_DIR=${BENCH_DIR:-$REPO/target/bench-lanes}
 BIN=$REPO/target/release/ingestd
 TIME=/usr/bin/time
 
-for tool in curl jq sha256sum split "$TIME"; do
-    command -v "$tool" >/dev/null || { echo "lanes.sh: needs $tool" >&2; exit 2; }
-done
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
+bench_needs lanes.sh curl jq sha256sum split "$TIME"
 if [[ -z ${SKIP_BUILD:-} ]]; then
     (cd "$REPO" && cargo build --release --quiet)
 fi
-
-rm -rf "$BENCH_DIR"
-mkdir -p "$BENCH_DIR"
-EMU_PID=
-cleanup() {
-    if [[ -n $EMU_PID ]]; then kill "$EMU_PID" 2>/dev/null || true; wait "$EMU_PID" 2>/dev/null || true; fi
-    if [[ -z ${KEEP:-} ]]; then rm -rf "$BENCH_DIR"; fi
-}
-trap cleanup EXIT
-
-"$BIN" emulator --listen 127.0.0.1:0 --data-dir "$BENCH_DIR/emulator" \
-    >"$BENCH_DIR/emulator.out" 2>"$BENCH_DIR/emulator.err" &
-EMU_PID=$!
-for _ in $(seq 1 200); do
-    grep -q '^listening on ' "$BENCH_DIR/emulator.out" 2>/dev/null && break
-    sleep 0.05
-done
-URL=$(sed -n 's/^listening on //p' "$BENCH_DIR/emulator.out")
-[[ -n $URL ]] || { echo "lanes.sh: the emulator did not start" >&2; exit 1; }
-TOKEN=$(APIVIDEO_API_KEY=bench-key "$BIN" --config "$BENCH_DIR/none.toml" \
-    token create --endpoint "$URL" --json | jq -r '.token')
-[[ $TOKEN == to* ]] || { echo "lanes.sh: no upload token" >&2; exit 1; }
-printf '%s' "$TOKEN" >"$BENCH_DIR/token"
-chmod 600 "$BENCH_DIR/token"
+bench_dir lanes
+bench_emulator lanes.sh
+bench_token
 
 cap() { # cap BPS: every upload connection read at most at BPS bytes/s (0: unlimited)
     if [[ $1 == 0 ]]; then

@@ -21,37 +21,19 @@ BIN=${1:-$REPO/target/i686-unknown-linux-gnu/i686-unknown-linux-gnu/debug/ingest
 RSS_FILES=${RSS_FILES:-4}
 RSS_FILE_MIB=${RSS_FILE_MIB:-256}
 FILES=${FILES:-100000}
-BENCH_DIR=${BENCH_DIR:-$REPO/target/bench-rss32}
-for tool in jq bc /usr/bin/time; do
-    command -v "$tool" >/dev/null || { echo "rss32.sh: needs $tool" >&2; exit 2; }
-done
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
+bench_needs rss32.sh jq bc /usr/bin/time
 [[ -x $BIN ]] || { echo "rss32.sh: no binary at $BIN (run scripts/test-32bit first)" >&2; exit 2; }
 echo "binary: $BIN ($(od -An -tu1 -j4 -N1 "$BIN" | awk '{print ($1 == 1) ? "32-bit" : "64-bit"}'))"
 
-rm -rf "$BENCH_DIR"
-mkdir -p "$BENCH_DIR"
-EMU_PID=
 DAEMON_PID=
-cleanup() {
-    for p in $DAEMON_PID $EMU_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    if [[ -z ${KEEP:-} ]]; then rm -rf "$BENCH_DIR"; fi
-}
-trap cleanup EXIT
-
-"$BIN" emulator --listen 127.0.0.1:0 --data-dir "$BENCH_DIR/emulator" \
-    >"$BENCH_DIR/emulator.out" 2>"$BENCH_DIR/emulator.err" &
-EMU_PID=$!
-for _ in $(seq 1 200); do
-    grep -q '^listening on ' "$BENCH_DIR/emulator.out" 2>/dev/null && break
-    sleep 0.05
-done
-URL=$(sed -n 's/^listening on //p' "$BENCH_DIR/emulator.out")
-[[ -n $URL ]] || { echo "rss32.sh: the emulator did not start" >&2; exit 1; }
-TOKEN=$(APIVIDEO_API_KEY=bench-key "$BIN" --config "$BENCH_DIR/none.toml" \
-    token create --endpoint "$URL" --json | jq -r '.token')
-printf '%s' "$TOKEN" >"$BENCH_DIR/token"
+BENCH_KILL="DAEMON_PID EMU_PID"
+bench_dir rss32
+bench_emulator rss32.sh
+bench_token
 printf 'to0000000000000000000000' >"$BENCH_DIR/rejected-token"
-chmod 600 "$BENCH_DIR/token" "$BENCH_DIR/rejected-token"
+chmod 600 "$BENCH_DIR/rejected-token"
 
 # sample PID OUT: peak RssAnon and RssFile (KiB) of PID, every 0.2 s until it exits. A debug
 # build's code pages (RssFile) are several times a release build's; RssAnon is the heap.

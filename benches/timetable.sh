@@ -20,36 +20,17 @@ RATE1=${RATE1:-2M}
 RATE2=${RATE2:-5M}
 LEAD=${LEAD:-13}
 AFTER=${AFTER:-13}
-BENCH_DIR=${BENCH_DIR:-$REPO/target/bench-timetable}
 
-for tool in curl jq python3; do
-    command -v "$tool" >/dev/null || { echo "timetable.sh: needs $tool" >&2; exit 2; }
-done
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
+bench_needs timetable.sh curl jq python3
 [[ -x $BIN ]] || { echo "timetable.sh: build first (cargo build), or set BIN" >&2; exit 2; }
 
-rm -rf "$BENCH_DIR"
-mkdir -p "$BENCH_DIR"
-EMU_PID=
 UP_PID=
-cleanup() {
-    for p in $UP_PID $EMU_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    if [[ -z ${KEEP:-} ]]; then rm -rf "$BENCH_DIR"; fi
-}
-trap cleanup EXIT
-
-"$BIN" emulator --listen 127.0.0.1:0 --data-dir "$BENCH_DIR/emulator" \
-    >"$BENCH_DIR/emulator.out" 2>"$BENCH_DIR/emulator.err" &
-EMU_PID=$!
-for _ in $(seq 1 200); do
-    grep -q '^listening on ' "$BENCH_DIR/emulator.out" 2>/dev/null && break
-    sleep 0.05
-done
-URL=$(sed -n 's/^listening on //p' "$BENCH_DIR/emulator.out")
-[[ -n $URL ]] || { echo "timetable.sh: the emulator did not start" >&2; exit 1; }
-TOKEN=$(APIVIDEO_API_KEY=bench-key "$BIN" --config "$BENCH_DIR/none.toml" \
-    token create --endpoint "$URL" --json | jq -r '.token')
-printf '%s' "$TOKEN" >"$BENCH_DIR/token"
-chmod 600 "$BENCH_DIR/token"
+BENCH_KILL="UP_PID EMU_PID"
+bench_dir timetable
+bench_emulator timetable.sh
+bench_token
 
 # Enough bytes for the whole run at the higher rate.
 SIZE_MIB=$(( (LEAD + AFTER + 10) * 12 ))
@@ -77,7 +58,7 @@ EOF
 echo "timetable.sh: TZ=$TZ, max_rate = \"$T0,$RATE1 $T1,$RATE2\" (local now $(date +%T))"
 
 START=$(date +%s.%N)
-"$BIN" --config "$BENCH_DIR/config.toml" upload "$BENCH_DIR/big.mp4" \
+"$BIN" --config "$BENCH_DIR/config.toml" upload --no-check-container "$BENCH_DIR/big.mp4" \
     >"$BENCH_DIR/upload.out" 2>"$BENCH_DIR/upload.err" &
 UP_PID=$!
 # The change: the start of local minute T1, in epoch seconds.
