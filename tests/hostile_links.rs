@@ -28,6 +28,13 @@ fn with_api_key(s: &Setup) -> std::path::PathBuf {
     key
 }
 
+/// A setup whose watch root follows symlinks.
+fn following_links(em: &Emulator) -> Setup {
+    let s = Setup::new(em, Opts::default());
+    write_config(&s, None, "follow_symlinks = true\n");
+    s
+}
+
 fn write_config(s: &Setup, key: Option<&Path>, watch_extra: &str) {
     let mut text = s.config_text();
     if let Some(key) = key {
@@ -105,8 +112,7 @@ fn hard_links_to_the_daemons_secrets_are_never_uploaded() {
 #[test]
 fn followed_links_stay_inside_the_roots_and_never_reach_a_secret() {
     let em = Emulator::start();
-    let s = Setup::new(&em, Opts::default());
-    write_config(&s, None, "follow_symlinks = true\n");
+    let s = following_links(&em);
     let outside = s.dir.join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     common::daemon::write_file(&outside.join("private.mp4"), 100_000, 3);
@@ -365,8 +371,7 @@ fn a_file_linked_inside_its_root_is_one_video_when_polling() {
 #[test]
 fn a_directory_linked_inside_its_root_uploads_each_file_once() {
     let em = Emulator::start();
-    let s = Setup::new(&em, Opts::default());
-    write_config(&s, None, "follow_symlinks = true\n");
+    let s = following_links(&em);
     let real = s.inbox.join("real");
     std::fs::create_dir_all(&real).unwrap();
     let (a, b) = (real.join("a.mp4"), real.join("b.mp4"));
@@ -394,8 +399,7 @@ fn a_directory_linked_inside_its_root_uploads_each_file_once() {
 #[test]
 fn a_queued_file_replaced_by_a_link_into_its_root_is_not_a_second_copy() {
     let em = Emulator::start();
-    let s = Setup::new(&em, Opts::default());
-    write_config(&s, None, "follow_symlinks = true\n");
+    let s = following_links(&em);
     hold_uploads(&em);
     let _d = s.start();
     let f = s.drop_file("clip.mp4", 100_000, 31);
