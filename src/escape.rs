@@ -3,8 +3,15 @@
 //! a file name cannot forge a log line (`\n`), drive the terminal (`ESC`: window title, clear
 //! screen) or reorder what is shown (U+202E). JSON output is never escaped this way: JSON has
 //! its own escapes and stays exact.
+//!
+//! Paths are shown through [`Show::shown`] rather than `Path::display`: bytes of a name that are
+//! not UTF-8 (a Latin-1 camera or SMB share) appear as `\xe9` instead of U+FFFD, so two names
+//! that differ only there do not look the same.
 
+use std::ffi::OsStr;
 use std::fmt::{self, Display, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// Whether `c` must not reach a terminal or a log line as is.
 pub fn is_unsafe(c: char) -> bool {
@@ -41,6 +48,50 @@ pub fn human(s: &str) -> String {
     Human(s).to_string()
 }
 
+/// A path or name as shown to a person: its UTF-8 as is, each byte that is not UTF-8 as `\xNN`.
+/// Control characters are left to [`Human`] and the log formatter, like any other text.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a>(&'a [u8]);
+
+impl Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while !rest.is_empty() {
+            match std::str::from_utf8(rest) {
+                Ok(s) => return f.write_str(s),
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    // `valid` is UTF-8 up to `valid_up_to`, by the error's definition.
+                    f.write_str(std::str::from_utf8(valid).map_err(|_| fmt::Error)?)?;
+                    let bad = e.error_len().unwrap_or(after.len());
+                    for b in &after[..bad] {
+                        write!(f, "\\x{b:02x}")?;
+                    }
+                    rest = &after[bad..];
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `.shown()` for paths and names: what [`Shown`] shows.
+pub trait Show {
+    fn shown(&self) -> Shown<'_>;
+}
+
+impl Show for Path {
+    fn shown(&self) -> Shown<'_> {
+        Shown(self.as_os_str().as_bytes())
+    }
+}
+
+impl Show for OsStr {
+    fn shown(&self) -> Shown<'_> {
+        Shown(self.as_bytes())
+    }
+}
+
 /// A `fmt::Write` that escapes what passes through it.
 pub struct Escaper<W>(pub W);
 
@@ -72,6 +123,27 @@ mod tests {
         assert_eq!(
             format!("[{}]", Human(std::path::Path::new("/in/a\nb").display())),
             "[/in/a\\nb]"
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_shown_as_hex_escapes() {
+        use std::os::unix::ffi::OsStrExt;
+        let p = |b: &[u8]| Path::new(OsStr::from_bytes(b)).shown().to_string();
+        assert_eq!(p(b"/in/caf\xe9.mp4"), "/in/caf\\xe9.mp4");
+        assert_eq!(
+            p(b"/in/caf\xc3.mp4"),
+            "/in/caf\\xc3.mp4",
+            "a sequence cut short"
+        );
+        assert_eq!(p(b"\xff\xfe"), "\\xff\\xfe");
+        assert_eq!(p(b"\xe9t\xc3\xa9 \xe6\x98\xa0"), "\\xe9t\u{e9} \u{6620}");
+        assert_ne!(p(b"a\xe9"), p(b"a\xe8"), "two names stay apart");
+        assert_eq!(OsStr::new("plain.mp4").shown().to_string(), "plain.mp4");
+        assert_eq!(
+            human(&p(b"a\n\xe9")),
+            "a\\n\\xe9",
+            "control characters are still escaped by Human"
         );
     }
 }

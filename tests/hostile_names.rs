@@ -130,6 +130,28 @@ fn a_name_that_is_not_utf8_is_uploaded() {
     uploaded(&em, &st, &path);
     assert_eq!(videos(&em).len(), 1, "one video");
     assert!(!s.log().contains("not valid UTF-8"), "{}", s.log());
+
+    // Shown with its bytes as `\xNN` (what bash's `$'…'` takes back), not as U+FFFD: two names
+    // that differ only in such bytes must not look the same.
+    let shown = "caf\\xe9 \\xff\\xfe.mp4";
+    let status = Command::new(bin())
+        .args(["status", "--all", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains(shown), "status: {status}");
+    assert!(!status.contains('\u{fffd}'), "status: {status}");
+    let explain = Command::new(bin())
+        .args(["explain", "--config"])
+        .arg(&s.config)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let explain = String::from_utf8_lossy(&explain.stdout).into_owned();
+    assert!(explain.contains(shown), "explain: {explain}");
+    assert!(s.log().contains(shown), "the log: {}", s.log());
+    assert!(!s.log().contains('\u{fffd}'), "the log: {}", s.log());
 }
 
 /// `orphans` lists a partial video left by a file with such a name (deleted during its upload)

@@ -4,6 +4,7 @@
 //! request carries `AV-Origin-Client: ingestd:<version>`. Connect timeout and per-request timeout
 //! are separate: a request may take `base_timeout + len / min_rate`.
 
+use crate::escape::Show as _;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -221,46 +222,34 @@ impl Client {
         request: RequestBuilder,
         timeout: Duration,
     ) -> Result<(u16, Bytes), ApiError> {
-        let mut response = request
+        let response = request
             .timeout(timeout)
             .send()
             .await
             .map_err(|e| ApiError::from_reqwest(op, e, timeout))?;
-        let status = response.status().as_u16();
-        let headers = std::mem::take(response.headers_mut());
-        let success = response.status().is_success();
-        let limit = if success { MAX_BODY } else { MAX_ERROR_BODY };
-        let mut body = BytesMut::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = limit.saturating_sub(body.len());
-                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if chunk.len() > room {
-                        if success {
-                            return Err(ApiError::InvalidResponse {
-                                op,
-                                status,
-                                reason: format!("body larger than {limit} bytes"),
-                            });
-                        }
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                // A broken error body still tells the status; a broken success body does not.
-                Err(_) if !success => break,
-                Err(e) => return Err(ApiError::from_reqwest(op, e, timeout)),
-            }
-        }
-        tracing::debug!(op, status, "api.video answered");
-        if success {
-            Ok((status, body.freeze()))
-        } else {
-            Err(error::from_response(
-                op, credential, status, &headers, &body,
-            ))
-        }
+        read_answer(op, credential, response, timeout).await
+    }
+
+    /// [`Self::execute`] for a request whose body reads through `gate`: given up (dropped, or past
+    /// `timeout`), its body fails instead of its answer being cancelled, so its connection is
+    /// reset, never shut down gracefully ([`super::abandon`]).
+    pub(crate) async fn execute_gated(
+        &self,
+        op: &'static str,
+        credential: Credential,
+        request: RequestBuilder,
+        timeout: Duration,
+        gate: super::abandon::Gate,
+    ) -> Result<(u16, Bytes), ApiError> {
+        let answer = async {
+            let response = super::abandon::Sending::new(request.send(), gate)
+                .await
+                .map_err(|e| ApiError::from_reqwest(op, e, timeout))?;
+            read_answer(op, credential, response, timeout).await
+        };
+        tokio::time::timeout(timeout, answer)
+            .await
+            .unwrap_or(Err(ApiError::Timeout { op, after: timeout }))
     }
 
     /// An API-key request with an optional JSON body; a 401 in Bearer mode re-authenticates once.
@@ -333,9 +322,9 @@ fn build_http(
         .connector_layer(super::linger::AbortiveCloseLayer { slot });
     if let Some(path) = &opts.ca_file {
         let pem = std::fs::read(path)
-            .map_err(|e| ApiError::Setup(format!("cannot read CA file {}: {e}", path.display())))?;
+            .map_err(|e| ApiError::Setup(format!("cannot read CA file {}: {e}", path.shown())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| ApiError::Setup(format!("CA file {} is not PEM: {e}", path.display())))?;
+            .map_err(|e| ApiError::Setup(format!("CA file {} is not PEM: {e}", path.shown())))?;
         builder = builder.tls_certs_merge(certs);
     }
     builder
@@ -354,6 +343,51 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
         status,
         reason: format!("{e}"),
     })
+}
+
+/// Reads an answer: its status and body (at most `MAX_BODY`, or `MAX_ERROR_BODY` for an error,
+/// which becomes the [`ApiError`] it says).
+async fn read_answer(
+    op: &'static str,
+    credential: Credential,
+    mut response: reqwest::Response,
+    timeout: Duration,
+) -> Result<(u16, Bytes), ApiError> {
+    let status = response.status().as_u16();
+    let headers = std::mem::take(response.headers_mut());
+    let success = response.status().is_success();
+    let limit = if success { MAX_BODY } else { MAX_ERROR_BODY };
+    let mut body = BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if chunk.len() > room {
+                    if success {
+                        return Err(ApiError::InvalidResponse {
+                            op,
+                            status,
+                            reason: format!("body larger than {limit} bytes"),
+                        });
+                    }
+                    break;
+                }
+            }
+            Ok(None) => break,
+            // A broken error body still tells the status; a broken success body does not.
+            Err(_) if !success => break,
+            Err(e) => return Err(ApiError::from_reqwest(op, e, timeout)),
+        }
+    }
+    tracing::debug!(op, status, "api.video answered");
+    if success {
+        Ok((status, body.freeze()))
+    } else {
+        Err(error::from_response(
+            op, credential, status, &headers, &body,
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! that cannot be understood is transient too. Nothing here ever holds a token or key: URLs are
 //! stripped from transport errors and server-provided text is scrubbed of the secret in use.
 
+use crate::escape::Show as _;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -131,12 +132,12 @@ pub enum ApiError {
         connect: bool,
     },
     /// The file to upload could not be opened or read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", path.shown())]
     File { path: PathBuf, source: io::Error },
     /// The file ended before the bytes the request announced: it was truncated while uploading.
     #[error(
         "{}: the file ended at byte {at} but {expected_end} bytes were expected (truncated while uploading)",
-        path.display()
+        path.shown()
     )]
     FileTruncated {
         path: PathBuf,

@@ -9,9 +9,11 @@
 //! - [`models`]: wire types.
 //! - [`lane`]: a client on connections of its own per upload lane, kept for reuse.
 //! - [`linger`]: upload connections close with a RST (`SO_LINGER {on, 0}`), never gracefully.
+//! - [`abandon`]: a request given up ends with a body error (RST), never a cancel (FIN).
 //! - [`drain`]: a first request's last bytes wait until the endpoint has read the rest (W3);
 //!   [`tcp_info`]: the sockets a client opened and what `TCP_INFO` says of them.
 
+pub mod abandon;
 pub mod auth;
 pub mod chunks;
 pub mod client;

@@ -8,8 +8,9 @@
 //! awaited before the piece goes out (rate limiting), and it is shown the bytes right after they
 //! are read, on the blocking thread while they are hot in the cache (hashing, progress).
 //! Once [`Client::upload`] returns, the observer is never called again for that request, even if
-//! the connection still holds the body (a closed `Gate`), so a failed chunk can be rolled back
-//! safely. If the file ends before `len` bytes (truncated while uploading) the request is aborted
+//! the connection still holds the body (a closed [`Gate`]), so a failed chunk can be rolled back
+//! safely; a request given up (dropped, timed out) fails at its body's next piece, so its
+//! connection is reset rather than shut down ([`super::abandon`]). If the file ends before `len` bytes (truncated while uploading) the request is aborted
 //! and the error is [`ApiError::FileTruncated`] (class Local): the server never sees a short body
 //! as complete.
 //!
@@ -21,6 +22,7 @@
 //! the file is readable): then every chunk of an upload reads that one handle, never the path
 //! again.
 
+use crate::escape::Show as _;
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -34,6 +36,7 @@ use reqwest::multipart::{Form, Part};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use super::abandon::Gate;
 use super::chunks::ChunkRange;
 use super::client::Client;
 use super::drain::{self, Drain, Step};
@@ -168,41 +171,6 @@ pub struct UploadResponse {
 
 /// Where the body stream records why it stopped early, so the request error can say so.
 type Failure = Arc<Mutex<Option<ApiError>>>;
-
-/// Lets the body reader call the observer only while the request is live: [`Client::upload`]
-/// closes it before returning, and the reader checks it under the same lock.
-#[derive(Clone, Default)]
-struct Gate(Arc<Mutex<bool>>);
-
-impl Gate {
-    /// Runs `f` unless the gate is closed; `false` if it was closed.
-    fn run(&self, f: impl FnOnce()) -> bool {
-        let closed = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if *closed {
-            return false;
-        }
-        f();
-        true
-    }
-
-    fn close(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
-    }
-
-    fn is_closed(&self) -> bool {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Closes its gate when dropped: an upload future dropped mid-request (shutdown deadline,
-/// cancellation) stops its body at the next piece, whatever the connection still does.
-struct CloseOnDrop(Gate);
-
-impl Drop for CloseOnDrop {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
 
 fn record(failure: &Failure, err: ApiError) {
     if let Ok(mut slot) = failure.lock() {
@@ -377,7 +345,7 @@ async fn release_held(mut st: BodyState) -> Result<Option<(Bytes, BodyState)>, i
             return Ok(Some((held.slice(..1), st)));
         }
         debug!(
-            path = %st.path.display(),
+            path = %st.path.shown(),
             outcome = ?drain.outcome,
             probes = drain.probes(),
             waited_ms = u64::try_from(drain.waited().as_millis()).unwrap_or(u64::MAX),
@@ -461,7 +429,6 @@ impl Client {
         };
         let failure: Failure = Arc::new(Mutex::new(None));
         let gate = Gate::default();
-        let closer = CloseOnDrop(gate.clone());
         let stream = body_stream(BodyState {
             reader: Reader {
                 file,
@@ -496,16 +463,17 @@ impl Client {
         if let Some(r) = req.range {
             request = request.header(CONTENT_RANGE, r.content_range());
         }
+        // Answered, given up or timed out, the gate is closed: from then on the observer sees
+        // nothing more of this request (a retry rolls it back), and the body fails at its next piece.
         let result = self
-            .execute(
+            .execute_gated(
                 OP,
                 Credential::UploadToken,
                 request,
                 self.request_timeout(len),
+                gate,
             )
             .await;
-        // From here on the observer sees nothing more of this request (a retry rolls it back).
-        drop(closer);
         if let Some(local) = failure.lock().ok().and_then(|mut f| f.take()) {
             return Err(local);
         }

@@ -2,6 +2,7 @@
 //! `run`, token and key files included). Exit 0 with `FILE: ok` and a one-line summary (never the
 //! token), warnings on stderr; or exit 78 with `FILE:LINE:COL: what is wrong and what to write`.
 use crate::cli::stdout::{errln, outln};
+use crate::escape::Show as _;
 use std::process::ExitCode;
 
 use super::Cli;
@@ -11,10 +12,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     for w in &config.warnings {
         errln!("warning: {w}");
     }
-    outln!("{}: ok", cli.config.display())?;
+    outln!("{}: ok", cli.config.shown())?;
     outln!("{}", config.summary())?;
     for w in &config.watch {
-        outln!("{}: {}", w.path.display(), container_line(w))?;
+        outln!("{}: {}", w.path.shown(), container_line(w))?;
     }
     Ok(ExitCode::SUCCESS)
 }

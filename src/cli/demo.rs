@@ -12,6 +12,7 @@
 //! that uploads last long enough to be watched. A re-run in the same directory keeps samples
 //! the journal has as uploaded (same file, same content), so they are not uploaded again.
 
+use crate::escape::Show as _;
 use std::io::Write;
 
 use crate::cli::stdout::outln;
@@ -43,10 +44,10 @@ const SAMPLES: &[(&str, usize)] = &[
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = absolute(&args.dir)?;
     let inbox = dir.join("inbox");
-    std::fs::create_dir_all(&inbox).with_context(|| format!("creating {}", inbox.display()))?;
+    std::fs::create_dir_all(&inbox).with_context(|| format!("creating {}", inbox.shown()))?;
     let log = dir.join("demo.log");
-    super::log_writer::log_to_file(&log).with_context(|| format!("opening {}", log.display()))?;
-    outln!("logs: {}", log.display())?;
+    super::log_writer::log_to_file(&log).with_context(|| format!("opening {}", log.shown()))?;
+    outln!("logs: {}", log.shown())?;
 
     let endpoint = start(
         EmulatorOptions {
@@ -69,7 +70,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     outln!(
         "created upload token {} (in {})",
         Secret::new(&token.token).redacted(),
-        token_file.display()
+        token_file.shown()
     )?;
 
     let status_port = free_port()?;
@@ -78,9 +79,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         &config_path,
         demo_config(&dir, &url, &token_file, status_port),
     )
-    .with_context(|| format!("writing {}", config_path.display()))?;
+    .with_context(|| format!("writing {}", config_path.shown()))?;
     let config = Config::load(&config_path)?;
-    outln!("wrote {}", config_path.display())?;
+    outln!("wrote {}", config_path.shown())?;
 
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(config.clone(), shutdown.clone()));
@@ -93,7 +94,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    outln!("watching {}", inbox.display())?;
+    outln!("watching {}", inbox.shown())?;
     outln!("status page: http://127.0.0.1:{status_port}/")?;
     let journal_path = config.journal.path.clone();
     // The table follows while the samples are written: the first is uploading before the last
@@ -111,7 +112,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
+        .map(|p| p.shown().to_string())
         .unwrap_or_else(|_| "ingestd".into());
     if !shutdown.is_cancelled() {
         if args.once {
@@ -120,12 +121,12 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             outln!("The samples are uploaded. Next:")?;
             outln!(
                 "  {exe} status --all --config {}   (what was uploaded)",
-                config_path.display()
+                config_path.shown()
             )?;
             outln!(
                 "  {exe} demo --dir {}   (without --once: keeps watching {} for files you drop in)",
-                dir.display(),
-                inbox.display()
+                dir.shown(),
+                inbox.shown()
             )?;
         } else {
             // Above the table, which stays at the bottom of a terminal and grows with the files
@@ -133,13 +134,13 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             table.note("")?;
             table.note(&format!(
                 "Drop video files (*.mp4, *.mov, …) into {} to upload them: they appear below.",
-                inbox.display()
+                inbox.shown()
             ))?;
             // The binary that runs now: `/usr/bin/ingestd` when installed, `target/…/ingestd`
             // under `cargo run`.
             table.note(&format!(
                 "In another terminal: {exe} status --config {}",
-                config_path.display()
+                config_path.shown()
             ))?;
             table.note("Ctrl-C to stop.")?;
             table.follow(&shutdown, None).await?;
@@ -175,7 +176,7 @@ fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+        .with_context(|| format!("writing {}", path.shown()))?;
     f.write_all(value.as_bytes())?;
     Ok(())
 }
@@ -203,8 +204,8 @@ listen = "127.0.0.1:{status_port}"
 path = "{dir}/inbox"
 settle = "2s"
 "#,
-        token = token_file.display(),
-        dir = dir.display()
+        token = token_file.shown(),
+        dir = dir.shown()
     )
 }
 
@@ -225,8 +226,8 @@ async fn write_samples(
         if let Some(video) = uploaded_before(journal, &path) {
             let _ = notes.send(format!(
                 "kept {} (uploaded by an earlier run as {video}; delete {} to start afresh)",
-                path.display(),
-                inbox.parent().unwrap_or(inbox).display()
+                path.shown(),
+                inbox.parent().unwrap_or(inbox).shown()
             ));
             continue;
         }
@@ -255,7 +256,7 @@ async fn write_samples(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::io::AsyncWriteExt::write_all(&mut f, &wrap.tail).await?;
-        let _ = notes.send(format!("wrote {} ({} bytes)", path.display(), size));
+        let _ = notes.send(format!("wrote {} ({} bytes)", path.shown(), size));
     }
     Ok(())
 }

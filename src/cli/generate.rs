@@ -6,6 +6,7 @@
 //! - `completions/ingestd.bash`, `completions/_ingestd` (zsh), `completions/ingestd.fish`.
 
 use crate::cli::stdout::outln;
+use crate::escape::Show as _;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,14 +82,14 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let man_dir = args.out_dir.join("man");
     let completions_dir = args.out_dir.join("completions");
     for dir in [&man_dir, &completions_dir] {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.shown()))?;
     }
     write_man_pages(&man_dir)?;
     write_completions(&completions_dir)?;
     outln!(
         "wrote man pages to {} and completions to {}",
-        man_dir.display(),
-        completions_dir.display()
+        man_dir.shown(),
+        completions_dir.shown()
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -97,14 +98,14 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
 fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
     let cmd = Cli::command();
     clap_mangen::generate_to(cmd.clone(), dir)
-        .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
+        .with_context(|| format!("cannot write man pages to {}", dir.shown()))?;
     // Re-render the top page with the sections clap cannot derive, without listing the
     // implicit `help` subcommand (it has no page of its own).
     let man = clap_mangen::Man::new(cmd.disable_help_subcommand(true));
     let path = dir.join(man.get_filename());
     let mut page = Vec::new();
     render_top_page(&man, &mut page).context("cannot render ingestd.1")?;
-    fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    fs::write(&path, page).with_context(|| format!("cannot write {}", path.shown()))?;
     Ok(())
 }
 
@@ -124,7 +125,7 @@ fn write_completions(dir: &Path) -> anyhow::Result<()> {
     let mut cmd = without_hidden_subcommands(Cli::command());
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut cmd, "ingestd", dir)
-            .with_context(|| format!("cannot write {shell} completions to {}", dir.display()))?;
+            .with_context(|| format!("cannot write {shell} completions to {}", dir.shown()))?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! are enough. `--endpoint` overrides `api.endpoint`; plain http only to loopback unless the
 //! configuration allows it.
 
+use crate::escape::Show as _;
 use std::path::Path;
 
 use reqwest::Url;
@@ -139,20 +140,17 @@ fn api_key(config: Option<&Config>) -> anyhow::Result<Option<(Secret, String)>> 
     if let Some(path) = config.and_then(|c| c.api.api_key_file.as_ref()) {
         let text = std::fs::read_to_string(path).map_err(|e| Exit {
             code: config::EXIT_CONFIG,
-            message: format!("cannot read api.api_key_file {}: {e}", path.display()),
+            message: format!("cannot read api.api_key_file {}: {e}", path.shown()),
         })?;
         let key = Secret::new(text);
         if key.is_empty() {
             return Err(Exit {
                 code: config::EXIT_CONFIG,
-                message: format!("api.api_key_file {} is empty", path.display()),
+                message: format!("api.api_key_file {} is empty", path.shown()),
             }
             .into());
         }
-        return Ok(Some((
-            key,
-            format!("api.api_key_file ({})", path.display()),
-        )));
+        return Ok(Some((key, format!("api.api_key_file ({})", path.shown()))));
     }
     Ok(None)
 }

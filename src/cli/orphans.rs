@@ -10,6 +10,7 @@
 
 use crate::cli::stdout::{out, outln};
 use crate::escape::Human;
+use crate::escape::Show as _;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -63,7 +64,7 @@ pub async fn run(cli: &Cli, args: &OrphansArgs) -> anyhow::Result<ExitCode> {
         match Journal::open_read_only(path) {
             Ok(j) => j,
             Err(crate::journal::JournalError::Missing { .. }) => {
-                outln!("no journal at {} yet: no orphans", Human(path.display()))?;
+                outln!("no journal at {} yet: no orphans", Human(path.shown()))?;
                 return Ok(ExitCode::SUCCESS);
             }
             Err(e) => return Err(e.into()),
@@ -83,7 +84,7 @@ pub async fn run(cli: &Cli, args: &OrphansArgs) -> anyhow::Result<ExitCode> {
     let Some(keyed::Keyed { client, source }) = keyed else {
         let how = format!(
             "APIVIDEO_API_KEY=<the account's API key> ingestd --config {} orphans{}",
-            cli.config.display(),
+            cli.config.shown(),
             if args.delete { " --delete" } else { "" }
         );
         if args.delete {
@@ -305,7 +306,7 @@ fn print_entries(entries: &[Entry], json: bool, how: Option<&str>) -> anyhow::Re
         rows.push(vec![
             e.file.as_ref().map_or_else(
                 || format!("#{}", e.note.file_id),
-                |f| format!("#{} {}", f.id, Human(f.path.display())),
+                |f| format!("#{} {}", f.id, Human(f.path.shown())),
             ),
             format::rfc3339(e.note.at),
             kind_text(e.note.kind).to_owned(),
@@ -321,7 +322,7 @@ fn print_entries(entries: &[Entry], json: bool, how: Option<&str>) -> anyhow::Re
         };
         let name = e.file.as_ref().map_or_else(
             || format!("#{}", e.note.file_id),
-            |f| Human(f.path.display()).to_string(),
+            |f| Human(f.path.shown()).to_string(),
         );
         if candidates.is_empty() {
             lines.push_str(&format!("{name}: no video found on api.video\n"));

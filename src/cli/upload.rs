@@ -6,6 +6,7 @@
 //! Exits 1 if any file failed.
 
 use crate::cli::stdout::{errln, outln};
+use crate::escape::Show as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
@@ -62,7 +63,7 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 errln!(
                     "{}",
-                    crate::escape::Human(format_args!("{}: {e:#}", file.display()))
+                    crate::escape::Human(format_args!("{}: {e:#}", file.shown()))
                 );
                 failed += 1;
             }
@@ -159,7 +160,7 @@ pub async fn run(cli: &Cli, args: &UploadArgs) -> anyhow::Result<ExitCode> {
         };
         let name = row
             .as_ref()
-            .map(|r| r.path.display().to_string())
+            .map(|r| r.path.shown().to_string())
             .unwrap_or_default();
         let line = match result {
             Ok(Outcome::Done { video_id }) => {
@@ -318,7 +319,7 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
         FileState::Done => {
             outln!(
                 "{}: already uploaded, videoId {}",
-                crate::escape::Human(path.display()),
+                crate::escape::Human(path.shown()),
                 row.video_id.as_deref().unwrap_or("?")
             )?;
             Ok(None)
@@ -339,7 +340,7 @@ async fn enqueue(journal: &Journal, config: &Config, file: &Path) -> anyhow::Res
                     "{}",
                     crate::escape::Human(format_args!(
                         "{}: trying again (last error: {e})",
-                        path.display()
+                        path.shown()
                     ))
                 )?;
             }

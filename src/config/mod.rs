@@ -12,6 +12,7 @@
 //! that the token file is not empty) unless [`LoadOptions::check_files`] is false; a secret file
 //! with a mode wider than 0600 gives a warning in [`Config::warnings`].
 
+use crate::escape::Show as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -258,8 +259,8 @@ pub struct ConfigError {
 impl ConfigError {
     fn render(&self) -> String {
         match self.position {
-            Some((line, col)) => format!("{}:{line}:{col}: {}", self.file.display(), self.message),
-            None => format!("{}: {}", self.file.display(), self.message),
+            Some((line, col)) => format!("{}:{line}:{col}: {}", self.file.shown(), self.message),
+            None => format!("{}: {}", self.file.shown(), self.message),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! digits); a mode wider than 0600 is a warning. The same check runs each time the daemon reads
 //! the token, so a file overwritten with garbage keeps the token read before.
 
+use crate::escape::Show as _;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ pub fn check_secret_file(
     is_upload_token: bool,
     warnings: &mut Vec<String>,
 ) -> Result<(), String> {
-    let shown = path.display();
+    let shown = path.shown();
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -178,8 +179,8 @@ impl ApiConfig {
     pub fn token_source_label(&self) -> String {
         match &self.token {
             TokenSource::Inline(_) => "inline upload_token".into(),
-            TokenSource::File(p) => format!("file {}", p.display()),
-            TokenSource::Credential(p) => format!("systemd credential {}", p.display()),
+            TokenSource::File(p) => format!("file {}", p.shown()),
+            TokenSource::Credential(p) => format!("systemd credential {}", p.shown()),
             TokenSource::None => "none".into(),
         }
     }

@@ -13,6 +13,8 @@
 //! Shutdown order: cancel → stop claiming and scanning → in-flight chunks finish or are dropped
 //! within `upload.shutdown_timeout` → `STOPPING=1` → return `Ok(())` (exit 0).
 
+use crate::escape::Show as _;
+
 pub mod fatal;
 pub mod limits;
 pub mod notify;
@@ -54,7 +56,7 @@ pub enum DaemonError {
     Api(crate::api::ApiError),
     #[error(
         "cannot listen on {addr} for metrics and the status page (`listen` in [metrics] of {}): {source}",
-        file.display()
+        file.shown()
     )]
     Metrics {
         addr: std::net::SocketAddr,
@@ -160,7 +162,7 @@ pub async fn run_with(
         "ingestd is running"
     );
     for root in services.roots() {
-        tracing::info!(root = %root.path.display(), mode = %root.mode, health = %root.health, "watching");
+        tracing::info!(root = %root.path.shown(), mode = %root.mode, health = %root.health, "watching");
     }
 
     let liveness = services.liveness();
@@ -224,7 +226,7 @@ pub async fn run_with(
                     prune::set_keep_done(&keep_done, config.journal.keep_done);
                     // As at start: which roots are watched now, and how.
                     for root in services.roots() {
-                        tracing::info!(root = %root.path.display(), mode = %root.mode, health = %root.health, "watching");
+                        tracing::info!(root = %root.path.shown(), mode = %root.mode, health = %root.health, "watching");
                     }
                 }
                 send(&notifier, notifier.ready(), "READY=1");
@@ -284,7 +286,7 @@ async fn warn_if_another_daemon(journal: &crate::journal::Journal) {
     if other.running && other.pid != std::process::id() {
         tracing::warn!(
             pid = other.pid,
-            journal = %journal.path().display(),
+            journal = %journal.path().shown(),
             "another `ingestd run` (pid {}) uses this journal: both upload from it; stop one of them (`systemctl status ingestd`)",
             other.pid
         );
@@ -297,7 +299,7 @@ pub fn not_runnable(config: &Config) -> Option<String> {
     config.watch.is_empty().then(|| {
         format!(
             "{}: no [[watch]] section: `ingestd run` has nothing to watch; add one, such as\n\n[[watch]]\npath = \"/srv/recordings\"",
-            config.source.display()
+            config.source.shown()
         )
     })
 }
@@ -318,14 +320,14 @@ fn reload(config: &mut Config, notifier: &Notifier) -> bool {
             if new.journal.path != config.journal.path {
                 tracing::warn!(
                     "[journal] path changed to {}: it takes effect when ingestd restarts; until then the daemon keeps using {} (and `ingestd status` reads the new path)",
-                    new.journal.path.display(),
-                    config.journal.path.display()
+                    new.journal.path.shown(),
+                    config.journal.path.shown()
                 );
             }
             // The caller applies it: roots, workers, the workers' context, rate, token
             // (`Services::apply`).
             *config = new;
-            tracing::info!("configuration reloaded from {}", config.source.display());
+            tracing::info!("configuration reloaded from {}", config.source.shown());
             true
         }
         Err(e) => {

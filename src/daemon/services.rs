@@ -2,6 +2,7 @@
 //! gate, the api clients, the watcher and the worker pool, all under one cancellation token.
 //! [`Services::apply`] takes a reloaded configuration (SIGHUP) without a restart.
 
+use crate::escape::Show as _;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -198,7 +199,7 @@ impl Services {
         .await
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
         for row in &reclaimed {
-            tracing::info!(path = %row.path.display(), video_id = row.video_id.as_deref(), offset = row.bytes_uploaded, "resuming an upload interrupted by a stop or crash");
+            tracing::info!(path = %row.path.shown(), video_id = row.video_id.as_deref(), offset = row.bytes_uploaded, "resuming an upload interrupted by a stop or crash");
         }
         finish_interrupted_actions(&journal, config).await;
         let gate = TokenGate::new(token);
@@ -650,7 +651,7 @@ async fn finish_interrupted_actions(journal: &Journal, config: &Config) {
                 let o =
                     crate::upload::after::apply_async(action, row.root.clone(), row.path.clone())
                         .await;
-                tracing::info!(path = %row.path.display(), video_id = row.video_id.as_deref(), "finished a post-upload action interrupted by a stop: {}", o.message());
+                tracing::info!(path = %row.path.shown(), video_id = row.video_id.as_deref(), "finished a post-upload action interrupted by a stop: {}", o.message());
                 (o.message(), !o.is_success())
             }
             Ok(_) => (

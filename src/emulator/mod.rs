@@ -10,6 +10,7 @@
 //! the API routes; `range` the `Content-Range` rules; `disposition` the strict multipart header check; `store` on-disk state; `extras` the
 //! `/_emulator/` routes; `extract`, `errors`, `model`, `paging`, `state`, `util` helpers.
 
+use crate::escape::Show as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,12 +64,12 @@ pub enum EmulatorError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", path.shown())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: invalid state file: {source}", path.display())]
+    #[error("{}: invalid state file: {source}", path.shown())]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,

@@ -383,6 +383,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::escape::Show as _;
 
     #[test]
     fn fresh_journal_is_migrated_and_reopens() {
@@ -481,7 +482,7 @@ mod tests {
         ] {
             assert!(matches!(e, JournalError::TooNew { .. }), "{e}");
             let msg = e.to_string();
-            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains(&path.shown().to_string()), "{msg}");
             assert!(msg.contains("newer"), "{msg}");
         }
         assert_eq!(std::fs::read(&path).unwrap(), before);
@@ -501,7 +502,7 @@ mod tests {
         ] {
             assert!(matches!(e, JournalError::Corrupt { .. }), "{e}");
             let msg = e.to_string();
-            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains(&path.shown().to_string()), "{msg}");
             assert!(msg.contains(".broken"), "{msg}");
         }
         assert_eq!(std::fs::read(&path).unwrap(), garbage);

@@ -1,6 +1,7 @@
 //! [`JournalError`]: every error names the journal file and says what to do. The journal is never
 //! deleted or rewritten to get past an error.
 
+use crate::escape::Show as _;
 use std::path::{Path, PathBuf};
 
 use rusqlite::ErrorCode;
@@ -10,13 +11,13 @@ use super::FileState;
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     /// `status`/`explain`/`retry` before the daemon ever ran.
-    #[error("no journal at {} yet: ingestd has not run with this config", path.display())]
+    #[error("no journal at {} yet: ingestd has not run with this config", path.shown())]
     Missing { path: PathBuf },
 
     #[error(
         "{}: journal schema version {found} is newer than this ingestd understands (up to {known}); \
          install the newer ingestd that wrote it (the journal was left untouched)",
-        path.display()
+        path.shown()
     )]
     TooNew {
         path: PathBuf,
@@ -27,7 +28,7 @@ pub enum JournalError {
     #[error(
         "{}: journal schema version {found} is older than this ingestd ({known}); \
          run `ingestd run` once to upgrade it",
-        path.display()
+        path.shown()
     )]
     TooOld {
         path: PathBuf,
@@ -39,7 +40,7 @@ pub enum JournalError {
         "{}: not an ingestd journal, or corrupt ({detail}); nothing was changed. Move it aside \
          (`mv {} {}.broken`) to start a new journal — files already uploaded would then be \
          uploaded again — or restore it from a backup",
-        path.display(), path.display(), path.display()
+        path.shown(), path.shown(), path.shown()
     )]
     Corrupt { path: PathBuf, detail: String },
 
@@ -49,7 +50,7 @@ pub enum JournalError {
     #[error(
         "{}: {detail}: not an ingestd journal; nothing was changed. Starting a new journal \
          uploads every file in the watch roots again. To start afresh on purpose, remove it: `rm {} {}-wal {}-shm`; otherwise restore it from a backup",
-        path.display(), path.display(), path.display(), path.display()
+        path.shown(), path.shown(), path.shown(), path.shown()
     )]
     NotAJournal { path: PathBuf, detail: String },
 
@@ -61,7 +62,7 @@ pub enum JournalError {
          in the lost file. On restart a deleted journal is created anew (with an API key, files \
          already on api.video are found by their content hash and not uploaded again); an \
          emptied one is refused until it is removed or restored",
-        path.display()
+        path.shown()
     )]
     Lost { path: PathBuf, detail: String },
 
@@ -69,34 +70,34 @@ pub enum JournalError {
         "{}: cannot write the journal: the file or its filesystem is read-only ({detail}); make \
          the file, its `-wal` and `-shm` files if present, and its directory writable by the user \
          running ingestd",
-        path.display()
+        path.shown()
     )]
     ReadOnly { path: PathBuf, detail: String },
 
     #[error(
         "{}: the disk holding the journal is full ({detail}); free some space — the last change \
          was not recorded and will be redone",
-        path.display()
+        path.shown()
     )]
     DiskFull { path: PathBuf, detail: String },
 
     #[error(
         "{}: the journal stayed locked by another process for too long ({detail}); try again",
-        path.display()
+        path.shown()
     )]
     Busy { path: PathBuf, detail: String },
 
-    #[error("{}: cannot open the journal ({detail}); check that the directory exists and is accessible", path.display())]
+    #[error("{}: cannot open the journal ({detail}); check that the directory exists and is accessible", path.shown())]
     CannotOpen { path: PathBuf, detail: String },
 
-    #[error("{}: cannot create the journal's directory {}: {source}", path.display(), dir.display())]
+    #[error("{}: cannot create the journal's directory {}: {source}", path.shown(), dir.shown())]
     CreateDir {
         path: PathBuf,
         dir: PathBuf,
         source: std::io::Error,
     },
 
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", path.shown())]
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,

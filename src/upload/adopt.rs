@@ -18,6 +18,7 @@
 //! `status`): an upload never starts on a failed lookup, so a failed lookup never makes a
 //! second video. Without an API key nothing of this runs.
 
+use crate::escape::Show as _;
 use std::time::SystemTime;
 
 use tracing::{info, warn};
@@ -126,7 +127,7 @@ pub async fn before_first_request(
         let note = format!(
             "a video with this file's content hash ({key}) was found incomplete on api.video (a lost journal's upload): possible orphan; the file is uploaded anew"
         );
-        warn!(path = %path.display(), video_id = vid.as_str(), "{note}");
+        warn!(path = %path.shown(), video_id = vid.as_str(), "{note}");
         j(&ctx.journal, move |j| {
             j.record_found_orphan(id, &vid, &note)
         })
@@ -143,7 +144,7 @@ pub async fn before_first_request(
         let (v, r) = (vid.clone(), receipt.clone());
         j(&ctx.journal, move |j| j.mark_adopted(id, &r, &v)).await?;
         ctx.metrics.outcome(UploadOutcome::Adopted);
-        info!(path = %path.display(), video_id = vid.as_str(), hash = %receipt, uploaded_by = host.as_str(), "adopted: api.video already holds this file, complete (found by its content hash); not uploaded again");
+        info!(path = %path.shown(), video_id = vid.as_str(), hash = %receipt, uploaded_by = host.as_str(), "adopted: api.video already holds this file, complete (found by its content hash); not uploaded again");
         run_after_upload(ctx, row, &vid).await?;
         return Ok(Some(Outcome::Done { video_id: vid }));
     }
@@ -160,7 +161,7 @@ pub async fn before_first_request(
     match keyed.create_video(&creation).await {
         Ok(video) => {
             let vid = video.video_id;
-            info!(path = %path.display(), video_id = vid.as_str(), "looked up by content hash: not on api.video; created video with the API key");
+            info!(path = %path.shown(), video_id = vid.as_str(), "looked up by content hash: not on api.video; created video with the API key");
             let v = vid.clone();
             j(&ctx.journal, move |j| j.commit_video_id(id, &v)).await?;
             row.video_id = Some(vid);
@@ -194,7 +195,7 @@ pub async fn tag_after_upload(
     match keyed.update_video(video_id, &update).await {
         Ok(_) => Ok(None),
         Err(e) if e.class() == ErrorClass::Permanent => {
-            warn!(path = %row.path.display(), video_id, "the video is uploaded but its content hash could not be set in its metadata ({e}): a journal lost later will not find it");
+            warn!(path = %row.path.shown(), video_id, "the video is uploaded but its content hash could not be set in its metadata ({e}): a journal lost later will not find it");
             Ok(None)
         }
         Err(e) if matches!(e.class(), ErrorClass::Transient | ErrorClass::Local) => {
@@ -248,7 +249,7 @@ async fn run_after_upload(
     let outcome = after::apply_async(action, root, path.clone()).await;
     let (text, failed) = (outcome.message(), !outcome.is_success());
     if failed {
-        warn!(path = %path.display(), video_id, "{text}");
+        warn!(path = %path.shown(), video_id, "{text}");
     }
     j(&ctx.journal, move |j| {
         j.record_after_upload(id, &text, failed)

@@ -16,6 +16,7 @@
 //!
 //! These are blocking filesystem calls: from async code use [`apply_async`].
 
+use crate::escape::Show as _;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
@@ -62,9 +63,9 @@ impl fmt::Display for AfterOutcome {
         match self {
             AfterOutcome::Kept => write!(f, "kept"),
             AfterOutcome::Deleted => write!(f, "deleted"),
-            AfterOutcome::Moved { to, copied: false } => write!(f, "moved to {}", to.display()),
+            AfterOutcome::Moved { to, copied: false } => write!(f, "moved to {}", to.shown()),
             AfterOutcome::Moved { to, copied: true } => {
-                write!(f, "moved to {} (copied across filesystems)", to.display())
+                write!(f, "moved to {} (copied across filesystems)", to.shown())
             }
             AfterOutcome::DeleteFailed(e) => write!(
                 f,
@@ -444,7 +445,7 @@ mod tests {
                 AfterOutcome::Moved { to, copied: false } => assert_eq!(to, &expected),
                 other => panic!("{other:?}"),
             }
-            assert_eq!(out.message(), format!("moved to {}", expected.display()));
+            assert_eq!(out.message(), format!("moved to {}", expected.shown()));
             assert!(!f.exists());
             assert_eq!(fs::read(&expected).unwrap(), *content);
         }

@@ -6,6 +6,7 @@
 //! has it (the response was lost): advance. A 400 `video-source-already-uploaded` for the
 //! completing chunk means the video is complete.
 
+use crate::escape::Show as _;
 use std::ops::ControlFlow::{Break, Continue};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +63,7 @@ pub(super) async fn send_all(
         }
         if shutdown.is_cancelled() {
             // Stopping: the acknowledged chunks are committed; the next one waits for a restart.
-            info!(path = %a.row.path.display(), video_id = a.row.video_id.as_deref(), offset, "stopping between chunks; resumes here on restart");
+            info!(path = %a.row.path.shown(), video_id = a.row.video_id.as_deref(), offset, "stopping between chunks; resumes here on restart");
             j(&ctx.journal, move |j| j.requeue(id)).await?;
             return Ok(Break(Outcome::Released));
         }
@@ -87,7 +88,7 @@ pub(super) async fn send_all(
         if tap.0.bytes_hashed() < offset
             && let Err(e) = extend_hash(tap, &a.file, &a.row.path, offset).await
         {
-            let msg = format!("reading {}: {e}", a.row.path.display());
+            let msg = format!("reading {}: {e}", a.row.path.shown());
             return Ok(Break(local_failure(ctx, &a.row, msg).await?));
         }
         let snapshot = tap.0.snapshot();
@@ -110,10 +111,10 @@ pub(super) async fn send_all(
             }
             Sent::AlreadyHad => {
                 // A response lost before a crash or a reset: hash the chunk from disk, advance.
-                info!(path = %a.row.path.display(), video_id = a.row.video_id.as_deref(), from = offset, "chunk already stored by api.video: advancing");
+                info!(path = %a.row.path.shown(), video_id = a.row.video_id.as_deref(), from = offset, "chunk already stored by api.video: advancing");
                 tap.0.restore(snapshot);
                 if let Err(e) = extend_hash(tap, &a.file, &a.row.path, offset + len).await {
-                    let msg = format!("reading {}: {e}", a.row.path.display());
+                    let msg = format!("reading {}: {e}", a.row.path.shown());
                     return Ok(Break(local_failure(ctx, &a.row, msg).await?));
                 }
                 offset += len;
@@ -122,7 +123,7 @@ pub(super) async fn send_all(
             Sent::AlreadyComplete => {
                 tap.0.restore(snapshot);
                 if let Err(e) = extend_hash(tap, &a.file, &a.row.path, total).await {
-                    let msg = format!("reading {}: {e}", a.row.path.display());
+                    let msg = format!("reading {}: {e}", a.row.path.shown());
                     return Ok(Break(local_failure(ctx, &a.row, msg).await?));
                 }
                 j(&ctx.journal, move |j| j.commit_offset(id, total)).await?;
@@ -167,7 +168,7 @@ pub(super) async fn first_request(
             fail::fail_point!("after-first-chunk-before-commit");
             let vid = v.clone();
             j(&ctx.journal, move |j| j.commit_video_id(id, &vid)).await?;
-            info!(path = %a.row.path.display(), video_id = v.as_str(), "upload started");
+            info!(path = %a.row.path.shown(), video_id = v.as_str(), "upload started");
             a.row.video_id = Some(v);
         }
         (Sent::Failed(e), _) if e.created_nothing() || !tap.1.sent() => {

@@ -4,6 +4,7 @@
 //! `ingestd retry ID --anyway`. An incomplete file goes back to `settling` with the reason (a
 //! started video recorded as abandoned); the watcher's next scan tracks it again.
 
+use crate::escape::Show as _;
 use std::path::PathBuf;
 
 use tracing::warn;
@@ -45,7 +46,7 @@ pub async fn recheck(
         Moment::BeforeFirstRequest => "before its upload",
         Moment::AfterLastChunk => "after its last chunk",
     };
-    warn!(path = %row.path.display(), video_id = row.video_id.as_deref(), "{reason} ({when}): not uploaded; it waits until the file changes");
+    warn!(path = %row.path.shown(), video_id = row.video_id.as_deref(), "{reason} ({when}): not uploaded; it waits until the file changes");
     ctx.metrics.outcome(UploadOutcome::Abandoned);
     let journal = ctx.journal.clone();
     tokio::task::spawn_blocking(move || journal.hold_incomplete(id, &reason)).await??;

@@ -23,6 +23,7 @@
 //!
 //! [`Journal::commit_range`]: crate::journal::Journal::commit_range
 
+use crate::escape::Show as _;
 use std::collections::VecDeque;
 use std::ops::ControlFlow::{Break, Continue};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -188,7 +189,7 @@ pub(super) async fn send_rest(
     tap.0.progress().set(acked_bytes);
     let lanes = ctx.config.lanes();
     let mut tree = start_tree(tap, prefix, total);
-    debug!(path = %a.row.path.display(), lanes, chunks = todo.len() + usize::from(last.is_some()), "sending in lanes");
+    debug!(path = %a.row.path.shown(), lanes, chunks = todo.len() + usize::from(last.is_some()), "sending in lanes");
     let never = CancellationToken::new(); // shutdown is handled here, for all lanes at once
     let mut failed = None;
     let outcome = {
@@ -243,7 +244,7 @@ pub(super) async fn send_rest(
                     // Every lane's chunk is cancelled at once (its connection resets); the
                     // acknowledged ranges are committed.
                     drop(inflight);
-                    info!(path = %a.row.path.display(), video_id = a.row.video_id.as_deref(), "stopping: the chunks in flight are cancelled; the rest resumes on restart");
+                    info!(path = %a.row.path.shown(), video_id = a.row.video_id.as_deref(), "stopping: the chunks in flight are cancelled; the rest resumes on restart");
                     j(&ctx.journal, move |j| j.requeue(id)).await?;
                     return Ok(Break(Outcome::Released));
                 }
@@ -285,7 +286,7 @@ pub(super) async fn send_rest(
     }
     a.row.attempts = 0;
     if let Err(e) = finish_hash(tap, tree, a).await {
-        let msg = format!("reading {}: {e}", a.row.path.display());
+        let msg = format!("reading {}: {e}", a.row.path.shown());
         return Ok(Break(local_failure(ctx, &a.row, msg).await?));
     }
     Ok(Continue(()))
@@ -324,12 +325,12 @@ async fn finish_hash(
         .await
         .map_err(|e| hash::HashError::Join(e.to_string()))??;
         if let Some(root) = tree.root() {
-            debug!(path = %a.row.path.display(), read_back = read, "content hash merged from the lanes' subtrees");
+            debug!(path = %a.row.path.shown(), read_back = read, "content hash merged from the lanes' subtrees");
             tap.0
                 .replace(ContentHasher::from_blake3(root, tree.total()));
             return Ok(());
         }
-        debug!(path = %a.row.path.display(), "the lanes' subtrees do not make a tree: hashing from disk");
+        debug!(path = %a.row.path.shown(), "the lanes' subtrees do not make a tree: hashing from disk");
     }
     extend_hash(tap, &a.file, &a.row.path, a.total).await
 }

@@ -3,6 +3,7 @@
 //! never spinning and never ending. Storage failures are logged by the journal itself
 //! (`journal::health`, once a minute at most), so a pause logs them at `debug` only.
 
+use crate::escape::Show as _;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -32,7 +33,7 @@ impl JournalPause {
         let delay = Duration::from_secs(1u64 << self.failures.min(5)).min(JOURNAL_PAUSE_MAX);
         self.failures = self.failures.saturating_add(1);
         let storage = matches!(e, WorkerError::Journal(je) if crate::journal::health::storage_reason(je).is_some());
-        let path = path.map(|p| p.display().to_string()).unwrap_or_default();
+        let path = path.map(|p| p.shown().to_string()).unwrap_or_default();
         if storage {
             tracing::debug!(
                 worker = n,

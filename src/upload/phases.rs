@@ -13,6 +13,7 @@
 //!    with an API key the hash is first set in the video's metadata, [`adopt::tag_after_upload`]),
 //!    then the `after_upload` action, only after `done` is committed (W6).
 
+use crate::escape::Show as _;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
 
@@ -68,7 +69,7 @@ pub(super) async fn prepare(ctx: &WorkerContext, mut row: FileRow) -> Phase<Atte
                 0 => format!("file vanished before upload: {e}"),
                 n => format!("file vanished during its upload, after {n} bytes: {e}"),
             };
-            warn!(path = %path.display(), "{msg}");
+            warn!(path = %path.shown(), "{msg}");
             ctx.metrics.outcome(UploadOutcome::Abandoned);
             j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
             return Ok(Break(Outcome::Released));
@@ -77,7 +78,7 @@ pub(super) async fn prepare(ctx: &WorkerContext, mut row: FileRow) -> Phase<Atte
     let now_identity = identity_of(&meta);
     if !same_content(&now_identity, &row.identity) {
         if let Some(video_id) = row.video_id.clone() {
-            warn!(path = %path.display(), video_id, "file changed since its upload started: abandoning the partial video, starting over");
+            warn!(path = %path.shown(), video_id, "file changed since its upload started: abandoning the partial video, starting over");
         }
         tracing::debug!("the file changed since it was queued");
         ctx.metrics.outcome(UploadOutcome::Abandoned);
@@ -103,10 +104,10 @@ pub(super) async fn prepare(ctx: &WorkerContext, mut row: FileRow) -> Phase<Atte
     if row.possible_orphan() {
         let note = format!(
             "the first request of {} got no answer (ingestd stopped, or the answer was lost): api.video may hold a video titled {:?} that ingestd cannot name (possible orphan); the file is uploaded again as a new video — set [api] api_key_file to close this window",
-            path.display(),
+            path.shown(),
             file_name(&path)
         );
-        warn!(path = %path.display(), "{note}");
+        warn!(path = %path.shown(), "{note}");
         j(&ctx.journal, move |j| j.record_orphan(id, &note)).await?;
     }
 
@@ -122,11 +123,7 @@ pub(super) async fn prepare(ctx: &WorkerContext, mut row: FileRow) -> Phase<Atte
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => api::OpenFile::from(f.into_std().await),
         Err(e) => {
-            let msg = format!(
-                "cannot read {}: {e}; {}",
-                path.display(),
-                api::open_hint(&e)
-            );
+            let msg = format!("cannot read {}: {e}; {}", path.shown(), api::open_hint(&e));
             return Ok(Break(local_failure(ctx, &row, msg).await?));
         }
     };
@@ -162,7 +159,7 @@ pub(super) async fn create_video_with_key(ctx: &WorkerContext, a: &mut Attempt) 
     match keyed.create_video(&creation).await {
         Ok(video) => {
             let vid = video.video_id.clone();
-            info!(path = %a.row.path.display(), video_id = vid.as_str(), "created video with the API key");
+            info!(path = %a.row.path.shown(), video_id = vid.as_str(), "created video with the API key");
             let v = vid.clone();
             j(&ctx.journal, move |j| j.commit_video_id(id, &v)).await?;
             a.row.video_id = Some(vid);
@@ -202,7 +199,7 @@ pub(super) async fn start_tap(ctx: &WorkerContext, a: &Attempt) -> Phase<Arc<Tap
         && let Err(e) =
             extend_through(&mut hasher, &a.file, &a.row.path, a.row.bytes_uploaded).await
     {
-        let msg = format!("reading {}: {e}", a.row.path.display());
+        let msg = format!("reading {}: {e}", a.row.path.shown());
         return Ok(Break(local_failure(ctx, &a.row, msg).await?));
     }
     let rate = match ctx.rate.read() {
@@ -234,14 +231,14 @@ pub(super) async fn finish(
     match after_identity {
         Ok(ident) if same_content(&ident, &row.identity) => {}
         Ok(ident) => {
-            warn!(path = %path.display(), video_id, "the file changed during its upload: not done; it settles again and uploads as a new video");
+            warn!(path = %path.shown(), video_id, "the file changed during its upload: not done; it settles again and uploads as a new video");
             ctx.metrics.outcome(UploadOutcome::Abandoned);
             j(&ctx.journal, move |j| j.reset_for_new_video(id, &ident)).await?;
             return Ok(Outcome::Released);
         }
         Err(e) => {
             let msg = format!("file vanished during its upload: {e}");
-            warn!(path = %path.display(), video_id, "{msg}");
+            warn!(path = %path.shown(), video_id, "{msg}");
             ctx.metrics.outcome(UploadOutcome::Abandoned);
             j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
             return Ok(Outcome::Released);
@@ -258,7 +255,7 @@ pub(super) async fn finish(
     fail::fail_point!("before-done-commit");
     j(&ctx.journal, move |j| j.mark_done(id, &s, &v)).await?;
     ctx.metrics.outcome(UploadOutcome::Done);
-    info!(path = %path.display(), video_id, hash = %receipt, bytes = total, "uploaded");
+    info!(path = %path.shown(), video_id, hash = %receipt, bytes = total, "uploaded");
     after_upload(ctx, &row).await?;
     Ok(Outcome::Done { video_id })
 }
@@ -272,7 +269,7 @@ async fn after_upload(ctx: &WorkerContext, row: &FileRow) -> Result<(), WorkerEr
     let outcome = after::apply_async(action, root, path.clone()).await;
     let text = outcome.message();
     if !outcome.is_success() {
-        warn!(path = %path.display(), video_id, "{text}");
+        warn!(path = %path.shown(), video_id, "{text}");
     }
     let failed = !outcome.is_success();
     j(&ctx.journal, move |j| {

@@ -2,6 +2,7 @@
 //! down: a first request that never left, or got a 4xx, records no possible orphan (a 5xx keeps
 //! the mark); an unreadable file is reported before any request.
 
+use crate::escape::Show as _;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -98,7 +99,7 @@ async fn an_unreadable_file_is_reported_before_any_request() {
         err,
         format!(
             "cannot read {}: Permission denied (os error 13); make it readable by the user ingestd runs as (retried until then)",
-            path.display()
+            path.shown()
         )
     );
 }

@@ -3,6 +3,7 @@
 //! I/O error, or an api error mapped to a retry, a token pause or a failure. Each writes its
 //! verdict to the journal in one transaction and returns the worker's [`Outcome`].
 
+use crate::escape::Show as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -34,7 +35,7 @@ pub(super) async fn still_ours(ctx: &WorkerContext, row: &FileRow) -> Result<boo
 /// The watcher took the row back while this upload ran (the file changed): stop, touch nothing.
 pub(super) fn released_by_watcher(row: &FileRow, new_video: Option<&str>) -> Outcome {
     warn!(
-        path = %row.path.display(),
+        path = %row.path.shown(),
         video_id = row.video_id.as_deref().or(new_video),
         "the file changed during its upload: this upload stops (the journal recorded the started video as abandoned); the file settles again and uploads as a new video"
     );
@@ -51,7 +52,7 @@ pub(super) async fn file_left(
     offset: u64,
 ) -> Result<Option<Outcome>, WorkerError> {
     let id = row.id;
-    let path = row.path.display().to_string();
+    let path = row.path.shown().to_string();
     let video_id = row.video_id.clone();
     let now = tokio::fs::metadata(&row.path).await;
     match &now {
@@ -69,7 +70,7 @@ pub(super) async fn file_left(
         // deletion. Retried at once from the new path, resuming at the committed offset.
         let msg = format!(
             "the file was renamed to {} during its upload; it resumes from there",
-            to.display()
+            to.shown()
         );
         return Ok(Some(local_failure(ctx, row, msg).await?));
     }
@@ -89,7 +90,7 @@ pub(super) async fn file_left(
             let (msg, then) = if tokio::fs::metadata(&row.root).await.is_err() {
                 let msg = format!(
                     "the watch root {} disappeared during the upload (unmounted or moved?), after {offset} of {} bytes",
-                    row.root.display(),
+                    row.root.shown(),
                     row.identity.size
                 );
                 (
@@ -141,7 +142,7 @@ pub(super) async fn stopped_at_shutdown(
     body_sent: bool,
 ) -> Result<Outcome, WorkerError> {
     let id = row.id;
-    let path = row.path.display().to_string();
+    let path = row.path.shown().to_string();
     let why = match (first_request, body_sent) {
         (true, false) => format!(
             "shutdown: the first request did not finish within shutdown_timeout ({} s) and was aborted before its last byte (connection reset): no video was created; it starts again on restart",
@@ -178,7 +179,7 @@ pub(super) async fn refused(
     };
     let id = row.id;
     let msg = format!("not uploaded: {why}");
-    warn!(path = %row.path.display(), "{msg}");
+    warn!(path = %row.path.shown(), "{msg}");
     ctx.metrics.outcome(UploadOutcome::Abandoned);
     j(&ctx.journal, move |j| j.mark_gone(id, &msg)).await?;
     Ok(Some(Outcome::Released))
@@ -210,7 +211,7 @@ pub(super) async fn local_failure(
     };
     let at = SystemTime::now() + delay;
     ctx.metrics.retry(RetryKind::Local);
-    warn!(path = %row.path.display(), "{msg}; retrying in {}s", delay.as_secs());
+    warn!(path = %row.path.shown(), "{msg}; retrying in {}s", delay.as_secs());
     j(&ctx.journal, move |j| {
         j.schedule_retry(id, at, attempts, &msg, None)
     })
@@ -226,7 +227,7 @@ pub(super) async fn handle_error(
     range: Option<ChunkRange>,
 ) -> Result<Outcome, WorkerError> {
     let id = row.id;
-    let path = row.path.display().to_string();
+    let path = row.path.shown().to_string();
     let video_id = row.video_id.clone();
     let class = match e.class() {
         ErrorClass::Transient | ErrorClass::Local => RetryClass::Transient,

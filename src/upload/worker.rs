@@ -17,6 +17,7 @@
 //!
 //! How an attempt ends otherwise (retry, pause, failure, released) is in `super::verdict`.
 
+use crate::escape::Show as _;
 use std::ops::ControlFlow::{Break, Continue};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -221,7 +222,7 @@ pub async fn run_worker(
             continue; // another worker (or process) took it
         };
         pause.ok();
-        tracing::debug!(worker = n, id = row.id, path = %row.path.display(), "claimed");
+        tracing::debug!(worker = n, id = row.id, path = %row.path.shown(), "claimed");
         fail::fail_point!("after-claim"); // W2: journaled and claimed, no byte sent
         fail::fail_point!("worker-panic", |_| panic!(
             "injected panic in upload worker {n}"
@@ -241,7 +242,7 @@ pub async fn run_worker(
             })) => {
                 // The watcher moved the row on (the file changed or vanished while uploading);
                 // the journal already recorded the abandoned videoId.
-                info!(path = %path.display(), id, state = state.as_str(), "upload dropped: the file changed while it was uploading");
+                info!(path = %path.shown(), id, state = state.as_str(), "upload dropped: the file changed while it was uploading");
             }
             Err(e) => {
                 // The journal failing (disk full, read-only): never die, never spin. Back off,

@@ -2,6 +2,7 @@
 //! directory watches before listing), event hints turned into stats, and the periodic settle
 //! check. Reports go through the [`Tracker`] to the sink.
 
+use crate::escape::Show as _;
 use std::collections::HashMap;
 use std::fs;
 use std::io;
@@ -190,7 +191,7 @@ impl Engine {
         if !refused.is_empty()
             && let Err(e) = self.tracker.sink().refused(&root, &refused)
         {
-            tracing::warn!(root = %root.display(), "journal: {e}");
+            tracing::warn!(root = %root.shown(), "journal: {e}");
         }
         if !missing.is_empty() {
             self.tracker.vanished(missing);
@@ -419,7 +420,7 @@ fn stat(p: &Path, follow: bool) -> Option<FileIdentity> {
         Ok(_) => None,
         Err(e) => {
             if !is_missing(&e) {
-                tracing::warn!(path = %p.display(), "cannot stat a settling file: {e}");
+                tracing::warn!(path = %p.shown(), "cannot stat a settling file: {e}");
             }
             None
         }
@@ -474,13 +475,13 @@ fn log_watch_limit(root: &Path, used: usize, poll: std::time::Duration) {
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "?".into());
     tracing::error!(
-        root = %root.display(),
+        root = %root.shown(),
         "inotify watch limit reached (fs.inotify.max_user_watches = {limit}, {used} used by this \
          root): {} now falls back to polling every {}. Raise the limit with \
          `sysctl fs.inotify.max_user_watches=524288` and make it permanent with \
          `echo fs.inotify.max_user_watches=524288 > /etc/sysctl.d/90-ingestd-inotify.conf`, \
          then restart ingestd",
-        root.display(),
+        root.shown(),
         humantime::format_duration(poll)
     );
 }

@@ -3,6 +3,7 @@
 //! reconcile scans, overflow rescans and `rescan_now` until shutdown. Filesystem and sink work
 //! runs on blocking threads, one operation at a time per root.
 
+use crate::escape::Show as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -59,7 +60,7 @@ impl RootTask {
             Ok(f) => f,
             Err(e) => {
                 let msg = format!("invalid include/exclude pattern: {e}");
-                tracing::error!(root = %self.cfg.path.display(), "{msg}");
+                tracing::error!(root = %self.cfg.path.shown(), "{msg}");
                 self.set_health(Health::Error(msg));
                 self.initial.take();
                 self.shutdown.cancelled().await;
@@ -121,7 +122,7 @@ impl RootTask {
                     events = Some(rx);
                 }
                 Err(e) => {
-                    tracing::warn!(root = %self.cfg.path.display(),
+                    tracing::warn!(root = %self.cfg.path.shown(),
                         "cannot start inotify ({e}); polling every {}",
                         humantime::format_duration(self.cfg.poll_interval));
                     mode = Mode::Poll;
@@ -154,7 +155,7 @@ impl RootTask {
                 _ = self.shutdown.cancelled() => return (Exit::Shutdown, hit),
                 _ = self.signals.wake.notified() => {
                     if self.signals.take_overflow() {
-                        tracing::warn!(root = %self.cfg.path.display(),
+                        tracing::warn!(root = %self.cfg.path.shown(),
                             "file events were lost (inotify queue overflow or event backlog): \
                              rescanning the root");
                         self.op(engine, |e| e.full_scan()).await
@@ -163,7 +164,7 @@ impl RootTask {
                     }
                 }
                 _ = self.rescan.notified() => {
-                    tracing::info!(root = %self.cfg.path.display(), "rescan requested");
+                    tracing::info!(root = %self.cfg.path.shown(), "rescan requested");
                     self.op(engine, |e| e.full_scan()).await
                 }
                 hint = recv(&mut events) => match hint {
@@ -178,7 +179,7 @@ impl RootTask {
                 },
                 _ = tokio::time::sleep_until(next_scan) => {
                     next_scan = Instant::now() + self.scan_every(mode);
-                    tracing::debug!(root = %self.cfg.path.display(), "periodic scan");
+                    tracing::debug!(root = %self.cfg.path.shown(), "periodic scan");
                     self.op(engine, |e| e.full_scan()).await
                 }
                 // The earliest instant a file may settle: checked then, not at the next tick.
@@ -261,7 +262,7 @@ impl RootTask {
                 let kind = tokio::task::spawn_blocking(move || fstype::kind(&path)).await;
                 match kind {
                     Ok(Ok(FsKind::Remote(name))) => {
-                        tracing::info!(root = %self.cfg.path.display(),
+                        tracing::info!(root = %self.cfg.path.shown(),
                             "on a {name} filesystem, where inotify misses remote changes: \
                              polling every {}",
                             humantime::format_duration(self.cfg.poll_interval));
@@ -294,7 +295,7 @@ impl RootTask {
         if s.health == h {
             return;
         }
-        let root = self.cfg.path.display();
+        let root = self.cfg.path.shown();
         let every = humantime::format_duration(self.cfg.poll_interval);
         match &h {
             Health::Ok => tracing::info!(root = %root, "watch root is available again"),

@@ -10,6 +10,7 @@
 //! The scan, the event hints and the settle check apply these rules, and the worker checks them
 //! once more before it opens a file, so a row whose path broke them goes `gone` with the reason.
 
+use crate::escape::Show as _;
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -155,7 +156,7 @@ impl Rules {
         {
             return Err(format!(
                 "a symlink to ingestd's own {what} ({}), never uploaded",
-                secret.display()
+                secret.shown()
             ));
         }
         let target =
@@ -173,7 +174,7 @@ impl Rules {
         } else {
             Err(format!(
                 "a symlink to {}, outside every watch root: not followed (set follow_symlinks_outside = true in [[watch]] to follow it)",
-                target.display()
+                target.shown()
             ))
         }
     }
@@ -195,7 +196,7 @@ impl Rules {
         let _ = path;
         Some(format!(
             "it is ingestd's own {what} ({}), never uploaded",
-            secret.display()
+            secret.shown()
         ))
     }
 
@@ -215,7 +216,7 @@ impl Rules {
                 } else {
                     format!(
                         "its directory {} is now a symlink, and follow_symlinks = false",
-                        link.display()
+                        link.shown()
                     )
                 }));
             }
@@ -236,7 +237,7 @@ impl Rules {
                 Ok(Route::Inside { real, .. }) if real != path => {
                     return Err(Refusal::Refused(format!(
                         "it is reached through a symlink, and its real path {} is inside a watch root: the file is uploaded under that path only",
-                        real.display()
+                        real.shown()
                     )));
                 }
                 Ok(_) => {}

@@ -4,6 +4,7 @@
 //! devices — logged once and skipped (names that are not UTF-8 are files like any other). Files are handed to a callback as
 //! they are found, never collected, so memory does not grow with the tree.
 
+use crate::escape::Show as _;
 use std::collections::HashSet;
 use std::fmt::Display;
 use std::fs::{self, Metadata};
@@ -64,7 +65,7 @@ impl LogOnce {
         }
         self.seen.insert(path.to_owned());
         if path.to_str().is_some() {
-            tracing::warn!(path = %path.display(), "skipped: {reason}");
+            tracing::warn!(path = %path.shown(), "skipped: {reason}");
         } else {
             // Debug formatting shows the invalid bytes as escapes.
             tracing::warn!(path = ?path, "skipped: {reason}");
@@ -160,7 +161,7 @@ impl Walk<'_> {
         let mut meta = None;
         if ft.is_symlink() {
             if !self.follow_symlinks {
-                tracing::trace!(path = %path.display(), "symlink not followed");
+                tracing::trace!(path = %path.shown(), "symlink not followed");
                 return;
             }
             match self.rules.route(self.root, &path) {
@@ -247,7 +248,7 @@ impl Walk<'_> {
         v: &mut impl Visitor,
     ) {
         if root != self.root {
-            tracing::debug!(path = %link.display(), real = %real.display(), "a symlink into another watch root: that root uploads the file");
+            tracing::debug!(path = %link.shown(), real = %real.shown(), "a symlink into another watch root: that root uploads the file");
             return;
         }
         let m = match fs::metadata(&real) {
@@ -259,14 +260,14 @@ impl Walk<'_> {
             }
         };
         if !m.is_file() {
-            tracing::trace!(path = %link.display(), real = %real.display(), "a symlink to a directory of the root: walked under its real path");
+            tracing::trace!(path = %link.shown(), real = %real.shown(), "a symlink to a directory of the root: walked under its real path");
             return;
         }
         let Ok(rel) = real.strip_prefix(self.root) else {
             return;
         };
         if let Some(why) = self.filter.rejects_file(rel) {
-            tracing::debug!(path = %link.display(), real = %real.display(), "a symlink to a file of the root that is not uploaded: {why}");
+            tracing::debug!(path = %link.shown(), real = %real.shown(), "a symlink to a file of the root that is not uploaded: {why}");
             return;
         }
         match self.rules.refuse_file(&real, &m, true) {
@@ -330,7 +331,7 @@ mod tests {
             &root.join("zview"),
             &real.join("up"),
         ] {
-            assert!(!log.logged(p), "{}", p.display());
+            assert!(!log.logged(p), "{}", p.shown());
         }
     }
 

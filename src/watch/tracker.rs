@@ -4,6 +4,7 @@
 //! filesystem and a fake clock. Sink calls block: call these methods from a blocking thread.
 //! Sink errors are logged (once per failing spell) and retried at the next check, never fatal.
 
+use crate::escape::Show as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,7 +125,7 @@ impl Tracker {
                 match check(&s.0) {
                     Verdict::Incomplete(why) | Verdict::Unproven(why) => held.push((s, why)),
                     Verdict::Pending(why) => {
-                        tracing::debug!(path = %s.0.display(), "{why}");
+                        tracing::debug!(path = %s.0.shown(), "{why}");
                         pending.push(s);
                     }
                     Verdict::Complete | Verdict::Unknown => ok.push(s),
@@ -154,7 +155,7 @@ impl Tracker {
                 Ok(()) => {
                     self.sink_ok();
                     for ((p, id, since), why) in held {
-                        tracing::info!(path = %p.display(), "not queued: {why}; waiting for it to change");
+                        tracing::info!(path = %p.shown(), "not queued: {why}; waiting for it to change");
                         hold.push((p, id, since));
                     }
                 }
@@ -192,7 +193,7 @@ impl Tracker {
         };
         for (p, ..) in &queue {
             tracing::info!(
-                path = %p.display(),
+                path = %p.shown(),
                 "unchanged for {} and whole up to its last fragment: queued",
                 humantime::format_duration(self.incomplete_after)
             );
@@ -217,7 +218,7 @@ impl Tracker {
                 self.sink_ok();
                 for (p, ..) in &expired {
                     tracing::warn!(
-                        path = %p.display(),
+                        path = %p.shown(),
                         "still incomplete and unchanged after {}: failed ({}); `ingestd retry ID --anyway` uploads it as it is",
                         humantime::format_duration(self.incomplete_after),
                         container::SLUG
@@ -340,7 +341,7 @@ impl Tracker {
     fn sink_ok(&mut self) {
         if self.sink_failing {
             self.sink_failing = false;
-            tracing::info!(root = %self.root.display(), "the journal accepts reports again");
+            tracing::info!(root = %self.root.shown(), "the journal accepts reports again");
         }
     }
 
@@ -354,12 +355,12 @@ impl Tracker {
 /// state itself (the journal on a full disk logs that once a minute at most).
 fn log_sink_err(root: &Path, call: &str, e: &SinkError, failing: &mut bool, degraded: bool) {
     if degraded {
-        tracing::debug!(root = %root.display(), "journal `{call}` failed (the journal reports why): {e}");
+        tracing::debug!(root = %root.shown(), "journal `{call}` failed (the journal reports why): {e}");
     } else if !*failing {
         *failing = true;
-        tracing::warn!(root = %root.display(), "journal `{call}` failed, will retry: {e}");
+        tracing::warn!(root = %root.shown(), "journal `{call}` failed, will retry: {e}");
     } else {
-        tracing::debug!(root = %root.display(), "journal `{call}` failed again: {e}");
+        tracing::debug!(root = %root.shown(), "journal `{call}` failed again: {e}");
     }
 }
 
@@ -401,7 +402,7 @@ fn report_stable(
         })
         .collect();
     for o in &obs {
-        tracing::debug!(path = %o.path.display(), size = o.identity.size, "stable");
+        tracing::debug!(path = %o.path.shown(), size = o.identity.size, "stable");
     }
     // Crash window W1: stable, not yet journaled (tests abort here with FAILPOINTS).
     fail::fail_point!("before-stable");
@@ -409,7 +410,7 @@ fn report_stable(
         Ok(()) => {
             if *failing {
                 *failing = false;
-                tracing::info!(root = %root.display(), "the journal accepts reports again");
+                tracing::info!(root = %root.shown(), "the journal accepts reports again");
             }
             stable.clear();
             Vec::new()

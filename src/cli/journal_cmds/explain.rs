@@ -2,6 +2,7 @@
 //! include/exclude patterns, settle time) and the journal (state, progress, errors, token).
 
 use crate::cli::stdout::outln;
+use crate::escape::Show as _;
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,8 +29,8 @@ pub fn explain(cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
             "{}",
             crate::escape::Human(&format!(
                 "{}: reached through a symlink; its real path {} is inside a watch root, and the file is uploaded under that path only (one row, one video):",
-                path.display(),
-                real.display()
+                path.shown(),
+                real.shown()
             ))
         )?;
         path = real;
@@ -51,7 +52,7 @@ fn explain_path(
     path: &Path,
     now: SystemTime,
 ) -> anyhow::Result<Vec<String>> {
-    let mut out = vec![format!("{}:", path.display())];
+    let mut out = vec![format!("{}:", path.shown())];
     let watch = root_of(config, path);
     let follow = watch.as_ref().is_some_and(|(w, _)| w.follow_symlinks);
     let meta = if follow {
@@ -103,7 +104,7 @@ fn explain_path(
         if let Some((w, _)) = watch.as_ref().filter(|(w, _)| !w.path.is_dir()) {
             out.push(format!(
                 "its watch root {} does not exist (not created or not mounted?); the daemon checks it again every {} and scans it when it appears",
-                w.path.display(),
+                w.path.shown(),
                 human_duration(w.poll_interval)
             ));
         }
@@ -125,7 +126,7 @@ fn explain_path(
             let roots: Vec<String> = config
                 .watch
                 .iter()
-                .map(|w| w.path.display().to_string())
+                .map(|w| w.path.shown().to_string())
                 .collect();
             out.push(if roots.is_empty() {
                 "not under any watch root: the configuration has no [[watch]] section".into()
@@ -137,7 +138,7 @@ fn explain_path(
         (Some((w, rel)), _) => {
             let filter = Filter::new(w)?;
             if let Some(rejection) = filter.rejects_file(rel) {
-                out.push(format!("{rejection} (watch root {})", w.path.display()));
+                out.push(format!("{rejection} (watch root {})", w.path.shown()));
                 if row.is_none() {
                     return Ok(out);
                 }

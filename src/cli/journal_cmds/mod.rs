@@ -6,6 +6,7 @@
 //! - [`explain`] says why a file is not uploaded yet (`explain.rs`).
 
 use crate::cli::stdout::outln;
+use crate::escape::Show as _;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
@@ -63,12 +64,12 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
                 code: 1,
                 message: format!(
                     "no file #{id} in {}: `ingestd status --all` lists the ids; nothing was changed",
-                    path.display()
+                    path.shown()
                 ),
             }
             .into());
         }
-        other => other.with_context(|| format!("retry in {}", path.display()))?,
+        other => other.with_context(|| format!("retry in {}", path.shown()))?,
     };
     for row in &outcome.requeued {
         let was = before.iter().find(|b| b.id == row.id);
@@ -88,7 +89,7 @@ pub fn retry(cli: &Cli, args: &RetryArgs) -> anyhow::Result<ExitCode> {
         outln!(
             "#{} queued again: {}{anyway}",
             row.id,
-            crate::escape::Human(format_args!("{}{why}", row.path.display()))
+            crate::escape::Human(format_args!("{}{why}", row.path.shown()))
         )?;
     }
     for (id, state) in &outcome.skipped {
@@ -121,11 +122,11 @@ pub(crate) fn token_advice(config: &Config, reason: Option<&str>) -> String {
     match &config.api.token {
         TokenSource::File(path) => format!(
             "write a new token into {} (ingestd re-reads it within 2 s)",
-            path.display()
+            path.shown()
         ),
         TokenSource::Inline(_) => format!(
             "set a new upload_token in {}, then `systemctl reload ingestd` (SIGHUP)",
-            config.source.display()
+            config.source.shown()
         ),
         // The systemd credential: copied only when the service starts.
         TokenSource::Credential(_) | TokenSource::None => {

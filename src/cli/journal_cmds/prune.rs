@@ -3,6 +3,7 @@
 //! pages back to the filesystem. Safe while `run` runs (small transactions).
 
 use crate::cli::stdout::outln;
+use crate::escape::Show as _;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -47,7 +48,7 @@ pub fn prune(cli: &Cli, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     if out.rows > 0 && out.freed_pages == 0 {
         outln!(
             "the file did not shrink: this journal predates auto_vacuum; to reclaim the space once, stop ingestd and run: sqlite3 {} 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'",
-            path.display()
+            path.shown()
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -19,6 +19,7 @@
 //! files whose delete or move failed; with it, every file (done receipts and gone ones too).
 
 use crate::cli::stdout::errln;
+use crate::escape::Show as _;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -449,7 +450,7 @@ fn write_table(
             pct,
             human_size(f.identity.size),
             f.video_id.as_deref().unwrap_or("-"),
-            Human(f.path.display()),
+            Human(f.path.shown()),
             Human(note(f, lanes_of(r, f), now)),
         )
     })?;

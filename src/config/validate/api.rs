@@ -1,5 +1,6 @@
 //! `[api]`: endpoint scheme and host rules, the upload token source, secret and CA files.
 
+use crate::escape::Show as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ pub(super) fn api(
                         span_of(v),
                         format!(
                             "`ca_file` names `{}`, which cannot be read: {e}; point it at a PEM certificate file",
-                            p.display()
+                            p.shown()
                         ),
                     )
                 })?;
@@ -58,7 +59,7 @@ pub(super) fn api(
                         span_of(v),
                         format!(
                             "`ca_file` names `{}`, which holds no PEM certificate (no `{PEM_BEGIN}` line); point it at the CA certificate in PEM form (convert a DER one with `openssl x509 -inform der -in ca.der -out ca.pem`)",
-                            p.display()
+                            p.shown()
                         ),
                     ));
                 }
@@ -215,8 +216,8 @@ fn token_source(
             if config_readable_by_others(cx.file) {
                 warnings.push(format!(
                     "{} holds upload_token and can be read by other users; run `chmod 600 {}` or move the token to upload_token_file",
-                    cx.file.display(),
-                    cx.file.display()
+                    cx.file.shown(),
+                    cx.file.shown()
                 ));
             }
             Ok(TokenSource::Inline(secret))
@@ -241,7 +242,7 @@ fn token_source(
                 if let Some(problem) = problem {
                     return Err(cx.whole(format!(
                         "the systemd credential `upload-token` ({}) {problem}, and the configuration sets no token; write the upload token into the file the unit's LoadCredential= names (/etc/ingestd/upload-token), then `systemctl restart ingestd`",
-                        p.display()
+                        p.shown()
                     )));
                 }
                 Ok(TokenSource::Credential(p))

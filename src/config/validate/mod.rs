@@ -2,6 +2,7 @@
 //! watched roots and `move_to`, the endpoint's scheme, the token source. Each error points at the
 //! value it is about and says what to write instead.
 
+use crate::escape::Show as _;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -31,8 +32,8 @@ pub fn validate(raw: RawConfig, cx: Ctx<'_>, opts: &LoadOptions) -> R<Config> {
                     span_of(p),
                     format!(
                         "`path` in [journal] names the directory \"{}\"; write the path of the journal file, such as \"{}/journal.sqlite\"",
-                        path.display(),
-                        path.display()
+                        path.shown(),
+                        path.shown()
                     ),
                 ));
             }

@@ -1,5 +1,6 @@
 //! `[upload]`: workers, chunk size range, rate, after_upload/move_to, backoff, title template, hash.
 
+use crate::escape::Show as _;
 use std::time::Duration;
 
 use super::{R, absolute, choice, duration, size, span_of};
@@ -71,7 +72,7 @@ pub(super) fn upload(raw: &RawUpload, cx: Ctx<'_>, warnings: &mut Vec<String>) -
                     span_of(v),
                     format!(
                         "`move_to` in [upload] is \"{}\", which is not a directory; name the directory uploaded files are moved into, such as \"/srv/uploaded\"",
-                        dir.display()
+                        dir.shown()
                     ),
                 ));
             }

@@ -1,6 +1,7 @@
 //! `[[watch]]`: each root's globs, mode and intervals; roots that overlap each other, the journal
 //! or `move_to`.
 
+use crate::escape::Show as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -62,13 +63,13 @@ pub(super) fn watch(raw: &RawWatch, cx: Ctx<'_>, warnings: &mut Vec<String>) -> 
         Ok(m) if !m.is_dir() => {
             return Err(cx.at(
                 span_of(&raw.path),
-                format!("`path` in [[watch]] names `{}`, which is not a directory; point it at the folder to watch", path.display()),
+                format!("`path` in [[watch]] names `{}`, which is not a directory; point it at the folder to watch", path.shown()),
             ));
         }
         Ok(_) => {}
         Err(_) => warnings.push(format!(
             "watch root {} does not exist (yet); it is watched once it appears",
-            path.display()
+            path.shown()
         )),
     }
     let mode = match &raw.mode {
@@ -143,7 +144,7 @@ pub(super) fn check_roots(
     for (j, b) in watch.iter().enumerate() {
         for (i, a) in watch.iter().enumerate().take(j) {
             let line = cx.line_of(raw.watch[i].path.span().start);
-            let (pa, pb) = (a.path.display(), b.path.display());
+            let (pa, pb) = (a.path.shown(), b.path.shown());
             let msg = if paths::resolve(&a.path) == paths::resolve(&b.path) {
                 format!(
                     "`path` \"{pb}\" is already watched by the [[watch]] at line {line}; remove one of the two [[watch]] sections"
@@ -168,8 +169,8 @@ pub(super) fn check_roots(
         if paths::is_within(journal, &w.path) {
             let msg = format!(
                 "the journal \"{}\" is inside the watch root \"{}\" (line {root_line}); put it outside every root, such as path = \"{}\" in [journal]",
-                journal.display(),
-                w.path.display(),
+                journal.shown(),
+                w.path.shown(),
                 defaults::JOURNAL_PATH
             );
             return Err(match &raw.journal.path {
@@ -183,14 +184,14 @@ pub(super) fn check_roots(
             let msg = if paths::is_within(dir, &w.path) {
                 format!(
                     "`move_to` \"{}\" is inside the watch root \"{}\" (line {root_line}), so moved files would be found again; choose a directory outside every root, such as \"/srv/uploaded\"",
-                    dir.display(),
-                    w.path.display()
+                    dir.shown(),
+                    w.path.shown()
                 )
             } else if paths::is_within(&w.path, dir) {
                 format!(
                     "`move_to` \"{}\" contains the watch root \"{}\" (line {root_line}); choose a directory outside every root, such as \"/srv/uploaded\"",
-                    dir.display(),
-                    w.path.display()
+                    dir.shown(),
+                    w.path.shown()
                 )
             } else {
                 continue;

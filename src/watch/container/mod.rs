@@ -17,6 +17,7 @@
 //! Files: [`isobmff`] (with [`resume`]: a long fragmented file is walked across checks),
 //! [`matroska`], [`mpegts`]; [`sample`] writes small valid files (tests, `ingestd demo`).
 
+use crate::escape::Show as _;
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -283,7 +284,7 @@ pub fn check_keyed(path: &Path, src: &dyn Source, size: u64, key: Option<resume:
         Ok(Err(why)) => Verdict::Incomplete(format!("{}{format}: {why}", why.prefix())),
         Err(Stop::Budget) => Verdict::Unknown,
         Err(Stop::Io(e)) => {
-            tracing::debug!(path = %path.display(), "container check could not read: {e}");
+            tracing::debug!(path = %path.shown(), "container check could not read: {e}");
             Verdict::Unknown
         }
     };

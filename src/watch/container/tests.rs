@@ -1,6 +1,7 @@
 //! The completeness check against the sample writers: whole files, every prefix, damaged sizes
 //! (property tests, see the run counts in `docs/RELIABILITY.md`).
 
+use crate::escape::Show as _;
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -378,7 +379,7 @@ fn ffmpeg_files_in_tests_data() {
                 "incomplete" => r.verdict.is_incomplete(),
                 _ => matches!(r.verdict, Verdict::Unproven(_)),
             };
-            assert!(ok, "{}: {:?}", p.display(), r.verdict);
+            assert!(ok, "{}: {:?}", p.shown(), r.verdict);
             n += 1;
         }
     }
