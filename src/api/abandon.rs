@@ -23,40 +23,57 @@ use std::time::Duration;
 pub const DETACHED_FOR: Duration = Duration::from_secs(10);
 
 /// Lets the body go on only while the request is live: closed when the request is answered or
-/// given up, and checked under the same lock by whatever reads the body.
-#[derive(Clone, Default, Debug)]
-pub struct Gate(Arc<Mutex<bool>>);
+/// given up, and checked under the same lock by whatever reads the body. It holds what the body
+/// may use only while it is open (the upload's observer): closing drops it at once, whatever
+/// the connection still does with the body.
+#[derive(Debug)]
+pub struct Gate<T = ()>(Arc<Mutex<Option<T>>>);
 
-impl Gate {
-    /// Runs `f` unless the gate is closed; `false` if it was closed.
-    pub fn run(&self, f: impl FnOnce()) -> bool {
-        let closed = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if *closed {
-            return false;
-        }
-        f();
-        true
+impl<T> Clone for Gate<T> {
+    fn clone(&self) -> Self {
+        Gate(self.0.clone())
+    }
+}
+
+impl Default for Gate<()> {
+    fn default() -> Self {
+        Gate::open(())
+    }
+}
+
+impl<T> Gate<T> {
+    /// An open gate holding `value`.
+    pub fn open(value: T) -> Self {
+        Gate(Arc::new(Mutex::new(Some(value))))
     }
 
+    /// Runs `f` on the value unless the gate is closed; `None` if it was closed.
+    pub fn run<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        open.as_ref().map(f)
+    }
+
+    /// Closes the gate and drops its value.
     pub fn close(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        let value = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(value);
     }
 
     pub fn is_closed(&self) -> bool {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_none()
     }
 }
 
 /// A request in flight whose body reads through `gate`. Dropped before it is done, it closes the
 /// gate and hands the request to a task of its own (see the module doc); done or dropped, the
 /// gate is closed afterwards.
-pub struct Sending<F: Future + Send + 'static> {
+pub struct Sending<F: Future + Send + 'static, T> {
     inner: Option<Pin<Box<F>>>,
-    gate: Gate,
+    gate: Gate<T>,
 }
 
-impl<F: Future + Send + 'static> Sending<F> {
-    pub fn new(request: F, gate: Gate) -> Self {
+impl<F: Future + Send + 'static, T> Sending<F, T> {
+    pub fn new(request: F, gate: Gate<T>) -> Self {
         Sending {
             inner: Some(Box::pin(request)),
             gate,
@@ -64,7 +81,7 @@ impl<F: Future + Send + 'static> Sending<F> {
     }
 }
 
-impl<F: Future + Send + 'static> Future for Sending<F> {
+impl<F: Future + Send + 'static, T> Future for Sending<F, T> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -78,7 +95,7 @@ impl<F: Future + Send + 'static> Future for Sending<F> {
     }
 }
 
-impl<F: Future + Send + 'static> Drop for Sending<F> {
+impl<F: Future + Send + 'static, T> Drop for Sending<F, T> {
     fn drop(&mut self) {
         self.gate.close();
         let Some(inner) = self.inner.take() else {
@@ -98,14 +115,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_gate_runs_until_closed() {
-        let gate = Gate::default();
-        let mut ran = 0;
-        assert!(gate.run(|| ran += 1));
-        gate.close();
-        assert!(!gate.run(|| ran += 1));
-        assert_eq!(ran, 1);
+    fn the_gate_runs_until_closed_and_drops_its_value_then() {
+        let value = Arc::new(7);
+        let gate = Gate::open(value.clone());
+        assert_eq!(gate.run(|v| **v + 1), Some(8));
+        assert_eq!(Arc::strong_count(&value), 2);
+        gate.clone().close();
+        assert_eq!(gate.run(|v| **v), None);
         assert!(gate.is_closed());
+        assert_eq!(Arc::strong_count(&value), 1, "closing dropped the value");
     }
 
     /// Dropped before the answer: the gate closes and the request still runs to its end.

@@ -233,13 +233,13 @@ impl Client {
     /// [`Self::execute`] for a request whose body reads through `gate`: given up (dropped, or past
     /// `timeout`), its body fails instead of its answer being cancelled, so its connection is
     /// reset, never shut down gracefully ([`super::abandon`]).
-    pub(crate) async fn execute_gated(
+    pub(crate) async fn execute_gated<T: Send + 'static>(
         &self,
         op: &'static str,
         credential: Credential,
         request: RequestBuilder,
         timeout: Duration,
-        gate: super::abandon::Gate,
+        gate: super::abandon::Gate<T>,
     ) -> Result<(u16, Bytes), ApiError> {
         let answer = async {
             let response = super::abandon::Sending::new(request.send(), gate)

@@ -182,8 +182,8 @@ fn record(failure: &Failure, err: ApiError) {
 #[derive(Clone)]
 struct Reader {
     file: OpenFile,
-    observer: Option<Arc<dyn BodyObserver>>,
-    gate: Gate,
+    /// The observer, while the request is live.
+    gate: Gate<Option<Arc<dyn BodyObserver>>>,
 }
 
 /// How one piece read ended.
@@ -207,16 +207,21 @@ impl Reader {
             return Piece::Eof;
         }
         let data = buf.into_bytes();
-        let shown = self.gate.run(|| {
-            if let Some(observer) = &self.observer {
+        let shown = self.gate.run(|observer| {
+            if let Some(observer) = observer {
                 observer.on_bytes(&data);
             }
         });
-        if shown {
+        if shown.is_some() {
             Piece::Data(data)
         } else {
             Piece::Closed
         }
+    }
+
+    /// The observer, unless the request is over.
+    fn observer(&self) -> Option<Arc<dyn BodyObserver>> {
+        self.gate.run(Option::clone).flatten()
     }
 
     /// Starts reading the piece at `pos` on the blocking pool.
@@ -310,7 +315,7 @@ fn body_stream(
         if let Some(drain) = &mut st.drain {
             drain.observe();
         }
-        if let Some(observer) = &st.reader.observer {
+        if let Some(observer) = st.reader.observer() {
             observer.before_send(data.len()).await;
         }
         if st.pos < st.end {
@@ -358,10 +363,10 @@ async fn release_held(mut st: BodyState) -> Result<Option<(Bytes, BodyState)>, i
 
 /// Hands over the body's last piece, once the observer agrees.
 async fn last_piece(st: BodyState, data: Bytes) -> Result<Option<(Bytes, BodyState)>, io::Error> {
-    if st.reader.gate.is_closed() {
+    let Some(observer) = st.reader.gate.run(Option::clone) else {
         return Err(io::Error::other("the upload request is over"));
-    }
-    if let Some(observer) = &st.reader.observer
+    };
+    if let Some(observer) = observer
         && let Err(reason) = observer.before_last_piece().await
     {
         let io = io::Error::other(reason.clone());
@@ -428,11 +433,10 @@ impl Client {
             },
         };
         let failure: Failure = Arc::new(Mutex::new(None));
-        let gate = Gate::default();
+        let gate = Gate::open(req.observer.clone());
         let stream = body_stream(BodyState {
             reader: Reader {
                 file,
-                observer: req.observer.clone(),
                 gate: gate.clone(),
             },
             path: req.path.clone(),
