@@ -174,15 +174,7 @@ fn a_queued_file_replaced_by_a_symlink_goes_gone_with_the_reason() {
     });
     replace_with_symlink(&outside.join("other.mp4"), &f);
     clear_faults(&em);
-    let st = s.wait_for("the row gone", T, |st| state(st, &f) == Some("gone"));
-    let row = file_row(&st, &f).unwrap();
-    assert!(
-        row["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("now a symlink"),
-        "{row:#}"
-    );
+    gone_because(&s, &f, "now a symlink");
     assert!(
         videos(&em).iter().all(|v| v["complete"] != true),
         "nothing uploaded"
@@ -210,15 +202,7 @@ fn a_directory_replaced_by_a_symlink_while_stopped_makes_its_rows_gone() {
     symlink(&outside, &sub).unwrap();
     clear_faults(&em);
     let _d = s.start();
-    let st = s.wait_for("the row gone", T, |st| state(st, &f) == Some("gone"));
-    let row = file_row(&st, &f).unwrap();
-    assert!(
-        row["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("its directory"),
-        "{row:#}"
-    );
+    gone_because(&s, &f, "its directory");
     assert!(
         videos(&em).iter().all(|v| v["complete"] != true),
         "nothing uploaded"
@@ -250,15 +234,16 @@ fn a_settling_row_whose_path_became_a_symlink_does_not_stay_settling() {
     assert!(d.wait_exit(T).is_some(), "the daemon stops");
     replace_with_symlink(&outside.join("other.mp4"), &f);
     let _d = s.start();
-    let st = s.wait_for("the row gone", T, |st| state(st, &f) == Some("gone"));
-    let row = file_row(&st, &f).unwrap();
-    assert!(
-        row["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("now a symlink"),
-        "{row:#}"
-    );
+    gone_because(&s, &f, "now a symlink");
+}
+
+/// Waits until the row of `f` is `gone`, its `last_error` saying `why`; the status then.
+fn gone_because(s: &Setup, f: &Path, why: &str) -> Value {
+    let st = s.wait_for("the row gone", T, |st| state(st, f) == Some("gone"));
+    let row = file_row(&st, f).unwrap();
+    let error = row["last_error"].as_str().unwrap_or("");
+    assert!(error.contains(why), "{row:#}");
+    st
 }
 
 /// No row of `st` has a path under any of `names` (files or directories of the inbox).
@@ -460,15 +445,7 @@ fn a_settling_row_whose_path_became_a_link_into_its_root_goes_gone() {
     assert!(d.wait_exit(T).is_some(), "the daemon stops");
     replace_with_symlink(&other, &f);
     let _d = s.start();
-    let st = s.wait_for("the row gone", T, |st| state(st, &f) == Some("gone"));
-    let row = file_row(&st, &f).unwrap();
-    assert!(
-        row["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains(&*other.to_string_lossy()),
-        "{row:#}"
-    );
+    let st = gone_because(&s, &f, &other.to_string_lossy());
     assert_eq!(state(&st, &other), Some("settling"), "{st:#}");
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -59,6 +59,18 @@ fn no_raw_controls(what: &str, text: &str) {
     );
 }
 
+/// What `ingestd ARGS --config CONFIG [PATH]` printed on stdout.
+fn stdout_of(s: &Setup, args: &[&str], path: Option<&Path>) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .arg("--config")
+        .arg(&s.config)
+        .args(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn names_with_control_characters_upload_and_are_shown_escaped() {
     let em = Emulator::start();
@@ -76,23 +88,13 @@ fn names_with_control_characters_upload_and_are_shown_escaped() {
     }
     assert_eq!(videos(&em).len(), NAMES.len(), "no other video");
 
-    let human = Command::new(bin())
-        .args(["status", "--all", "--config"])
-        .arg(&s.config)
-        .output()
-        .unwrap();
-    let human = String::from_utf8_lossy(&human.stdout).into_owned();
+    let human = stdout_of(&s, &["status", "--all"], None);
     no_raw_controls("status", &human);
     assert!(human.contains("lf\\n2026-01-01T00:00:00Z"), "{human}");
     assert!(human.contains("esc\\x1b]0;owned\\x07"), "{human}");
     assert!(human.contains("bidi\\u{202e}4pm"), "{human}");
-    let explain = Command::new(bin())
-        .args(["explain", "--config"])
-        .arg(&s.config)
-        .arg(&paths[2])
-        .output()
-        .unwrap();
-    no_raw_controls("explain", &String::from_utf8_lossy(&explain.stdout));
+    let explain = stdout_of(&s, &["explain"], Some(&paths[2]));
+    no_raw_controls("explain", &explain);
 
     d.signal(libc::SIGTERM);
     d.wait_exit(T);
@@ -134,21 +136,10 @@ fn a_name_that_is_not_utf8_is_uploaded() {
     // Shown with its bytes as `\xNN` (what bash's `$'…'` takes back), not as U+FFFD: two names
     // that differ only in such bytes must not look the same.
     let shown = "caf\\xe9 \\xff\\xfe.mp4";
-    let status = Command::new(bin())
-        .args(["status", "--all", "--config"])
-        .arg(&s.config)
-        .output()
-        .unwrap();
-    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    let status = stdout_of(&s, &["status", "--all"], None);
     assert!(status.contains(shown), "status: {status}");
     assert!(!status.contains('\u{fffd}'), "status: {status}");
-    let explain = Command::new(bin())
-        .args(["explain", "--config"])
-        .arg(&s.config)
-        .arg(&path)
-        .output()
-        .unwrap();
-    let explain = String::from_utf8_lossy(&explain.stdout).into_owned();
+    let explain = stdout_of(&s, &["explain"], Some(&path));
     assert!(explain.contains(shown), "explain: {explain}");
     assert!(s.log().contains(shown), "the log: {}", s.log());
     assert!(!s.log().contains('\u{fffd}'), "the log: {}", s.log());
