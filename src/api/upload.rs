@@ -486,13 +486,22 @@ impl Client {
     }
 }
 
-/// The multipart `filename` sent for `name`: control characters and bidi overrides replaced by
-/// `_`. reqwest writes CR and LF into the part's headers almost raw (a backslash before them),
-/// which a strict server refuses as a malformed body; the file itself is not renamed, and with an
-/// API key the video's title keeps the real name.
+/// The multipart `filename` sent for `name` (with the token alone, the video's title): control
+/// characters, bidi overrides and backslashes replaced by `_`. reqwest writes CR and LF into the
+/// part's headers almost raw (a backslash before them), which a strict server refuses as a
+/// malformed body. It sends a backslash as `\\` (a quoted-string escape), which servers that read
+/// the header as browsers write it (multer, PHP's parser: no escapes but `\"`) keep doubled, so
+/// `back\slash.mp4` would be titled `back\\slash.mp4` there. A quote is safe: `\"` reads as `"`
+/// either way. The file itself is not renamed, and with an API key the title keeps the real name.
 pub fn safe_file_name(name: &str) -> String {
     name.chars()
-        .map(|c| if crate::escape::is_unsafe(c) { '_' } else { c })
+        .map(|c| {
+            if crate::escape::is_unsafe(c) || c == '\\' {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -505,6 +514,7 @@ mod tests {
             "a__b_[2J_.mp4"
         );
         assert_eq!(safe_file_name("été \"x\".mp4"), "été \"x\".mp4");
+        assert_eq!(safe_file_name("back\\slash.mp4"), "back_slash.mp4");
     }
 
     use super::*;
