@@ -113,6 +113,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // `Human` over `Path::display`, as a caller might
     fn controls_and_bidi_overrides_are_escaped() {
         assert_eq!(human("plain name.mp4"), "plain name.mp4");
         assert_eq!(human("a\nb\rc\td"), "a\\nb\\rc\\td");

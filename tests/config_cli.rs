@@ -1,6 +1,7 @@
 //! `ingestd check-config` as a real process: a table of malformed configurations, each with the
 //! exact `FILE:LINE:COL: message` expected and exit 78; valid ones exit 0 with a summary;
 //! `INGESTD_CONFIG`, token-file warnings and `$CREDENTIALS_DIRECTORY` are honoured.
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

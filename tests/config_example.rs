@@ -1,6 +1,7 @@
 //! `config.example.toml` can never drift from the code: every key of every section is documented
 //! in it (with its default), and it loads, as shipped and with every optional key switched on,
 //! once its absolute paths point into a temp dir. `check-config` accepts it as a real process.
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! `Config::parse_with` / `load_with` as a library: defaults, token sources and
 //! `ApiConfig::read_upload_token`, the lenient mode for `token …` commands, metrics, endpoint form.
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! same videoId), SIGHUP with a broken and with a valid config, `after_upload` move/delete only
 //! after completion, a file modified during its upload, `ingestd upload FILE`, and a wrong API
 //! key (paused, then resumed by SIGHUP with the right one and the reloaded `[upload]`).
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod common;
 

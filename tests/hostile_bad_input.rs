@@ -1,6 +1,7 @@
 //! Bad input (issue 5 §6), the catalogue: every case runs the real binary on real files (and the
 //! real endpoint where a request is involved) and asserts the exact message the user sees, which
 //! always says what to do. Config errors exit 78 (`EX_CONFIG`); see also `tests/config_cli.rs`.
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod bad_input_support;
 mod common;

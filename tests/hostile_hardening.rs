@@ -1,6 +1,7 @@
 //! Hardening, round 2 (issue 14 items 1, 2, 7): a log that cannot be written, a panic, a full
 //! journal disk, a read-only journal mount. Each runs the real binary against the real endpoint;
 //! the tmpfs cases need root (they skip otherwise).
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod bad_input_support;
 mod common;

@@ -5,6 +5,7 @@
 //! the daemon was stopped, goes `gone` with the reason instead of settling forever. A file
 //! reached through a symlink inside a root (a file link, or a directory link) is one row under
 //! its real path and one video, with the inotify watcher and the polling one.
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! endpoint is accepted once `ca_file` points at the CA that signed it (applied by SIGHUP, no
 //! restart). The endpoint is the real emulator behind a TLS-terminating proxy with a throwaway CA
 //! (tests/common/tls_proxy.rs).
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod common;
 #[path = "common/tls_proxy.rs"]

@@ -1,5 +1,6 @@
 //! Odd writers (issue 5 §4) into a watched folder with `settle = 1s`: each file must be uploaded
 //! once, whole, and never as a prefix of what was still being written ("no partial upload").
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod common;
 mod hostile_support;

@@ -3,6 +3,7 @@
 //! Prometheus text format), with the values checked after real uploads: one done after a
 //! transient 502 (a retry), one failed on a 400. Also: a taken port fails the start naming the
 //! key `[metrics] listen`.
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod common;
 mod metrics_support;

@@ -2,6 +2,7 @@
 //! committed): listed without a key (with the command to run), resolved to the orphan video with
 //! the key, and `--delete --yes` deletes exactly that video and marks the note resolved.
 #![cfg(feature = "failpoints")]
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod common;
 mod hostile_support;

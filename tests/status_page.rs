@@ -5,6 +5,7 @@
 //! kept as an artifact: `target/status-page.png`.
 //!
 //! Chromium is required: CI installs it (`apt-get install chromium`); without it this test fails.
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod common;
 mod metrics_support;

@@ -1,6 +1,7 @@
 //! The watcher on a real filesystem (tempdir, the real inotify backend, settle 300 ms) with a fake
 //! sink recording calls. Every wait polls a condition with a timeout; no fixed sleeps decide a
 //! result.
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod watch_support;
 

@@ -6,6 +6,7 @@
 //! Invariants: no file is reported stable while it changed within the last `settle`; every file
 //! left unchanged for `settle` ends up queued, exactly once per identity (dev, inode, size, mtime),
 //! renames included.
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 mod watch_support;
 

@@ -2,6 +2,7 @@
 //! permission bits, and CI runs as root), a small tmpfs that is unmounted even when a test fails,
 //! and a file system filled to the last byte.
 #![allow(dead_code)]
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

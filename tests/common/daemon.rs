@@ -2,6 +2,7 @@
 //! a config in a tempdir, the daemon process, `status --json` polling, the endpoint's
 //! `/_emulator/` extras, and file contents with their SHA-256.
 #![allow(dead_code)]
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

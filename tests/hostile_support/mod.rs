@@ -1,6 +1,7 @@
 //! Helpers for the hostile-conditions suite (issue 5): a daemon under test with its logs captured,
 //! the endpoint's view of what was uploaded, and the invariants every scenario checks.
 #![allow(dead_code)]
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

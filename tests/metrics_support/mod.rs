@@ -2,6 +2,7 @@
 //! free loopback port (`listen = "127.0.0.1:0"`, the bound address read from its log) against a
 //! real `ingestd emulator`, and a minimal HTTP/1.1 client over `std::net`.
 #![allow(dead_code)]
+#![allow(clippy::disallowed_methods)] // `Path::display` builds expected text
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
