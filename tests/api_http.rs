@@ -312,6 +312,82 @@ async fn observer_sees_every_byte_in_order() {
     assert_eq!(got, Sha256::digest(slice));
 }
 
+/// An observer whose `before_last_piece` (the journal's "body sent" record) says when it is
+/// reached, then waits to be released.
+struct HoldsTheLastPiece {
+    reached: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl BodyObserver for HoldsTheLastPiece {
+    fn on_bytes(&self, _: &[u8]) {}
+    fn before_last_piece(&self) -> BoxFuture<'static, Result<(), String>> {
+        if let Some(tx) = self.reached.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        let release = self.release.clone();
+        Box::pin(async move {
+            release.notified().await;
+            Ok(())
+        })
+    }
+}
+
+/// A first request given up (the shutdown deadline, its file changed) while its last piece waits
+/// on the observer: the request runs on only to fail its body, so the last piece must never go
+/// and the endpoint never reads a complete request (it would create a video nobody knows of).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_given_up_while_its_last_piece_waits_never_completes() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    // Reads the request; `Ok(head)` once its head and Content-Length bytes are all in.
+    let server = std::thread::spawn(move || -> Result<String, String> {
+        let (mut conn, _) = listener.accept().unwrap();
+        let (mut got, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
+        loop {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .expect("a Content-Length");
+                if got.len() >= end + 4 + len {
+                    return Ok(head);
+                }
+            }
+            match conn.read(&mut buf) {
+                Ok(0) => return Err("EOF".into()),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    });
+    let client = Client::new(ClientOptions::new(url.parse().unwrap())).unwrap();
+    let (_dir, path, _) = sample_file(300_000);
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let mut req = request(&path, None, None);
+    req.observer = Some(Arc::new(HoldsTheLastPiece {
+        reached: Mutex::new(Some(reached_tx)),
+        release: release.clone(),
+    }));
+    let token = Secret::new(TOKEN);
+    tokio::select! {
+        r = client.upload(&token, req) => panic!("the upload ended: {r:?}"),
+        r = reached_rx => r.unwrap(),
+    }
+    // The upload is given up (its future dropped) while the last piece waits; then the wait ends.
+    release.notify_one();
+    let end = tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
+    let why = end.expect_err("the endpoint read the whole body of a request given up");
+    assert!(why.contains("reset"), "a reset, not {why}");
+}
+
 #[tokio::test]
 async fn truncated_file_is_a_local_error_not_a_short_body() {
     let server = serve(|_, _| json(201, r#"{"videoId":"viD"}"#)).await;

@@ -10,9 +10,10 @@
 //! Once [`Client::upload`] returns, the observer is never called again for that request, even if
 //! the connection still holds the body (a closed [`Gate`]), so a failed chunk can be rolled back
 //! safely; a request given up (dropped, timed out) fails at its body's next piece, so its
-//! connection is reset rather than shut down ([`super::abandon`]). If the file ends before `len` bytes (truncated while uploading) the request is aborted
-//! and the error is [`ApiError::FileTruncated`] (class Local): the server never sees a short body
-//! as complete.
+//! connection is reset rather than shut down ([`super::abandon`]), and its last piece never goes.
+//! If the file ends before `len` bytes (truncated while uploading) the request is aborted and the
+//! error is [`ApiError::FileTruncated`] (class Local): the server never sees a short body as
+//! complete.
 //!
 //! The last bytes of a first request (no `videoId`) wait, on a client with its own pool, until
 //! the endpoint has read the rest ([`drain`]): the window in which a kill leaves a video nobody
@@ -371,6 +372,11 @@ async fn last_piece(st: BodyState, data: Bytes) -> Result<Option<(Bytes, BodySta
     {
         let io = io::Error::other(reason.clone());
         return st.fail(ApiError::Stopped { reason }, io);
+    }
+    // Given up while the observer recorded the body as sent (a journal write): the request runs
+    // on only to meet this error, so the body must never complete now.
+    if st.reader.gate.is_closed() {
+        return Err(io::Error::other("the upload request is over"));
     }
     Ok(Some((data, st)))
 }
