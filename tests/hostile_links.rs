@@ -10,7 +10,7 @@
 mod common;
 
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::Emulator;
@@ -114,9 +114,7 @@ fn hard_links_to_the_daemons_secrets_are_never_uploaded() {
 fn followed_links_stay_inside_the_roots_and_never_reach_a_secret() {
     let em = Emulator::start();
     let s = following_links(&em);
-    let outside = s.dir.join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    common::daemon::write_file(&outside.join("private.mp4"), 100_000, 3);
+    let outside = outside_with(&s, "private.mp4", 100_000, 3);
     symlink(&s.token_file, s.inbox.join("tok.mp4")).unwrap();
     symlink(outside.join("private.mp4"), s.inbox.join("private.mp4")).unwrap();
     symlink(&outside, s.inbox.join("outdir")).unwrap();
@@ -164,9 +162,7 @@ fn replace_with_symlink(target: &Path, at: &Path) {
 fn a_queued_file_replaced_by_a_symlink_goes_gone_with_the_reason() {
     let em = Emulator::start();
     let s = Setup::new(&em, Opts::default());
-    let outside = s.dir.join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    common::daemon::write_file(&outside.join("other.mp4"), 77_777, 9);
+    let outside = outside_with(&s, "other.mp4", 77_777, 9);
     hold_uploads(&em);
     let _d = s.start();
     let f = s.drop_file("clip.mp4", 100_000, 5);
@@ -186,9 +182,7 @@ fn a_queued_file_replaced_by_a_symlink_goes_gone_with_the_reason() {
 fn a_directory_replaced_by_a_symlink_while_stopped_makes_its_rows_gone() {
     let em = Emulator::start();
     let s = Setup::new(&em, Opts::default());
-    let outside = s.dir.join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    common::daemon::write_file(&outside.join("clip.mp4"), 55_555, 8);
+    let outside = outside_with(&s, "clip.mp4", 55_555, 8);
     hold_uploads(&em);
     let sub = s.inbox.join("sub");
     std::fs::create_dir_all(&sub).unwrap();
@@ -223,9 +217,7 @@ fn a_settling_row_whose_path_became_a_symlink_does_not_stay_settling() {
             ..Opts::default()
         },
     );
-    let outside = s.dir.join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    common::daemon::write_file(&outside.join("other.mp4"), 12_345, 4);
+    let outside = outside_with(&s, "other.mp4", 12_345, 4);
     let mut d = s.start();
     let f = s.drop_file("clip.mp4", 100_000, 7);
     s.wait_for("the row settling", T, |st| {
@@ -236,6 +228,14 @@ fn a_settling_row_whose_path_became_a_symlink_does_not_stay_settling() {
     replace_with_symlink(&outside.join("other.mp4"), &f);
     let _d = s.start();
     gone_because(&s, &f, "now a symlink");
+}
+
+/// `outside/` beside the inbox (outside every root) holding `name`: the directory.
+fn outside_with(s: &Setup, name: &str, len: u64, seed: u64) -> PathBuf {
+    let outside = s.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    common::daemon::write_file(&outside.join(name), len, seed);
+    outside
 }
 
 /// Waits until the row of `f` is `gone`, its `last_error` saying `why`; the status then.
