@@ -150,17 +150,22 @@ fn status_explain_and_retry_need_no_token() {
         setup.token_file.display()
     );
 
+    // The human output names the problem on a `config: ` line.
+    let names_it = |stdout: &str| {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("config: ") && l.contains(&says)),
+            "{stdout}"
+        );
+    };
+
     let out = ingestd(&["status", "--all"], &setup.config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}", text(&out));
     assert!(stdout.contains("1 done"), "{stdout}");
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("config: ") && l.contains(&says)),
-        "{stdout}"
-    );
+    names_it(&stdout);
     assert!(
         stderr.starts_with("warning: ") && stderr.contains("this command reads only the journal"),
         "{stderr}"
@@ -179,12 +184,7 @@ fn status_explain_and_retry_need_no_token() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
     assert!(stdout.contains("videoId"), "{stdout}");
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("config: ") && l.contains(&says)),
-        "{stdout}"
-    );
+    names_it(&stdout);
 
     let out = ingestd(&["retry", "--failed"], &setup.config);
     assert!(out.status.success(), "{}", text(&out));
