@@ -342,6 +342,14 @@ mod tests {
 
     /// A scripted connection: bytes sent grow by 1 MiB at each look while `busy` says so, then
     /// the states of `script` in turn (the last one repeats).
+    /// [`scripted`], looked at twice while the body streams (the first two entries).
+    fn streamed(script: Vec<(u32, u32)>) -> Drain {
+        let mut drain = scripted(script);
+        drain.observe();
+        drain.observe();
+        drain
+    }
+
     fn scripted(script: Vec<(u32, u32)>) -> Drain {
         let conn = Conn {
             fd: -1,
@@ -381,9 +389,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_window_flat_below_its_largest_waits_then_ends_as_stalled() {
         // Two looks while streaming (window 200 KB), then idle at 100 KB for ever.
-        let mut drain = scripted(vec![(0, 200_000), (0, 200_000), (0, 100_000)]);
-        drain.observe();
-        drain.observe();
+        let mut drain = streamed(vec![(0, 200_000), (0, 200_000), (0, 100_000)]);
         let (probes, took) = run_scripted(&mut drain).await;
         assert_eq!(drain.outcome, Some(DrainEnd::Stalled));
         assert!(took >= STALL, "{took:?}");
@@ -394,7 +400,7 @@ mod tests {
     /// first flat answer.
     #[tokio::test(start_paused = true)]
     async fn a_window_growing_back_to_its_largest_ends_the_wait() {
-        let mut drain = scripted(vec![
+        let mut drain = streamed(vec![
             (0, 200_000),
             (0, 200_000),
             (0, 50_000),
@@ -403,8 +409,6 @@ mod tests {
             (0, 120_000),
             (0, 200_000),
         ]);
-        drain.observe();
-        drain.observe();
         let (probes, took) = run_scripted(&mut drain).await;
         assert_eq!(drain.outcome, Some(DrainEnd::Full));
         assert!(probes >= 2, "{probes} probes");
@@ -414,9 +418,7 @@ mod tests {
     /// Bytes never acknowledged (a zero window): the wait gives up at `CAP`, it never hangs.
     #[tokio::test(start_paused = true)]
     async fn bytes_never_acknowledged_give_up_at_the_cap() {
-        let mut drain = scripted(vec![(0, 200_000), (0, 200_000), (1, 0)]);
-        drain.observe();
-        drain.observe();
+        let mut drain = streamed(vec![(0, 200_000), (0, 200_000), (1, 0)]);
         let (probes, took) = run_scripted(&mut drain).await;
         assert_eq!(drain.outcome, Some(DrainEnd::GaveUp));
         assert_eq!(probes, 0);
