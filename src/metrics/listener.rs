@@ -33,7 +33,7 @@ const LISTENER_MIN: u64 = 8;
 
 /// Descriptors kept free for everything but the listener under the soft limit `limit`: a quarter
 /// of it, at most [`FD_RESERVE_MAX`], and never so many that the listener is left fewer than
-/// [`LISTENER_MIN`] places. A fixed reserve of 256 refused every connection under a limit of 256
+/// `LISTENER_MIN` places. A fixed reserve of 256 refused every connection under a limit of 256
 /// and left ~44 places under 300.
 pub fn fd_reserve(limit: u64) -> u64 {
     (limit / 4)
