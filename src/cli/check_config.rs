@@ -1,4 +1,4 @@
-//! `ingestd check-config`: parse and validate the configuration (the same [`Config::load`] as
+//! `ingestd check-config`: parse and validate the configuration (the same [`Config::load`](crate::config::Config::load) as
 //! `run`, token and key files included). Exit 0 with `FILE: ok` and a one-line summary (never the
 //! token), warnings on stderr; or exit 78 with `FILE:LINE:COL: what is wrong and what to write`.
 use crate::cli::stdout::{errln, outln};

@@ -3,7 +3,7 @@
 //! - [`status`](status()) prints counts, the token verdict and one row per unfinished file, as
 //!   a table or as the JSON object of DESIGN §5 (`status.rs`);
 //! - [`retry`] puts failed files back in the queue;
-//! - [`explain`] says why a file is not uploaded yet (`explain.rs`).
+//! - [`explain`](mod@explain) says why a file is not uploaded yet (`explain.rs`).
 
 use crate::cli::stdout::outln;
 use crate::escape::Show as _;
