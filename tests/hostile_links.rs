@@ -210,13 +210,7 @@ fn a_directory_replaced_by_a_symlink_while_stopped_makes_its_rows_gone() {
 #[test]
 fn a_settling_row_whose_path_became_a_symlink_does_not_stay_settling() {
     let em = Emulator::start();
-    let s = Setup::new(
-        &em,
-        Opts {
-            settle: "1h",
-            ..Opts::default()
-        },
-    );
+    let s = settling_for_an_hour(&em);
     let outside = outside_with(&s, "other.mp4", 12_345, 4);
     let mut d = s.start();
     let f = s.drop_file("clip.mp4", 100_000, 7);
@@ -228,6 +222,17 @@ fn a_settling_row_whose_path_became_a_symlink_does_not_stay_settling() {
     replace_with_symlink(&outside.join("other.mp4"), &f);
     let _d = s.start();
     gone_because(&s, &f, "now a symlink");
+}
+
+/// A setup whose files stay `settling` (settle = 1 h) while a test changes what their paths are.
+fn settling_for_an_hour(em: &Emulator) -> Setup {
+    Setup::new(
+        em,
+        Opts {
+            settle: "1h",
+            ..Opts::default()
+        },
+    )
 }
 
 /// `outside/` beside the inbox (outside every root) holding `name`: the directory.
@@ -428,13 +433,7 @@ fn a_queued_file_replaced_by_a_link_into_its_root_is_not_a_second_copy() {
 #[test]
 fn a_settling_row_whose_path_became_a_link_into_its_root_goes_gone() {
     let em = Emulator::start();
-    let s = Setup::new(
-        &em,
-        Opts {
-            settle: "1h",
-            ..Opts::default()
-        },
-    );
+    let s = settling_for_an_hour(&em);
     write_config(&s, None, "follow_symlinks = true\n");
     let mut d = s.start();
     let f = s.drop_file("clip.mp4", 100_000, 41);
