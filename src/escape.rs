@@ -55,20 +55,10 @@ pub struct Shown<'a>(&'a [u8]);
 
 impl Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        while !rest.is_empty() {
-            match std::str::from_utf8(rest) {
-                Ok(s) => return f.write_str(s),
-                Err(e) => {
-                    let (valid, after) = rest.split_at(e.valid_up_to());
-                    // `valid` is UTF-8 up to `valid_up_to`, by the error's definition.
-                    f.write_str(std::str::from_utf8(valid).map_err(|_| fmt::Error)?)?;
-                    let bad = e.error_len().unwrap_or(after.len());
-                    for b in &after[..bad] {
-                        write!(f, "\\x{b:02x}")?;
-                    }
-                    rest = &after[bad..];
-                }
+        for chunk in self.0.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
             }
         }
         Ok(())
